@@ -1,0 +1,167 @@
+r"""The NumPy golden model: the integer LIF network of ``docs/fixed_point.md``, vectorised over a batch.
+
+Pure functions over explicit parameter (:class:`~sc_neurocore.params.LayerParams`,
+:class:`~sc_neurocore.params.NetworkParams`) and state (:class:`LIFState`)
+types. Per neuron and timestep (spec §4)::
+
+    a  = sum_i x[i] * W[i, j]                  exact weighted sum
+    I  = a >>> s                               current scaling, floor
+    v' = v                  if k == 0          leak, floor
+         v - (v >>> k)      otherwise
+    u  = clamp(v' + I, -2^(m-1), 2^(m-1)-1)    the only saturating step
+    z  = [u >= theta]                          spiking layers only
+    v  = u - theta*z   (reset="subtract")
+         u * (1 - z)   (reset="zero")
+         u             (non-spiking output layer, readout="membrane")
+
+Weighted sums are evaluated with a floating-point matrix product whose
+mantissa provably holds every partial sum exactly (see :func:`layer_current`),
+which is what makes the model fast; the result is converted back to int64 and
+the rest is integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .params import INPUT_FORMAT, LayerParams, NetworkParams, lfsr_thresholds
+
+__all__ = ["LIFState", "InferenceResult", "encode_input", "layer_current", "lif_step", "infer", "check_pixels"]
+
+
+class LIFState(NamedTuple):
+    """Membrane potentials of one layer, shape ``(B, n)``, int64."""
+
+    v: np.ndarray
+
+    @classmethod
+    def zeros(cls, batch: int, n: int) -> "LIFState":
+        return cls(np.zeros((batch, n), dtype=np.int64))
+
+
+class InferenceResult(NamedTuple):
+    """What an inference returns (spec §5).
+
+    ``classes``: (B,) int64. ``scores``: (B, n_L) int64 readout values.
+    ``spike_counts``: per layer (B, n_l) int64 spike counts over all timesteps
+    (all zeros for a non-spiking output layer). ``spikes``: on request, per
+    layer (T, B, n_l) uint8 spike trains, else ``None``. ``output_trace``: on
+    request, (T, B, n_L) int64 output-layer values after each timestep (the
+    membrane after reset, or the spike train for ``spike_count``), else None.
+    """
+
+    classes: np.ndarray
+    scores: np.ndarray
+    spike_counts: tuple
+    spikes: tuple | None = None
+    output_trace: np.ndarray | None = None
+
+
+def check_pixels(pixels, n_inputs: int) -> np.ndarray:
+    """Validate a batch of images: shape (B, n_inputs) or (n_inputs,), integer values 0..255."""
+    a = np.asarray(pixels)
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)):
+            raise ValueError("pixels contain NaN or infinite values")
+        if not np.all(a == np.floor(a)):
+            raise ValueError("pixels must be integers 0..255 (got fractional values; scale [0,1) images by 255 first)")
+    elif a.dtype.kind not in "iub":
+        raise TypeError(f"pixels must be an integer array, not dtype {a.dtype}")
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[1] != n_inputs:
+        raise ValueError(f"pixels must have shape (B, {n_inputs}) or ({n_inputs},), not {np.shape(pixels)}")
+    if a.size and (a.min() < INPUT_FORMAT.min or a.max() > INPUT_FORMAT.max):
+        raise ValueError(f"pixel values must be within 0..255, found {a.min()}..{a.max()}")
+    return a.astype(np.int64)
+
+
+def encode_input(params: NetworkParams, pixels: np.ndarray, t: int) -> np.ndarray:
+    """Layer-1 input ``x_0[t]`` (spec §3): pixels for direct, LFSR spikes for rate."""
+    if params.encoding == "direct":
+        return pixels
+    R = lfsr_thresholds(params.rate_seed, params.T, pixels.shape[1])
+    return (pixels > R[t][None, :].astype(np.int64)).astype(np.int64)
+
+
+def layer_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
+    """``I = (x @ W) >>> s`` for a batch ``x`` of shape (B, n_in) with 0 <= x <= x_max.
+
+    The product is evaluated in float32 when every partial sum is below 2**24
+    and in float64 otherwise (bound < 2**47 by the parameter ranges); both
+    hold every integer involved exactly, so the result equals integer
+    arithmetic.
+    """
+    bound = layer.n_in * int(x_max) * ((1 << (layer.weight_bits - 1)) - 1)
+    dt = np.float32 if bound < (1 << 24) else np.float64
+    a = (x.astype(dt) @ layer.weight.astype(dt)).astype(np.int64)
+    return a >> layer.current_shift
+
+
+def lif_step(state: LIFState, current: np.ndarray, layer: LayerParams, reset: str,
+             spiking: bool = True) -> tuple[LIFState, np.ndarray]:
+    """One timestep of one layer (spec §4 steps 3–6). Returns the new state and the spikes (uint8)."""
+    v = state.v
+    if layer.leak_shift:
+        v = v - (v >> layer.leak_shift)
+    fmt = layer.membrane_format
+    u = np.clip(v + current, fmt.min, fmt.max)
+    if not spiking:
+        return LIFState(u), np.zeros(u.shape, dtype=np.uint8)
+    z = u >= layer.threshold
+    if reset == "subtract":
+        v = u - layer.threshold * z
+    else:
+        v = np.where(z, 0, u)
+    return LIFState(v), z.astype(np.uint8)
+
+
+def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
+    B = px.shape[0]
+    layers = params.layers
+    L = len(layers)
+    states = [LIFState.zeros(B, layer.n_out) for layer in layers]
+    counts = [np.zeros((B, layer.n_out), dtype=np.int64) for layer in layers]
+    trains = [np.zeros((params.T, B, layer.n_out), dtype=np.uint8) for layer in layers] if record else None
+    trace = np.zeros((params.T, B, layers[-1].n_out), dtype=np.int64) if record else None
+    const_current = None
+    if params.encoding == "direct":
+        # Spec §3.1: layer 1's current is the same at every timestep.
+        const_current = layer_current(px, layers[0], params.input_max(0))
+    for t in range(params.T):
+        x = None
+        for li, layer in enumerate(layers):
+            if li == 0:
+                cur = const_current if const_current is not None else layer_current(
+                    encode_input(params, px, t), layer, 1)
+            else:
+                cur = layer_current(x, layer, 1)
+            spk = params.spiking(li)
+            states[li], x = lif_step(states[li], cur, layer, params.reset, spk)
+            counts[li] += x
+            if record:
+                trains[li][t] = x
+        if record:
+            trace[t] = x if params.readout == "spike_count" else states[-1].v
+    scores = counts[-1] if params.readout == "spike_count" else states[-1].v
+    return scores, counts, trains, trace
+
+
+def infer(params: NetworkParams, pixels, *, record: bool = False, batch_size: int = 4096) -> InferenceResult:
+    """Run inferences on a batch of images (B, n_0) of 8-bit pixels; see :class:`InferenceResult`."""
+    if not isinstance(params, NetworkParams):
+        raise TypeError(f"params must be a NetworkParams, not {type(params).__name__}")
+    px = check_pixels(pixels, params.sizes[0])
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    parts = [_infer_chunk(params, px[i:i + batch_size], record) for i in range(0, max(1, px.shape[0]), batch_size)]
+    scores = np.concatenate([p[0] for p in parts])
+    counts = tuple(np.concatenate([p[1][li] for p in parts]) for li in range(len(params.layers)))
+    trains = tuple(np.concatenate([p[2][li] for p in parts], axis=1)
+                   for li in range(len(params.layers))) if record else None
+    trace = np.concatenate([p[3] for p in parts], axis=1) if record else None
+    # np.argmax returns the first maximum: ties go to the lowest class index (spec §5).
+    classes = np.argmax(scores, axis=1).astype(np.int64)
+    return InferenceResult(classes, scores, counts, trains, trace)

@@ -1,0 +1,228 @@
+"""Parameter types of the fixed-point LIF network (``docs/fixed_point.md`` §1).
+
+These frozen dataclasses are what the golden model, the bundle, the trainer's
+exporter and the gateware generator all consume. Every constructor validates
+its arguments against the specification and raises ``TypeError``/``ValueError``
+naming the offending field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .fixedpoint import FixedFormat
+
+__all__ = [
+    "ENCODINGS", "RESETS", "READOUTS", "INPUT_FORMAT", "MAX_T",
+    "LayerParams", "NetworkParams", "lfsr_thresholds", "LFSR_MASK",
+]
+
+ENCODINGS = ("direct", "rate")
+RESETS = ("subtract", "zero")
+READOUTS = ("spike_count", "membrane")
+#: Pixels are 8-bit unsigned.
+INPUT_FORMAT = FixedFormat(8, signed=False)
+MAX_T = 65535
+LFSR_MASK = 0xB400
+#: Steps of the LFSR per input per timestep (spec §3.2).
+LFSR_STEPS_PER_INPUT = 8
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
+    return value
+
+
+def _check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class LayerParams:
+    """One fully connected LIF layer.
+
+    ``weight`` is input-major: shape ``(n_in, n_out)``, ``weight[i, j]``
+    connects input ``i`` to neuron ``j``.
+    """
+
+    weight: np.ndarray
+    weight_bits: int
+    threshold: int
+    leak_shift: int
+    current_shift: int = 0
+    membrane_bits: int = 16
+
+    def __post_init__(self) -> None:
+        wb = _check_int("weight_bits", self.weight_bits, 2, 16)
+        mb = _check_int("membrane_bits", self.membrane_bits, 4, 32)
+        _check_int("threshold", self.threshold, 1, (1 << (mb - 1)) - 1)
+        _check_int("leak_shift", self.leak_shift, 0, mb - 1)
+        _check_int("current_shift", self.current_shift, 0, 31)
+        w = self.weight
+        if not isinstance(w, np.ndarray):
+            raise TypeError(f"weight must be a numpy array, not {type(w).__name__}")
+        if w.dtype.kind not in "iu":
+            raise TypeError(f"weight must have an integer dtype, not {w.dtype}")
+        if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
+            raise ValueError(f"weight must be a non-empty 2-D (n_in, n_out) matrix, not shape {w.shape}")
+        fmt = FixedFormat(wb, symmetric=True)
+        if not fmt.contains(w):
+            raise ValueError(
+                f"weight values must fit weight_bits={wb} (range {fmt.min}..{fmt.max}), "
+                f"found {int(w.min())}..{int(w.max())}")
+        w = np.ascontiguousarray(w, dtype=np.int64)
+        w.setflags(write=False)
+        object.__setattr__(self, "weight", w)
+        for name in ("weight_bits", "threshold", "leak_shift", "current_shift", "membrane_bits"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    # -- derived facts (read these; never re-derive them by hand) ---------
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def weight_format(self) -> FixedFormat:
+        return FixedFormat(self.weight_bits, symmetric=True, rounding="nearest_even")
+
+    @property
+    def membrane_format(self) -> FixedFormat:
+        return FixedFormat(self.membrane_bits, overflow="saturate")
+
+    def accumulator_format(self, x_max: int) -> FixedFormat:
+        """Signed format that holds every weighted sum ``a`` exactly (spec §6)."""
+        bound = self.n_in * int(x_max) * ((1 << (self.weight_bits - 1)) - 1)
+        return FixedFormat(max(2, bound.bit_length() + 1), overflow="error")
+
+    def current_format(self, x_max: int) -> FixedFormat:
+        """Signed format holding ``I = a >>> current_shift``."""
+        acc = self.accumulator_format(x_max)
+        return FixedFormat(max(2, acc.width - self.current_shift), overflow="error")
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, LayerParams):
+            return NotImplemented
+        return (np.array_equal(self.weight, other.weight)
+                and (self.weight_bits, self.threshold, self.leak_shift, self.current_shift, self.membrane_bits)
+                == (other.weight_bits, other.threshold, other.leak_shift, other.current_shift, other.membrane_bits))
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkParams:
+    """A whole network: its layers plus the global parameters of spec §1."""
+
+    layers: tuple[LayerParams, ...]
+    T: int
+    encoding: str = "direct"
+    reset: str = "subtract"
+    readout: str = "membrane"
+    rate_seed: int = 0xACE1
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.layers) if isinstance(self.layers, (list, tuple)) else self.layers
+        if not isinstance(layers, tuple) or not layers:
+            raise ValueError("layers must be a non-empty sequence of LayerParams")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, LayerParams):
+                raise TypeError(f"layers[{i}] must be a LayerParams, not {type(layer).__name__}")
+        for i in range(1, len(layers)):
+            if layers[i].n_in != layers[i - 1].n_out:
+                raise ValueError(
+                    f"layers[{i}] has {layers[i].n_in} inputs but layers[{i - 1}] has {layers[i - 1].n_out} outputs")
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "T", _check_int("T", self.T, 1, MAX_T))
+        _check_choice("encoding", self.encoding, ENCODINGS)
+        _check_choice("reset", self.reset, RESETS)
+        _check_choice("readout", self.readout, READOUTS)
+        object.__setattr__(self, "rate_seed", _check_int("rate_seed", self.rate_seed, 1, 0xFFFF))
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.layers[0].n_in,) + tuple(layer.n_out for layer in self.layers)
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].n_out
+
+    def spiking(self, index: int) -> bool:
+        """Whether layer ``index`` (0-based) fires spikes (spec §4 step 5)."""
+        return index < len(self.layers) - 1 or self.readout == "spike_count"
+
+    def input_max(self, index: int) -> int:
+        """Largest value an input of layer ``index`` (0-based) can carry."""
+        return INPUT_FORMAT.max if (index == 0 and self.encoding == "direct") else 1
+
+    @property
+    def score_format(self) -> FixedFormat:
+        """Format of the readout values."""
+        if self.readout == "spike_count":
+            return FixedFormat(max(1, int(self.T).bit_length()), signed=False, overflow="error")
+        return self.layers[-1].membrane_format
+
+    def with_T(self, T: int) -> "NetworkParams":
+        return NetworkParams(self.layers, T, self.encoding, self.reset, self.readout, self.rate_seed)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, NetworkParams):
+            return NotImplemented
+        return (self.layers == other.layers and
+                (self.T, self.encoding, self.reset, self.readout, self.rate_seed)
+                == (other.T, other.encoding, other.reset, other.readout, other.rate_seed))
+
+
+def lfsr_step(state: int) -> int:
+    """One step of the 16-bit Galois LFSR of spec §3.2."""
+    lsb = state & 1
+    state >>= 1
+    return state ^ LFSR_MASK if lsb else state
+
+
+@lru_cache(maxsize=32)
+def _lfsr_table(seed: int, T: int, n: int) -> np.ndarray:
+    # The LFSR has period 65535, so the table is a window of one precomputed
+    # cycle: state after k steps from `seed` is cycle[(pos(seed) + k) % 65535].
+    cycle = _lfsr_cycle()
+    pos = int(_lfsr_positions()[seed])
+    k = pos + LFSR_STEPS_PER_INPUT * (1 + np.arange(T * n, dtype=np.int64))
+    table = (cycle[k % 65535] & 0xFF).astype(np.uint8).reshape(T, n)
+    table.setflags(write=False)
+    return table
+
+
+@lru_cache(maxsize=1)
+def _lfsr_cycle() -> np.ndarray:
+    out = np.empty(65535, dtype=np.int64)
+    s = 1
+    for i in range(65535):
+        out[i] = s
+        s = lfsr_step(s)
+    assert s == 1, "LFSR mask is not maximal length"
+    return out
+
+
+@lru_cache(maxsize=1)
+def _lfsr_positions() -> np.ndarray:
+    pos = np.zeros(65536, dtype=np.int64)
+    pos[_lfsr_cycle()] = np.arange(65535)
+    return pos
+
+
+def lfsr_thresholds(seed: int, T: int, n: int) -> np.ndarray:
+    """The rate-encoding thresholds ``R[t, i]`` of spec §3.2, shape ``(T, n)``, uint8, read-only."""
+    _check_int("rate_seed", seed, 1, 0xFFFF)
+    _check_int("T", T, 1, MAX_T)
+    _check_int("n", n, 1, 1 << 24)
+    return _lfsr_table(int(seed), int(T), int(n))

@@ -1,0 +1,1 @@
+"""cocotb testbenches for the generated core (installed as ``sc_neurocore.sim``)."""
