@@ -1,0 +1,685 @@
+r"""Knowledge-distillation losses for spiking networks (teacher at large T, student at small T).
+
+One implementation serves NumPy and PyTorch (and any other library that speaks
+the Python array-API standard): every computation goes through the namespace
+returned by :func:`array_api_compat.array_namespace` for the *student's*
+output.  NumPy in gives Python ``float`` values out; torch in gives 0-d tensors
+that carry gradients, so ``loss["total_loss"].backward()`` works.  torch is
+never imported by this module unless the caller has already imported it.
+
+Notation
+--------
+``Ts`` / ``Tt``: student / teacher timesteps, ``C`` classes, ``B`` batch size,
+``tau`` the temperature, ``z^S_s`` the student logits at step ``s``,
+``z^T_u`` the teacher logits at step ``u``, ``sigma`` the softmax over classes.
+Arrays are **time-first**: ``(T, C)`` for one sample, ``(T, B, C)`` for a batch.
+
+Temporal alignment
+------------------
+Student step ``s`` covers the fraction ``[s/Ts, (s+1)/Ts)`` of the run and
+teacher step ``u`` covers ``[u/Tt, (u+1)/Tt)``.  The alignment matrix
+``A`` (shape ``(Ts, Tt)``) holds the overlap weights, normalised so each row
+sums to one::
+
+    A[s, u] = Ts * |[s/Ts, (s+1)/Ts) ∩ [u/Tt, (u+1)/Tt)|
+
+    zbar^T_s = sum_u A[s, u] z^T_u            (a matmul over the time axis)
+
+``Tt = 32, Ts = 4`` gives plain means over windows of 8 teacher steps;
+``Tt = 5, Ts = 2`` gives rows ``[.4, .4, .2, 0, 0]`` and ``[0, 0, .2, .4, .4]``
+(fractional weight where a teacher step straddles the boundary); ``Tt = 2,
+Ts = 4`` shares each teacher step between two student steps.  A non-spiking
+(ANN/CNN) teacher output without a time axis is the constant trajectory
+(``Tt = 1``).  See :func:`alignment_matrix` and ``docs/distillation.md``.
+
+Loss terms
+----------
+::
+
+    task    = mean_b CE(y_b, sigma(mean_s z^S_s))          (0 if targets is None)
+    distill = tau^2 * mean_{s,b} KL( sigma(zbar^T_s / tau) || sigma(z^S_s / tau) )
+              [mode="temporal"; mode="average" is Hinton KD on the time means:
+               tau^2 * mean_b KL( sigma(mean_u z^T_u / tau) || sigma(mean_s z^S_s / tau) )]
+    entropy = mean_n (ln 2 - H_b(p_n)) / ln 2,  p_n = eps + (1 - 2 eps) mean_s spikes_n
+              [with student_spikes; otherwise on the outputs:
+               mean_b (ln C - H(sigma(mean_s z^S_s))) / ln C]
+    total   = (1 - alpha) * task + alpha * distill + entropy_weight * entropy
+
+``H_b(p) = -p ln p - (1-p) ln(1-p)`` is the binary entropy in nats, ``H`` the
+Shannon entropy of a distribution, ``eps = 1e-6`` (or the dtype's machine
+epsilon if that is larger).  The rates are squeezed affinely into
+``[eps, 1 - eps]`` rather than clipped, so a dead (rate 0) or saturated (rate 1)
+neuron still gets a finite, non-zero gradient back towards ``p = 0.5`` (a clip
+would give it none); the value differs from clipping by at most ``~2e-5``.  All log-softmaxes use the log-sum-exp shift, so
+logits of ``±1e4`` give finite values and gradients.  KL and entropy terms are
+clamped at zero against round-off (they are non-negative mathematically).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import sys
+from typing import Any, Callable
+
+import array_api_compat as _aac
+import numpy as np
+
+__all__ = [
+    "LOSS_KEYS",
+    "SelfDistiller",
+    "TemporalDistillationLoss",
+    "alignment_matrix",
+]
+
+#: Keys of the dict returned by :meth:`TemporalDistillationLoss.compute`.
+LOSS_KEYS = ("total_loss", "distill_loss", "task_loss", "entropy_loss")
+
+_MODES = ("temporal", "average")
+_RATE_EPS = 1e-6
+_PROB_ATOL = 1e-3  # tolerance on "rows sum to 1" for probability targets
+
+
+# ---------------------------------------------------------------------------
+# argument validation
+# ---------------------------------------------------------------------------
+
+
+def _is_real_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_temperature(value: object, name: str = "temperature") -> float:
+    if not _is_real_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+    return float(value)
+
+
+def _check_alpha(value: object) -> float:
+    if not _is_real_number(value) or not 0.0 <= value <= 1.0:  # NaN fails both
+        raise ValueError(f"alpha must be a number in [0, 1], not {value!r}")
+    return float(value)
+
+
+def _check_entropy_weight(value: object) -> float:
+    if not _is_real_number(value) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"entropy_weight must be a non-negative finite number, not {value!r}")
+    return float(value)
+
+
+def _check_mode(value: object) -> str:
+    if value not in _MODES:
+        raise ValueError(f"mode must be 'temporal' or 'average', not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _check_timesteps(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def _is_array(x: object) -> bool:
+    return _aac.is_array_api_obj(x) and not isinstance(x, (bool, int, float, complex))
+
+
+def _require_array(x: object, name: str) -> None:
+    if not _is_array(x):
+        raise TypeError(
+            f"{name} must be a NumPy array or torch tensor (an array-API array), "
+            f"not {type(x).__name__}"
+        )
+
+
+def _check_finite(x: Any, xp: Any, name: str) -> None:
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+
+
+def _to_namespace(x: Any, xp: Any, device: Any, *, detach: bool) -> Any:
+    """Move array ``x`` into namespace ``xp`` on ``device`` (dtype unchanged)."""
+    if _aac.is_torch_array(x) and (detach or not _aac.is_torch_namespace(xp)):
+        x = x.detach()  # a constant target: never backpropagate into the teacher
+    try:
+        same = _aac.array_namespace(x) is xp
+    except TypeError:
+        same = False
+    if same:
+        return _aac.to_device(x, device) if _aac.device(x) != device else x
+    if _aac.is_torch_array(x):
+        x = x.cpu().numpy()  # torch -> NumPy (and from there to anything)
+    return xp.asarray(np.asarray(x) if not _aac.is_numpy_array(x) else x, device=device)
+
+
+def _as_float(x: Any, xp: Any, dtype: Any) -> Any:
+    return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
+def _default_float(xp: Any, device: Any) -> Any:
+    return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+
+
+# ---------------------------------------------------------------------------
+# numerics
+# ---------------------------------------------------------------------------
+
+
+def _log_softmax(x: Any, xp: Any) -> Any:
+    """Log-softmax over the last axis via the log-sum-exp shift (stable for ±1e4)."""
+    shifted = x - xp.max(x, axis=-1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+
+
+def _nonneg(x: Any, xp: Any) -> Any:
+    """Clamp round-off below zero (for quantities that are >= 0 mathematically)."""
+    return xp.where(x > 0, x, xp.zeros_like(x))
+
+
+def alignment_matrix(T_student: int, T_teacher: int) -> np.ndarray:
+    """Overlap-weight matrix ``A`` of shape ``(T_student, T_teacher)``; rows sum to 1.
+
+    Student step ``s`` covers ``[s/Ts, (s+1)/Ts)`` of the run, teacher step ``u``
+    covers ``[u/Tt, (u+1)/Tt)``; ``A[s, u]`` is their overlap divided by the
+    student step's length ``1/Ts``.  The aligned teacher trajectory is
+    ``A @ teacher`` (over the time axis).  The weights are computed exactly in
+    integer units of ``1/(Ts*Tt)`` and returned as float64.
+
+    >>> alignment_matrix(2, 5)
+    array([[0.4, 0.4, 0.2, 0. , 0. ],
+           [0. , 0. , 0.2, 0.4, 0.4]])
+    >>> alignment_matrix(4, 2)
+    array([[1., 0.],
+           [1., 0.],
+           [0., 1.],
+           [0., 1.]])
+    """
+    ts = _check_timesteps(T_student, "T_student")
+    tt = _check_timesteps(T_teacher, "T_teacher")
+    s = np.arange(ts)[:, None]
+    u = np.arange(tt)[None, :]
+    # student step s is [s*tt, (s+1)*tt), teacher step u is [u*ts, (u+1)*ts), in units 1/(ts*tt)
+    overlap = np.minimum((s + 1) * tt, (u + 1) * ts) - np.maximum(s * tt, u * ts)
+    return np.clip(overlap, 0, None).astype(np.float64) / tt
+
+
+# ---------------------------------------------------------------------------
+# the loss
+# ---------------------------------------------------------------------------
+
+
+class TemporalDistillationLoss:
+    r"""Temporal knowledge-distillation loss for a spiking student.
+
+    ``total = (1 - alpha) * task + alpha * distill + entropy_weight * entropy``
+
+    * ``task = mean_b CE(y_b, softmax(mean_s z^S_s))`` -- cross-entropy of the
+      student's time-averaged logits against the targets (one-hot or soft rows,
+      or integer class indices); 0 when ``targets`` is ``None``.
+    * ``distill`` (``mode="temporal"``, default) ``= tau^2 * mean_{s,b}
+      KL(softmax(zbar^T_s / tau) || softmax(z^S_s / tau))`` where
+      ``zbar^T = A @ z^T`` is the teacher trajectory aligned to the student's
+      ``Ts`` steps by the overlap matrix ``A`` of :func:`alignment_matrix`.
+      It is zero only if the student matches the teacher *at every step*; a
+      student with the right time average but the wrong trajectory pays.
+      ``mode="average"`` is classic Hinton KD on the time-averaged logits,
+      ``tau^2 * mean_b KL(softmax(mean_u z^T_u / tau) || softmax(mean_s z^S_s / tau))``.
+    * ``entropy`` -- spike-entropy regulariser against collapse to
+      always-fire / never-fire.  With ``student_spikes``:
+      ``mean_n (ln 2 - H_b(p_n)) / ln 2`` over the per-neuron firing rates
+      ``p_n = eps + (1 - 2 eps) mean_s spikes`` (0 at rate 0.5, at most 1,
+      finite value and gradient at rates 0 and 1).  Without spikes it falls back to the outputs:
+      ``mean_b (ln C - H(softmax(mean_s z^S_s))) / ln C``.
+
+    Parameters
+    ----------
+    temperature:
+        ``tau > 0``; softens both distributions in the distillation term.
+    alpha:
+        Weight of the distillation term in ``[0, 1]`` (0 = task only, 1 =
+        distillation only).
+    entropy_weight:
+        Weight ``>= 0`` of the entropy regulariser.
+    mode:
+        ``"temporal"`` (per-step matching) or ``"average"`` (Hinton KD on time means).
+    """
+
+    def __init__(
+        self,
+        temperature: float = 3.0,
+        alpha: float = 0.5,
+        entropy_weight: float = 0.1,
+        *,
+        mode: str = "temporal",
+    ) -> None:
+        self.temperature = _check_temperature(temperature)
+        self.alpha = _check_alpha(alpha)
+        self.entropy_weight = _check_entropy_weight(entropy_weight)
+        self.mode = _check_mode(mode)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(temperature={self.temperature!r}, alpha={self.alpha!r}, "
+            f"entropy_weight={self.entropy_weight!r}, mode={self.mode!r})"
+        )
+
+    def compute(
+        self,
+        student_logits: Any,
+        teacher_logits: Any,
+        targets: Any,
+        *,
+        student_spikes: Any = None,
+    ) -> dict[str, Any]:
+        """Return ``{"total_loss", "distill_loss", "task_loss", "entropy_loss"}``.
+
+        Parameters
+        ----------
+        student_logits:
+            Time-first ``(Ts, C)`` or ``(Ts, B, C)`` array/tensor.
+        teacher_logits:
+            Time-first ``(Tt, C)`` / ``(Tt, B, C)`` (``Tt`` may differ from
+            ``Ts``), or without a time axis, ``(C,)`` / ``(B, C)`` (a non-spiking
+            teacher, used as a constant trajectory).  Treated as a constant:
+            no gradient flows into it.
+        targets:
+            ``None`` (pure distillation), probability rows ``(C,)`` / ``(B, C)``
+            (one-hot or soft), or integer class indices: ``(B,)`` for a batch, a
+            scalar (Python/NumPy int or 0-d integer array) for one sample.
+        student_spikes:
+            Optional spikes / firing values in ``[0, 1]``, time-first with
+            ``Ts`` steps and any trailing shape, or a list/tuple of such arrays
+            (one per layer; the per-layer losses are averaged).
+
+        NumPy student in -> Python floats out; torch student in -> 0-d tensors
+        (with gradients).  Inputs of another library or device are converted
+        to the student's namespace, device and dtype.
+        """
+        return self._compute(student_logits, teacher_logits, targets, student_spikes)
+
+    __call__ = compute
+
+    # -- implementation ----------------------------------------------------
+
+    def _compute(
+        self,
+        student: Any,
+        teacher: Any,
+        targets: Any,
+        spikes: Any,
+        *,
+        teacher_is_probs: bool = False,
+        student_name: str = "student_logits",
+        teacher_name: str = "teacher_logits",
+    ) -> dict[str, Any]:
+        # ---- student: defines namespace, device, dtype ----
+        _require_array(student, student_name)
+        xp = _aac.array_namespace(student)
+        dev = _aac.device(student)
+        if student.ndim not in (2, 3):
+            raise ValueError(
+                f"{student_name} must be time-first with shape (T, C) or (T, B, C), "
+                f"got shape {tuple(student.shape)}"
+            )
+        if not xp.isdtype(student.dtype, "real floating"):
+            if not xp.isdtype(student.dtype, ("integral", "bool")):
+                raise TypeError(f"{student_name} must have a real dtype, not {student.dtype}")
+            student = xp.astype(student, _default_float(xp, dev))
+        dtype = student.dtype
+        ts, classes = int(student.shape[0]), int(student.shape[-1])
+        batched = student.ndim == 3
+        if ts < 1:
+            raise ValueError(f"{student_name} must have at least one timestep, got shape {tuple(student.shape)}")
+        if batched and int(student.shape[1]) < 1:
+            raise ValueError(f"{student_name} must have a batch size of at least 1, got shape {tuple(student.shape)}")
+        if classes < 2:
+            raise ValueError(f"{student_name} must have at least 2 classes, got {classes}")
+        _check_finite(student, xp, student_name)
+        batch_shape = tuple(student.shape[1:-1])  # () or (B,)
+
+        # ---- teacher ----
+        teacher = self._teacher(teacher, xp, dev, dtype, student.ndim, batch_shape, classes,
+                                teacher_is_probs, teacher_name, student_name)
+        tau = self.temperature
+        log_q_steps = _log_softmax(student / tau, xp)  # (Ts, [B], C)
+        student_mean = xp.mean(student, axis=0)  # ([B], C)
+
+        # ---- distillation ----
+        if self.mode == "temporal":
+            tt = int(teacher.shape[0])
+            a = xp.asarray(alignment_matrix(ts, tt), dtype=dtype, device=dev)
+            flat = xp.reshape(teacher, (tt, -1))
+            aligned = xp.reshape(xp.matmul(a, flat), (ts, *teacher.shape[1:]))
+            kl = self._kl(aligned, log_q_steps, xp, teacher_is_probs)  # (Ts, [B])
+        else:
+            log_q_mean = _log_softmax(student_mean / tau, xp)
+            kl = self._kl(xp.mean(teacher, axis=0), log_q_mean, xp, teacher_is_probs)  # ([B],)
+        distill = (tau * tau) * xp.mean(kl)
+
+        # ---- task ----
+        task = self._task(targets, xp, dev, dtype, student_mean, batch_shape, classes)
+
+        # ---- entropy ----
+        if spikes is None:
+            log_p = _log_softmax(student_mean, xp)
+            h = -xp.sum(xp.exp(log_p) * log_p, axis=-1)
+            ln_c = math.log(classes)
+            entropy = xp.mean(_nonneg((ln_c - h) / ln_c, xp))
+        else:
+            entropy = self._spike_entropy(spikes, xp, dev, dtype, ts)
+
+        total = (1.0 - self.alpha) * task + self.alpha * distill + self.entropy_weight * entropy
+        out = {"total_loss": total, "distill_loss": distill, "task_loss": task, "entropy_loss": entropy}
+        if _aac.is_numpy_namespace(xp):
+            return {k: float(v) for k, v in out.items()}
+        return out
+
+    @staticmethod
+    def _teacher(teacher, xp, dev, dtype, student_ndim, batch_shape, classes, is_probs,
+                 name, student_name):
+        _require_array(teacher, name)
+        teacher = _to_namespace(teacher, xp, dev, detach=True)
+        if teacher.ndim == student_ndim - 1:  # no time axis: ANN teacher / soft targets
+            teacher = xp.expand_dims(teacher, axis=0)
+        elif teacher.ndim != student_ndim or is_probs:
+            shapes = ("(C,)" if not batch_shape else "(B, C)")
+            timed = "" if is_probs else (" or time-first (T, C)" if not batch_shape else " or time-first (T, B, C)")
+            raise ValueError(
+                f"{name} must have shape {shapes}{timed} to match {student_name} of rank "
+                f"{student_ndim}, got shape {tuple(teacher.shape)}"
+            )
+        if int(teacher.shape[0]) < 1:
+            raise ValueError(f"{name} must have at least one timestep, got shape {tuple(teacher.shape)}")
+        if int(teacher.shape[-1]) != classes:
+            raise ValueError(f"{name} has {int(teacher.shape[-1])} classes but {student_name} has {classes}")
+        if tuple(teacher.shape[1:-1]) != batch_shape:
+            raise ValueError(
+                f"{name} has batch size {int(teacher.shape[1])} but {student_name} has {batch_shape[0]}"
+            )
+        if not xp.isdtype(teacher.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{name} must have a real dtype, not {teacher.dtype}")
+        teacher = _as_float(teacher, xp, dtype)
+        _check_finite(teacher, xp, name)
+        if is_probs:
+            _check_distribution(teacher, xp, name)
+        return teacher
+
+    def _kl(self, teacher, log_q, xp, is_probs):
+        """KL(p || q) over classes, p from teacher logits (softened) or probabilities."""
+        if is_probs:
+            p = teacher
+            tiny = xp.finfo(teacher.dtype).smallest_normal
+            log_p = xp.log(xp.clip(p, tiny, None))  # p == 0 contributes 0 * finite = 0
+        else:
+            log_p = _log_softmax(teacher / self.temperature, xp)
+            p = xp.exp(log_p)
+        return _nonneg(xp.sum(p * (log_p - log_q), axis=-1), xp)
+
+    @staticmethod
+    def _task(targets, xp, dev, dtype, student_mean, batch_shape, classes):
+        if targets is None:
+            return xp.zeros((), dtype=dtype, device=dev)
+        if isinstance(targets, bool) or isinstance(targets, np.bool_):
+            raise TypeError(f"targets must be an array or an integer class index, not {targets!r}")
+        if isinstance(targets, numbers.Integral) and not _is_array(targets):
+            targets = np.asarray(int(targets))
+        elif isinstance(targets, np.integer):
+            targets = np.asarray(targets)
+        _require_array(targets, "targets")
+        targets = _to_namespace(targets, xp, dev, detach=True)
+        n_batch = len(batch_shape)
+        log_q = _log_softmax(student_mean, xp)  # ([B], C)
+        if targets.ndim == n_batch + 1:  # probability rows
+            if tuple(targets.shape[:-1]) != batch_shape:
+                raise ValueError(
+                    f"targets has batch size {int(targets.shape[0])} but student_logits has {batch_shape[0]}"
+                )
+            if int(targets.shape[-1]) != classes:
+                hint = ""
+                if xp.isdtype(targets.dtype, "integral"):
+                    hint = (" (integer targets of this rank are read as one-hot rows; class indices "
+                            f"need shape {'(B,)' if n_batch else '() -- a scalar'})")
+                raise ValueError(
+                    f"targets has {int(targets.shape[-1])} classes but student_logits has {classes}{hint}"
+                )
+            if not xp.isdtype(targets.dtype, ("real floating", "integral", "bool")):
+                raise TypeError(f"targets must have a real dtype, not {targets.dtype}")
+            y = _as_float(targets, xp, dtype)
+            _check_finite(y, xp, "targets")
+            _check_distribution(y, xp, "targets")
+        elif targets.ndim == n_batch:  # class indices
+            if not xp.isdtype(targets.dtype, "integral"):
+                raise TypeError(
+                    f"class-index targets must have an integer dtype, not {targets.dtype} "
+                    f"(probability targets need shape {'(B, C)' if n_batch else '(C,)'})"
+                )
+            if tuple(targets.shape) != batch_shape:
+                raise ValueError(
+                    f"targets has batch size {int(targets.shape[0])} but student_logits has {batch_shape[0]}"
+                )
+            if bool(xp.any(targets < 0)) or bool(xp.any(targets >= classes)):
+                raise ValueError(
+                    f"targets class index out of range [0, {classes}): got values from "
+                    f"{int(xp.min(targets))} to {int(xp.max(targets))}"
+                )
+            y = xp.astype(xp.expand_dims(targets, axis=-1) == xp.arange(classes, device=dev), dtype)
+        else:
+            shapes = "(C,) probabilities or a scalar class index" if not n_batch else \
+                "(B, C) probabilities or (B,) class indices"
+            raise ValueError(f"targets must have shape {shapes}, got shape {tuple(targets.shape)}")
+        return xp.mean(-xp.sum(y * log_q, axis=-1))
+
+    @staticmethod
+    def _spike_entropy(spikes, xp, dev, dtype, ts):
+        layers = list(spikes) if isinstance(spikes, (list, tuple)) else [spikes]
+        if not layers:
+            raise ValueError("student_spikes must not be an empty list")
+        eps = max(_RATE_EPS, float(xp.finfo(dtype).eps))
+        ln2 = math.log(2.0)
+        per_layer = []
+        for i, layer in enumerate(layers):
+            name = "student_spikes" if len(layers) == 1 and not isinstance(spikes, (list, tuple)) \
+                else f"student_spikes[{i}]"
+            _require_array(layer, name)
+            layer = _to_namespace(layer, xp, dev, detach=False)
+            if layer.ndim < 1 or int(layer.shape[0]) != ts:
+                raise ValueError(
+                    f"{name} must be time-first with {ts} timesteps like student_logits, "
+                    f"got shape {tuple(layer.shape)}"
+                )
+            if not xp.isdtype(layer.dtype, ("real floating", "integral", "bool")):
+                raise TypeError(f"{name} must have a real dtype, not {layer.dtype}")
+            layer = _as_float(layer, xp, dtype)
+            _check_finite(layer, xp, name)
+            if bool(xp.any(layer < 0)) or bool(xp.any(layer > 1)):
+                raise ValueError(f"{name} must hold spikes / firing values in [0, 1]")
+            # affine squeeze into [eps, 1 - eps]: finite and non-zero gradient at rates 0 and 1
+            p = eps + (1.0 - 2.0 * eps) * xp.mean(layer, axis=0)
+            h = -(p * xp.log(p) + (1.0 - p) * xp.log1p(-p))
+            per_layer.append(xp.mean(_nonneg((ln2 - h) / ln2, xp)))
+        total = per_layer[0]
+        for term in per_layer[1:]:
+            total = total + term
+        return total / len(per_layer)
+
+
+def _check_distribution(p: Any, xp: Any, name: str) -> None:
+    if bool(xp.any(p < 0)) or bool(xp.any(xp.abs(xp.sum(p, axis=-1) - 1.0) > _PROB_ATOL)):
+        raise ValueError(
+            f"{name} rows must be probability distributions (non-negative, summing to 1)"
+        )
+
+
+# ---------------------------------------------------------------------------
+# self-distillation
+# ---------------------------------------------------------------------------
+
+
+def _no_grad() -> Any:
+    """``torch.no_grad()`` if torch has been imported by the caller, else a no-op.
+
+    A model whose outputs are tensors has necessarily imported torch, so
+    checking ``sys.modules`` is enough and keeps this module torch-free.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "no_grad"):
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def _split_time(out: Any, T: int, time_major: bool | None, what: str) -> tuple[Any, bool]:
+    """Interpret a model output; return (array, has_time_axis).
+
+    ``time_major=None`` (default): rank 1 = ``(C,)``, rank 2 = ``(B, C)``,
+    rank 3 = ``(T, B, C)``.  ``time_major=True``: rank 2 = ``(T, C)``,
+    rank 3 = ``(T, B, C)``.  ``time_major=False``: rank 1 = ``(C,)``,
+    rank 2 = ``(B, C)``.  A time axis must have length ``T``.
+    """
+    _require_array(out, what)
+    if time_major is None:
+        has_time = {1: False, 2: False, 3: True}.get(out.ndim)
+    elif time_major:
+        has_time = True if out.ndim in (2, 3) else None
+    else:
+        has_time = False if out.ndim in (1, 2) else None
+    if has_time is None:
+        allowed = {None: "(C,), (B, C) or (T, B, C)", True: "(T, C) or (T, B, C)",
+                   False: "(C,) or (B, C)"}[time_major]
+        raise ValueError(
+            f"{what} must have shape {allowed} (time_major={time_major!r}), got shape {tuple(out.shape)}"
+        )
+    if has_time and int(out.shape[0]) != T:
+        raise ValueError(f"{what} has {int(out.shape[0])} steps on its time axis, expected {T}")
+    return out, has_time
+
+
+class SelfDistiller:
+    r"""Self-distillation: the same model at ``T_teacher`` steps teaches itself at ``T_student``.
+
+    :meth:`generate_targets` runs ``run_model(inputs, T_teacher)`` (under
+    ``torch.no_grad()`` when torch is loaded) and returns the softened targets
+    ``softmax(out / tau)``; :meth:`loss` turns them and the student's output at
+    ``T_student`` into the :class:`TemporalDistillationLoss` terms, treating the
+    soft targets as an already-softened constant teacher::
+
+        distill = tau^2 * mean_{s,b} KL(soft || softmax(z^S_s / tau))
+
+    (``mode="average"``: against ``softmax(mean_s z^S_s / tau)``).  :meth:`step`
+    does both, so a training loop is::
+
+        loss = distiller.step(run_model, x, y)
+        loss["total_loss"].backward()
+        optimizer.step(); optimizer.zero_grad()
+
+    Model-output layout (no guessing from sizes, because a batch of 32 looks
+    like 32 timesteps): with ``time_major=None`` (default) a 1-D output is one
+    sample ``(C,)``, 2-D is a batch ``(B, C)`` and 3-D is time-first
+    ``(T, B, C)``; pass ``time_major=True`` when a 2-D output is ``(T, C)``.
+    Time-first teacher outputs are averaged over time before the softmax.
+    """
+
+    def __init__(
+        self,
+        T_teacher: int = 32,
+        T_student: int = 8,
+        temperature: float = 3.0,
+        *,
+        alpha: float = 0.5,
+        entropy_weight: float = 0.1,
+        mode: str = "temporal",
+    ) -> None:
+        self.T_teacher = _check_timesteps(T_teacher, "T_teacher")
+        self.T_student = _check_timesteps(T_student, "T_student")
+        if self.T_teacher <= self.T_student:
+            raise ValueError(
+                f"T_teacher must be greater than T_student, not {T_teacher!r} <= {T_student!r}"
+            )
+        self.temperature = _check_temperature(temperature)
+        self.loss_fn = TemporalDistillationLoss(self.temperature, alpha, entropy_weight, mode=mode)
+
+    def __repr__(self) -> str:
+        lf = self.loss_fn
+        return (
+            f"{type(self).__name__}(T_teacher={self.T_teacher}, T_student={self.T_student}, "
+            f"temperature={self.temperature!r}, alpha={lf.alpha!r}, "
+            f"entropy_weight={lf.entropy_weight!r}, mode={lf.mode!r})"
+        )
+
+    def generate_targets(
+        self, run_model: Callable[[Any, int], Any], inputs: Any, *, time_major: bool | None = None
+    ) -> Any:
+        """Soft targets ``softmax(mean_t out / tau)`` from ``out = run_model(inputs, T_teacher)``.
+
+        Returns ``(C,)`` for a one-sample output, ``(B, C)`` for a batch; rows
+        sum to 1.  Same library as the model output (NumPy -> float ndarray,
+        torch -> detached tensor).  Integer outputs (spike counts) are cast to
+        the library's default float dtype.
+        """
+        if not callable(run_model):
+            raise TypeError(f"run_model must be callable, not {type(run_model).__name__}")
+        with _no_grad():
+            out = run_model(inputs, self.T_teacher)
+        out, has_time = _split_time(out, self.T_teacher, time_major, "run_model output")
+        if _aac.is_torch_array(out):
+            out = out.detach()
+        xp = _aac.array_namespace(out)
+        if not xp.isdtype(out.dtype, "real floating"):
+            if not xp.isdtype(out.dtype, ("integral", "bool")):
+                raise TypeError(f"run_model output must have a real dtype, not {out.dtype}")
+            out = xp.astype(out, _default_float(xp, _aac.device(out)))
+        _check_finite(out, xp, "run_model output")
+        if has_time:
+            out = xp.mean(out, axis=0)
+        if int(out.shape[-1]) < 2:
+            raise ValueError(f"run_model output must have at least 2 classes, got {int(out.shape[-1])}")
+        return xp.exp(_log_softmax(out / self.temperature, xp))
+
+    def loss(
+        self,
+        student_out: Any,
+        soft_targets: Any,
+        targets: Any = None,
+        *,
+        alpha: float | None = None,
+        entropy_weight: float | None = None,
+        student_spikes: Any = None,
+    ) -> dict[str, Any]:
+        """Loss dict (as :meth:`TemporalDistillationLoss.compute`) for a student output.
+
+        ``student_out`` is time-first ``(Ts, C)`` / ``(Ts, B, C)`` (normally
+        ``Ts = T_student``); ``soft_targets`` are the ``(C,)`` / ``(B, C)``
+        probabilities from :meth:`generate_targets`.  ``alpha`` and
+        ``entropy_weight`` override the constructor's values for this call.
+        """
+        loss_fn = self.loss_fn
+        if alpha is not None or entropy_weight is not None:
+            loss_fn = TemporalDistillationLoss(
+                self.temperature,
+                loss_fn.alpha if alpha is None else alpha,
+                loss_fn.entropy_weight if entropy_weight is None else entropy_weight,
+                mode=loss_fn.mode,
+            )
+        return loss_fn._compute(
+            student_out, soft_targets, targets, student_spikes,
+            teacher_is_probs=True, student_name="student_out", teacher_name="soft_targets",
+        )
+
+    def step(
+        self,
+        run_model: Callable[[Any, int], Any],
+        inputs: Any,
+        targets: Any = None,
+        *,
+        time_major: bool | None = None,
+    ) -> dict[str, Any]:
+        """Soft targets at ``T_teacher`` + student run at ``T_student`` + :meth:`loss`.
+
+        The student run keeps its gradients.  A student output without a time
+        axis (``(C,)`` / ``(B, C)``) is used as a single step.
+        """
+        soft = self.generate_targets(run_model, inputs, time_major=time_major)
+        out = run_model(inputs, self.T_student)
+        out, has_time = _split_time(out, self.T_student, time_major, "run_model output")
+        if not has_time:
+            out = _aac.array_namespace(out).expand_dims(out, axis=0)
+        return self.loss(out, soft, targets)

@@ -1,0 +1,873 @@
+r"""Quantisation-aware training (QAT) of fixed-point LIF networks, distillation, export to bundles.
+
+The torch model :class:`SpikingMLP` *emulates* the integer network of
+``docs/fixed_point.md`` during training: every forward pass computes exactly
+the integers the golden model (:mod:`sc_neurocore.golden`) computes for the
+weights that :func:`to_bundle` exports, so the exported bundle scores exactly
+what the trained model scores. Gradients pass the integer operations as
+follows (surrogate-gradient BPTT):
+
+==========================  ===============================  =======================================
+spec step                   forward (exact)                  backward
+==========================  ===============================  =======================================
+weight quantisation (§7)    ``clamp(rint(w * alpha))``       straight-through inside the range
+weighted sum (§4.1)         float64 (layer 1, direct) or     ordinary matmul gradient
+                            float32 when every sum < 2^24
+current scaling (§4.2)      ``floor(a / 2^s)``               straight-through (``1 / 2^s``)
+leak (§4.3)                 ``v - floor(v / 2^k)``           straight-through (``1 - 2^-k``)
+integrate (§4.4)            ``clamp(v' + I)``                clamp gradient
+fire (§4.5)                 ``u >= theta``                   fast-sigmoid surrogate, width ``theta``
+reset (§4.6)                subtract / zero                  detached (as snnTorch)
+==========================  ===============================  =======================================
+
+All integer quantities of a layer (weights in units of ``1/alpha``, the
+current shift ``s``, the threshold ``theta``, leak ``k``, membrane width ``m``)
+are fixed functions of the configuration (:func:`layer_design`), so a teacher
+and a student with the same sizes share the integer grid and a student can
+start from the teacher's weights at any ``T``.
+
+Two more facts of the spec make the emulation fast: with ``direct`` encoding
+layer 1's current is the same at every step and is computed once per image,
+and because layer ``l`` at step ``t`` only needs layer ``l-1`` at step ``t``,
+the network is evaluated layer by layer with one matmul per layer for all
+``T`` steps (same integers as the step-by-step order of §4).
+
+Per-step logits (what distillation matches) are the increments of the output
+layer's value: the membrane increment ``v_t - v_{t-1}`` (``readout=membrane``)
+or the output spikes (``spike_count``). They sum over time to the integer score,
+so ``mean_t logits_t`` is proportional to the exported score.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from .bundle import Bundle, save_bundle
+from .params import ENCODINGS, MAX_T, READOUTS, RESETS, LayerParams, NetworkParams, lfsr_thresholds
+
+__all__ = [
+    "SNNConfig", "SpikingMLP", "ANNTeacher", "layer_design", "to_bundle", "to_network", "evaluate", "fit", "golden_accuracy",
+    "TrainConfig", "train_model", "distill_model", "save_checkpoint", "load_checkpoint",
+    "prepare_data", "demo", "CHECKPOINT_FORMAT",
+]
+
+CHECKPOINT_FORMAT = "sc_neurocore.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# configuration and the integer design
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SNNConfig:
+    """Architecture and number formats of a trainable LIF network (spec §1 parameters)."""
+
+    sizes: tuple = (784, 128, 10)
+    T: int = 32
+    encoding: str = "direct"
+    reset: str = "subtract"
+    readout: str = "membrane"
+    weight_bits: int = 8
+    membrane_bits: int = 16
+    leak_shift: int = 4          # hidden (spiking) layers
+    out_leak_shift: int = 0      # output layer (0: the membrane readout integrates the currents)
+    rate_seed: int = 0xACE1
+    theta: float = 0.5           # threshold in real units (weights ~ U(+-1/sqrt(n_in)) at init)
+    surrogate_slope: float = 4.0
+
+    def __post_init__(self) -> None:
+        sizes = tuple(int(s) for s in self.sizes)
+        object.__setattr__(self, "sizes", sizes)
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ValueError(f"sizes must have at least 2 positive entries, not {self.sizes!r}")
+        if not isinstance(self.T, (int, np.integer)) or isinstance(self.T, bool) or not 1 <= self.T <= MAX_T:
+            raise ValueError(f"T must be an integer between 1 and {MAX_T}, not {self.T!r}")
+        object.__setattr__(self, "T", int(self.T))
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, not {self.encoding!r}")
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, not {self.reset!r}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, not {self.readout!r}")
+        if not 2 <= self.weight_bits <= 16:
+            raise ValueError(f"weight_bits must be between 2 and 16, not {self.weight_bits!r}")
+        if not 4 <= self.membrane_bits <= 32:
+            raise ValueError(f"membrane_bits must be between 4 and 32, not {self.membrane_bits!r}")
+        for name in ("leak_shift", "out_leak_shift"):
+            k = getattr(self, name)
+            if not 0 <= k <= self.membrane_bits - 1:
+                raise ValueError(f"{name} must be between 0 and membrane_bits-1, not {k!r}")
+        if not 1 <= self.rate_seed <= 0xFFFF:
+            raise ValueError(f"rate_seed must be between 1 and 65535, not {self.rate_seed!r}")
+        if not (self.theta > 0 and math.isfinite(self.theta)):
+            raise ValueError(f"theta must be positive, not {self.theta!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SNNConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: (tuple(v) if k == "sizes" else v) for k, v in d.items() if k in names})
+
+    def replace(self, **kw) -> "SNNConfig":
+        d = self.to_dict()
+        d.update(kw)
+        return SNNConfig.from_dict(d)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def spiking(self, li: int) -> bool:
+        return li < self.n_layers - 1 or self.readout == "spike_count"
+
+
+@dataclass(frozen=True)
+class LayerDesign:
+    alpha: float      # integer weight = rint(latent * alpha)
+    shift: int        # current shift s
+    theta: int        # integer threshold
+    leak: int         # leak shift k
+    mbits: int        # membrane bits m
+    gain: float       # integer membrane units per real unit (alpha * x_max / 2^s)
+    exact64: bool     # the weighted sum needs float64 to be exact
+
+
+def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
+    """The integer parameters of every layer (fixed by the configuration, never learned)."""
+    wmax = (1 << (cfg.weight_bits - 1)) - 1
+    m = cfg.membrane_bits
+    mmax = (1 << (m - 1)) - 1
+    theta_target = max(4, (1 << (m - 1)) // 16)  # room for ~8..16 thresholds in the membrane
+    out = []
+    for li in range(cfg.n_layers):
+        n_in = cfg.sizes[li]
+        bound = 1.0 / math.sqrt(n_in)            # init range of the latent weights
+        alpha = wmax / (2.0 * bound)              # init weights use half the integer range
+        x_max = 255 if (li == 0 and cfg.encoding == "direct") else 1
+        g0 = alpha * x_max                         # integer units per real unit before the shift
+        if cfg.spiking(li):
+            s = max(0, int(math.floor(math.log2(g0 * cfg.theta / theta_target))))
+        else:
+            # non-spiking membrane readout: leave room for T_ref=32 steps of |current| <= 4
+            s = max(0, int(math.ceil(math.log2(g0 * 4 * 32 / (1 << (m - 1))))))
+        s = min(s, 31)
+        gain = g0 / (1 << s)
+        theta = int(min(mmax, max(1, round(cfg.theta * gain))))
+        k = cfg.leak_shift if li < cfg.n_layers - 1 else cfg.out_leak_shift
+        acc_bound = n_in * x_max * wmax
+        out.append(LayerDesign(alpha, s, theta, k, m, gain, acc_bound >= (1 << 24)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# autograd pieces
+# --------------------------------------------------------------------------------------------
+
+
+class _RoundSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)  # half to even, like numpy.rint (spec §7)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _FloorSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _ExactCurrent(torch.autograd.Function):
+    """``I = clamp(floor((x @ W) / 2^s), -2^m, 2^m)`` computed exactly; straight-through backward.
+
+    The clamp to ``±2^m`` never changes the saturated sum ``clamp(v' + I)`` (|v'| < 2^(m-1)),
+    it only keeps ``I`` exactly representable in the float dtype of the membrane.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, shift, lim, exact64, out_dtype):
+        if exact64:
+            a = x.to(torch.float64) @ w.to(torch.float64)
+        else:
+            a = x @ w
+        cur = torch.clamp(torch.floor(a * (1.0 / (1 << shift))), -lim, lim).to(out_dtype)
+        ctx.save_for_backward(x, w)
+        ctx.scale = 1.0 / (1 << shift)
+        return cur
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        g = g.to(w.dtype) * ctx.scale
+        gx = g @ w.t() if ctx.needs_input_grad[0] else None
+        gw = x.to(g.dtype).t() @ g if ctx.needs_input_grad[1] else None
+        return gx, gw, None, None, None, None
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside ``u >= theta`` with the fast-sigmoid surrogate ``1/(1 + slope*|u-theta|/theta)^2 / theta``."""
+
+    @staticmethod
+    def forward(ctx, u, theta, slope):
+        ctx.save_for_backward(u)
+        ctx.theta, ctx.slope = theta, slope
+        return (u >= theta).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (u,) = ctx.saved_tensors
+        x = (u - ctx.theta) * (ctx.slope / ctx.theta)
+        return g / (ctx.theta * (1.0 + x.abs()) ** 2), None, None
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SNNOutput:
+    """Result of :meth:`SpikingMLP.forward`.
+
+    ``logits``: (T, B, C) per-step real logits (for losses and distillation);
+    ``scores``: (B, C) the integer scores of spec §5 (float tensor holding integers);
+    ``spikes``: per spiking layer (T, B, n) 0/1 tensors (with gradients).
+    """
+
+    logits: torch.Tensor
+    scores: torch.Tensor
+    spikes: list = field(default_factory=list)
+
+    @property
+    def mean_logits(self) -> torch.Tensor:
+        return self.logits.mean(0)
+
+
+class SpikingMLP(nn.Module):
+    """Fully connected LIF network whose forward pass equals the golden model on the exported integers."""
+
+    kind = "snn"
+
+    def __init__(self, cfg: SNNConfig, seed: int | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.design = layer_design(cfg)
+        gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        ws = []
+        for li in range(cfg.n_layers):
+            n_in, n_out = cfg.sizes[li], cfg.sizes[li + 1]
+            bound = 1.0 / math.sqrt(n_in)
+            ws.append(nn.Parameter((torch.rand(n_in, n_out, generator=gen) * 2 - 1) * bound))
+        self.weights = nn.ParameterList(ws)  # latent weights, input-major (n_in, n_out)
+        # learnable temperature of the logits (does not change the integer argmax)
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(4.0)))
+        self._rate_cache: dict = {}
+
+    @property
+    def n_classes(self) -> int:
+        return self.cfg.sizes[-1]
+
+    def _state_dtype(self, li: int) -> torch.dtype:
+        return torch.float32 if self.design[li].mbits <= 23 else torch.float64
+
+    def int_weight(self, li: int) -> torch.Tensor:
+        """The integer weights of layer ``li`` (float tensor of integers, straight-through gradient)."""
+        d = self.design[li]
+        wmax = (1 << (self.cfg.weight_bits - 1)) - 1
+        return torch.clamp(_RoundSTE.apply(self.weights[li] * d.alpha), -wmax, wmax)
+
+    def _rate_thresholds(self, T: int, n: int, device) -> torch.Tensor:
+        key = (T, n, str(device))
+        if key not in self._rate_cache:
+            R = lfsr_thresholds(self.cfg.rate_seed, T, n)
+            self._rate_cache = {key: torch.as_tensor(np.array(R, dtype=np.float32), device=device)}
+        return self._rate_cache[key]
+
+    def forward(self, pixels: torch.Tensor, T: int | None = None) -> SNNOutput:
+        """Run ``T`` timesteps (default ``cfg.T``) on a batch of pixels (B, n_0), values 0..255."""
+        cfg = self.cfg
+        T = cfg.T if T is None else int(T)
+        if not 1 <= T <= MAX_T:
+            raise ValueError(f"T must be between 1 and {MAX_T}, not {T}")
+        x = pixels.to(torch.float32)
+        B = x.shape[0]
+        spikes_out = []
+        constant = False
+        cur = None
+        for li, d in enumerate(self.design):
+            w = self.int_weight(li)
+            lim = float(1 << d.mbits)
+            sdt = self._state_dtype(li)
+            if li == 0:
+                if cfg.encoding == "direct":
+                    cur = _ExactCurrent.apply(x, w, d.shift, lim, d.exact64, sdt)  # (B, n): same every step
+                    constant = True
+                else:
+                    R = self._rate_thresholds(T, x.shape[1], x.device)
+                    xin = (x[None, :, :] > R[:, None, :]).to(torch.float32).reshape(T * B, -1)
+                    cur = _ExactCurrent.apply(xin, w, d.shift, lim, d.exact64, sdt).reshape(T, B, -1)
+            else:
+                prev = spikes_out[-1] if spikes_out else None
+                cur = _ExactCurrent.apply(prev.reshape(T * B, -1).to(w.dtype), w, d.shift, lim, d.exact64,
+                                          sdt).reshape(T, B, -1)
+                constant = False
+            mmin, mmax = -float(1 << (d.mbits - 1)), float((1 << (d.mbits - 1)) - 1)
+            v = torch.zeros(B, cfg.sizes[li + 1], dtype=sdt, device=x.device)
+            spiking = cfg.spiking(li)
+            outs = []
+            theta = float(d.theta)
+            inv = 1.0 / (1 << d.leak)
+            for t in range(T):
+                I = cur if constant else cur[t]
+                vp = v - _FloorSTE.apply(v * inv) if d.leak else v
+                u = torch.clamp(vp + I, mmin, mmax)
+                if spiking:
+                    z = _Spike.apply(u, theta, cfg.surrogate_slope)
+                    zd = z.detach()
+                    v = u - theta * zd if cfg.reset == "subtract" else u * (1.0 - zd)
+                    outs.append(z)
+                else:
+                    outs.append(u - v)  # membrane increment; sums to the final membrane
+                    v = u
+            seq = torch.stack(outs)
+            if spiking:
+                spikes_out.append(seq)
+            if li == cfg.n_layers - 1:
+                scores = seq.sum(0) if spiking else v
+                out_seq = seq
+        d = self.design[-1]
+        unit = 1.0 if cfg.spiking(cfg.n_layers - 1) else 1.0 / d.gain
+        logits = out_seq.to(torch.float32) * (unit * self.log_logit_scale.exp())
+        return SNNOutput(logits, scores.detach(), spikes_out)
+
+    def run_logits(self, inputs: torch.Tensor, T: int) -> torch.Tensor:
+        """``(T, B, C)`` per-step logits at ``T`` steps (the ``run_model`` of :class:`SelfDistiller`)."""
+        return self.forward(inputs, T).logits
+
+    def predict_scores(self, pixels: torch.Tensor, T: int | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self.forward(pixels, T).scores
+
+
+class ANNTeacher(nn.Module):
+    """A small float CNN (non-spiking) teacher for cross-architecture distillation; square images only."""
+
+    kind = "ann"
+
+    def __init__(self, n_inputs: int = 784, n_classes: int = 10, seed: int = 0) -> None:
+        super().__init__()
+        side = int(round(math.sqrt(n_inputs)))
+        if side * side != n_inputs or side < 12:
+            raise ValueError(f"the ANN teacher needs square images of at least 12x12, not {n_inputs} pixels")
+        torch.manual_seed(seed)
+        self.side = side
+        self.cfg = {"n_inputs": n_inputs, "n_classes": n_classes}
+        self.conv1 = nn.Conv2d(1, 16, 5, padding=2)
+        self.conv2 = nn.Conv2d(16, 32, 5, padding=2)
+        self.fc1 = nn.Linear(32 * (side // 4) ** 2, 128)
+        self.fc2 = nn.Linear(128, n_classes)
+
+    @property
+    def n_classes(self) -> int:
+        return self.cfg["n_classes"]
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels.to(torch.float32) / 255.0).reshape(-1, 1, self.side, self.side)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+# --------------------------------------------------------------------------------------------
+# export and integer evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def to_network(model: SpikingMLP, T: int | None = None) -> NetworkParams:
+    cfg = model.cfg
+    T = cfg.T if T is None else T
+    layers = []
+    with torch.no_grad():
+        for li, d in enumerate(model.design):
+            w = model.int_weight(li).detach().cpu().numpy().astype(np.int64)
+            layers.append(LayerParams(w, cfg.weight_bits, d.theta, d.leak, d.shift, d.mbits))
+    return NetworkParams(tuple(layers), int(T), cfg.encoding, cfg.reset, cfg.readout, cfg.rate_seed)
+
+
+def to_bundle(model: SpikingMLP, T: int | None = None, provenance: dict | None = None) -> Bundle:
+    """Export the integer network the model emulates, for ``T`` timesteps (default: the training T)."""
+    if not isinstance(model, SpikingMLP):
+        raise TypeError(f"only a SpikingMLP can be exported, not {type(model).__name__}")
+    if T is not None and (isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 1 <= T <= MAX_T):
+        raise ValueError(f"T must be an integer between 1 and {MAX_T}, not {T!r}")
+    return Bundle(to_network(model, T), dict(provenance or {}))
+
+
+def golden_accuracy(network: NetworkParams, x: np.ndarray, y: np.ndarray, batch_size: int = 2000) -> float:
+    """Accuracy of the integer network (golden model) on images ``x``."""
+    from .golden import infer
+
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((infer(network, x[i:i + batch_size], batch_size=batch_size).classes == y[i:i + batch_size]).sum())
+    return correct / max(1, len(x))
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    name: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0)) + 1)
+
+
+def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None) -> Data:
+    """Load the dataset; the validation split is MNIST's, or the last 1/6 of the training set for IDX folders.
+
+    ``limit`` keeps the first ``limit`` training images and at most ``limit`` validation / test images.
+    """
+    from .data import load_dataset
+
+    ds = load_dataset(dataset, data_dir)
+    trx, try_ = ds.train_x, ds.train_y
+    if ds.val_x is not None and len(ds.val_x):
+        vax, vay = ds.val_x, ds.val_y
+    else:
+        n_val = max(1, len(trx) // 6)
+        if len(trx) < 2:
+            raise ValueError(f"{ds.name}: need at least 2 training images to split off a validation set")
+        trx, try_, vax, vay = trx[:-n_val], try_[:-n_val], trx[-n_val:], try_[-n_val:]
+    tex, tey = ds.test_x, ds.test_y
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be at least 1, not {limit}")
+        trx, try_, vax, vay, tex, tey = trx[:limit], try_[:limit], vax[:limit], vay[:limit], tex[:limit], tey[:limit]
+    return Data(ds.name, np.ascontiguousarray(trx), np.asarray(try_, np.int64), np.ascontiguousarray(vax),
+                np.asarray(vay, np.int64), np.ascontiguousarray(tex), np.asarray(tey, np.int64))
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    threads: int | None = None
+    device: str = "cpu"
+    quiet: bool = False
+    # distillation
+    method: str = "none"          # none | temporal | average | self
+    alpha: float = 0.5
+    temperature: float = 3.0
+    entropy_weight: float = 0.0
+    teacher_T: int | None = None  # T at which an SNN teacher (or the self-teacher) runs
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("quiet")
+        return d
+
+
+def _setup_torch(tc: TrainConfig) -> torch.device:
+    if tc.threads is not None:
+        if tc.threads < 1:
+            raise ValueError(f"--threads must be at least 1, not {tc.threads}")
+        torch.set_num_threads(int(tc.threads))
+    dev = torch.device(tc.device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: no CUDA device is available")
+        # exact float32 integer sums need true fp32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    elif dev.type != "cpu":
+        raise ValueError(f"--device must be cpu or cuda, not {tc.device!r}")
+    torch.manual_seed(tc.seed)
+    return dev
+
+
+def _progress(iterable, total, desc, disable):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=disable, unit="batch", file=sys.stderr,
+                leave=False, dynamic_ncols=True)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None = None,
+             batch_size: int = 1000) -> float:
+    """Accuracy of ``model`` (the QAT emulation: equals the golden model's integer accuracy)."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            s = model.forward(xb, T).scores if isinstance(model, SpikingMLP) else model(xb)
+            correct += int((s.argmax(1) == y[i:i + batch_size]).sum())
+    model.train()
+    return correct / max(1, len(x))
+
+
+def _teacher_logits(teacher, xb: torch.Tensor, T: int | None) -> torch.Tensor:
+    with torch.no_grad():
+        if isinstance(teacher, SpikingMLP):
+            return teacher.forward(xb, T).logits
+        return teacher(xb)
+
+
+def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | None = None,
+        log: Callable[[str], None] | None = None) -> dict:
+    """Train ``model`` in place (keeping the best-validation epoch); returns a history dict."""
+    from .distillation import SelfDistiller, TemporalDistillationLoss
+
+    dev = _setup_torch(tc)
+    model.to(dev)
+    if teacher is not None:
+        teacher.to(dev).eval()
+    is_snn = isinstance(model, SpikingMLP)
+    log = log or (lambda s: None)
+    trx = torch.as_tensor(data.train_x, device=dev)
+    tr_y = torch.as_tensor(data.train_y, device=dev)
+    vax = torch.as_tensor(data.val_x, device=dev)
+    va_y = torch.as_tensor(data.val_y, device=dev)
+    n = len(trx)
+    if n < 1:
+        raise ValueError("the training set is empty")
+    steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
+    if tc.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {tc.epochs}")
+    if tc.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, not {tc.batch_size}")
+    if not tc.lr > 0:
+        raise ValueError(f"--lr must be positive, not {tc.lr}")
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
+                                                pct_start=0.15, anneal_strategy="cos")
+    loss_fn = None
+    distiller = None
+    if tc.method in ("temporal", "average"):
+        if teacher is None:
+            raise ValueError(f"method {tc.method!r} needs a teacher")
+        loss_fn = TemporalDistillationLoss(tc.temperature, tc.alpha, tc.entropy_weight, mode=tc.method)
+    elif tc.method == "self":
+        distiller = SelfDistiller(tc.teacher_T or 32, model.cfg.T, tc.temperature, alpha=tc.alpha,
+                                  entropy_weight=tc.entropy_weight, mode="temporal")
+    elif tc.method != "none":
+        raise ValueError(f"unknown method {tc.method!r}")
+    rng = np.random.default_rng(tc.seed)
+    best = (-1.0, -1, None)
+    history = []
+    t_start = time.perf_counter()
+    for epoch in range(tc.epochs):
+        perm = torch.as_tensor(rng.permutation(n), device=dev)
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        t0 = time.perf_counter()
+        bar = _progress(range(steps_per_epoch), steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", tc.quiet)
+        for bi in bar:
+            idx = perm[bi * tc.batch_size:(bi + 1) * tc.batch_size]
+            xb, yb = trx[idx], tr_y[idx]
+            if is_snn:
+                out = model(xb)
+                if loss_fn is not None:
+                    tl = _teacher_logits(teacher, xb, tc.teacher_T)
+                    loss = loss_fn.compute(out.logits, tl, yb, student_spikes=out.spikes or None)["total_loss"]
+                elif distiller is not None:
+                    soft = distiller.generate_targets(model.run_logits, inputs=xb)
+                    loss = distiller.loss(out.logits, soft, yb, student_spikes=out.spikes or None)["total_loss"]
+                else:
+                    loss = F.cross_entropy(out.mean_logits, yb)
+                pred = out.scores.argmax(1)
+            else:
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
+                pred = logits.argmax(1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bs = len(idx)
+            tot_loss += float(loss.detach()) * bs
+            tot_correct += int((pred == yb).sum())
+            seen += bs
+            if not tc.quiet and (bi % 10 == 0 or bi == steps_per_epoch - 1):
+                bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{100 * tot_correct / seen:.2f}%")
+        bar.close()
+        epoch_s = time.perf_counter() - t0
+        val = evaluate(model, vax, va_y)
+        rec = {"epoch": epoch + 1, "loss": tot_loss / seen, "train_acc": tot_correct / seen, "val_acc": val,
+               "seconds": epoch_s}
+        history.append(rec)
+        log(f"epoch {epoch + 1}/{tc.epochs}  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f} %  "
+            f"val {100 * val:.2f} %  ({epoch_s:.1f} s)")
+        if val > best[0]:
+            best = (val, epoch + 1, copy.deepcopy(model.state_dict()))
+    model.load_state_dict(best[2])
+    model.eval()
+    return {"history": history, "best_epoch": best[1], "val_acc": best[0],
+            "train_seconds": time.perf_counter() - t_start}
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(model: nn.Module, path, meta: dict | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, SpikingMLP):
+        config = model.cfg.to_dict()
+    elif isinstance(model, ANNTeacher):
+        config = dict(model.cfg)
+    else:
+        raise TypeError(f"cannot checkpoint a {type(model).__name__}")
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    obj = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": model.kind, "config": config,
+           "state_dict": state, "meta": meta or {}, "tool_version": __version__}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path) -> tuple[nn.Module, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint`; returns (model, meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        raise ValueError(f"{path} is not an sc_neurocore checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an sc_neurocore checkpoint (written by `sc-neurocore train`)")
+    if obj.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: unsupported checkpoint version {obj.get('version')!r}")
+    kind = obj.get("kind")
+    if kind == "snn":
+        model = SpikingMLP(SNNConfig.from_dict(obj["config"]))
+    elif kind == "ann":
+        model = ANNTeacher(int(obj["config"]["n_inputs"]), int(obj["config"]["n_classes"]))
+    else:
+        raise ValueError(f"{path}: unknown model kind {kind!r}")
+    model.load_state_dict(obj["state_dict"])
+    model.eval()
+    return model, dict(obj.get("meta") or {})
+
+
+# --------------------------------------------------------------------------------------------
+# high-level entry points (used by the CLI, the benchmarks and the demo)
+# --------------------------------------------------------------------------------------------
+
+
+def _finish(model: SpikingMLP, data: Data, result: dict, out_path, provenance: dict,
+            log: Callable[[str], None]) -> dict:
+    net = to_network(model)
+    t0 = time.perf_counter()
+    test_acc = golden_accuracy(net, data.test_x, data.test_y)
+    log(f"test accuracy (golden integer model, {len(data.test_x)} images, T={net.T}): {100 * test_acc:.2f} %  "
+        f"({time.perf_counter() - t0:.1f} s)")
+    prov = dict(provenance)
+    prov.update({
+        "dataset": data.name, "test_accuracy": round(test_acc, 6), "test_images": int(len(data.test_x)),
+        "val_accuracy": round(result["val_acc"], 6), "best_epoch": result["best_epoch"],
+        "train_images": int(len(data.train_x)), "tool": "sc_neurocore", "tool_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+    })
+    bundle = Bundle(net, prov)
+    out = {"test_acc": test_acc, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
+           "history": result["history"], "train_seconds": result["train_seconds"], "bundle": bundle}
+    if out_path is not None:
+        out_path = Path(out_path)
+        save_bundle(bundle, out_path)
+        ck = checkpoint_path(out_path)
+        save_checkpoint(model, ck, {"val_acc": result["val_acc"], "test_acc": test_acc, "provenance": prov})
+        out["checkpoint"] = str(ck)
+        out["bundle_path"] = str(out_path)
+    return out
+
+
+def checkpoint_path(bundle_path) -> Path:
+    """The float checkpoint written next to a bundle: ``OUT.scnb`` -> ``OUT.pt``."""
+    p = Path(bundle_path)
+    return p.with_suffix(".pt") if p.suffix else p.with_name(p.name + ".pt")
+
+
+def command_string(name: str, opts: dict) -> str:
+    parts = [f"sc-neurocore {name}"]
+    for k, v in opts.items():
+        if v is None or v is False:
+            continue
+        flag = "--" + k.replace("_", "-")
+        parts.append(flag if v is True else f"{flag} {v}")
+    return " ".join(parts)
+
+
+def train_model(cfg: SNNConfig, tc: TrainConfig, data: Data, out_path=None, *,
+                log: Callable[[str], None] = print, command: str | None = None) -> dict:
+    """Train an SNN from scratch at ``cfg.T``, export, evaluate with the golden model; see :func:`_finish`."""
+    _check_data(cfg.sizes, data)
+    _setup_torch(tc)
+    model = SpikingMLP(cfg, seed=tc.seed)
+    result = fit(model, data, tc, log=log)
+    prov = {"method": "train", "seed": tc.seed, "config": cfg.to_dict(), "train_config": tc.to_dict(),
+            "command": command or ""}
+    return _finish(model.cpu(), data, result, out_path, prov, log)
+
+
+def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str], None] = print) -> dict:
+    """Train the float CNN teacher; writes only a checkpoint (an ANN has no integer bundle)."""
+    _setup_torch(tc)
+    model = ANNTeacher(data.n_inputs, data.n_classes, seed=tc.seed)
+    result = fit(model, data, tc, log=log)
+    model.cpu()
+    test_acc = evaluate(model, torch.as_tensor(data.test_x), torch.as_tensor(data.test_y))
+    log(f"ANN teacher test accuracy (float): {100 * test_acc:.2f} %")
+    out = {"test_acc": test_acc, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
+           "history": result["history"], "train_seconds": result["train_seconds"]}
+    if out_path is not None:
+        ck = checkpoint_path(out_path) if Path(out_path).suffix != ".pt" else Path(out_path)
+        save_checkpoint(model, ck, {"val_acc": result["val_acc"], "test_acc": test_acc, "seed": tc.seed,
+                                    "dataset": data.name})
+        out["checkpoint"] = str(ck)
+    return out
+
+
+def _check_data(sizes, data: Data) -> None:
+    if sizes[0] != data.n_inputs:
+        raise ValueError(f"the network has {sizes[0]} inputs but {data.name} images have {data.n_inputs} pixels")
+    if sizes[-1] < data.n_classes:
+        raise ValueError(f"the network has {sizes[-1]} outputs but {data.name} has {data.n_classes} classes")
+
+
+def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None, out_path=None, *,
+                  init: str = "auto", log: Callable[[str], None] = print, command: str | None = None) -> dict:
+    """Distil a student at ``cfg.T`` from a teacher checkpoint (or from itself, ``tc.method='self'``).
+
+    ``init``: ``teacher`` starts the student from an SNN teacher's weights (same sizes and formats
+    needed), ``random`` from scratch, ``auto`` = ``teacher`` when possible.
+    """
+    _check_data(cfg.sizes, data)
+    _setup_torch(tc)
+    teacher, tmeta = None, {}
+    if teacher_path is not None:
+        teacher, tmeta = load_checkpoint(teacher_path)
+        if teacher.n_classes != cfg.sizes[-1]:
+            raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.n_classes} classes, "
+                             f"the student {cfg.sizes[-1]}")
+        t_in = teacher.cfg.sizes[0] if isinstance(teacher, SpikingMLP) else teacher.cfg["n_inputs"]
+        if t_in != cfg.sizes[0]:
+            raise ValueError(f"teacher/student input mismatch: the teacher takes {t_in} inputs, "
+                             f"the student {cfg.sizes[0]}")
+    elif tc.method != "self":
+        raise ValueError(f"--method {tc.method} needs --teacher CHECKPOINT")
+    compatible = isinstance(teacher, SpikingMLP) and layer_design(teacher.cfg.replace(T=cfg.T)) == layer_design(cfg) \
+        and teacher.cfg.replace(T=cfg.T) == cfg
+    if init not in ("auto", "teacher", "random"):
+        raise ValueError(f"--init must be auto, teacher or random, not {init!r}")
+    if init == "teacher" and not compatible:
+        raise ValueError("--init teacher needs an SNN teacher with the same sizes and number formats")
+    use_init = compatible and init in ("auto", "teacher")
+    model = SpikingMLP(cfg, seed=tc.seed)
+    if use_init:
+        model.load_state_dict(teacher.state_dict())
+    if tc.method == "self" and tc.teacher_T is None:
+        tc = TrainConfig(**{**asdict(tc), "teacher_T": max(32, cfg.T * 2)})
+    if isinstance(teacher, SpikingMLP) and tc.teacher_T is None:
+        tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.cfg.T})
+    if tc.method == "self" and tc.teacher_T <= cfg.T:
+        raise ValueError(f"self-distillation needs --teacher-T greater than --T ({tc.teacher_T} <= {cfg.T})")
+    result = fit(model, data, tc, teacher=teacher if tc.method != "self" else None, log=log)
+    prov = {"method": f"distill-{tc.method}", "seed": tc.seed, "config": cfg.to_dict(),
+            "train_config": tc.to_dict(), "init": "teacher" if use_init else "random",
+            "command": command or ""}
+    if teacher_path is not None:
+        tprov = tmeta.get("provenance", {}) if isinstance(tmeta.get("provenance"), dict) else {}
+        prov["teacher"] = {"kind": teacher.kind, "sha256": _sha256(teacher_path),
+                           "T": teacher.cfg.T if isinstance(teacher, SpikingMLP) else None,
+                           "test_accuracy": tmeta.get("test_acc"), "method": tprov.get("method", teacher.kind)}
+    return _finish(model.cpu(), data, result, out_path, prov, log)
+
+
+def demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher: int = 32, T_student: int = 4,
+         seed: int = 0, threads: int | None = None, limit: int | None = None, device: str = "cpu",
+         quiet: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Train a T=32 teacher, distil a T=4 student, export and evaluate it; artefacts in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    data = prepare_data("mnist", None, limit)
+    cfg = SNNConfig(T=T_teacher)
+    log(f"[1/2] training the T={T_teacher} teacher ({teacher_epochs} epochs, {len(data.train_x)} images)")
+    tc = TrainConfig(epochs=teacher_epochs, seed=seed, threads=threads, device=device, quiet=quiet)
+    teacher_bundle = out_dir / f"teacher-t{T_teacher}.scnb"
+    tr = train_model(cfg, tc, data, teacher_bundle, log=log,
+                     command=command_string("train", {"T": T_teacher, "epochs": teacher_epochs, "seed": seed}))
+    log(f"[2/2] distilling the T={T_student} student ({student_epochs} epochs, temporal distillation)")
+    sc = TrainConfig(epochs=student_epochs, seed=seed, threads=threads, device=device, quiet=quiet,
+                     method="temporal", alpha=0.5, lr=1e-3)
+    student_bundle = out_dir / f"student-t{T_student}.scnb"
+    dr = distill_model(cfg.replace(T=T_student), sc, data, tr["checkpoint"], student_bundle, log=log,
+                       command=command_string("distill", {"teacher": teacher_bundle.with_suffix(".pt").name,
+                                                          "T": T_student, "epochs": student_epochs, "seed": seed}))
+    summary = {
+        "teacher": {"T": T_teacher, "bundle": str(teacher_bundle), "test_accuracy": tr["test_acc"]},
+        "student": {"T": T_student, "bundle": str(student_bundle), "test_accuracy": dr["test_acc"]},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"teacher T={T_teacher}: {100 * tr['test_acc']:.2f} %   student T={T_student}: {100 * dr['test_acc']:.2f} %"
+        f"   (golden integer model, {len(data.test_x)} test images; {summary['seconds']} s)")
+    log(f"artefacts in {out_dir}")
+    return summary

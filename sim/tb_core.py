@@ -1,0 +1,115 @@
+"""cocotb test module for ``sc_neurocore_top`` (run by :mod:`sc_neurocore.sim.runner`, never imported by pytest).
+
+Everything comes from the JSON file named by ``$SCN_SIM_CONFIG`` (written by
+the runner into the case folder):
+
+``report``        path of the core's ``report.json`` (bus widths, score format)
+``bundle``        path of the ``.scnb`` the core was generated from (golden model)
+``images``        path of a ``.npy`` (N, n_0) uint8 array
+``expected_cycles`` optional path of a ``.npy`` of per-image cycles (else the latency model)
+``gaps``, ``max_gap``, ``backpressure``, ``seed``   traffic shaping (0 = off)
+``resets``        how many resets to inject in the middle of an inference
+``check_cycles``  compare measured cycles with the model (only when gaps and back-pressure are off)
+``fail_on_mismatch``  fail the cocotb test on any mismatch (default true)
+``results``       where to write the JSON summary
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import cocotb
+
+from .model import CoreInfo, GoldenModel, expected_cycles
+from .testbench import Testbench
+
+
+def _load_config() -> dict:
+    path = os.environ.get("SCN_SIM_CONFIG")
+    if not path:
+        raise RuntimeError("SCN_SIM_CONFIG is not set (run this module through sc_neurocore.sim.runner)")
+    with open(path) as f:
+        return json.load(f)
+
+
+@cocotb.test()
+async def core_regression(dut):
+    """Images through the core, every result checked bit-exactly and in order; cycles against the model."""
+    from sc_neurocore.bundle import load_bundle
+
+    cfg = _load_config()
+    t_setup = time.perf_counter()
+    info = CoreInfo.load(cfg["report"])
+    images = np.load(cfg["images"])
+    bundle = load_bundle(cfg["bundle"])
+    classes, scores = GoldenModel(bundle).predict(images)
+    n = len(images)
+    gaps = float(cfg.get("gaps", 0.0))
+    bp = float(cfg.get("backpressure", 0.0))
+    want_cycles = bool(cfg.get("check_cycles", True)) and gaps == 0 and bp == 0
+    exp_cyc = None
+    if cfg.get("expected_cycles"):
+        exp_cyc = np.load(cfg["expected_cycles"])
+    elif want_cycles or cfg.get("resets"):
+        exp_cyc = expected_cycles(bundle.network, info.report, images)
+    setup_s = time.perf_counter() - t_setup
+
+    tb = Testbench(dut, info, gaps=gaps, max_gap=int(cfg.get("max_gap", 3)), backpressure=bp,
+                   seed=int(cfg.get("seed", 0)), max_report=int(cfg.get("max_report", 50)))
+    await tb.start()
+    t0 = time.perf_counter()
+    resets = int(cfg.get("resets", 0))
+    dropped = []
+    if resets and n:
+        rng = np.random.default_rng(int(cfg.get("seed", 0)) + 12345)
+        points = sorted(rng.choice(n, size=min(resets, n), replace=False).tolist())
+        start = 0
+        for p in points:
+            if p > start:
+                await tb.run(images[start:p], classes[start:p], scores[start:p], first_index=start)
+            lat = int(exp_cyc[p]) if exp_cyc is not None else 2 * info.beats_per_image
+            delay = int(rng.integers(0, max(1, lat)))
+            d = await tb.reset_during(images[p], classes[p], scores[p], p, delay)
+            dropped.append({"image": p, "delay_cycles": delay, "dropped": d})
+            start = p  # the interrupted image is sent again after the reset
+        await tb.run(images[start:], classes[start:], scores[start:], first_index=start)
+    else:
+        await tb.run(images, classes, scores)
+    wall = time.perf_counter() - t0
+    tb.checker.finish()
+
+    measured = np.full(n, -1, dtype=np.int64)
+    for i, c in tb.cycles.items():
+        measured[i] = c
+    cycle_bad = 0
+    if want_cycles and exp_cyc is not None:
+        for i in np.nonzero(measured != exp_cyc)[0]:
+            if measured[i] >= 0:
+                cycle_bad += 1
+                tb.checker.report_cycles(int(i), int(exp_cyc[i]), int(measured[i]))
+    summary = tb.checker.summary()
+    summary.update({
+        "n_images": n, "wall_s": wall, "setup_s": setup_s,
+        "images_per_s": n / wall if wall > 0 else None,
+        "cycles": measured.tolist(),
+        "expected_cycles": exp_cyc.tolist() if exp_cyc is not None else None,
+        "cycles_checked": bool(want_cycles and exp_cyc is not None),
+        "cycle_mismatches": cycle_bad,
+        "sim_cycles": int(tb.last_output_steps // tb.period_steps),
+        "resets": dropped,
+        "simulator": cocotb.SIM_NAME,
+    })
+    tb.stop()
+    if cfg.get("results"):
+        with open(cfg["results"], "w") as f:
+            json.dump(summary, f, indent=1)
+    for m in summary["mismatches"][:10]:
+        dut._log.error("mismatch: image %s %s expected %s got %s", m["index"], m["field"], m["expected"], m["got"])
+    dut._log.info("checked %d vectors, %d mismatched, %d cycle mismatches, %.1f images/s",
+                  summary["checked"], summary["mismatched_vectors"], cycle_bad, summary["images_per_s"] or 0)
+    if cfg.get("fail_on_mismatch", True):
+        assert summary["mismatched_vectors"] == 0 and cycle_bad == 0, \
+            f"{summary['mismatched_vectors']} mismatched vectors, {cycle_bad} cycle mismatches"

@@ -1,0 +1,149 @@
+"""The testbench: clock, reset, driver, output monitor, golden model and in-order checker, owned together."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import cocotb
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
+from cocotb.utils import get_sim_steps
+
+from .checker import InOrderChecker, Mismatch
+from .driver import StreamDriver
+from .model import CoreInfo, pack_images
+from .monitor import OutputMonitor
+
+__all__ = ["Testbench"]
+
+
+class Testbench:
+    """Owns the parts; :meth:`start`, :meth:`reset`, :meth:`run`, :meth:`reset_during`, :meth:`stop`.
+
+    ``gaps``: probability of an idle gap before an input beat (``max_gap``
+    cycles at most); ``backpressure``: probability that ``m_axis_tready`` is low
+    in a cycle. Cycles per image are measured from the rising edge that accepts
+    the first input beat to the rising edge that transfers the output beat.
+    """
+
+    def __init__(self, dut, info: CoreInfo, *, period_ns: int = 10, gaps: float = 0.0, max_gap: int = 3,
+                 backpressure: float = 0.0, seed: int = 0, max_report: int = 50):
+        self.dut = dut
+        self.info = info
+        self.clk = dut.clk
+        self.rst = dut.rst
+        self.period_ns = period_ns
+        self.period_steps = get_sim_steps(period_ns, "ns")
+        rng = np.random.default_rng(seed)
+        self.driver = StreamDriver(dut, dut.clk, "s_axis", gap_prob=gaps, max_gap=max_gap,
+                                   rng=np.random.default_rng(rng.integers(1 << 62)))
+        self.monitor = OutputMonitor(dut, dut.clk, dut.rst, info, backpressure=backpressure,
+                                     rng=np.random.default_rng(rng.integers(1 << 62)), callback=self._on_output)
+        self.checker = InOrderChecker(max_report=max_report)
+        self.rng = rng
+        self.cycles: dict[int, int] = {}
+        self._expected: dict[int, tuple[int, list]] = {}
+        self._done = Event()
+        self._want = 0
+        self._clock_task = None
+        self._drive_task = None
+        self.sim_seconds = 0.0
+        self.last_output_steps = 0
+
+    # -- life cycle -------------------------------------------------------
+    async def start(self) -> None:
+        self.rst.value = 1
+        self.dut.m_axis_tready.value = 0
+        if self._clock_task is None:
+            self._clock_task = cocotb.start_soon(Clock(self.clk, self.period_ns, unit="ns").start())
+        self.monitor.start()
+        await self.reset()
+
+    def stop(self) -> None:
+        if self._drive_task is not None and not self._drive_task.done():
+            self._drive_task.cancel()
+        self._drive_task = None
+        self.monitor.stop()
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            self._clock_task = None
+
+    async def reset(self, cycles: int = 3) -> list[int]:
+        """Synchronous reset for ``cycles`` clocks; aborts the image being sent and forgets those in flight."""
+        if self._drive_task is not None and not self._drive_task.done():
+            self._drive_task.cancel()
+        self._drive_task = None
+        self.driver.idle()
+        self.rst.value = 1
+        await ClockCycles(self.clk, cycles)
+        self.rst.value = 0
+        dropped = self.checker.flush()
+        for i in dropped:
+            self._expected.pop(i, None)
+        await RisingEdge(self.clk)
+        return dropped
+
+    # -- traffic ----------------------------------------------------------
+    def _on_accept(self, index: int) -> None:
+        cls, scores = self._expected[index]
+        self.checker.expect(index, cls, scores)
+
+    def _on_output(self, t: int, cls: int, scores, single_beat: bool) -> None:
+        index, _ = self.checker.observe(cls, scores)
+        if index >= 0:
+            t0 = self.driver.accept_times.get(index)
+            if t0 is not None:
+                self.cycles[index] = (t - t0) // self.period_steps
+            self._expected.pop(index, None)
+        if not single_beat:
+            self.checker._report(Mismatch(index, "tlast", "1 beat per image", "several beats"))
+        self.last_output_steps = t
+        if self.monitor.received >= self._want:
+            self._done.set()
+
+    def _arm(self, images, classes, scores, first_index):
+        beats = pack_images(images, self.info.pixels_per_beat)
+        idx = list(range(first_index, first_index + len(beats)))
+        for k, i in enumerate(idx):
+            self._expected[i] = (int(classes[k]), scores[k])
+        return beats, idx
+
+    async def run(self, images: np.ndarray, classes, scores, *, first_index: int = 0,
+                  stall_cycles: int = 200_000) -> None:
+        """Send ``images`` back to back and wait until every result came out (or the core stalls)."""
+        beats, idx = self._arm(images, classes, scores, first_index)
+        self._want = self.monitor.received + len(beats)
+        self._done.clear()
+        t_wall = time.perf_counter()
+        self._drive_task = cocotb.start_soon(self.driver.send(beats, idx, self._on_accept))
+        step = Timer(stall_cycles * self.period_ns, "ns")
+        last = -1
+        while self.monitor.received < self._want:
+            await First(self._done.wait(), step)
+            if self.monitor.received < self._want and self.monitor.received == last \
+                    and len(self.driver.accept_times) == getattr(self, "_last_acc", -1):
+                self.dut._log.error("no progress for %d cycles: %d of %d results missing", stall_cycles,
+                                    self._want - self.monitor.received, len(beats))
+                break
+            last = self.monitor.received
+            self._last_acc = len(self.driver.accept_times)
+        self.sim_seconds += time.perf_counter() - t_wall
+
+    async def reset_during(self, image: np.ndarray, cls, scores, index: int, delay_cycles: int) -> list[int]:
+        """Start sending ``image``, reset ``delay_cycles`` after its first beat was accepted; returns dropped indices."""
+        beats, idx = self._arm(image[None, :], [cls], [scores], index)
+        accepted = Event()
+
+        def on_accept(i):
+            self._on_accept(i)
+            accepted.set()
+
+        self._drive_task = cocotb.start_soon(self.driver.send(beats, idx, on_accept))
+        await accepted.wait()
+        if delay_cycles:
+            await ClockCycles(self.clk, delay_cycles)
+        dropped = await self.reset()
+        self._expected.pop(index, None)
+        return dropped
