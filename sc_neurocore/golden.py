@@ -89,12 +89,12 @@ def encode_input(params: NetworkParams, pixels: np.ndarray, t: int) -> np.ndarra
 def layer_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
     """``I = (x @ W) >>> s`` for a batch ``x`` of shape (B, n_in) with 0 <= x <= x_max.
 
-    The product is evaluated in float32 when every partial sum is below 2**24
-    and in float64 otherwise (bound < 2**47 by the parameter ranges); both
-    hold every integer involved exactly, so the result equals integer
-    arithmetic.
+    Every partial sum of column ``j`` is bounded by ``x_max * sum_i |W[i, j]|``.
+    When that bound is below 2**24 the product is evaluated in float32, else
+    in float64 (the bound is < 2**47 by the parameter ranges); both hold every
+    integer involved exactly, so the result equals integer arithmetic.
     """
-    bound = layer.n_in * int(x_max) * ((1 << (layer.weight_bits - 1)) - 1)
+    bound = int(x_max) * int(np.abs(layer.weight).sum(axis=0).max())
     dt = np.float32 if bound < (1 << 24) else np.float64
     a = (x.astype(dt) @ layer.weight.astype(dt)).astype(np.int64)
     return a >> layer.current_shift

@@ -640,14 +640,19 @@ def test_self_distiller_torch_no_grad_and_loss_backprops():
 def test_self_distiller_step_trains_in_three_lines():
     model = _Linear()
     d = SelfDistiller(T_teacher=12, T_student=3, temperature=2.0, alpha=0.8)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(5, 6), torch.tensor([0, 1, 2, 3, 0])
     before = model.fc.weight.detach().clone()
+
+    def sgd_step(lr=0.1):  # plain SGD (torch.optim's first step costs seconds of imports)
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= lr * p.grad
+                p.grad = None
+
     for _ in range(3):
         loss = d.step(model.run, x, y)
         loss["total_loss"].backward()
-        opt.step()
-        opt.zero_grad()
+        sgd_step()
     assert model.grad_enabled == [False, True] * 3  # teacher run without, student run with gradients
     assert not torch.equal(before, model.fc.weight)
 

@@ -164,3 +164,17 @@ def test_batching_does_not_change_results():
     a = infer(net, imgs, batch_size=7)
     b = infer(net, imgs, batch_size=1000)
     assert np.array_equal(a.scores, b.scores) and np.array_equal(a.classes, b.classes)
+
+
+@pytest.mark.parametrize("n_in", [518, 519, 784])
+def test_layer_current_exact_near_float32_limit(n_in):
+    # 518*255*127 is just below 2**24 (float32 path), 519 just above (float64 path).
+    from sc_neurocore.golden import layer_current
+    rng = np.random.default_rng(n_in)
+    w = np.full((n_in, 3), 127, dtype=np.int64)
+    w[:, 1] = rng.integers(-127, 128, n_in)
+    w[:, 2] = -127
+    layer = LayerParams(w, 8, 1, 0, 3, 32)
+    x = np.vstack([np.full(n_in, 255), rng.integers(0, 256, n_in), np.full(n_in, 254)])
+    exact = np.array([[sum(int(a) * int(b) for a, b in zip(row, w[:, j])) >> 3 for j in range(3)] for row in x])
+    assert np.array_equal(layer_current(x, layer, 255), exact)

@@ -1,0 +1,61 @@
+"""Golden-model throughput: images/s on the 10k MNIST test set at several T (batch of 10 k).
+
+Writes benchmarks/results/golden.json and prints a markdown table. Uses a
+pretrained bundle when one is shipped for that T, else a random 784-128-10
+bundle (throughput depends on sizes and T, not on the weight values, except
+for the spiking activity of the hidden layer, which the table reports).
+"""
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sc_neurocore.bundle import pretrained_names, random_bundle, resolve_bundle
+from sc_neurocore.data import load_mnist
+from sc_neurocore.golden import infer
+
+OUT = Path(__file__).parent / "results" / "golden.json"
+
+
+def bench(net, x, repeats=3):
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = infer(net, x)
+        best = min(best, time.perf_counter() - t0)
+    return len(x) / best, r
+
+
+def main():
+    ds = load_mnist()
+    x, y = ds.test_x, ds.test_y
+    rows = []
+    for T in (1, 2, 4, 8, 32):
+        name = f"mnist-t{T}"
+        if name in pretrained_names():
+            b, src = resolve_bundle(pretrained=name), name
+        else:
+            b, src = random_bundle((784, 128, 10), T, seed=0), "random 784-128-10"
+        for enc in ("direct", "rate"):
+            net = b.network if enc == b.network.encoding else type(b.network)(
+                b.network.layers, T, enc, b.network.reset, b.network.readout, b.network.rate_seed)
+            ips, r = bench(net, x)
+            rows.append({"T": T, "encoding": enc, "bundle": src, "images_per_s": round(ips),
+                         "accuracy": float(np.mean(r.classes == y)) if enc == b.network.encoding else None,
+                         "hidden_spikes_per_image": float(r.spike_counts[0].sum(1).mean())})
+            print(f"T={T:<3} {enc:<7} {ips:>10,.0f} images/s  ({src})", flush=True)
+    meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "batch": len(x),
+            "numpy": np.__version__}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print("\n| T | encoding | images/s |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['T']} | {r['encoding']} | {r['images_per_s']:,} |")
+
+
+if __name__ == "__main__":
+    main()

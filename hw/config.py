@@ -1,0 +1,270 @@
+"""Generator options of the LIF core and the geometry they give a network.
+
+Everything here is plain Python (no Amaranth import), so the latency model
+(:mod:`sc_neurocore.latency`) and the CLI can read the same facts the
+gateware is built from.  :class:`CoreConfig` holds the options that are *not*
+in a bundle (how wide to build the hardware); :class:`CoreGeometry` combines
+them with a :class:`~sc_neurocore.params.NetworkParams` and exposes every
+derived number (groups, chunks, memory shapes, pipeline depths) as read-only
+properties.  Nothing downstream re-derives these by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, asdict
+
+from sc_neurocore.params import NetworkParams
+
+__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "Timing", "CLASS_BITS"]
+
+#: Width of the class field at the bottom of ``m_axis_tdata``.
+CLASS_BITS = 16
+
+
+class Timing:
+    """Pipeline depths of the gateware, in cycles (see ``docs/hardware.md``).
+
+    These are the single source of truth: the components in
+    :mod:`sc_neurocore.hw.core` build exactly this many register stages and the
+    latency model adds exactly these numbers.
+    """
+
+    #: From the cycle an event chunk is issued to the cycle the accumulators
+    #: no longer report busy: memory read (1) + product (1) + adder tree (1) +
+    #: accumulate (1).
+    ACCUMULATE = 4
+    #: Extra cycles of a neuron update phase after its last group is issued:
+    #: (leak, current shift) -> (add, clamp) -> (fire, reset, write back).
+    UPDATE = 2
+    #: Extra cycles of an event-scan phase with at least one event:
+    #: ``ACCUMULATE`` minus the issue cycle itself.
+    SCAN = ACCUMULATE - 1
+    #: An event-scan phase that finds no event still costs its start cycle.
+    SCAN_EMPTY = 1
+
+
+def _positive_int(name: str, value, *, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+    if value < 1 or (hi is not None and value > hi):
+        rng = f"between 1 and {hi}" if hi is not None else "a positive integer"
+        raise ValueError(f"{name} must be {rng}, not {value!r}")
+    return value
+
+
+def _per_layer(name: str, value):
+    """``None``, a positive int, or a tuple/list of positive ints / ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} must be a positive integer or a non-empty sequence of them, not {value!r}")
+        out = []
+        for v in value:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise TypeError(f"{name} must be a positive integer or a sequence of them, not {value!r}")
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be positive, not {value!r}")
+            out.append(v)
+        return tuple(out)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive integer or a sequence of them, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be positive, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Options of the core generator that a bundle does not fix.
+
+    lanes:
+        Neurons updated (and weights fetched) per cycle, per layer: an int for
+        every layer, a sequence with one entry per layer, or ``None`` (the
+        default) for *all neurons of the layer at once*.  A layer with ``n``
+        neurons and ``P`` lanes takes ``ceil(n / P)`` cycles per event and per
+        update.  An int larger than a layer is clamped to the layer's size;
+        a per-layer entry must not exceed it.
+    events:
+        Input events consumed per cycle, per layer (the number of weight
+        memory banks: input ``i`` lives in bank ``i % events``).  Same forms as
+        ``lanes``; ``None`` picks 2 for a direct-encoded first layer (its
+        events need ``lanes x events`` pixel-by-weight multipliers), 4 for
+        spike inputs (adders only).  For the first layer it must divide
+        ``pixels_per_beat`` (an event chunk never straddles two input beats).
+    pixels_per_beat:
+        Pixels per ``s_axis`` beat (``s_axis_tdata`` is ``8 * pixels_per_beat``
+        bits), 1 … 64.  Default 8 (a 64-bit bus).
+    """
+
+    lanes: int | tuple | None = None
+    events: int | tuple | None = None
+    pixels_per_beat: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lanes", _per_layer("lanes", self.lanes))
+        object.__setattr__(self, "events", _per_layer("events", self.events))
+        _positive_int("pixels_per_beat", self.pixels_per_beat, hi=64)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("lanes", "events"):
+            if isinstance(d[k], tuple):
+                d[k] = list(d[k])
+        return d
+
+    def geometry(self, network: NetworkParams) -> "CoreGeometry":
+        return CoreGeometry(network, self)
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """How one layer is laid out in hardware."""
+
+    index: int
+    n_in: int
+    n_out: int
+    lanes: int        # P: neurons per cycle
+    events: int       # E: input events per cycle = memory banks
+    x_bits: int       # width of one input value: 8 (pixels) or 1 (spikes)
+    weight_bits: int
+    chunk_space: int = 0   # chunk indices the event source can produce (>= chunks)
+
+    @property
+    def groups(self) -> int:
+        """G = ceil(n_out / P): cycles per event chunk and per neuron update."""
+        return -(-self.n_out // self.lanes)
+
+    @property
+    def chunks(self) -> int:
+        """C = ceil(n_in / E): input chunks (one chunk = E inputs issued together)."""
+        return -(-self.n_in // self.events)
+
+    @property
+    def memory_depth(self) -> int:
+        """Words per bank: chunk ``c``, group ``g`` at address ``c * G + g``."""
+        return self.chunks * self.groups
+
+    @property
+    def memory_width(self) -> int:
+        """Bits per word: ``P`` weights."""
+        return self.lanes * self.weight_bits
+
+    @property
+    def update_cycles(self) -> int:
+        """Duration of this layer's neuron-update phase."""
+        return self.groups + Timing.UPDATE
+
+    @property
+    def multipliers(self) -> int:
+        """x-by-weight products computed per cycle (pixel layers need real multipliers)."""
+        return self.lanes * self.events
+
+
+def _resolve(name: str, spec, index: int, n_layers: int, default: int, cap: int) -> int:
+    if spec is None:
+        return min(default, cap)
+    if isinstance(spec, tuple):
+        if len(spec) != n_layers:
+            raise ValueError(f"{name} must have one entry per layer ({n_layers}), not {spec!r}")
+        v = spec[index]
+        if v is None:
+            return min(default, cap)
+        if v > cap:
+            raise ValueError(f"{name}[{index}] must be at most {cap} for this layer, not {v!r}")
+        return v
+    return min(spec, cap)
+
+
+class CoreGeometry:
+    """A :class:`CoreConfig` applied to a network: every derived size of the core."""
+
+    def __init__(self, network: NetworkParams, config: CoreConfig | None = None):
+        if not isinstance(network, NetworkParams):
+            raise TypeError(f"network must be a NetworkParams, not {type(network).__name__}")
+        if config is None:
+            config = CoreConfig()
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {type(config).__name__}")
+        self.network = network
+        self.config = config
+        L = len(network.layers)
+        ppb = config.pixels_per_beat
+        layers = []
+        for i, lp in enumerate(network.layers):
+            pixel_input = i == 0 and network.encoding == "direct"
+            lanes = _resolve("lanes", config.lanes, i, L, lp.n_out, lp.n_out)
+            if i == 0:
+                default_e = math.gcd(ppb, 2 if pixel_input else 4)
+                events = _resolve("events", config.events, i, L, default_e, ppb)
+                if ppb % events:
+                    raise ValueError(
+                        f"events[0] must divide pixels_per_beat ({ppb}), not {events!r}")
+            else:
+                events = _resolve("events", config.events, i, L, 4, lp.n_in)
+            # The first layer's chunks are numbered beat by beat, so the
+            # padding of the last beat extends the index space.
+            space = -(-lp.n_in // events) if i else -(-lp.n_in // ppb) * (ppb // events)
+            layers.append(LayerGeometry(i, lp.n_in, lp.n_out, lanes, events, 8 if pixel_input else 1,
+                                        lp.weight_bits, space))
+        self.layers: tuple[LayerGeometry, ...] = tuple(layers)
+
+    # -- stream interface -------------------------------------------------
+    @property
+    def pixels_per_beat(self) -> int:
+        return self.config.pixels_per_beat
+
+    @property
+    def n_inputs(self) -> int:
+        return self.network.sizes[0]
+
+    @property
+    def n_classes(self) -> int:
+        return self.network.n_classes
+
+    @property
+    def beats(self) -> int:
+        """K = ceil(n_0 / PPB): input beats per image."""
+        return -(-self.n_inputs // self.pixels_per_beat)
+
+    @property
+    def chunks_per_beat(self) -> int:
+        return self.pixels_per_beat // self.layers[0].events
+
+    @property
+    def s_axis_tdata_width(self) -> int:
+        return 8 * self.pixels_per_beat
+
+    @property
+    def score_signed(self) -> bool:
+        return self.network.readout == "membrane"
+
+    @property
+    def score_width(self) -> int:
+        return self.network.score_format.width
+
+    @property
+    def m_axis_tdata_width(self) -> int:
+        return CLASS_BITS + self.score_width * self.n_classes
+
+    @property
+    def count_width(self) -> int:
+        """Width of a spike counter (0 … T)."""
+        return max(1, self.network.T.bit_length())
+
+    # -- readout ----------------------------------------------------------
+    @property
+    def argmax_levels(self) -> int:
+        """Register levels of the argmax comparison tree."""
+        return (self.n_classes - 1).bit_length()
+
+    @property
+    def readout_cycles(self) -> int:
+        """From the end of the last update phase to ``m_axis_tvalid``: the argmax
+        tree (at least one cycle of wait) plus the output register."""
+        return max(1, self.argmax_levels) + 1
+
+    def __repr__(self) -> str:
+        return (f"CoreGeometry(sizes={self.network.sizes}, lanes={[g.lanes for g in self.layers]}, "
+                f"events={[g.events for g in self.layers]}, pixels_per_beat={self.pixels_per_beat})")

@@ -1,0 +1,693 @@
+"""Amaranth gateware of the fixed-point LIF core (``docs/fixed_point.md``, ``docs/hardware.md``).
+
+Blocks, each a :class:`~amaranth.lib.wiring.Component`:
+
+* :class:`LIFLayer` - weight memories (one bank per event slot), the
+  accumulators of the weighted sums, the membranes and the update pipeline of
+  one fully connected layer.
+* :class:`BeatChunker` - turns beats of ``PPB`` input values into event
+  chunks of ``E`` values, skipping all-zero chunks (first layer).
+* :class:`SpikeScanner` - turns a spike vector into event chunks, skipping
+  silent chunks (every later layer).
+* :class:`RateEncoder` - pixel buffer plus the LFSR of spec §3.2, replays
+  the image as spike beats once per timestep.
+* :class:`Argmax` - registered comparison tree, ties to the lowest class.
+* :class:`LIFCore` - the sequencer, with ``stream`` interfaces.
+* :class:`AXIStreamTop` - :class:`LIFCore` with AXI4-Stream port names; this
+  is what :func:`build_core` returns and what is exported as
+  ``sc_neurocore_top``.
+
+Pipeline depths are :class:`~sc_neurocore.hw.config.Timing` constants; the
+latency model reads the same constants.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from sc_neurocore.params import LayerParams, NetworkParams
+
+from .config import CLASS_BITS, CoreConfig, CoreGeometry, LayerGeometry, Timing
+from .lfsr import WIDTH as LFSR_WIDTH, step_matrix
+
+__all__ = ["event_layout", "LIFLayer", "BeatChunker", "SpikeScanner", "RateEncoder", "Argmax",
+           "LIFCore", "AXIStreamTop", "build_core"]
+
+
+def _lowest_set(m: Module, vec, width: int, name: str):
+    """Index of the lowest set bit of ``vec`` (0 when none), combinational."""
+    idx = Signal(range(max(width, 1)), name=name)
+    # Later statements win in Amaranth, so walking from the top down leaves the
+    # lowest set bit's index.
+    for i in reversed(range(width)):
+        with m.If(vec[i]):
+            m.d.comb += idx.eq(i)
+    return idx
+
+
+def event_layout(chunk_count: int, events: int, x_bits: int) -> data.StructLayout:
+    """Payload of an event chunk: its index and the ``events`` input values in it."""
+    return data.StructLayout({
+        "chunk": unsigned(max(1, (chunk_count - 1).bit_length())),
+        "x": data.ArrayLayout(unsigned(x_bits), events),
+    })
+
+
+class LIFLayer(wiring.Component):
+    """One fully connected LIF layer (spec §4) with its weights in on-chip memory.
+
+    Accumulate path, one event chunk per ``G`` cycles (``events.ready`` is
+    high in the chunk's last group cycle):
+
+    * issue: address ``chunk * G + g`` to every bank (input ``c*E + b`` lives
+      in bank ``b``, all its weights for lanes ``g*P … g*P+P-1`` in one word);
+    * stage 1: the words arrive; multiply by the input values (pixels) or
+      gate them (spikes);
+    * stage 2: sum the ``E`` products of each lane;
+    * stage 3: add into the accumulator of neuron ``g*P + k``.
+
+    Update path (``update`` pulse, then ``G`` groups of ``P`` neurons,
+    issued from the pulse's own cycle):
+
+    * issue: read accumulator and membrane, ``I = a >>> s``, leak;
+    * stage 1: ``u = clamp(v' + I)``;
+    * stage 2: fire, reset, write membrane / spike / spike count.
+
+    The accumulators of a spiking-input layer are cleared as they are read,
+    ready for the next timestep; a pixel-input (direct) layer keeps its
+    accumulators for all ``T`` timesteps (spec §3.1: the current is constant).
+    ``clear`` (start of an image) zeroes accumulators, membranes and counters.
+    """
+
+    def __init__(self, layer: LayerParams, geom: LayerGeometry, *, reset: str, spiking: bool,
+                 count_width: int | None = None, keep_current: bool = False):
+        if not isinstance(layer, LayerParams):
+            raise TypeError(f"layer must be a LayerParams, not {layer!r}")
+        if reset not in ("subtract", "zero"):
+            raise ValueError(f"reset must be 'subtract' or 'zero', not {reset!r}")
+        self._layer = layer
+        self._geom = geom
+        self._reset = reset
+        self._spiking = bool(spiking)
+        self._keep = bool(keep_current)
+        x_max = (1 << geom.x_bits) - 1
+        self.acc_format = layer.accumulator_format(x_max)
+        self.current_format = layer.current_format(x_max)
+        n = geom.n_out
+        members = {
+            "events": In(stream.Signature(event_layout(geom.chunk_space, geom.events, geom.x_bits))),
+            "acc_busy": Out(1),
+            "update": In(1),
+            "update_busy": Out(1),
+            "clear": In(1),
+            "spikes": Out(n),
+            "membrane": Out(data.ArrayLayout(layer.membrane_format.amaranth_shape, n)),
+        }
+        if count_width is not None:
+            members["counts"] = Out(data.ArrayLayout(unsigned(count_width), n))
+        self._count_width = count_width
+        super().__init__(members)
+
+    @property
+    def geometry(self) -> LayerGeometry:
+        return self._geom
+
+    def memory_init(self, bank: int) -> list[int]:
+        """Words of weight bank ``bank``: word ``c*G + g`` packs ``W[c*E+bank, g*P+k]`` at bits ``k*wb``."""
+        g, lp = self._geom, self._layer
+        wb, mask = lp.weight_bits, (1 << lp.weight_bits) - 1
+        words = []
+        for c in range(g.chunks):
+            i = c * g.events + bank
+            for grp in range(g.groups):
+                word = 0
+                if i < g.n_in:
+                    for k in range(g.lanes):
+                        j = grp * g.lanes + k
+                        if j < g.n_out:
+                            word |= (int(lp.weight[i, j]) & mask) << (k * wb)
+                words.append(word)
+        return words
+
+    def elaborate(self, platform):
+        m = Module()
+        g, lp = self._geom, self._layer
+        P, E, G, n = g.lanes, g.events, g.groups, g.n_out
+        wb, mb = lp.weight_bits, lp.membrane_bits
+        acc_shape = self.acc_format.amaranth_shape
+        v_fmt = lp.membrane_format
+
+        acc = [Signal(acc_shape, name=f"acc{j}") for j in range(n)]
+        v = [self.membrane[j] for j in range(n)]
+        # Neurons served by lane k, one per group (the last group may be short).
+        lane_neurons = [[grp * P + k for grp in range(G) if grp * P + k < n] for k in range(P)]
+
+        # -- accumulate: issue ------------------------------------------------
+        ports = []
+        for b in range(E):
+            mem = Memory(shape=unsigned(g.memory_width), depth=g.memory_depth, init=self.memory_init(b))
+            m.submodules[f"weights{b}"] = mem
+            ports.append(mem.read_port())
+        ev_g = Signal(range(G), name="ev_group")
+        m.d.comb += self.events.ready.eq(ev_g == G - 1)
+        for port in ports:
+            m.d.comb += port.addr.eq(self.events.payload.chunk * G + ev_g)
+        with m.If(self.events.valid):
+            m.d.sync += ev_g.eq(Mux(ev_g == G - 1, 0, ev_g + 1))
+
+        s1_valid = Signal()
+        s1_g = Signal(range(G))
+        s1_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
+        m.d.sync += [s1_valid.eq(self.events.valid), s1_g.eq(ev_g), s1_x.eq(self.events.payload.x)]
+
+        # -- stage 1: products ------------------------------------------------
+        prod_shape = signed(wb + g.x_bits + 1)
+        s2_valid = Signal()
+        s2_g = Signal(range(G))
+        s2_p = [[Signal(prod_shape, name=f"prod{b}_{k}") for k in range(P)] for b in range(E)]
+        m.d.sync += [s2_valid.eq(s1_valid), s2_g.eq(s1_g)]
+        for b in range(E):
+            for k in range(P):
+                w = ports[b].data[k * wb:(k + 1) * wb].as_signed()
+                x = s1_x[b]
+                # A spike only gates the weight; a pixel needs a multiplier.
+                p = Mux(x, w, 0) if g.x_bits == 1 else x.as_unsigned() * w
+                m.d.sync += s2_p[b][k].eq(p)
+
+        # -- stage 2: adder tree over the E products of each lane ----------------
+        s3_valid = Signal()
+        s3_g = Signal(range(G))
+        s3_sum = [Signal(acc_shape, name=f"sum{k}") for k in range(P)]
+        m.d.sync += [s3_valid.eq(s2_valid), s3_g.eq(s2_g)]
+        for k in range(P):
+            terms = [s2_p[b][k] for b in range(E)]
+            while len(terms) > 1:
+                terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+            m.d.sync += s3_sum[k].eq(terms[0])
+
+        # -- stage 3: accumulate ---------------------------------------------
+        # One adder per lane; the group index selects which neuron it serves.
+        for k in range(P):
+            js = lane_neurons[k]
+            if not js:
+                continue
+            sel = Array(acc[j] for j in js)[s3_g] if len(js) > 1 else acc[js[0]]
+            total = Signal(acc_shape, name=f"acc_next{k}")
+            m.d.comb += total.eq(sel + s3_sum[k])
+            with m.If(s3_valid):
+                for grp, j in enumerate(js):
+                    with m.If(s3_g == grp):
+                        m.d.sync += acc[j].eq(total)
+        m.d.comb += self.acc_busy.eq(s1_valid | s2_valid | s3_valid)
+
+        # -- update: issue ----------------------------------------------------
+        u_active = Signal()
+        u_next = Signal(range(G))
+        u_issue = Signal()
+        u_g = Signal(range(G))
+        m.d.comb += [u_issue.eq(self.update | u_active), u_g.eq(Mux(self.update, 0, u_next))]
+        with m.If(u_issue):
+            m.d.sync += [u_active.eq(u_g != G - 1), u_next.eq(Mux(u_g == G - 1, 0, u_g + 1))]
+
+        cur_shape = self.current_format.amaranth_shape
+        u1_valid = Signal()
+        u1_g = Signal(range(G))
+        u1_i = [Signal(cur_shape, name=f"cur{k}") for k in range(P)]
+        u1_v = [Signal(v_fmt.amaranth_shape, name=f"vleak{k}") for k in range(P)]
+        m.d.sync += [u1_valid.eq(u_issue), u1_g.eq(u_g)]
+        for k in range(P):
+            js = lane_neurons[k]
+            if not js:
+                continue
+            a_sel = Array(acc[j] for j in js)[u_g] if len(js) > 1 else acc[js[0]]
+            v_sel = Array(v[j] for j in js)[u_g] if len(js) > 1 else v[js[0]]
+            # >> on a signed value is arithmetic: floor division (spec §4.2, §4.3).
+            m.d.sync += u1_i[k].eq(a_sel >> lp.current_shift)
+            if lp.leak_shift:
+                m.d.sync += u1_v[k].eq(v_sel - (v_sel >> lp.leak_shift))
+            else:
+                m.d.sync += u1_v[k].eq(v_sel)
+            if not self._keep:
+                # Spiking inputs: the weighted sum is per timestep; clear it as
+                # it is consumed so the next timestep starts from zero.
+                with m.If(u_issue):
+                    for grp, j in enumerate(js):
+                        with m.If(u_g == grp):
+                            m.d.sync += acc[j].eq(0)
+
+        # -- update stage 1: integrate and saturate (the only saturating step) --
+        u2_valid = Signal()
+        u2_g = Signal(range(G))
+        u2_u = [Signal(v_fmt.amaranth_shape, name=f"u{k}") for k in range(P)]
+        m.d.sync += [u2_valid.eq(u1_valid), u2_g.eq(u1_g)]
+        for k in range(P):
+            # One bit wider than the wider operand: the sum cannot wrap before the clamp.
+            s = Signal(signed(max(cur_shape.width, mb) + 1), name=f"vsum{k}")
+            m.d.comb += s.eq(u1_v[k] + u1_i[k])
+            m.d.sync += u2_u[k].eq(Mux(s > v_fmt.max, v_fmt.max, Mux(s < v_fmt.min, v_fmt.min, s)))
+
+        # -- update stage 2: fire, reset, write back ---------------------------
+        thr = lp.threshold
+        for k in range(P):
+            for grp, j in enumerate(lane_neurons[k]):
+                with m.If(u2_valid & (u2_g == grp)):
+                    u = u2_u[k]
+                    if self._spiking:
+                        z = u >= thr
+                        if self._reset == "subtract":
+                            m.d.sync += v[j].eq(Mux(z, u - thr, u))
+                        else:
+                            m.d.sync += v[j].eq(Mux(z, 0, u))
+                        m.d.sync += self.spikes[j].eq(z)
+                        if self._count_width is not None:
+                            m.d.sync += self.counts[j].eq(self.counts[j] + z)
+                    else:
+                        m.d.sync += v[j].eq(u)
+        m.d.comb += self.update_busy.eq(u_issue | u1_valid | u2_valid)
+
+        # -- clear (start of an image); last, so it wins -------------------------
+        with m.If(self.clear):
+            m.d.sync += [a.eq(0) for a in acc]
+            m.d.sync += [x.eq(0) for x in v]
+            m.d.sync += self.spikes.eq(0)
+            if self._count_width is not None:
+                m.d.sync += [self.counts[j].eq(0) for j in range(n)]
+        return m
+
+
+class BeatChunker(wiring.Component):
+    """Beats of ``PPB`` input values -> event chunks of ``E`` values, all-zero chunks skipped.
+
+    A beat is taken when the buffer is empty or its last chunk is being
+    issued, so a beat with ``w`` non-zero chunks occupies ``max(1, w*G)``
+    cycles (``G`` from the downstream ``events.ready``).  Chunk indices count
+    from the first beat after ``clear``.
+    """
+
+    def __init__(self, geom: CoreGeometry):
+        self._geom = geom
+        l0 = geom.layers[0]
+        super().__init__({
+            "beats": In(stream.Signature(data.ArrayLayout(unsigned(l0.x_bits), geom.pixels_per_beat))),
+            "events": Out(stream.Signature(event_layout(l0.chunk_space, l0.events, l0.x_bits))),
+            "clear": In(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        geo = self._geom
+        E, CPB, K = geo.layers[0].events, geo.chunks_per_beat, geo.beats
+        buf = Signal(self.beats.payload.shape())
+        mask = Signal(CPB)
+        buf_beat = Signal(range(K))
+        beat_count = Signal(range(K))
+
+        idx = _lowest_set(m, mask, CPB, "chunk_in_beat")
+        chunks = [Cat(*[buf[c * E + b] for b in range(E)]) for c in range(CPB)]
+        m.d.comb += [
+            self.events.valid.eq(mask != 0),
+            self.events.payload.chunk.eq(buf_beat * CPB + idx),
+            self.events.payload.x.eq(Array(chunks)[idx] if CPB > 1 else chunks[0]),
+        ]
+        last = (mask & (mask - 1)) == 0
+        m.d.comb += self.beats.ready.eq(last & ((mask == 0) | self.events.ready))
+        nonzero = Cat(*[Cat(*[self.beats.payload[c * E + b] for b in range(E)]).any() for c in range(CPB)])
+        with m.If(self.beats.valid & self.beats.ready):
+            m.d.sync += [buf.eq(self.beats.payload), mask.eq(nonzero), buf_beat.eq(beat_count),
+                         beat_count.eq(Mux(beat_count == K - 1, 0, beat_count + 1))]
+        with m.Elif(self.events.valid & self.events.ready):
+            m.d.sync += mask.eq(mask & (mask - 1))
+        with m.If(self.clear):
+            m.d.sync += [beat_count.eq(0), mask.eq(0)]
+        m.d.comb += self.busy.eq(mask != 0)
+        return m
+
+
+class SpikeScanner(wiring.Component):
+    """A spike vector -> event chunks of ``E`` spikes, silent chunks skipped.
+
+    ``start`` latches the vector's non-empty-chunk mask and issues the first
+    chunk in the same cycle; ``busy`` is high from ``start`` until the last
+    chunk has been taken.
+    """
+
+    def __init__(self, geom: LayerGeometry):
+        self._geom = geom
+        super().__init__({
+            "spikes": In(geom.n_in),
+            "start": In(1),
+            "busy": Out(1),
+            "events": Out(stream.Signature(event_layout(geom.chunk_space, geom.events, 1))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        E, C, n = self._geom.events, self._geom.chunks, self._geom.n_in
+        padded = Cat(self.spikes, Const(0, C * E - n))
+        chunks = [padded[c * E:(c + 1) * E] for c in range(C)]
+        init = Cat(*[ch.any() for ch in chunks])
+        mask = Signal(C)
+        cur = Signal(C)
+        m.d.comb += cur.eq(Mux(self.start, init, mask))
+        idx = _lowest_set(m, cur, C, "chunk")
+        m.d.comb += [
+            self.events.valid.eq(cur != 0),
+            self.events.payload.chunk.eq(idx),
+            self.events.payload.x.eq(Array(chunks)[idx] if C > 1 else chunks[0]),
+        ]
+        with m.If(self.events.valid & self.events.ready):
+            m.d.sync += mask.eq(cur & (cur - 1))
+        with m.Elif(self.start):
+            m.d.sync += mask.eq(init)
+        m.d.comb += self.busy.eq(self.start | (mask != 0))
+        return m
+
+
+class RateEncoder(wiring.Component):
+    """Pixel buffer plus the LFSR of spec §3.2: replays the image as spike beats.
+
+    ``fill`` writes the image beat by beat (always ready).  Each ``start``
+    emits the ``K`` beats of one timestep: pixel ``j`` of a beat spikes when
+    it exceeds the low byte of the LFSR state ``8*(j+1)`` steps ahead; taking
+    a beat advances the state by ``8`` steps per real (non-padding) pixel.
+    The state is reset to ``rate_seed`` by ``clear`` and runs on across
+    timesteps, exactly as the spec orders the steps.
+    """
+
+    def __init__(self, geom: CoreGeometry):
+        self._geom = geom
+        ppb = geom.pixels_per_beat
+        super().__init__({
+            "fill": In(stream.Signature(data.ArrayLayout(unsigned(8), ppb))),
+            "start": In(1),
+            "clear": In(1),
+            "busy": Out(1),
+            "beats": Out(stream.Signature(data.ArrayLayout(unsigned(1), ppb))),
+        })
+
+    @staticmethod
+    def _advance(m: Module, state, k: int, name: str):
+        out = Signal(LFSR_WIDTH, name=name)
+        for r, row in enumerate(step_matrix(k)):
+            bits = [state[c] for c in range(LFSR_WIDTH) if (row >> c) & 1]
+            m.d.comb += out[r].eq(Cat(*bits).xor() if bits else 0)
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        geo = self._geom
+        ppb, K, n0 = geo.pixels_per_beat, geo.beats, geo.n_inputs
+        last_real = n0 - (K - 1) * ppb   # real pixels in the last beat
+        seed = geo.network.rate_seed
+        m.submodules.pixels = mem = Memory(shape=unsigned(8 * ppb), depth=K, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port()
+
+        lfsr = Signal(LFSR_WIDTH, init=seed)
+        wptr = Signal(range(K))
+        m.d.comb += [self.fill.ready.eq(1), wr.addr.eq(wptr), wr.data.eq(self.fill.payload), wr.en.eq(self.fill.valid)]
+        with m.If(self.fill.valid):
+            m.d.sync += wptr.eq(Mux(wptr == K - 1, 0, wptr + 1))
+
+        head_valid = Signal()
+        head_last = Signal()
+        next_ptr = Signal(range(K + 1))
+        m.d.comb += rd.en.eq(0)
+        # R_j of the head beat: the state 8*(j+1) steps ahead, low byte.
+        for j in range(ppb):
+            r = self._advance(m, lfsr, 8 * (j + 1), f"lfsr_ahead{j}")
+            m.d.comb += self.beats.payload[j].eq(rd.data[8 * j:8 * j + 8] > r[:8])
+        full = self._advance(m, lfsr, 8 * ppb, "lfsr_full")
+        part = self._advance(m, lfsr, 8 * last_real, "lfsr_last")
+        m.d.comb += self.beats.valid.eq(head_valid)
+        with m.If(self.start):
+            m.d.comb += [rd.addr.eq(0), rd.en.eq(1)]
+            m.d.sync += [head_valid.eq(1), next_ptr.eq(1), head_last.eq(K == 1)]
+        with m.Elif(head_valid & self.beats.ready):
+            m.d.sync += lfsr.eq(Mux(head_last, part, full))
+            with m.If(head_last):
+                m.d.sync += head_valid.eq(0)
+            with m.Else():
+                m.d.comb += [rd.addr.eq(next_ptr), rd.en.eq(1)]
+                m.d.sync += [next_ptr.eq(next_ptr + 1), head_last.eq(next_ptr == K - 1)]
+        with m.If(self.clear):
+            m.d.sync += [lfsr.eq(seed), wptr.eq(0), head_valid.eq(0)]
+        m.d.comb += self.busy.eq(self.start | head_valid)
+        return m
+
+
+class Argmax(wiring.Component):
+    """Registered comparison tree over the scores: ``levels`` cycles, ties to the lowest index.
+
+    Each node keeps its left operand unless the right one is strictly larger;
+    left always holds the lower indices, so the lowest index of the maximum
+    wins (spec §5).
+    """
+
+    def __init__(self, n: int, score_shape):
+        self._n = n
+        super().__init__({
+            "scores": In(data.ArrayLayout(score_shape, n)),
+            "index": Out(CLASS_BITS),
+        })
+
+    @property
+    def levels(self) -> int:
+        return (self._n - 1).bit_length()
+
+    def elaborate(self, platform):
+        m = Module()
+        shape = self.scores.shape().elem_shape
+        items = [(self.scores[i], Const(i, CLASS_BITS)) for i in range(self._n)]
+        level = 0
+        while len(items) > 1:
+            nxt = []
+            for p in range(0, len(items), 2):
+                s_reg = Signal(shape, name=f"best{level}_{p // 2}")
+                i_reg = Signal(CLASS_BITS, name=f"idx{level}_{p // 2}")
+                if p + 1 < len(items):
+                    (sa, ia), (sb, ib) = items[p], items[p + 1]
+                    take_b = sb > sa
+                    m.d.sync += [s_reg.eq(Mux(take_b, sb, sa)), i_reg.eq(Mux(take_b, ib, ia))]
+                else:
+                    m.d.sync += [s_reg.eq(items[p][0]), i_reg.eq(items[p][1])]
+                nxt.append((s_reg, i_reg))
+            items = nxt
+            level += 1
+        m.d.comb += self.index.eq(items[0][1])
+        return m
+
+
+def result_layout(geom: CoreGeometry) -> data.StructLayout:
+    """``m_axis_tdata``: class at bits [15:0], score ``c`` at ``16 + SW*c``."""
+    shape = signed(geom.score_width) if geom.score_signed else unsigned(geom.score_width)
+    return data.StructLayout({"cls": unsigned(CLASS_BITS), "scores": data.ArrayLayout(shape, geom.n_classes)})
+
+
+class LIFCore(wiring.Component):
+    """The whole network: one image in (``K`` beats of ``PPB`` pixels), one result out.
+
+    Sequencer phases (``docs/hardware.md`` has the timing of each):
+    ``IN`` (beats accepted; direct: accumulated into layer 1 as they arrive;
+    rate: stored), then per timestep ``ENC`` (rate only: replay the image
+    through the LFSR into layer 1), and per layer ``SCAN`` (layers 2…L: the
+    previous layer's spikes as events) and ``UPD`` (neuron update), then
+    ``ARGMAX`` and the output register.  Each phase starts its block in the
+    cycle the previous phase ends.
+    """
+
+    def __init__(self, network: NetworkParams, config: CoreConfig | None = None):
+        if not isinstance(network, NetworkParams):
+            raise TypeError(f"network must be a NetworkParams, not {type(network).__name__}")
+        self.geometry = CoreGeometry(network, config)
+        self.network = network
+        geo = self.geometry
+        super().__init__({
+            "pixels": In(stream.Signature(data.ArrayLayout(unsigned(8), geo.pixels_per_beat))),
+            "result": Out(stream.Signature(result_layout(geo))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        net, geo = self.network, self.geometry
+        L, T, K, ppb = len(net.layers), net.T, geo.beats, geo.pixels_per_beat
+        direct = net.encoding == "direct"
+
+        layers = []
+        for i, (lp, lg) in enumerate(zip(net.layers, geo.layers)):
+            is_out = i == L - 1
+            lay = LIFLayer(lp, lg, reset=net.reset, spiking=net.spiking(i),
+                           count_width=geo.count_width if (is_out and net.readout == "spike_count") else None,
+                           keep_current=(i == 0 and direct))
+            m.submodules[f"layer{i}"] = lay
+            layers.append(lay)
+        scanners = [None]
+        for i in range(1, L):
+            sc = SpikeScanner(geo.layers[i])
+            m.submodules[f"scan{i}"] = sc
+            m.d.comb += sc.spikes.eq(layers[i - 1].spikes)
+            wiring.connect(m, sc.events, layers[i].events)
+            scanners.append(sc)
+        m.submodules.chunker = chunker = BeatChunker(geo)
+        wiring.connect(m, chunker.events, layers[0].events)
+
+        # Padding pixels of the last beat are forced to zero, whatever the
+        # source sends, so they never become events.
+        beats_in = Signal(range(K + 1))
+        last_real = net.sizes[0] - (K - 1) * ppb
+        masked = Signal(self.pixels.payload.shape())
+        for j in range(ppb):
+            pad = (beats_in == K - 1) if j >= last_real else Const(0)
+            m.d.comb += masked[j].eq(Mux(pad, 0, self.pixels.payload[j]))
+
+        encoder = None
+        if not direct:
+            m.submodules.encoder = encoder = RateEncoder(geo)
+            wiring.connect(m, encoder.beats, chunker.beats)
+            m.d.comb += encoder.fill.payload.eq(masked)
+
+        last = layers[-1]
+        scores = last.counts if net.readout == "spike_count" else last.membrane
+        m.submodules.argmax = argmax = Argmax(geo.n_classes, result_layout(geo).members["scores"].elem_shape)
+        m.d.comb += argmax.scores.eq(scores)
+
+        t = Signal(range(T), name="timestep")
+        wait = Signal(range(max(1, geo.argmax_levels) + 1))
+        clear = Signal()
+        m.d.comb += [lay.clear.eq(clear) for lay in layers]
+        if encoder is not None:
+            m.d.comb += encoder.clear.eq(clear)
+
+        def start_layer1(m):
+            # Start of a timestep: rate replays the image, direct goes straight
+            # to the update (its current is already in the accumulators).
+            if direct:
+                m.d.comb += layers[0].update.eq(1)
+                m.next = "UPD0"
+            else:
+                m.d.comb += [encoder.start.eq(1), chunker.clear.eq(1)]
+                m.next = "ENC"
+
+        # The output register drops its beat once taken, unless a new result
+        # is loaded in the same cycle (the ARGMAX branch below comes later,
+        # so its assignment wins).
+        with m.If(self.result.ready):
+            m.d.sync += self.result.valid.eq(0)
+
+        with m.FSM(name="phase"):
+            with m.State("IN"):
+                accept = Signal()
+                if direct:
+                    m.d.comb += [
+                        chunker.beats.valid.eq(self.pixels.valid & (beats_in != K)),
+                        chunker.beats.payload.eq(masked),
+                        self.pixels.ready.eq(chunker.beats.ready & (beats_in != K)),
+                    ]
+                else:
+                    m.d.comb += [
+                        encoder.fill.valid.eq(self.pixels.valid & (beats_in != K)),
+                        self.pixels.ready.eq(beats_in != K),
+                    ]
+                m.d.comb += accept.eq(self.pixels.valid & self.pixels.ready)
+                with m.If(accept):
+                    m.d.sync += beats_in.eq(beats_in + 1)
+                if direct:
+                    with m.If((beats_in == K) & ~chunker.busy & ~layers[0].acc_busy):
+                        start_layer1(m)
+                else:
+                    with m.If(beats_in == K):
+                        start_layer1(m)
+            if not direct:
+                with m.State("ENC"):
+                    with m.If(~encoder.busy & ~chunker.busy & ~layers[0].acc_busy):
+                        m.d.comb += layers[0].update.eq(1)
+                        m.next = "UPD0"
+            for i in range(L):
+                if i > 0:
+                    with m.State(f"SCAN{i}"):
+                        with m.If(~scanners[i].busy & ~layers[i].acc_busy):
+                            m.d.comb += layers[i].update.eq(1)
+                            m.next = f"UPD{i}"
+                with m.State(f"UPD{i}"):
+                    with m.If(~layers[i].update_busy):
+                        if i + 1 < L:
+                            m.d.comb += scanners[i + 1].start.eq(1)
+                            m.next = f"SCAN{i + 1}"
+                        else:
+                            with m.If(t == T - 1):
+                                m.d.sync += wait.eq(0)
+                                m.next = "ARGMAX"
+                            with m.Else():
+                                m.d.sync += t.eq(t + 1)
+                                start_layer1(m)
+            with m.State("ARGMAX"):
+                # The tree needs `levels` cycles after the scores settle; the
+                # output register may still hold the previous image's result.
+                with m.If(wait != max(1, geo.argmax_levels) - 1):
+                    m.d.sync += wait.eq(wait + 1)
+                with m.Elif(~self.result.valid | self.result.ready):
+                    m.d.sync += [self.result.payload.cls.eq(argmax.index),
+                                 self.result.payload.scores.eq(scores),
+                                 self.result.valid.eq(1)]
+                    m.d.comb += [clear.eq(1), chunker.clear.eq(1)]
+                    m.d.sync += [beats_in.eq(0), t.eq(0)]
+                    m.next = "IN"
+        return m
+
+
+class AXIStreamTop(wiring.Component):
+    """:class:`LIFCore` with the AXI4-Stream port names of the exported ``sc_neurocore_top``.
+
+    ``s_axis_tlast`` is accepted and ignored: the core counts ``K`` beats per
+    image, so a missing or extra ``tlast`` cannot desynchronise it.
+    ``m_axis_tlast`` is constantly 1 (one beat per image).
+    """
+
+    def __init__(self, network: NetworkParams, config: CoreConfig | None = None):
+        self.core = LIFCore(network, config)
+        geo = self.geometry = self.core.geometry
+        super().__init__({
+            "s_axis_tdata": In(geo.s_axis_tdata_width),
+            "s_axis_tvalid": In(1),
+            "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(geo.m_axis_tdata_width),
+            "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1),
+            "m_axis_tlast": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        m.d.comb += [
+            core.pixels.payload.eq(self.s_axis_tdata),
+            core.pixels.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(core.pixels.ready),
+            self.m_axis_tdata.eq(core.result.payload.as_value()),
+            self.m_axis_tvalid.eq(core.result.valid),
+            core.result.ready.eq(self.m_axis_tready),
+            self.m_axis_tlast.eq(1),
+        ]
+        return m
+
+
+def build_core(network, config: CoreConfig | None = None, **options) -> AXIStreamTop:
+    """The top-level component for a network (or bundle) and generator options.
+
+    Either pass a :class:`CoreConfig` or its fields as keyword arguments.
+    """
+    from sc_neurocore.bundle import Bundle
+
+    if isinstance(network, Bundle):
+        network = network.network
+    if config is None:
+        config = CoreConfig(**options)
+    elif options:
+        raise TypeError("pass either config or generator options, not both")
+    return AXIStreamTop(network, config)

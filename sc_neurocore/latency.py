@@ -1,0 +1,237 @@
+"""Exact cycle model of the generated LIF core (``docs/hardware.md``, "Latency").
+
+**Definition.** With ``s_axis_tvalid`` high in every cycle of the image and
+``m_axis_tready`` high (and the core idle when the image starts), the
+latency of an image is ``c_out - c_in``: ``c_in`` is the cycle in which the
+first beat is accepted (``tvalid & tready`` sampled at that clock edge),
+``c_out`` the first cycle in which ``m_axis_tvalid`` is high with that
+image's result.  The Amaranth simulation tests compare this model with the
+gateware for equality.
+
+**Model.** The core runs phases back to back, each starting in the cycle the
+previous one ends (``G_l`` = groups of layer ``l``, ``Timing`` constants from
+:mod:`sc_neurocore.hw.config`):
+
+* input pass (direct: the ``K`` beats, accumulated into layer 1 as they
+  arrive; rate: once per timestep from the pixel buffer): a beat with
+  ``w`` non-zero chunks costs ``max(1, w*G_1)`` cycles; the pass ends
+  ``Timing.ACCUMULATE`` cycles after the last issue, or one cycle after the
+  last beat's chunks are gone, whichever is later (:func:`_beat_pass`);
+* rate encoding only: the ``K`` input beats are stored at one per cycle
+  (``K`` cycles), and each timestep's replay pass has one extra cycle (the
+  pixel buffer's read latency);
+* per timestep and layer ``l``: for ``l >= 2`` an event scan of
+  ``n_l(t) * G_l + Timing.SCAN`` cycles, ``n_l(t)`` = chunks of ``E_l``
+  inputs with at least one spike (``Timing.SCAN_EMPTY`` when none), then
+  the neuron update, ``G_l + Timing.UPDATE`` cycles;
+* readout: ``CoreGeometry.readout_cycles`` (argmax tree + output register).
+
+The data-dependent counts (non-zero pixel chunks, spiking chunks per
+timestep and layer) come from :func:`sc_neurocore.golden.infer` with
+``record=True``; the model is vectorised over a batch of images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .golden import check_pixels, infer
+from .params import NetworkParams, lfsr_thresholds
+
+__all__ = ["image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report"]
+
+
+def _geometry(network, config):
+    from sc_neurocore.hw.config import CoreConfig, CoreGeometry
+
+    if not isinstance(network, NetworkParams):
+        from .bundle import Bundle
+
+        if isinstance(network, Bundle):
+            network = network.network
+        else:
+            raise TypeError(f"network must be a NetworkParams or Bundle, not {type(network).__name__}")
+    if config is None:
+        config = CoreConfig()
+    return CoreGeometry(network, config)
+
+
+def _beat_work(geom, x) -> np.ndarray:
+    """Issue cycles ``w`` of each input beat: (B, K) from layer-1 inputs ``x`` (B, n_0)."""
+    l0 = geom.layers[0]
+    B = x.shape[0]
+    padded = np.zeros((B, geom.beats * geom.pixels_per_beat), dtype=bool)
+    padded[:, :geom.n_inputs] = x != 0
+    nz = padded.reshape(B, geom.beats, geom.chunks_per_beat, l0.events).any(-1).sum(-1)
+    return nz.astype(np.int64) * l0.groups
+
+
+def _beat_pass(w: np.ndarray) -> np.ndarray:
+    """Cycles from the first beat taken to the end of the pass, per row of ``w`` (B, K)."""
+    from sc_neurocore.hw.config import Timing
+
+    B, K = w.shape
+    dur = np.maximum(1, w)
+    start = np.zeros((B, K), dtype=np.int64)      # a_k relative to a_0
+    start[:, 1:] = np.cumsum(dur[:, :-1], axis=1)
+    A = start[:, -1]
+    # The chunker drains one cycle after the last beat's last chunk.
+    end = A + 1 + w[:, -1]
+    issue_end = np.where(w > 0, start + w, np.iinfo(np.int64).min // 2).max(axis=1)
+    return np.maximum(end, issue_end + Timing.ACCUMULATE)
+
+
+def _scan_cycles(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+    """Event-scan phase of layer ``index`` (>= 1) for input spikes (..., n_in)."""
+    from sc_neurocore.hw.config import Timing
+
+    lg = geom.layers[index]
+    shape = spikes.shape[:-1]
+    padded = np.zeros(shape + (lg.chunks * lg.events,), dtype=bool)
+    padded[..., :lg.n_in] = spikes != 0
+    nz = padded.reshape(shape + (lg.chunks, lg.events)).any(-1).sum(-1).astype(np.int64)
+    return np.where(nz > 0, nz * lg.groups + Timing.SCAN, Timing.SCAN_EMPTY)
+
+
+def _cycles_from_activity(geom, w_in, spikes) -> np.ndarray:
+    """Total latency from the beat work ``w_in`` and per-layer spike trains.
+
+    ``w_in``: direct (B, K); rate (T, B, K).  ``spikes[l]``: (T, B, n_l) of
+    layer ``l`` (only layers 0 … L-2 are read: they feed layers 1 … L-1).
+    """
+    net = geom.network
+    T = net.T
+    update = sum(lg.update_cycles for lg in geom.layers)
+    if net.encoding == "direct":
+        total = _beat_pass(w_in)
+    else:
+        # K cycles to store the image, then per timestep a replay pass that
+        # starts one cycle late (pixel-buffer read).
+        total = geom.beats + sum(1 + _beat_pass(w_in[t]) for t in range(T))
+    total = total + T * update
+    for i in range(1, len(geom.layers)):
+        total = total + _scan_cycles(geom, i, spikes[i - 1]).sum(axis=0)
+    return total + geom.readout_cycles
+
+
+def _rate_inputs(net, px) -> np.ndarray:
+    R = lfsr_thresholds(net.rate_seed, net.T, px.shape[1]).astype(np.int64)
+    return (px[None, :, :] > R[:, None, :]).astype(np.uint8)   # (T, B, n_0)
+
+
+def image_cycles(network, config=None, pixels=None) -> np.ndarray:
+    """Exact latency in cycles of each image in ``pixels`` (B, n_0) or (n_0,); returns (B,) int64."""
+    geom = _geometry(network, config)
+    net = geom.network
+    px = check_pixels(pixels, geom.n_inputs)
+    res = infer(net, px, record=True)
+    if net.encoding == "direct":
+        w = _beat_work(geom, px)
+    else:
+        x0 = _rate_inputs(net, px)
+        w = np.stack([_beat_work(geom, x0[t]) for t in range(net.T)])
+    return _cycles_from_activity(geom, w, res.spikes)
+
+
+def _all_active(geom):
+    net = geom.network
+    T = net.T
+    w = _beat_work(geom, np.ones((1, geom.n_inputs), dtype=np.int64))
+    if net.encoding != "direct":
+        w = np.broadcast_to(w, (T,) + w.shape)
+    spikes = [np.ones((T, 1, lg.n_out), dtype=np.uint8) for lg in geom.layers]
+    return w, spikes
+
+
+def worst_case_cycles(network, config=None) -> int:
+    """Latency bound over all inputs: every pixel non-zero and every neuron spiking every timestep.
+
+    The cost of every phase is non-decreasing in the number of non-zero
+    chunks, so this is an upper bound for any image (whether a network's
+    weights can make every neuron fire is not considered).
+    """
+    geom = _geometry(network, config)
+    w, spikes = _all_active(geom)
+    return int(_cycles_from_activity(geom, w, spikes)[0])
+
+
+def _lower_bound_from_activity(geom, w_in, spikes) -> np.ndarray:
+    net = geom.network
+    K = geom.beats
+    upd = sum(lg.groups for lg in geom.layers)
+    if net.encoding == "direct":
+        total = np.maximum(K, w_in.sum(axis=-1))
+    else:
+        total = K + w_in.sum(axis=-1).sum(axis=0)
+    total = total + net.T * upd
+    for i in range(1, len(geom.layers)):
+        lg = geom.layers[i]
+        s = spikes[i - 1]
+        padded = np.zeros(s.shape[:-1] + (lg.chunks * lg.events,), dtype=bool)
+        padded[..., :lg.n_in] = s != 0
+        nz = padded.reshape(s.shape[:-1] + (lg.chunks, lg.events)).any(-1).sum(-1)
+        total = total + (nz * lg.groups).sum(axis=0)
+    return total
+
+
+def lower_bound_cycles(network, config=None, pixels=None):
+    """Physical lower bound for this lane/bank configuration.
+
+    Every input beat needs a cycle (``K``); every issued chunk-group reads
+    each weight bank once (one read port per bank, one cycle each); every
+    neuron update needs ``G_l`` cycles.  The bound assumes perfect overlap
+    of input and layer-1 accumulation (direct) and no pipeline fill, phase
+    hand-over or readout cycles.  ``pixels=None``: the worst-case input
+    (returns an int); otherwise per image (B,).
+    """
+    geom = _geometry(network, config)
+    net = geom.network
+    if pixels is None:
+        w, spikes = _all_active(geom)
+        return int(_lower_bound_from_activity(geom, w, spikes)[0])
+    px = check_pixels(pixels, geom.n_inputs)
+    res = infer(net, px, record=True)
+    if net.encoding == "direct":
+        w = _beat_work(geom, px)
+    else:
+        x0 = _rate_inputs(net, px)
+        w = np.stack([_beat_work(geom, x0[t]) for t in range(net.T)])
+    return _lower_bound_from_activity(geom, w, res.spikes)
+
+
+def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> dict:
+    """Mean / median / min / max latency over a dataset, with the lower bound and worst case."""
+    geom = _geometry(network, config)
+    px = check_pixels(images, geom.n_inputs)
+    cyc = np.concatenate([image_cycles(geom.network, geom.config, px[i:i + batch])
+                          for i in range(0, len(px), batch)])
+    lb = np.concatenate([lower_bound_cycles(geom.network, geom.config, px[i:i + batch])
+                         for i in range(0, len(px), batch)])
+    return {
+        "n": int(len(px)),
+        "mean_cycles": float(cyc.mean()),
+        "median_cycles": float(np.median(cyc)),
+        "min_cycles": int(cyc.min()),
+        "max_cycles": int(cyc.max()),
+        "mean_lower_bound_cycles": float(lb.mean()),
+        "worst_case_cycles": worst_case_cycles(geom.network, geom.config),
+        "lower_bound_cycles": lower_bound_cycles(geom.network, geom.config),
+    }
+
+
+def latency_report(network, config=None) -> dict:
+    """Input-independent latency facts for ``report.json``."""
+    from sc_neurocore.hw.config import Timing
+
+    geom = _geometry(network, config)
+    return {
+        "definition": "cycles from the cycle the first s_axis beat is accepted to the first cycle "
+                      "m_axis_tvalid is high (tvalid held high, tready high)",
+        "worst_case_cycles": worst_case_cycles(geom.network, geom.config),
+        "lower_bound_cycles": lower_bound_cycles(geom.network, geom.config),
+        "input_beats": geom.beats,
+        "readout_cycles": geom.readout_cycles,
+        "pipeline": {"accumulate": Timing.ACCUMULATE, "update": Timing.UPDATE, "scan": Timing.SCAN,
+                     "scan_empty": Timing.SCAN_EMPTY},
+        "update_cycles_per_layer": [lg.update_cycles for lg in geom.layers],
+    }

