@@ -37,9 +37,15 @@ __all__ = ["event_layout", "LIFLayer", "BeatChunker", "SpikeScanner", "RateEncod
            "LIFCore", "AXIStreamTop", "build_core"]
 
 
+def _index(n: int):
+    """Shape of an index ``0 … n-1``; at least one bit, since a zero-width
+    signal becomes a ``[-1:0]`` vector in the Verilog (Verilator ASCRANGE)."""
+    return unsigned(max(1, (n - 1).bit_length()))
+
+
 def _lowest_set(m: Module, vec, width: int, name: str):
     """Index of the lowest set bit of ``vec`` (0 when none), combinational."""
-    idx = Signal(range(max(width, 1)), name=name)
+    idx = Signal(max(1, (width - 1).bit_length()), name=name)
     # Later statements win in Amaranth, so walking from the top down leaves the
     # lowest set bit's index.
     for i in reversed(range(width)):
@@ -151,7 +157,7 @@ class LIFLayer(wiring.Component):
             mem = Memory(shape=unsigned(g.memory_width), depth=g.memory_depth, init=self.memory_init(b))
             m.submodules[f"weights{b}"] = mem
             ports.append(mem.read_port())
-        ev_g = Signal(range(G), name="ev_group")
+        ev_g = Signal(_index(G), name="ev_group")
         m.d.comb += self.events.ready.eq(ev_g == G - 1)
         for port in ports:
             m.d.comb += port.addr.eq(self.events.payload.chunk * G + ev_g)
@@ -159,14 +165,14 @@ class LIFLayer(wiring.Component):
             m.d.sync += ev_g.eq(Mux(ev_g == G - 1, 0, ev_g + 1))
 
         s1_valid = Signal()
-        s1_g = Signal(range(G))
+        s1_g = Signal(_index(G))
         s1_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
         m.d.sync += [s1_valid.eq(self.events.valid), s1_g.eq(ev_g), s1_x.eq(self.events.payload.x)]
 
         # -- stage 1: products ------------------------------------------------
         prod_shape = signed(wb + g.x_bits + 1)
         s2_valid = Signal()
-        s2_g = Signal(range(G))
+        s2_g = Signal(_index(G))
         s2_p = [[Signal(prod_shape, name=f"prod{b}_{k}") for k in range(P)] for b in range(E)]
         m.d.sync += [s2_valid.eq(s1_valid), s2_g.eq(s1_g)]
         for b in range(E):
@@ -179,7 +185,7 @@ class LIFLayer(wiring.Component):
 
         # -- stage 2: adder tree over the E products of each lane ----------------
         s3_valid = Signal()
-        s3_g = Signal(range(G))
+        s3_g = Signal(_index(G))
         s3_sum = [Signal(acc_shape, name=f"sum{k}") for k in range(P)]
         m.d.sync += [s3_valid.eq(s2_valid), s3_g.eq(s2_g)]
         for k in range(P):
@@ -206,16 +212,16 @@ class LIFLayer(wiring.Component):
 
         # -- update: issue ----------------------------------------------------
         u_active = Signal()
-        u_next = Signal(range(G))
+        u_next = Signal(_index(G))
         u_issue = Signal()
-        u_g = Signal(range(G))
+        u_g = Signal(_index(G))
         m.d.comb += [u_issue.eq(self.update | u_active), u_g.eq(Mux(self.update, 0, u_next))]
         with m.If(u_issue):
             m.d.sync += [u_active.eq(u_g != G - 1), u_next.eq(Mux(u_g == G - 1, 0, u_g + 1))]
 
         cur_shape = self.current_format.amaranth_shape
         u1_valid = Signal()
-        u1_g = Signal(range(G))
+        u1_g = Signal(_index(G))
         u1_i = [Signal(cur_shape, name=f"cur{k}") for k in range(P)]
         u1_v = [Signal(v_fmt.amaranth_shape, name=f"vleak{k}") for k in range(P)]
         m.d.sync += [u1_valid.eq(u_issue), u1_g.eq(u_g)]
@@ -241,7 +247,7 @@ class LIFLayer(wiring.Component):
 
         # -- update stage 1: integrate and saturate (the only saturating step) --
         u2_valid = Signal()
-        u2_g = Signal(range(G))
+        u2_g = Signal(_index(G))
         u2_u = [Signal(v_fmt.amaranth_shape, name=f"u{k}") for k in range(P)]
         m.d.sync += [u2_valid.eq(u1_valid), u2_g.eq(u1_g)]
         for k in range(P):
@@ -267,7 +273,10 @@ class LIFLayer(wiring.Component):
                             m.d.sync += self.counts[j].eq(self.counts[j] + z)
                     else:
                         m.d.sync += v[j].eq(u)
-        m.d.comb += self.update_busy.eq(u_issue | u1_valid | u2_valid)
+        # Registered flags only (no path from `update`): the sequencer looks at
+        # busy from the cycle after the start pulse, and a combinational path
+        # back to its own start outputs would be a (false) loop.
+        m.d.comb += self.update_busy.eq(u_active | u1_valid | u2_valid)
 
         # -- clear (start of an image); last, so it wins -------------------------
         with m.If(self.clear):
@@ -304,8 +313,8 @@ class BeatChunker(wiring.Component):
         E, CPB, K = geo.layers[0].events, geo.chunks_per_beat, geo.beats
         buf = Signal(self.beats.payload.shape())
         mask = Signal(CPB)
-        buf_beat = Signal(range(K))
-        beat_count = Signal(range(K))
+        buf_beat = Signal(_index(K))
+        beat_count = Signal(_index(K))
 
         idx = _lowest_set(m, mask, CPB, "chunk_in_beat")
         chunks = [Cat(*[buf[c * E + b] for b in range(E)]) for c in range(CPB)]
@@ -332,8 +341,8 @@ class SpikeScanner(wiring.Component):
     """A spike vector -> event chunks of ``E`` spikes, silent chunks skipped.
 
     ``start`` latches the vector's non-empty-chunk mask and issues the first
-    chunk in the same cycle; ``busy`` is high from ``start`` until the last
-    chunk has been taken.
+    chunk in the same cycle; ``busy`` is high from the cycle after ``start``
+    until the last chunk has been taken.
     """
 
     def __init__(self, geom: LayerGeometry):
@@ -364,7 +373,7 @@ class SpikeScanner(wiring.Component):
             m.d.sync += mask.eq(cur & (cur - 1))
         with m.Elif(self.start):
             m.d.sync += mask.eq(init)
-        m.d.comb += self.busy.eq(self.start | (mask != 0))
+        m.d.comb += self.busy.eq(mask != 0)   # registered only, see LIFLayer.update_busy
         return m
 
 
@@ -409,14 +418,14 @@ class RateEncoder(wiring.Component):
         rd = mem.read_port()
 
         lfsr = Signal(LFSR_WIDTH, init=seed)
-        wptr = Signal(range(K))
+        wptr = Signal(_index(K))
         m.d.comb += [self.fill.ready.eq(1), wr.addr.eq(wptr), wr.data.eq(self.fill.payload), wr.en.eq(self.fill.valid)]
         with m.If(self.fill.valid):
             m.d.sync += wptr.eq(Mux(wptr == K - 1, 0, wptr + 1))
 
         head_valid = Signal()
         head_last = Signal()
-        next_ptr = Signal(range(K + 1))
+        next_ptr = Signal(_index(K + 1))
         m.d.comb += rd.en.eq(0)
         # R_j of the head beat: the state 8*(j+1) steps ahead, low byte.
         for j in range(ppb):
@@ -437,7 +446,7 @@ class RateEncoder(wiring.Component):
                 m.d.sync += [next_ptr.eq(next_ptr + 1), head_last.eq(next_ptr == K - 1)]
         with m.If(self.clear):
             m.d.sync += [lfsr.eq(seed), wptr.eq(0), head_valid.eq(0)]
-        m.d.comb += self.busy.eq(self.start | head_valid)
+        m.d.comb += self.busy.eq(head_valid)
         return m
 
 
@@ -511,6 +520,14 @@ class LIFCore(wiring.Component):
             "pixels": In(stream.Signature(data.ArrayLayout(unsigned(8), geo.pixels_per_beat))),
             "result": Out(stream.Signature(result_layout(geo))),
         })
+        L, direct = len(network.layers), network.encoding == "direct"
+        # Built here rather than in elaborate() so that a harness (formal
+        # properties) can reach the membranes and counters.
+        self.layers = [
+            LIFLayer(lp, lg, reset=network.reset, spiking=network.spiking(i),
+                     count_width=geo.count_width if (i == L - 1 and network.readout == "spike_count") else None,
+                     keep_current=(i == 0 and direct))
+            for i, (lp, lg) in enumerate(zip(network.layers, geo.layers))]
 
     def elaborate(self, platform):
         m = Module()
@@ -518,14 +535,9 @@ class LIFCore(wiring.Component):
         L, T, K, ppb = len(net.layers), net.T, geo.beats, geo.pixels_per_beat
         direct = net.encoding == "direct"
 
-        layers = []
-        for i, (lp, lg) in enumerate(zip(net.layers, geo.layers)):
-            is_out = i == L - 1
-            lay = LIFLayer(lp, lg, reset=net.reset, spiking=net.spiking(i),
-                           count_width=geo.count_width if (is_out and net.readout == "spike_count") else None,
-                           keep_current=(i == 0 and direct))
+        layers = self.layers
+        for i, lay in enumerate(layers):
             m.submodules[f"layer{i}"] = lay
-            layers.append(lay)
         scanners = [None]
         for i in range(1, L):
             sc = SpikeScanner(geo.layers[i])
@@ -538,7 +550,7 @@ class LIFCore(wiring.Component):
 
         # Padding pixels of the last beat are forced to zero, whatever the
         # source sends, so they never become events.
-        beats_in = Signal(range(K + 1))
+        beats_in = Signal(_index(K + 1))
         last_real = net.sizes[0] - (K - 1) * ppb
         masked = Signal(self.pixels.payload.shape())
         for j in range(ppb):
@@ -556,8 +568,8 @@ class LIFCore(wiring.Component):
         m.submodules.argmax = argmax = Argmax(geo.n_classes, result_layout(geo).members["scores"].elem_shape)
         m.d.comb += argmax.scores.eq(scores)
 
-        t = Signal(range(T), name="timestep")
-        wait = Signal(range(max(1, geo.argmax_levels) + 1))
+        t = Signal(_index(T), name="timestep")
+        wait = Signal(_index(max(1, geo.argmax_levels) + 1))
         clear = Signal()
         m.d.comb += [lay.clear.eq(clear) for lay in layers]
         if encoder is not None:

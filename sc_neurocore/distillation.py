@@ -500,7 +500,7 @@ class TemporalDistillationLoss:
         total = per_layer[0]
         for term in per_layer[1:]:
             total = total + term
-        return total / 1
+        return total / len(per_layer)
 
 
 def _check_distribution(p: Any, xp: Any, name: str) -> None:

@@ -128,10 +128,16 @@ def expected_cycles(network, report: dict | None, images: np.ndarray) -> np.ndar
 
 
 def _latency_from_module(lm, network, report, images):
-    """Adapter to :mod:`sc_neurocore.latency` (kept in one place: its API is owned by another module)."""
-    fn = getattr(lm, "cycles_per_image", None)
+    """Adapter to :func:`sc_neurocore.latency.image_cycles` (its API is owned by the hardware module)."""
+    fn = getattr(lm, "image_cycles", None)
     if fn is None:
         return None
-    gen = (report or {}).get("generator", {})
-    out = [int(fn(network, gen, img)) for img in images]
-    return np.asarray(out, dtype=np.int64)
+    from sc_neurocore.hw.config import CoreConfig
+
+    gen = dict((report or {}).get("generator") or {})
+    cfg = CoreConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in gen.items()
+                        if k in ("lanes", "events", "pixels_per_beat")})
+    out = []
+    for i in range(0, len(images), 2000):
+        out.append(np.asarray(fn(network, cfg, images[i:i + 2000]), dtype=np.int64))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

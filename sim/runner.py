@@ -135,7 +135,10 @@ def generate_core(bundle, *, root: Path | None = None, **generator_options) -> C
     """Generate (or reuse) the Verilog of ``bundle`` with ``sc_neurocore.hw.export.generate_verilog``."""
     from sc_neurocore.bundle import Bundle, bundle_bytes, save_bundle
 
-    from sc_neurocore.hw.export import generate_verilog
+    try:
+        from sc_neurocore.hw.export import generate_verilog
+    except ImportError as e:
+        raise RuntimeError(f"the core generator sc_neurocore.hw.export is not available ({e})") from None
 
     if not isinstance(bundle, Bundle):
         raise TypeError(f"bundle must be a Bundle, not {type(bundle).__name__}")
@@ -172,6 +175,9 @@ def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None 
             defines = dict(core.defines)
             log = bdir / "build.log"
             bdir.mkdir(parents=True, exist_ok=True)
+            cache = bdir.parent / f"verilator-runtime{'-waves' if waves else ''}"
+            if sim == "verilator":
+                _patch_verilator_build(runner, bdir, _restore_runtime(cache, bdir))
             with _outside_pytest():
                 try:
                     runner.build(sources=core.sources(), hdl_toplevel=core.report.get("top", TOP),
@@ -180,8 +186,63 @@ def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None 
                 except (SystemExit, Exception) as e:  # noqa: BLE001 - compiler failures come as SystemExit
                     tail = log.read_text()[-3000:] if log.is_file() else ""
                     raise RuntimeError(f"{sim} build of {core.top_file} failed: {e}\n{tail}") from None
+            if sim == "verilator":
+                _save_runtime(bdir, cache)
             stamp.write_text(json.dumps({"sim": sim, "verilog": str(core.verilog_dir), "waves": waves}))
     return bdir
+
+
+# Verilator's runtime objects do not depend on the design: compile them once and
+# seed every new build folder with them (make then sees them up to date), which
+# saves most of a Verilator build.
+_RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+
+
+def _restore_runtime(cache: Path, bdir: Path) -> bool:
+    if not all((cache / f"{n}.o").is_file() and (cache / f"{n}.d").is_file() for n in _RUNTIME):
+        return False
+    for n in _RUNTIME:
+        for ext in (".o", ".d"):
+            shutil.copy2(cache / f"{n}{ext}", bdir / f"{n}{ext}")
+    return True
+
+
+def _patch_verilator_build(runner, bdir: Path, seeded: bool) -> None:
+    """Two fixes to cocotb's Verilator build commands (verilate, then make):
+
+    * the PyPI wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``, so
+      a design large enough to be split into several C++ files fails to
+      compile (``Vtop__pch.h.fast: linker input file not found``): pass
+      ``CFG_CXXFLAGS_PCH_I=-include`` to make;
+    * ``verilated.mk`` makes the runtime objects depend on ``Vtop.mk``, which
+      every verilation rewrites: touch the seeded objects between the steps.
+    """
+    orig = runner._build_command
+
+    def build_command():
+        cmds = [list(c) for c in orig()]
+        cmds[-1] = cmds[-1] + ["CFG_CXXFLAGS_PCH_I=-include"]
+        if seeded:
+            cmds.insert(1, ["touch", *[str(bdir / f"{n}.o") for n in _RUNTIME]])
+        return cmds
+
+    runner._build_command = build_command
+
+
+def _save_runtime(bdir: Path, cache: Path) -> None:
+    if all((cache / f"{n}.o").is_file() for n in _RUNTIME):
+        return
+    if not all((bdir / f"{n}.o").is_file() and (bdir / f"{n}.d").is_file() for n in _RUNTIME):
+        return
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for n in _RUNTIME:
+        for ext in (".o", ".d"):
+            shutil.copy2(bdir / f"{n}{ext}", tmp / f"{n}{ext}")
+    try:
+        tmp.rename(cache)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _waves(waves: bool | None) -> bool:

@@ -138,8 +138,8 @@ def test_self_distillation_snippet_prints_shape_and_entropy(capsys):
     assert np.all(soft > 0)
 
 
-def test_self_distillation_snippet_runs_on_its_own():
-    """The second snippet relies on ``np`` from the first; run both in one namespace."""
+def test_tutorial_snippets_run_in_sequence():
+    """On the page the second snippet relies on ``np`` from the first: run both in one namespace."""
     ns = _run(SNIPPET_TEMPORAL_LOSS)
     _run(SNIPPET_SELF_DISTILLATION, ns)
     assert ns["soft_targets"].shape == (10,)

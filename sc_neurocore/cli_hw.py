@@ -1,0 +1,121 @@
+"""``sc-neurocore verilog`` and ``sc-neurocore latency``: the gateware generator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from .cli import add_bundle_args, bundle_from_args
+
+__all__ = ["register"]
+
+
+def _per_layer_arg(text: str):
+    """``8`` or ``128,10`` (one per layer; ``-`` keeps a layer's default)."""
+    parts = text.split(",")
+    try:
+        vals = [None if p.strip() in ("-", "") else int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, not {text!r}") from None
+    return vals[0] if len(vals) == 1 else tuple(vals)
+
+
+def _add_generator_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lanes", type=_per_layer_arg, default=None,
+                   help="neurons per cycle, one value or one per layer (default: all neurons)")
+    p.add_argument("--events", type=_per_layer_arg, default=None,
+                   help="input events per cycle (weight banks), one value or one per layer "
+                        "(default: 2 for direct pixels, 4 for spikes)")
+    p.add_argument("--pixels-per-beat", type=int, default=8, help="pixels per s_axis beat (default 8)")
+
+
+def _config(args):
+    from sc_neurocore.hw.config import CoreConfig
+
+    return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat)
+
+
+def _cmd_verilog(args) -> int:
+    from sc_neurocore.hw.export import TOP_NAME, generate_verilog
+
+    bundle = bundle_from_args(args)
+    config = _config(args)
+    config.geometry(bundle.network)          # validate against the network before any output
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {out} exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Generate next to the destination, then move the files in: a failure
+    # leaves no half-written output behind.
+    with tempfile.TemporaryDirectory(prefix=".sc_neurocore-verilog-", dir=out.parent) as tmp:
+        rep = generate_verilog(bundle, tmp, config=config)
+        out.mkdir(exist_ok=True)
+        for name in (f"{TOP_NAME}.v", "report.json", "report.md"):
+            Path(tmp, name).replace(out / name)
+    if args.json:
+        print(json.dumps(rep, indent=2, sort_keys=True))
+    else:
+        lat = rep["latency"]
+        print(f"wrote {out / (TOP_NAME + '.v')}  ({'-'.join(map(str, rep['sizes']))}, T={rep['T']}, "
+              f"{rep['encoding']}, readout={rep['readout']})")
+        print(f"s_axis_tdata {rep['s_axis_tdata_width']} bits ({rep['pixels_per_beat']} pixels/beat), "
+              f"m_axis_tdata {rep['m_axis_tdata_width']} bits")
+        print("lanes  " + " ".join(str(ld["lanes"]) for ld in rep["layers"]) +
+              "   events/cycle  " + " ".join(str(ld["events"]) for ld in rep["layers"]))
+        print(f"latency worst case {lat['worst_case_cycles']} cycles (lower bound {lat['lower_bound_cycles']})")
+    return 0
+
+
+def _cmd_latency(args) -> int:
+    from sc_neurocore.latency import latency_report, latency_summary
+
+    bundle = bundle_from_args(args)
+    net = bundle.network
+    config = _config(args)
+    config.geometry(net)
+    rep = latency_report(net, config)
+    result = {"worst_case_cycles": rep["worst_case_cycles"], "lower_bound_cycles": rep["lower_bound_cycles"]}
+    if args.dataset or args.data_dir:
+        from .data import load_dataset
+
+        ds = load_dataset(args.dataset or "mnist", args.data_dir)
+        x = ds.test_x
+        if args.limit is not None:
+            if args.limit < 1:
+                raise ValueError(f"--limit must be at least 1, not {args.limit}")
+            x = x[:args.limit]
+        if x.shape[1] != net.sizes[0]:
+            raise ValueError(f"the bundle expects {net.sizes[0]} inputs but {ds.name} images have {x.shape[1]} pixels")
+        result["typical"] = latency_summary(net, config, x)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return 0
+    print(f"network {'-'.join(map(str, net.sizes))}  T={net.T}  encoding={net.encoding}")
+    print(f"worst case   {result['worst_case_cycles']} cycles  (lower bound {result['lower_bound_cycles']})")
+    if "typical" in result:
+        s = result["typical"]
+        print(f"typical      mean {s['mean_cycles']:.1f}  median {s['median_cycles']:.0f}  "
+              f"max {s['max_cycles']} cycles over {s['n']} {args.dataset} test images "
+              f"(mean lower bound {s['mean_lower_bound_cycles']:.1f})")
+    return 0
+
+
+def register(subparsers) -> None:
+    q = subparsers.add_parser("verilog", help="generate the Verilog LIF core (sc_neurocore_top) for a bundle")
+    add_bundle_args(q)
+    q.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    _add_generator_args(q)
+    q.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    q.set_defaults(func=_cmd_verilog)
+
+    q = subparsers.add_parser("latency", help="worst-case and typical cycles per image of the generated core")
+    add_bundle_args(q)
+    _add_generator_args(q)
+    q.add_argument("--dataset", default=None, help="measure typical latency on this dataset's test set (e.g. mnist)")
+    q.add_argument("--data-dir", metavar="DIR", help="folder of MNIST-format IDX files instead of --dataset")
+    q.add_argument("--limit", type=int, help="only the first N test images")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_latency)
+

@@ -1,0 +1,123 @@
+"""``sc-neurocore sim``: run test images through the generated core in Icarus or Verilator, checked bit-exactly.
+
+Every output beat is compared, in order, with the golden model (class and
+every score); with input gaps and back-pressure off, the measured cycles per
+image are compared with the latency model too. Exit status 0 when everything
+matched, 1 on any mismatch, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .cli import add_bundle_args, add_data_args, bundle_from_args
+
+__all__ = ["register"]
+
+
+def _simulators(text: str) -> list[str]:
+    from sc_neurocore.sim.runner import SIMULATORS
+
+    sims = list(SIMULATORS) if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
+    for s in sims:
+        if s not in SIMULATORS:
+            raise ValueError(f"--simulator must be {', '.join(SIMULATORS)}, a comma-separated list or 'all', not {s!r}")
+    if not sims:
+        raise ValueError("--simulator must name at least one simulator")
+    return sims
+
+
+def _probability(name: str, v: float) -> float:
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1), not {v}")
+    return v
+
+
+def _cmd_sim(args) -> int:
+    import numpy as np
+
+    from sc_neurocore.sim.runner import run_regression
+
+    sims = _simulators(args.simulator)
+    gaps = _probability("--gaps", args.gaps)
+    bp = _probability("--backpressure", args.backpressure)
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be at least 1, not {args.n}")
+    if args.random is not None:
+        from sc_neurocore.bundle import random_bundle
+
+        if args.bundle is not None or args.pretrained is not None:
+            raise ValueError("give a bundle, --pretrained NAME or --random SIZES, not several")
+        try:
+            sizes = tuple(int(s) for s in args.random.split("-"))
+        except ValueError:
+            raise ValueError(f"--random must look like 784-128-10, not {args.random!r}") from None
+        bundle = random_bundle(sizes, args.T, seed=args.seed)
+    else:
+        bundle = bundle_from_args(args)
+    from sc_neurocore.data import load_dataset
+
+    ds = load_dataset(args.dataset, args.data_dir)
+    x, y = ds.test_x, ds.test_y
+    if x.shape[1] != bundle.network.sizes[0]:
+        raise ValueError(f"the bundle expects {bundle.network.sizes[0]} inputs but {ds.name} images have "
+                         f"{x.shape[1]} pixels")
+    n = min(args.n, len(x)) if args.n is not None else len(x)
+    gen = {}
+    for key in ("pixels_per_beat", "lanes", "events"):
+        v = getattr(args, key)
+        if v is not None:
+            gen[key] = v
+    results = []
+    ok = True
+    for sim in sims:
+        r = run_regression(bundle, x[:n], y[:n], simulator=sim, gaps=gaps, backpressure=bp, seed=args.seed,
+                           resets=args.resets, generator_options=gen)
+        results.append(r)
+        ok &= r["ok"]
+        if not args.json:
+            _print(r, args.show)
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2, default=float))
+    return 0 if ok else 1
+
+
+def _print(r: dict, show: int) -> None:
+    cyc = "" if r["cycles_mean"] is None else (
+        f"cycles/image {r['cycles_mean']:.1f} (min {r['cycles_min']}, max {r['cycles_max']})"
+        + (f", model {'agrees' if not r['cycle_mismatches'] else 'DISAGREES on %d' % r['cycle_mismatches']}"
+           if r["cycles_checked"] else ", model not checked"))
+    print(f"{r['simulator']:<10} vectors checked {r['vectors_checked']}/{r['n_images']}  "
+          f"mismatches {r['mismatched_vectors']}  images/s {r['images_per_s'] or 0:,.1f}  "
+          f"(sim {r['sim_wall_s'] or 0:.1f} s, build {r['build_s']:.1f} s)  {cyc}"
+          + (f"  accuracy {100 * r['accuracy']:.2f} %" if "accuracy" in r else ""))
+    for m in r["mismatches"][:show]:
+        print(f"  mismatch: image {m['index']} {m['field']}: expected {m['expected']}, got {m['got']}")
+    if r.get("failed") and not r["mismatches"]:
+        print(f"  simulation failed; see {r['case_dir']}/sim.log", file=sys.stderr)
+        if r.get("log_tail"):
+            print(r["log_tail"], file=sys.stderr)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sim", help="run test images through the generated core in Icarus/Verilator (cocotb)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bundle_args(p)
+    p.add_argument("--random", metavar="SIZES", help="use a random bundle of these sizes (e.g. 784-128-10)")
+    p.add_argument("--T", type=int, default=4, help="timesteps of the --random bundle (default 4)")
+    add_data_args(p)
+    p.add_argument("--simulator", default="verilator",
+                   help="verilator (default), icarus, a comma-separated list, or all")
+    p.add_argument("--n", type=int, default=None, help="number of test images (default: the whole test set)")
+    p.add_argument("--gaps", type=float, default=0.0, help="probability of an idle gap before an input beat")
+    p.add_argument("--backpressure", type=float, default=0.0, help="probability that m_axis_tready is low")
+    p.add_argument("--resets", type=int, default=0, help="resets to inject in the middle of inferences")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pixels-per-beat", type=int, dest="pixels_per_beat", help="core generator option")
+    p.add_argument("--lanes", type=int, help="core generator option")
+    p.add_argument("--events", type=int, help="core generator option")
+    p.add_argument("--show", type=int, default=10, help="mismatches to print (default 10)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=_cmd_sim)

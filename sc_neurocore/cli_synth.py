@@ -1,0 +1,170 @@
+"""``sc-neurocore synth`` and ``sc-neurocore plan``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .cli import add_bundle_args, add_data_args, bundle_from_args
+
+
+def _int_or_list(text: str):
+    if text is None:
+        return None
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or a comma-separated list, not {text!r}") from None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def add_core_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lanes", type=_int_or_list, help="neurons updated per cycle: N or N1,N2,… per layer")
+    p.add_argument("--events", type=_int_or_list, help="input events per cycle: N or N1,N2,… per layer")
+    p.add_argument("--pixels-per-beat", type=int, default=8)
+
+
+def core_config(args):
+    from sc_neurocore.hw.config import CoreConfig
+
+    return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat)
+
+
+def _synth_bundle(bundle, config, device: str, use_cache: bool = True) -> dict:
+    from sc_neurocore.hw.export import generate_verilog
+
+    from .synth import synthesize
+
+    with tempfile.TemporaryDirectory(prefix="scn-v-") as tmp:
+        generate_verilog(bundle, tmp, **config.to_dict())
+        return synthesize(tmp, device, use_cache=use_cache)
+
+
+def _synth_md(r: dict) -> str:
+    util = r.get("utilisation", {})
+    lat = r.get("latency") or {}
+    wc = lat.get("worst_case_cycles")
+    fmax = r.get("fmax_mhz")
+    rows = ["| device | fits | Fmax (MHz) | LUT | FF | BRAM | DSP | worst-case cycles | worst-case latency |",
+            "|---|---|---|---|---|---|---|---|---|"]
+
+    def u(k):
+        v = util.get(k)
+        if not v:
+            return "–"
+        return f"{v['used']}" + (f"/{v['available']}" if v.get("available") else "")
+
+    us = f"{wc / fmax:.3g} µs" if (wc and fmax) else "–"
+    rows.append(f"| {r['device']} | {'yes' if r.get('fits') else 'no: ' + r.get('reason', '')} | "
+                f"{fmax if fmax else '–'} | {u('lut')} | {u('ff')} | {u('bram')} | {u('dsp')} | {wc or '–'} | {us} |")
+    return "\n".join(rows)
+
+
+def _cmd_synth(args) -> int:
+    from .bundle import atomic_write_bytes
+
+    b = bundle_from_args(args)
+    cfg = core_config(args)
+    r = _synth_bundle(b, cfg, args.device, use_cache=not args.no_cache)
+    wc = (r.get("latency") or {}).get("worst_case_cycles")
+    if r.get("fmax_mhz") and wc:
+        r["worst_case_latency_us"] = wc / r["fmax_mhz"]
+    md = _synth_md(r)
+    if args.output:
+        out = Path(args.output)
+        atomic_write_bytes(out / "synth.json", (json.dumps(r, indent=1, sort_keys=True) + "\n").encode())
+        atomic_write_bytes(out / "synth.md", (md + "\n").encode())
+    print(json.dumps(r, indent=1, sort_keys=True) if args.json else md)
+    return 0 if r.get("fits") else 1
+
+
+def _cmd_plan(args) -> int:
+    from .bundle import load_bundle, pretrained_names, resolve_bundle
+    from .data import load_dataset
+    from .golden import infer
+    from .latency import latency_summary
+    from .plan import Candidate, candidate_dict, choose, format_table, parse_duration, parse_frequency, pareto_plot
+
+    budget = parse_duration(args.latency_budget)
+    if (args.clock_mhz is None) == (args.device is None):
+        raise ValueError("give exactly one of --clock-mhz F or --device NAME")
+    clock = parse_frequency(args.clock_mhz) if args.clock_mhz is not None else None
+    if args.device is not None:
+        from .synth import parse_device
+        parse_device(args.device)
+    bundles = []
+    if args.pretrained_all:
+        names = [n for n in pretrained_names() if n.startswith("mnist-t")]
+        if not names:
+            raise ValueError("no pretrained bundles are installed")
+        bundles += [(n, resolve_bundle(pretrained=n)) for n in names]
+    for p in args.bundles:
+        bundles.append((Path(p).stem, load_bundle(p)))
+    if not bundles:
+        raise ValueError("give bundle paths or --pretrained-all")
+    ds = load_dataset(args.dataset, args.data_dir)
+    x, y = ds.test_x[:args.limit], ds.test_y[:args.limit]
+    cfg = core_config(args)
+    cands = []
+    for name, b in bundles:
+        if b.network.sizes[0] != x.shape[1]:
+            raise ValueError(f"{name} expects {b.network.sizes[0]} inputs but the images have {x.shape[1]} pixels")
+        acc = float(np.mean(infer(b.network, x).classes == y))
+        lat = latency_summary(b.network, cfg, x)
+        luts = brams = None
+        fits, note, hz = True, "", clock
+        if args.device:
+            r = _synth_bundle(b, cfg, args.device)
+            fits = bool(r.get("fits"))
+            note = r.get("reason", "")
+            util = r.get("utilisation", {})
+            luts = (util.get("lut") or {}).get("used")
+            brams = (util.get("bram") or {}).get("used")
+            hz = (r.get("fmax_mhz") or 1e-9) * 1e6
+        cands.append(Candidate(name, b.network.T, acc, int(lat["worst_case_cycles"]), float(lat["mean_cycles"]),
+                               hz, luts, brams, fits, note))
+    choice = choose(cands, budget, args.typical)
+    table = format_table(cands, budget, args.typical, choice.chosen)
+    if args.json:
+        print(json.dumps({"budget_s": budget, "typical": args.typical, "candidates": [candidate_dict(c) for c in cands],
+                          "chosen": choice.chosen.name if choice.chosen else None, "message": choice.message},
+                         indent=1))
+    else:
+        print(table)
+        print()
+        print(choice.message)
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        pareto_plot(cands, args.plot, budget, args.typical, choice.chosen)
+        if not args.json:
+            print(f"Pareto plot: {args.plot}")
+    return 0 if choice.chosen else 1
+
+
+def register(sub) -> None:
+    q = sub.add_parser("synth", help="synthesise + place-and-route the core with YoWASP (utilisation, Fmax, µs)")
+    add_bundle_args(q)
+    q.add_argument("--device", default="ecp5-85f", help="ecp5-85f | ecp5-25f | ice40-up5k")
+    add_core_args(q)
+    q.add_argument("-o", "--output", help="folder for synth.json / synth.md")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--no-cache", action="store_true", help="ignore cached results")
+    q.set_defaults(func=_cmd_synth)
+
+    q = sub.add_parser("plan", help="choose T against a latency budget from accuracy and exact cycle counts")
+    q.add_argument("bundles", nargs="*", help="bundle files (one per candidate T)")
+    q.add_argument("--pretrained-all", action="store_true", help="every shipped MNIST bundle")
+    q.add_argument("--latency-budget", required=True, help="e.g. 10us, 0.4ms, 500ns")
+    q.add_argument("--clock-mhz", help="clock frequency (e.g. 100 or 100MHz)")
+    q.add_argument("--device", help="synthesise for this device and use its Fmax (ecp5-85f | ecp5-25f | ice40-up5k)")
+    q.add_argument("--typical", action="store_true", help="judge by the mean latency over the test set, not the worst case")
+    q.add_argument("--limit", type=int, default=10000, help="test images for accuracy and typical cycles")
+    q.add_argument("--plot", help="write the accuracy/latency Pareto plot (PNG) here")
+    q.add_argument("--json", action="store_true")
+    add_data_args(q)
+    add_core_args(q)
+    q.set_defaults(func=_cmd_plan)

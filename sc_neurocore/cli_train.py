@@ -1,0 +1,202 @@
+"""``sc-neurocore train``, ``distill`` and ``demo``: quantisation-aware training, distillation, export.
+
+Every command ends in a bundle for the chosen target ``T`` (plus a ``.pt``
+checkpoint next to it that ``distill --teacher`` accepts) whose provenance
+records the dataset, seed, configuration, command and the test accuracy
+measured with the golden integer model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .params import ENCODINGS, MAX_T, READOUTS, RESETS
+
+
+def _parse_sizes(args, n_inputs: int, n_classes: int) -> tuple:
+    if args.sizes:
+        try:
+            sizes = tuple(int(s) for s in args.sizes.split("-"))
+        except ValueError:
+            raise ValueError(f"--sizes must look like 784-128-10, not {args.sizes!r}") from None
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ValueError(f"--sizes must have at least two positive sizes, not {args.sizes!r}")
+        return sizes
+    if args.hidden is not None:
+        hidden = [int(h) for h in str(args.hidden).split(",") if h]
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"--hidden sizes must be positive, not {args.hidden!r}")
+        return (n_inputs, *hidden, n_classes)
+    return (n_inputs, 128, n_classes)
+
+
+def _check_common(args) -> None:
+    if not 1 <= args.T <= MAX_T:
+        raise ValueError(f"--T must be between 1 and {MAX_T}, not {args.T}")
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, not {args.lr}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, not {args.threads}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, not {args.limit}")
+    out = Path(args.output)
+    if out.exists() and out.is_dir():
+        raise ValueError(f"-o {out} is a directory; give a bundle file name such as {out / 'model.scnb'}")
+
+
+def _config(args, data):
+    from .train import SNNConfig
+
+    sizes = _parse_sizes(args, data.n_inputs, data.n_classes)
+    return SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
+                     weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
+                     rate_seed=args.rate_seed)
+
+
+def _command(name: str, args, extra: tuple = ()) -> str:
+    from .train import command_string
+
+    keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "encoding", "reset", "readout",
+            "weight_bits", "membrane_bits", "leak_shift", "limit", *extra]
+    opts = {k: getattr(args, k, None) for k in keys}
+    if args.data_dir is not None:
+        opts["data_dir"] = Path(args.data_dir).name
+    elif args.dataset != "mnist":
+        opts["dataset"] = args.dataset
+    return command_string(name, opts)
+
+
+def _train_config(args, **kw):
+    from .train import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       threads=args.threads, device=args.device, quiet=args.quiet, **kw)
+
+
+def _log(args):
+    return (lambda s: None) if args.quiet else print
+
+
+def _cmd_train(args) -> int:
+    from .train import prepare_data, train_ann, train_model
+
+    _check_common(args)
+    data = prepare_data(args.dataset, args.data_dir, args.limit)
+    if args.ann:
+        r = train_ann(_train_config(args), data, args.output, log=_log(args))
+        print(f"wrote {r['checkpoint']} (ANN teacher, float test accuracy {100 * r['test_acc']:.2f} %)")
+        return 0
+    cfg = _config(args, data)
+    r = train_model(cfg, _train_config(args), data, args.output, log=_log(args), command=_command("train", args))
+    print(f"wrote {r['bundle_path']} and {r['checkpoint']}  (T={cfg.T}, integer test accuracy "
+          f"{100 * r['test_acc']:.2f} %, val {100 * r['val_acc']:.2f} % at epoch {r['best_epoch']})")
+    return 0
+
+
+def _cmd_distill(args) -> int:
+    from .train import distill_model, prepare_data
+
+    _check_common(args)
+    if args.teacher is None and args.method != "self":
+        raise ValueError(f"--method {args.method} needs --teacher CHECKPOINT (a .pt written by `sc-neurocore train`)")
+    if args.teacher is not None and not Path(args.teacher).is_file():
+        raise FileNotFoundError(f"teacher checkpoint not found: {args.teacher}")
+    if args.teacher_T is not None and not 1 <= args.teacher_T <= MAX_T:
+        raise ValueError(f"--teacher-T must be between 1 and {MAX_T}, not {args.teacher_T}")
+    data = prepare_data(args.dataset, args.data_dir, args.limit)
+    cfg = _config(args, data)
+    if args.teacher is not None and args.sizes is None and args.hidden is None:
+        from .train import SpikingMLP, load_checkpoint
+
+        teacher, _ = load_checkpoint(args.teacher)
+        if isinstance(teacher, SpikingMLP):  # default: the teacher's architecture and formats at the new T
+            if teacher.cfg.sizes[-1] != cfg.sizes[-1]:
+                raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.cfg.sizes[-1]} "
+                                 f"classes, {data.name} has {cfg.sizes[-1]}")
+            cfg = teacher.cfg.replace(T=args.T)
+    tc = _train_config(args, method=args.method, alpha=args.alpha, temperature=args.temperature,
+                       entropy_weight=args.entropy_weight, teacher_T=args.teacher_T)
+    cmd = _command("distill", args, ("method", "alpha", "temperature", "entropy_weight", "teacher_T", "init"))
+    if args.teacher is not None:
+        cmd += f" --teacher {Path(args.teacher).name}"
+    r = distill_model(cfg, tc, data, args.teacher, args.output, init=args.init, log=_log(args), command=cmd)
+    print(f"wrote {r['bundle_path']} and {r['checkpoint']}  (T={cfg.T}, {args.method} distillation, integer "
+          f"test accuracy {100 * r['test_acc']:.2f} %, val {100 * r['val_acc']:.2f} % at epoch {r['best_epoch']})")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .train import demo
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, not {args.threads}")
+    demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
+         T_teacher=args.teacher_T, T_student=args.T, seed=args.seed, threads=args.threads, limit=args.limit,
+         device=args.device, quiet=args.quiet)
+    return 0
+
+
+def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epochs: int, default_lr: float) -> None:
+    from .cli import add_data_args
+
+    q.add_argument("-o", "--output", required=True, help="bundle to write (OUT.scnb; OUT.pt is written next to it)")
+    q.add_argument("--T", type=int, default=default_T, help=f"timesteps of the exported network (default {default_T})")
+    q.add_argument("--epochs", type=int, default=default_epochs)
+    q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--lr", type=float, default=default_lr, help="peak learning rate (Adam, one-cycle cosine)")
+    q.add_argument("--seed", type=int, default=0, help="same seed, threads and device => identical bundle bytes")
+    q.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    q.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_data_args(q)
+    q.add_argument("--limit", type=int, help="only the first N training (and validation/test) images")
+    arch = q.add_mutually_exclusive_group()
+    arch.add_argument("--hidden", help="hidden layer size(s), comma-separated (default 128)")
+    arch.add_argument("--sizes", help="all layer sizes, e.g. 784-128-10")
+    q.add_argument("--encoding", default="direct", choices=ENCODINGS)
+    q.add_argument("--reset", default="subtract", choices=RESETS)
+    q.add_argument("--readout", default="membrane", choices=READOUTS)
+    q.add_argument("--weight-bits", type=int, default=8)
+    q.add_argument("--membrane-bits", type=int, default=16)
+    q.add_argument("--leak-shift", type=int, default=4, help="leak v >>> k of the hidden layers (0 = none)")
+    q.add_argument("--rate-seed", type=int, default=0xACE1, help="LFSR seed of the rate encoding")
+    q.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+
+
+def register(sub) -> None:
+    q = sub.add_parser("train", help="train a LIF network with quantisation-aware training and export a bundle")
+    _add_training_args(q, 32, 10, 2e-3)
+    q.add_argument("--ann", action="store_true",
+                   help="train a float CNN teacher instead (writes only OUT.pt, for `distill --teacher`)")
+    q.set_defaults(func=_cmd_train)
+
+    q = sub.add_parser("distill", help="distil a small-T student from a teacher checkpoint and export a bundle")
+    _add_training_args(q, 4, 10, 1e-3)
+    q.add_argument("--teacher", help="teacher checkpoint (.pt written by `sc-neurocore train`, SNN or --ann)")
+    q.add_argument("--method", default="temporal", choices=("temporal", "average", "self"),
+                   help="temporal: per-step KD; average: Hinton KD on time means; self: the student at "
+                        "--teacher-T teaches itself")
+    q.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term (0..1)")
+    q.add_argument("--temperature", type=float, default=3.0)
+    q.add_argument("--entropy-weight", type=float, default=0.0, help="spike-entropy regulariser weight")
+    q.add_argument("--teacher-T", type=int, help="T at which an SNN teacher (or the self-teacher) runs")
+    q.add_argument("--init", default="auto", choices=("auto", "teacher", "random"),
+                   help="start the student from the SNN teacher's weights (auto: when the formats match)")
+    q.set_defaults(func=_cmd_distill)
+
+    q = sub.add_parser("demo", help="train a T=32 teacher, distil a T=4 student, export and evaluate it")
+    q.add_argument("-o", "--output", default="demo-out", help="output folder (default demo-out)")
+    q.add_argument("--T", type=int, default=4, help="student T (default 4)")
+    q.add_argument("--teacher-T", type=int, default=32)
+    q.add_argument("--teacher-epochs", type=int, default=3)
+    q.add_argument("--student-epochs", type=int, default=3)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int)
+    q.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    q.add_argument("--limit", type=int, help="only the first N training images (faster, less accurate)")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_cmd_demo)

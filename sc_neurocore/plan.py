@@ -1,0 +1,189 @@
+"""The T planner: choose the number of timesteps against a latency budget.
+
+For every candidate bundle (one per T) the planner measures integer accuracy
+with the golden model, takes worst-case and typical cycles from the exact
+latency model (:mod:`sc_neurocore.latency`), converts cycles to time at a
+given clock or at the Fmax that place-and-route reaches on a device
+(:mod:`sc_neurocore.synth`), and recommends the most accurate candidate whose
+latency fits the budget (worst case by default; ``typical`` uses the mean over
+the dataset). Ties in accuracy go to the faster candidate.
+
+The choice itself is the pure function :func:`choose`, tested on synthetic
+candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+__all__ = ["Candidate", "Choice", "parse_duration", "parse_frequency", "choose", "format_table", "pareto_plot"]
+
+_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
+_FREQ = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
+
+
+def parse_duration(text) -> float:
+    """``"10us"``, ``"10 µs"``, ``"0.4ms"``, ``"500ns"``, ``"1e-5s"`` → seconds (> 0).
+
+    A bare number is refused: a latency budget without a unit is ambiguous.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"latency budget must be a string such as '10us', not {text!r}")
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Zµμ]*)\s*", text)
+    if not m:
+        raise ValueError(f"latency budget must be a number with a unit (s, ms, us, ns), not {text!r}")
+    value, unit = float(m.group(1)), m.group(2)
+    if unit == "":
+        raise ValueError(f"latency budget {text!r} has no unit: write e.g. '{m.group(1)}us'")
+    if unit.lower() not in _UNITS and unit not in _UNITS:
+        raise ValueError(f"unknown time unit {unit!r} in {text!r}: use s, ms, us (or µs) or ns")
+    seconds = value * _UNITS.get(unit, _UNITS.get(unit.lower()))
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise ValueError(f"latency budget must be positive, not {text!r}")
+    return seconds
+
+
+def parse_frequency(value) -> float:
+    """A clock in MHz (number or ``"100MHz"``) → Hz (> 0)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        mhz = float(value)
+        if not (mhz > 0 and math.isfinite(mhz)):
+            raise ValueError(f"clock must be a positive frequency in MHz, not {value!r}")
+        return mhz * 1e6
+    if not isinstance(value, str):
+        raise TypeError(f"clock must be a number of MHz or a string such as '100MHz', not {value!r}")
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+    if not m:
+        raise ValueError(f"clock must be a frequency such as '100MHz', not {value!r}")
+    unit = m.group(2).lower() or "mhz"
+    if unit not in _FREQ:
+        raise ValueError(f"unknown frequency unit {m.group(2)!r} in {value!r}: use Hz, kHz, MHz or GHz")
+    hz = float(m.group(1)) * _FREQ[unit]
+    if not hz > 0:
+        raise ValueError(f"clock must be positive, not {value!r}")
+    return hz
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One deployable option: a bundle at some T, with measured accuracy and exact cycles."""
+
+    name: str
+    T: int
+    accuracy: float
+    worst_cycles: int
+    typical_cycles: float
+    clock_hz: float
+    luts: int | None = None
+    brams: int | None = None
+    fits: bool = True
+    note: str = ""
+
+    @property
+    def worst_s(self) -> float:
+        return self.worst_cycles / self.clock_hz
+
+    @property
+    def typical_s(self) -> float:
+        return self.typical_cycles / self.clock_hz
+
+    def latency_s(self, typical: bool) -> float:
+        return self.typical_s if typical else self.worst_s
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The planner's answer: the chosen candidate (or None) and a sentence explaining it."""
+
+    chosen: Candidate | None
+    message: str
+    fastest: Candidate | None
+
+
+def choose(candidates, budget_s: float, typical: bool = False) -> Choice:
+    """Most accurate candidate whose (worst-case or typical) latency is within ``budget_s``.
+
+    Candidates that do not fit their device are never chosen. Ties in accuracy
+    go to the lower latency, then the smaller T. With no candidate within the
+    budget, the answer names the fastest option and its latency.
+    """
+    cands = list(candidates)
+    if not isinstance(budget_s, (int, float)) or not budget_s > 0:
+        raise ValueError(f"budget must be a positive number of seconds, not {budget_s!r}")
+    kind = "typical" if typical else "worst-case"
+    usable = [c for c in cands if c.fits]
+    if not cands:
+        return Choice(None, "no candidates to choose from (give bundles or --pretrained-all)", None)
+    if not usable:
+        return Choice(None, "no candidate fits the device: " + "; ".join(f"T={c.T}: {c.note}" for c in cands), None)
+    fastest = min(usable, key=lambda c: (c.latency_s(typical), c.T))
+    within = [c for c in usable if c.latency_s(typical) <= budget_s]
+    if not within:
+        return Choice(None, (f"no T meets the {_fmt_s(budget_s)} budget ({kind}); the fastest option is "
+                             f"{fastest.name} (T={fastest.T}) at {_fmt_s(fastest.latency_s(typical))}, "
+                             f"{100 * fastest.accuracy:.2f} %"), fastest)
+    best = max(within, key=lambda c: (c.accuracy, -c.latency_s(typical), -c.T))
+    return Choice(best, (f"choose {best.name} (T={best.T}): {100 * best.accuracy:.2f} % at "
+                         f"{_fmt_s(best.latency_s(typical))} {kind}, within {_fmt_s(budget_s)}"), fastest)
+
+
+def _fmt_s(s: float) -> str:
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    if s >= 1e-6:
+        return f"{s * 1e6:.3g} µs"
+    return f"{s * 1e9:.3g} ns"
+
+
+def format_table(cands, budget_s: float, typical: bool, chosen: Candidate | None) -> str:
+    lines = ["| T | bundle | accuracy | cycles worst / typical | latency worst / typical | clock | LUT | BRAM | within budget |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in sorted(cands, key=lambda c: c.T):
+        ok = c.fits and c.latency_s(typical) <= budget_s
+        mark = ("**chosen**" if c is chosen else "yes") if ok else ("does not fit" if not c.fits else "no")
+        lines.append(f"| {c.T} | {c.name} | {100 * c.accuracy:.2f} % | {c.worst_cycles} / {c.typical_cycles:.1f} | "
+                     f"{_fmt_s(c.worst_s)} / {_fmt_s(c.typical_s)} | {c.clock_hz / 1e6:.1f} MHz | "
+                     f"{c.luts if c.luts is not None else '–'} | {c.brams if c.brams is not None else '–'} | {mark} |")
+    return "\n".join(lines)
+
+
+def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = False,
+                chosen: Candidate | None = None) -> None:
+    """Accuracy vs latency (PNG via matplotlib, headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    xs = [c.latency_s(typical) * 1e6 for c in cands]
+    ys = [100 * c.accuracy for c in cands]
+    ax.scatter(xs, ys, color="tab:blue", zorder=3)
+    for c, x, y in zip(cands, xs, ys):
+        ax.annotate(f"T={c.T}", (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    # Pareto front: no other candidate is both faster and more accurate.
+    front = sorted((c for c in cands if not any(
+        o.latency_s(typical) <= c.latency_s(typical) and o.accuracy > c.accuracy for o in cands)),
+        key=lambda c: c.latency_s(typical))
+    ax.plot([c.latency_s(typical) * 1e6 for c in front], [100 * c.accuracy for c in front], "--", color="tab:gray")
+    if budget_s:
+        ax.axvline(budget_s * 1e6, color="tab:red", lw=1, label=f"budget {_fmt_s(budget_s)}")
+        ax.legend(loc="lower right", fontsize=8)
+    if chosen is not None:
+        ax.scatter([chosen.latency_s(typical) * 1e6], [100 * chosen.accuracy], s=120, facecolors="none",
+                   edgecolors="tab:red", zorder=4)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{'typical' if typical else 'worst-case'} latency (µs)")
+    ax.set_ylabel("integer test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def candidate_dict(c: Candidate) -> dict:
+    d = asdict(c)
+    d.update(worst_s=c.worst_s, typical_s=c.typical_s)
+    return d

