@@ -42,6 +42,10 @@ def _check_common(args) -> None:
         raise ValueError(f"--lr must be positive, not {args.lr}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, not {args.threads}")
+    if args.augment < 0:
+        raise ValueError(f"--augment must be at least 0, not {args.augment}")
+    if not 0.0 <= args.dropout < 1.0:
+        raise ValueError(f"--dropout must be in [0, 1), not {args.dropout}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, not {args.limit}")
     out = Path(args.output)
@@ -62,8 +66,9 @@ def _command(name: str, args, extra: tuple = ()) -> str:
     from .train import command_string
 
     keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "encoding", "reset", "readout",
-            "weight_bits", "membrane_bits", "leak_shift", "limit", *extra]
+            "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "limit", *extra]
     opts = {k: getattr(args, k, None) for k in keys}
+    opts = {k: v for k, v in opts.items() if not (k in ("augment", "dropout") and not v)}
     if args.data_dir is not None:
         opts["data_dir"] = Path(args.data_dir).name
     elif args.dataset != "mnist":
@@ -75,7 +80,8 @@ def _train_config(args, **kw):
     from .train import TrainConfig
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       threads=args.threads, device=args.device, quiet=args.quiet, **kw)
+                       threads=args.threads, device=args.device, quiet=args.quiet,
+                       augment=getattr(args, "augment", 0), dropout=getattr(args, "dropout", 0.0), **kw)
 
 
 def _log(args):
@@ -164,6 +170,8 @@ def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epoch
     q.add_argument("--membrane-bits", type=int, default=16)
     q.add_argument("--leak-shift", type=int, default=4, help="leak v >>> k of the hidden layers (0 = none)")
     q.add_argument("--rate-seed", type=int, default=0xACE1, help="LFSR seed of the rate encoding")
+    q.add_argument("--augment", type=int, default=0, help="random image shifts of up to N pixels while training")
+    q.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden spikes while training")
     q.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 

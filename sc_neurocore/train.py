@@ -289,6 +289,7 @@ class SpikingMLP(nn.Module):
         # learnable temperature of the logits (does not change the integer argmax)
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(4.0)))
         self._rate_cache: dict = {}
+        self.dropout = 0.0  # training only: dropout on the spikes entering layers 2..L (1/(1-p) rescaled)
 
     @property
     def n_classes(self) -> int:
@@ -334,7 +335,10 @@ class SpikingMLP(nn.Module):
                     xin = (x[None, :, :] > R[:, None, :]).to(torch.float32).reshape(T * B, -1)
                     cur = _ExactCurrent.apply(xin, w, d.shift, lim, d.exact64, sdt).reshape(T, B, -1)
             else:
-                prev = spikes_out[-1] if spikes_out else None
+                prev = spikes_out[-1]
+                if self.training and self.dropout > 0:  # not part of the integer network: training only
+                    keep = (torch.rand(prev.shape[1:], device=prev.device) >= self.dropout).to(prev.dtype)
+                    prev = prev * (keep / (1.0 - self.dropout))
                 cur = _ExactCurrent.apply(prev.reshape(T * B, -1).to(w.dtype), w, d.shift, lim, d.exact64,
                                           sdt).reshape(T, B, -1)
                 constant = False
@@ -509,6 +513,8 @@ class TrainConfig:
     temperature: float = 3.0
     entropy_weight: float = 0.0
     teacher_T: int | None = None  # T at which an SNN teacher (or the self-teacher) runs
+    augment: int = 0              # random image shifts of up to this many pixels (square images only)
+    dropout: float = 0.0          # dropout on hidden spikes during training (SNN only)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -555,6 +561,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None =
     return correct / max(1, len(x))
 
 
+def _shift_images(xb: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Shift every image by a random (dx, dy) in [-max_shift, max_shift]^2, filling with zeros."""
+    B, n = xb.shape
+    side = int(round(math.sqrt(n)))
+    if side * side != n:
+        raise ValueError(f"--augment needs square images, not {n} pixels")
+    d = torch.randint(-max_shift, max_shift + 1, (2, B, 1, 1), generator=gen).to(xb.device)
+    ar = torch.arange(side, device=xb.device)
+    rows = ar.view(1, side, 1) - d[0]
+    cols = ar.view(1, 1, side) - d[1]
+    valid = ((rows >= 0) & (rows < side) & (cols >= 0) & (cols < side)).view(B, n)
+    src = (rows.clamp(0, side - 1) * side + cols.clamp(0, side - 1)).view(B, n)
+    return torch.gather(xb, 1, src) * valid.to(xb.dtype)
+
+
 def _teacher_logits(teacher, xb: torch.Tensor, T: int | None) -> torch.Tensor:
     with torch.no_grad():
         if isinstance(teacher, SpikingMLP):
@@ -569,9 +590,14 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
 
     dev = _setup_torch(tc)
     model.to(dev)
+    model.train()
     if teacher is not None:
         teacher.to(dev).eval()
     is_snn = isinstance(model, SpikingMLP)
+    if is_snn:
+        if not 0.0 <= tc.dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1), not {tc.dropout}")
+        model.dropout = tc.dropout
     log = log or (lambda s: None)
     trx = torch.as_tensor(data.train_x, device=dev)
     tr_y = torch.as_tensor(data.train_y, device=dev)
@@ -602,6 +628,7 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     elif tc.method != "none":
         raise ValueError(f"unknown method {tc.method!r}")
     rng = np.random.default_rng(tc.seed)
+    aug_gen = torch.Generator().manual_seed(tc.seed + 1)
     best = (-1.0, -1, None)
     history = []
     t_start = time.perf_counter()
@@ -613,6 +640,8 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         for bi in bar:
             idx = perm[bi * tc.batch_size:(bi + 1) * tc.batch_size]
             xb, yb = trx[idx], tr_y[idx]
+            if tc.augment:
+                xb = _shift_images(xb, tc.augment, aug_gen)
             if is_snn:
                 out = model(xb)
                 if loss_fn is not None:

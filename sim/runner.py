@@ -38,6 +38,8 @@ TOP = "sc_neurocore_top"
 TEST_MODULE = "sc_neurocore.sim.tb_core"
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
 TIMESCALE = ("1ns", "1ps")
+#: Bump when the way a build is made changes (part of the build folder's name).
+BUILD_RECIPE = "2"
 
 
 @dataclass(frozen=True)
@@ -162,11 +164,12 @@ def generate_core(bundle, *, root: Path | None = None, **generator_options) -> C
 
 def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None = None) -> Path:
     """Compile ``core`` for ``sim`` once per byte-identical Verilog; returns the build folder."""
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
 
     ensure_simulator(sim)
     waves = _waves(waves)
-    bdir = (root or build_root()) / f"{sim}-{core.content_hash()}{'-waves' if waves else ''}"
+    recipe = hashlib.sha256(f"{BUILD_RECIPE}|{sim}|{VERILATOR_ARGS}|{TIMESCALE}".encode()).hexdigest()[:6]
+    bdir = (root or build_root()) / f"{sim}-{core.content_hash()}-{recipe}{'-waves' if waves else ''}"
     stamp = bdir / ".built"
     with _locked(bdir.parent / f".{bdir.name}.lock"):
         if not stamp.is_file():
@@ -177,10 +180,16 @@ def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None 
             bdir.mkdir(parents=True, exist_ok=True)
             cache = bdir.parent / f"verilator-runtime{'-waves' if waves else ''}"
             if sim == "verilator":
-                _patch_verilator_build(runner, bdir, _restore_runtime(cache, bdir))
+                _patch_verilator_build(runner, bdir, _restore_runtime(cache, bdir), not waves)
             with _outside_pytest():
                 try:
-                    runner.build(sources=core.sources(), hdl_toplevel=core.report.get("top", TOP),
+                    sources = core.sources()
+                    if sim == "verilator" and not waves:
+                        vlt = bdir / "public_top.vlt"
+                        vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{core.report.get("top", TOP)}" '
+                                       f'-var "*"\n')
+                        sources = sources + [VerilatorControlFile(vlt)]
+                    runner.build(sources=sources, hdl_toplevel=core.report.get("top", TOP),
                                  build_dir=bdir, build_args=args, defines=defines, waves=waves,
                                  timescale=TIMESCALE, always=True, log_file=log)
                 except (SystemExit, Exception) as e:  # noqa: BLE001 - compiler failures come as SystemExit
@@ -207,7 +216,7 @@ def _restore_runtime(cache: Path, bdir: Path) -> bool:
     return True
 
 
-def _patch_verilator_build(runner, bdir: Path, seeded: bool) -> None:
+def _patch_verilator_build(runner, bdir: Path, seeded: bool, top_only: bool) -> None:
     """Two fixes to cocotb's Verilator build commands (verilate, then make):
 
     * the PyPI wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``, so
@@ -221,6 +230,10 @@ def _patch_verilator_build(runner, bdir: Path, seeded: bool) -> None:
 
     def build_command():
         cmds = [list(c) for c in orig()]
+        if top_only:
+            # cocotb only touches the top-level ports: keep every other signal private so that
+            # Verilator can optimise the design (--public-flat-rw on a big core costs ~10x speed)
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
         cmds[-1] = cmds[-1] + ["CFG_CXXFLAGS_PCH_I=-include"]
         if seeded:
             cmds.insert(1, ["touch", *[str(bdir / f"{n}.o") for n in _RUNTIME]])
@@ -254,7 +267,8 @@ def _waves(waves: bool | None) -> bool:
 def run_case(core: Core, sim: str, images, *, case: str, gaps: float = 0.0, max_gap: int = 3,
              backpressure: float = 0.0, seed: int = 0, resets: int = 0, check_cycles: bool = True,
              fail_on_mismatch: bool = True, expected_cycles=None, waves: bool | None = None,
-             max_report: int = 50, root: Path | None = None, quiet: bool = True) -> dict:
+             max_report: int = 50, root: Path | None = None, quiet: bool = True,
+             stall_cycles: int | None = None) -> dict:
     """Run the cocotb testbench on ``images``; returns results.json plus ``tests``/``failed``/``case_dir``.
 
     Never raises for a failing simulation: check ``failed`` (cocotb test
@@ -275,7 +289,8 @@ def run_case(core: Core, sim: str, images, *, case: str, gaps: float = 0.0, max_
     cfg = {"report": str(core.report_path), "bundle": str(core.bundle_path), "images": str(cdir / "images.npy"),
            "gaps": float(gaps), "max_gap": int(max_gap), "backpressure": float(backpressure), "seed": int(seed),
            "resets": int(resets), "check_cycles": bool(check_cycles), "fail_on_mismatch": bool(fail_on_mismatch),
-           "max_report": int(max_report), "results": str(cdir / "results.json")}
+           "max_report": int(max_report), "results": str(cdir / "results.json"),
+           "stall_cycles": int(stall_cycles) if stall_cycles else None}
     if expected_cycles is not None:
         np.save(cdir / "expected_cycles.npy", np.broadcast_to(np.asarray(expected_cycles, dtype=np.int64),
                                                               (len(images),)))

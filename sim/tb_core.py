@@ -57,6 +57,13 @@ async def core_regression(dut):
         exp_cyc = expected_cycles(bundle.network, info.report, images)
     setup_s = time.perf_counter() - t_setup
 
+    worst = ((info.report or {}).get("latency") or {}).get("worst_case_cycles")
+    if cfg.get("stall_cycles"):
+        stall = int(cfg["stall_cycles"])
+    elif isinstance(worst, int):
+        stall = 4 * worst + info.beats_per_image * (int(cfg.get("max_gap", 3)) + 1) + 1000
+    else:
+        stall = 200_000
     tb = Testbench(dut, info, gaps=gaps, max_gap=int(cfg.get("max_gap", 3)), backpressure=bp,
                    seed=int(cfg.get("seed", 0)), max_report=int(cfg.get("max_report", 50)))
     await tb.start()
@@ -68,16 +75,20 @@ async def core_regression(dut):
         points = sorted(rng.choice(n, size=min(resets, n), replace=False).tolist())
         start = 0
         for p in points:
+            if tb.stalled:
+                break
             if p > start:
-                await tb.run(images[start:p], classes[start:p], scores[start:p], first_index=start)
+                await tb.run(images[start:p], classes[start:p], scores[start:p], first_index=start,
+                             stall_cycles=stall)
             lat = int(exp_cyc[p]) if exp_cyc is not None else 2 * info.beats_per_image
             delay = int(rng.integers(0, max(1, lat)))
             d = await tb.reset_during(images[p], classes[p], scores[p], p, delay)
             dropped.append({"image": p, "delay_cycles": delay, "dropped": d})
             start = p  # the interrupted image is sent again after the reset
-        await tb.run(images[start:], classes[start:], scores[start:], first_index=start)
+        if not tb.stalled:
+            await tb.run(images[start:], classes[start:], scores[start:], first_index=start, stall_cycles=stall)
     else:
-        await tb.run(images, classes, scores)
+        await tb.run(images, classes, scores, stall_cycles=stall)
     wall = time.perf_counter() - t0
     tb.checker.finish()
 
@@ -100,16 +111,22 @@ async def core_regression(dut):
         "cycle_mismatches": cycle_bad,
         "sim_cycles": int(tb.last_output_steps // tb.period_steps),
         "resets": dropped,
+        "stalled": tb.stalled,
+        "stall_cycles": stall,
+        "accepted": len(tb.driver.accept_times),
         "simulator": cocotb.SIM_NAME,
     })
     tb.stop()
     if cfg.get("results"):
         with open(cfg["results"], "w") as f:
             json.dump(summary, f, indent=1)
+    if tb.stalled:
+        dut._log.error("the core stalled: no output for %d cycles after %d results", stall, summary["checked"])
     for m in summary["mismatches"][:10]:
         dut._log.error("mismatch: image %s %s expected %s got %s", m["index"], m["field"], m["expected"], m["got"])
     dut._log.info("checked %d vectors, %d mismatched, %d cycle mismatches, %.1f images/s",
                   summary["checked"], summary["mismatched_vectors"], cycle_bad, summary["images_per_s"] or 0)
     if cfg.get("fail_on_mismatch", True):
+        assert not tb.stalled, f"the core stalled (no output for {stall} cycles) after {summary['checked']} results"
         assert summary["mismatched_vectors"] == 0 and cycle_bad == 0, \
             f"{summary['mismatched_vectors']} mismatched vectors, {cycle_bad} cycle mismatches"

@@ -50,6 +50,7 @@ class Testbench:
         self._clock_task = None
         self._drive_task = None
         self.sim_seconds = 0.0
+        self.stalled = False
         self.last_output_steps = 0
 
     # -- life cycle -------------------------------------------------------
@@ -126,6 +127,10 @@ class Testbench:
                     and len(self.driver.accept_times) == getattr(self, "_last_acc", -1):
                 self.dut._log.error("no progress for %d cycles: %d of %d results missing", stall_cycles,
                                     self._want - self.monitor.received, len(beats))
+                self.stalled = True
+                if self._drive_task is not None and not self._drive_task.done():
+                    self._drive_task.cancel()
+                self.driver.idle()
                 break
             last = self.monitor.received
             self._last_acc = len(self.driver.accept_times)

@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""Training speed: seconds per MNIST epoch of sc_neurocore's QAT trainer vs an snnTorch ``snn.Leaky`` MLP.
+
+Both train the same network (784-128-10 by default) with the same T, batch
+size, encoding (direct: the pixel values drive layer 1 at every step), loss
+(cross-entropy on the output membrane), optimiser (Adam) and torch thread
+count, on the same images, one after the other in this process. Each is timed
+over ``--batches`` training steps after ``--warmup`` steps and the time is
+scaled to a full epoch (50 000 images). snnTorch is run the way its tutorials
+write it: ``fc1(x)`` inside the time loop. A second snnTorch variant with
+``fc1(x)`` hoisted out of the loop (the same constant-current trick we use) is
+reported too, for honesty about where the speed-up comes from.
+
+Writes ``benchmarks/results/train_speed.json`` and prints a markdown table.
+Needs ``pip install snntorch`` (the ``bench`` extra).
+
+    python benchmarks/bench_train.py --threads 1 --T 32 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sc_neurocore.data import load_mnist  # noqa: E402
+from sc_neurocore.train import SNNConfig, SpikingMLP  # noqa: E402
+
+EPOCH_IMAGES = 50_000
+
+
+def _ours(cfg: SNNConfig, device):
+    model = SpikingMLP(cfg, seed=0).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(xb, yb):
+        out = model(xb)
+        loss = nn.functional.cross_entropy(out.mean_logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _snntorch(cfg: SNNConfig, device, hoist: bool):
+    import snntorch as snn
+
+    beta = 1.0 - 2.0 ** -cfg.leak_shift if cfg.leak_shift else 1.0
+    sizes = cfg.sizes
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fcs = nn.ModuleList(nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1))
+            self.lifs = nn.ModuleList(snn.Leaky(beta=beta) for _ in range(len(sizes) - 2))
+            self.out = snn.Leaky(beta=1.0, reset_mechanism="none")  # membrane readout
+
+        def forward(self, x):
+            mems = [lif.init_leaky() for lif in self.lifs]
+            mem_out = self.out.init_leaky()
+            rec = []
+            cur0 = self.fcs[0](x) if hoist else None
+            for _ in range(cfg.T):
+                h = cur0 if hoist else self.fcs[0](x)
+                for li, lif in enumerate(self.lifs):
+                    spk, mems[li] = lif(h, mems[li])
+                    h = self.fcs[li + 1](spk)
+                _, mem_out = self.out(h, mem_out)
+                rec.append(mem_out)
+            return torch.stack(rec)
+
+    net = Net().to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step(xb, yb):
+        x = xb.to(torch.float32) / 255.0
+        rec = net(x)
+        loss = nn.functional.cross_entropy(rec[-1], yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _time(step, x, y, batch, warmup, batches, device):
+    n = len(x)
+    rng = np.random.default_rng(0)
+    order = torch.as_tensor(rng.permutation(n), device=device)
+    for i in range(warmup):
+        idx = order[(i * batch) % n:(i * batch) % n + batch]
+        step(x[idx], y[idx])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(batches):
+        j = ((warmup + i) * batch) % (n - batch)
+        idx = order[j:j + batch]
+        step(x[idx], y[idx])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return dt / (batches * batch) * EPOCH_IMAGES
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--T", type=int, nargs="+", default=[32, 4])
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batches", type=int, default=60, help="timed training steps per run")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_speed.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    try:
+        import snntorch
+    except ImportError:
+        print("snnTorch is not installed: pip install snntorch (the `bench` extra)", file=sys.stderr)
+        return 2
+    ds = load_mnist()
+    x = torch.as_tensor(ds.train_x, device=device)
+    y = torch.as_tensor(ds.train_y, device=device)
+    rows = []
+    for T in args.T:
+        cfg = SNNConfig(sizes=(784, args.hidden, 10), T=T)
+        res = {"T": T}
+        for name, mk in (("sc_neurocore", lambda: _ours(cfg, device)),
+                         ("snntorch", lambda: _snntorch(cfg, device, hoist=False)),
+                         ("snntorch_hoisted", lambda: _snntorch(cfg, device, hoist=True))):
+            torch.manual_seed(0)
+            res[name] = round(_time(mk(), x, y, args.batch_size, args.warmup, args.batches, device), 2)
+            print(f"T={T} {name}: {res[name]:.2f} s/epoch", file=sys.stderr)
+        res["ratio"] = round(res["sc_neurocore"] / res["snntorch"], 3)
+        res["ratio_vs_hoisted"] = round(res["sc_neurocore"] / res["snntorch_hoisted"], 3)
+        rows.append(res)
+    result = {
+        "benchmark": "seconds per 50k-image MNIST training epoch (extrapolated from timed steps)",
+        "sizes": [784, args.hidden, 10], "batch_size": args.batch_size, "threads": args.threads,
+        "device": args.device, "encoding": "direct", "timed_batches": args.batches,
+        "torch": torch.__version__, "snntorch": snntorch.__version__, "python": platform.python_version(),
+        "machine": platform.machine(), "cpu_count": __import__("os").cpu_count(), "rows": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"| T | sc_neurocore s/epoch | snnTorch s/epoch | ratio | snnTorch (fc1 hoisted) | ratio |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['T']} | {r['sc_neurocore']:.1f} | {r['snntorch']:.1f} | {r['ratio']:.2f}x | "
+              f"{r['snntorch_hoisted']:.1f} | {r['ratio_vs_hoisted']:.2f}x |")
+    print(f"(784-{args.hidden}-10, batch {args.batch_size}, {args.threads} thread(s), {args.device}; "
+          f"written to {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+#!/usr/bin/env python
+"""The distillation table, measured: MNIST test accuracy of the exported integer networks (golden model).
+
+Rows (each for every seed):
+
+==============  =====================================================================
+``base-t32``    trained from scratch at T=32 (also the teacher of the ``kd-*`` rows)
+``base-t8`` …   trained from scratch at T=8, 4, 2, 1
+``kd-t4`` …     temporal distillation from the same seed's T=32 teacher at T=4, 2, 1
+                (student initialised from the teacher's weights, as ``distill`` does)
+``self-t4``     self-distillation: the student at T=32 teaches itself at T=4 (random init)
+``ann-t4``      distilled at T=4 from a float CNN teacher (random init)
+==============  =====================================================================
+
+Every run's result is cached as ``CACHE/ROW-sSEED-eEPOCHS[aAUGMENT].json`` (and the
+teachers' checkpoints under ``CACHE/ckpt``), so an interrupted run resumes
+where it stopped and runs made elsewhere (e.g. on a GPU machine) are merged by
+copying their JSON files into the cache. ``docs/results.md`` is rendered from
+whatever is cached for the chosen epochs; missing runs are listed there.
+
+    python benchmarks/table.py                       # 3 seeds, full epochs, CPU
+    python benchmarks/table.py --seeds 1 --epochs 2  # quick mode
+    python benchmarks/table.py --device cuda --jobs 3
+    python benchmarks/table.py --render-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ROWS = {
+    "base-t32": ("T=32", "none", 32),
+    "base-t8": ("T=8", "none", 8),
+    "base-t4": ("T=4", "none", 4),
+    "base-t2": ("T=2", "none", 2),
+    "base-t1": ("T=1", "none", 1),
+    "kd-t4": ("T=4 + temporal distillation (T=32 teacher)", "temporal", 4),
+    "kd-t2": ("T=2 + temporal distillation (T=32 teacher)", "temporal", 2),
+    "kd-t1": ("T=1 + temporal distillation (T=32 teacher)", "temporal", 1),
+    "self-t4": ("T=4 + self-distillation (itself at T=32)", "self", 4),
+    "ann-t4": ("T=4 + distillation from a float CNN teacher", "temporal", 4),
+}
+
+
+def _tag(args) -> str:
+    return (f"e{args.epochs}" + (f"a{args.augment}" if args.augment else "") +
+            (f"d{args.dropout:g}" if args.dropout else "") + (f"l{args.limit}" if args.limit else ""))
+
+
+def _key(row: str, seed: int, args) -> str:
+    return f"{row}-s{seed}-{_tag(args)}"
+
+
+_DATA: dict = {}
+
+
+def _data(limit):
+    from sc_neurocore.train import prepare_data
+
+    if limit not in _DATA:
+        _DATA[limit] = prepare_data(limit=limit)
+    return _DATA[limit]
+
+
+def _run_row(row: str, seed: int, args, cache: Path, log) -> dict:
+    """Run one (row, seed) unless cached; returns its result dict."""
+    from sc_neurocore.train import (SNNConfig, TrainConfig, distill_model, prepare_data, train_ann, train_model)
+
+    path = cache / f"{_key(row, seed, args)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    if row in ("kd-t4", "kd-t2", "kd-t1"):  # needs the teacher first
+        _run_row("base-t32", seed, args, cache, log)
+    data = _data(args.limit)
+    label, method, T = ROWS[row]
+    cfg = SNNConfig(T=T)
+    common = dict(epochs=args.epochs, batch_size=args.batch_size, seed=seed, threads=args.threads,
+                  device=args.device, quiet=True, augment=args.augment, dropout=args.dropout)
+    ckdir = cache / "ckpt"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    log(f"[{_key(row, seed, args)}] {label} ...")
+    quiet_log = lambda s: None  # noqa: E731
+    if method == "none":
+        tc = TrainConfig(lr=args.lr, **common)
+        out = ckdir / f"{_key(row, seed, args)}.scnb"
+        r = train_model(cfg, tc, data, out, log=quiet_log, command=f"benchmarks/table.py row {row} seed {seed}")
+        extra = {}
+    else:
+        tc = TrainConfig(lr=args.student_lr, method="self" if method == "self" else "temporal", alpha=args.alpha,
+                         temperature=args.temperature, teacher_T=32 if method == "self" else None, **common)
+        teacher = None
+        if row.startswith("kd-"):
+            teacher = ckdir / f"{_key('base-t32', seed, args)}.pt"
+            if not teacher.is_file():  # JSON cached but checkpoint lost: retrain the teacher
+                (cache / f"{_key('base-t32', seed, args)}.json").unlink(missing_ok=True)
+                _run_row("base-t32", seed, args, cache, log)
+        elif row == "ann-t4":
+            teacher = ckdir / f"ann-s{seed}-e{args.ann_epochs}.pt"
+            if not teacher.is_file():
+                atc = TrainConfig(lr=1e-3, **{**common, "epochs": args.ann_epochs})
+                ar = train_ann(atc, data, teacher, log=quiet_log)
+                log(f"    ANN teacher: float test accuracy {100 * ar['test_acc']:.2f} %")
+        out = ckdir / f"{_key(row, seed, args)}.scnb"
+        r = distill_model(cfg, tc, data, teacher, out, init="auto" if row.startswith("kd-") else "random",
+                          log=quiet_log, command=f"benchmarks/table.py row {row} seed {seed}")
+        extra = {"teacher": r["bundle"].provenance.get("teacher")}
+    res = {"row": row, "label": label, "seed": seed, "epochs": args.epochs, "T": T, "method": method,
+           "test_acc": r["test_acc"], "val_acc": r["val_acc"], "best_epoch": r["best_epoch"],
+           "train_seconds": round(r["train_seconds"], 1), "wall_seconds": round(time.time() - t0, 1),
+           "device": args.device, "threads": args.threads, "batch_size": args.batch_size, "augment": args.augment,
+           "limit": args.limit, "provenance": r["bundle"].provenance, **extra}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    log(f"[{_key(row, seed, args)}] test {100 * r['test_acc']:.2f} %  val {100 * r['val_acc']:.2f} %  "
+        f"({res['wall_seconds']:.0f} s)")
+    return res
+
+
+def _worker(seed: int, rows: list, args, cache: Path) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for row in rows:
+        _run_row(row, seed, args, cache, lambda s: print(s, flush=True))
+
+
+def render(args, cache: Path) -> str:
+    lines = ["# Measured results", "",
+             "MNIST, 784-128-10 LIF network (8-bit weights, 16-bit membranes, direct encoding, membrane readout, "
+             "subtract reset), trained with `sc_neurocore.train` (quantisation-aware, bit-exact integer forward).",
+             "Accuracy is the **integer** accuracy of the exported bundle on the 10 000-image test set, measured "
+             "with the golden model (`sc-neurocore eval`); the trained model and the bundle score identically "
+             "(difference 0, pinned by `tests/test_train.py`). Model selection: best validation epoch "
+             "(MNIST's 10 000-image validation split).", "",
+             f"Settings: {args.epochs} epochs per run, batch {args.batch_size}, Adam with one-cycle cosine LR "
+             f"(peak {args.lr} from scratch, {args.student_lr} for students), distillation alpha {args.alpha}, "
+             f"temperature {args.temperature}, augmentation: random shifts of up to {args.augment} px, "
+             f"hidden-spike dropout {args.dropout}; "
+             f"ANN teacher: {args.ann_epochs} epochs. Regenerate: `python benchmarks/table.py` "
+             "(see its `--help`).", "",
+             "| configuration | test accuracy (mean ± std) | seeds | per seed |",
+             "|---|---|---|---|"]
+    missing = []
+    for row, (label, _, _) in ROWS.items():
+        accs = []
+        for seed in range(args.seeds):
+            p = cache / f"{_key(row, seed, args)}.json"
+            if p.is_file():
+                accs.append(json.loads(p.read_text())["test_acc"] * 100)
+            else:
+                missing.append(_key(row, seed, args))
+        if not accs:
+            lines.append(f"| {label} | not run | 0 | |")
+            continue
+        mean = statistics.mean(accs)
+        std = statistics.stdev(accs) if len(accs) > 1 else float("nan")
+        std_s = f"{std:.2f}" if len(accs) > 1 else "–"
+        lines.append(f"| {label} | {mean:.2f} ± {std_s} % | {len(accs)} | "
+                     f"{', '.join(f'{a:.2f}' for a in accs)} |")
+    lines.append("")
+    devices = sorted({json.loads(p.read_text()).get("device", "?") for p in cache.glob(f"*-{_tag(args)}.json")})
+    lines.append(f"Runs made on: {', '.join(devices) or 'none'}. Raw per-run JSON: `{_rel(cache)}`.")
+    if missing:
+        lines += ["", f"**Not yet run** ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing) +
+                  ". Run `python benchmarks/table.py` again to fill them in (it resumes)."]
+    return "\n".join(lines) + "\n"
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=15, help="epochs of every SNN run (teachers and students)")
+    p.add_argument("--ann-epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--student-lr", type=float, default=1e-3)
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--temperature", type=float, default=3.0)
+    p.add_argument("--augment", type=int, default=0)
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden spikes while training")
+    p.add_argument("--limit", type=int, help="only N training images (smoke tests)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    p.add_argument("--rows", nargs="+", choices=sorted(ROWS), help="only these rows")
+    p.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "table"))
+    p.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
+    p.add_argument("--render-only", action="store_true")
+    args = p.parse_args(argv)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    rows = args.rows or list(ROWS)
+    if not args.render_only:
+        if args.jobs > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            procs = [ctx.Process(target=_worker, args=(seed, rows, args, cache)) for seed in range(args.seeds)]
+            running = []
+            for pr in procs:
+                while len([q for q in running if q.is_alive()]) >= args.jobs:
+                    time.sleep(1)
+                pr.start()
+                running.append(pr)
+            for pr in procs:
+                pr.join()
+        else:
+            for seed in range(args.seeds):
+                _worker(seed, rows, args, cache)
+    text = render(args, cache)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""cocotb regression of the generated core (sc_neurocore.hw.export) in Icarus and Verilator.
+
+One pytest entry point, :func:`test_core`, parametrised over simulator and
+core configuration; each configuration runs its traffic scenario through
+:func:`sc_neurocore.sim.runner.run_case` (``cocotb_tools.runner``), one build
+folder per byte-identical Verilog under ``build/sim/``. Every output beat is
+checked bit-exactly and in order against the golden model, and with gaps and
+back-pressure off every image's cycles against ``sc_neurocore.latency``.
+
+Environment: ``SCN_SIM_N`` images per MNIST case (default 4 in the fast set,
+200 in the slow one), ``WAVES=1`` for wave dumps. Long cases carry the ``slow``
+marker (``pytest -m slow``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from sc_neurocore.bundle import Bundle, random_bundle
+from sc_neurocore.params import LayerParams, NetworkParams
+from sc_neurocore.sim.runner import Core, available_simulators, generate_core, run_case
+
+try:
+    import sc_neurocore.hw.export  # noqa: F401
+    HAVE_HW = True
+except ImportError:  # pragma: no cover - the generator is another module's work
+    HAVE_HW = False
+
+pytestmark = [pytest.mark.sim, pytest.mark.skipif(not HAVE_HW, reason="sc_neurocore.hw.export not available")]
+SIMS = available_simulators()
+
+
+def corner_bundle(sizes, T, *, seed=0, encoding="direct", reset="subtract", readout="spike_count",
+                  weight_bits=8, membrane_bits=16, leak_shift=3, current_shift=None, threshold_div=1,
+                  extreme_weights=False) -> Bundle:
+    """A random bundle with chosen corner parameters (small membranes saturate, ``current_shift=0``
+    makes huge currents, ``extreme_weights`` uses only +-max weights)."""
+    b = random_bundle(tuple(sizes), T, weight_bits=weight_bits, seed=seed, encoding=encoding, reset=reset,
+                      readout=readout, membrane_bits=membrane_bits, leak_shift=leak_shift)
+    rng = np.random.default_rng(seed + 99)
+    layers = []
+    for layer in b.network.layers:
+        w = layer.weight
+        if extreme_weights:
+            wmax = (1 << (weight_bits - 1)) - 1
+            w = np.where(rng.random(w.shape) < 0.5, -wmax, wmax)
+        cs = layer.current_shift if current_shift is None else current_shift
+        thr = max(1, layer.threshold // threshold_div)
+        layers.append(LayerParams(w, weight_bits, thr, leak_shift, cs, membrane_bits))
+    return Bundle(NetworkParams(tuple(layers), T, encoding, reset, readout), {"kind": "corner", "seed": seed})
+
+
+def corner_images(n_inputs: int, n: int, seed: int = 0) -> np.ndarray:
+    """All-zero, all-max, a checkerboard of 0/255, then random images (some sparse)."""
+    rng = np.random.default_rng(seed)
+    fixed = [np.zeros(n_inputs), np.full(n_inputs, 255), (np.arange(n_inputs) % 2) * 255]
+    rand = rng.integers(0, 256, size=(max(0, n - 3), n_inputs))
+    rand[::2] *= rng.random((rand[::2].shape[0], n_inputs)) < 0.3
+    return np.concatenate([np.asarray(fixed).reshape(3, n_inputs), rand]).astype(np.uint8)[:n]
+
+
+def mnist_case_bundle() -> Bundle:
+    from sc_neurocore.bundle import pretrained_names, resolve_bundle
+
+    if "mnist-t4" in pretrained_names():
+        return resolve_bundle(pretrained="mnist-t4")
+    return random_bundle((784, 128, 10), 4, seed=0)
+
+
+def mnist_images(n: int) -> np.ndarray:
+    from sc_neurocore.data import DataError, load_mnist
+
+    try:
+        return load_mnist().test_x[:n]
+    except DataError as e:
+        pytest.skip(str(e))
+
+
+@dataclass
+class Case:
+    bundle: callable
+    images: callable
+    gen: dict = field(default_factory=dict)
+    run: dict = field(default_factory=dict)
+    mutate: callable | None = None
+    slow: bool = False
+    sims: tuple = ("icarus", "verilator")
+
+
+def _n(default: int) -> int:
+    return int(os.environ.get("SCN_SIM_N", default))
+
+
+def _off_by_one_threshold(b: Bundle) -> Bundle:
+    """The mutant: layer 1's threshold one higher than the bundle's."""
+    layers = list(b.network.layers)
+    l0 = layers[0]
+    layers[0] = LayerParams(l0.weight, l0.weight_bits, l0.threshold + 1, l0.leak_shift, l0.current_shift,
+                            l0.membrane_bits)
+    n = b.network
+    return Bundle(NetworkParams(tuple(layers), n.T, n.encoding, n.reset, n.readout, n.rate_seed), b.provenance)
+
+
+A = lambda: corner_bundle((12, 6, 3), 1, seed=1, readout="spike_count", membrane_bits=8, leak_shift=0,  # noqa: E731
+                          current_shift=0, threshold_div=4)
+CASES = {
+    # direct / subtract / spike_count, T=1 (1-bit scores), 8-bit membrane saturating on huge currents
+    "direct-sub-count-T1-sat": Case(A, lambda: corner_images(12, 40, 1), gen={"pixels_per_beat": 4}),
+    # rate / zero / membrane, 6-bit membrane, 4-bit weights, lanes and events split the layers
+    "rate-zero-membrane-T7": Case(
+        lambda: corner_bundle((20, 10, 5), 7, seed=2, encoding="rate", reset="zero", readout="membrane",
+                              weight_bits=4, membrane_bits=6, leak_shift=2, extreme_weights=True),
+        lambda: corner_images(20, 24, 2), gen={"pixels_per_beat": 4, "lanes": 3, "events": 2}),
+    # direct / zero / membrane, 3 layers, T=40, 16-bit weights, 20-bit membrane, one padded beat
+    "direct-zero-membrane-T40-deep": Case(
+        lambda: corner_bundle((10, 8, 6, 4), 40, seed=3, reset="zero", readout="membrane", weight_bits=16,
+                              membrane_bits=20, leak_shift=1),
+        lambda: corner_images(10, 12, 3), gen={"pixels_per_beat": 16}),
+    # rate / subtract / spike_count, 2-bit weights, no leak
+    "rate-sub-count-w2": Case(
+        lambda: corner_bundle((9, 7, 2), 5, seed=4, encoding="rate", readout="spike_count", weight_bits=2,
+                              membrane_bits=4, leak_shift=0, threshold_div=2),
+        lambda: corner_images(9, 24, 4), gen={"pixels_per_beat": 2, "lanes": 2}),
+    # random input gaps and output back-pressure on the corner core
+    "gaps-backpressure": Case(A, lambda: corner_images(12, 60, 5), gen={"pixels_per_beat": 4},
+                              run={"gaps": 0.35, "max_gap": 4, "backpressure": 0.5, "seed": 11}),
+    # synchronous reset in the middle of inferences (input and compute phases)
+    "reset-mid-inference": Case(
+        lambda: corner_bundle((20, 10, 5), 7, seed=2, encoding="rate", reset="zero", readout="membrane",
+                              weight_bits=4, membrane_bits=6, leak_shift=2, extreme_weights=True),
+        lambda: corner_images(20, 30, 6), gen={"pixels_per_beat": 4, "lanes": 3, "events": 2},
+        run={"resets": 6, "seed": 3}),
+    # MNIST-sized core on a few MNIST test images (Icarus only in the fast set: Verilator builds it in minutes)
+    "mnist-few": Case(mnist_case_bundle, lambda: mnist_images(_n(4)), sims=("icarus",)),
+    # -- slow ----------------------------------------------------------------
+    "mnist": Case(mnist_case_bundle, lambda: mnist_images(_n(200)), slow=True),
+    "mnist-gaps-resets": Case(mnist_case_bundle, lambda: mnist_images(_n(50)), slow=True,
+                              run={"gaps": 0.2, "backpressure": 0.3, "resets": 3, "seed": 5}),
+    "large-T300": Case(lambda: corner_bundle((8, 6, 3), 300, seed=5, readout="spike_count", leak_shift=4),
+                       lambda: corner_images(8, 8, 7), gen={"pixels_per_beat": 8}, slow=True),
+    "wide-784-64-10-lanes": Case(lambda: random_bundle((784, 64, 10), 2, seed=6, readout="spike_count"),
+                                 lambda: mnist_images(_n(20)), gen={"lanes": 16, "events": 4}, slow=True),
+}
+
+
+def _params():
+    out = []
+    for name, case in CASES.items():
+        for sim in ("icarus", "verilator"):
+            if sim not in case.sims:
+                continue
+            marks = [pytest.mark.slow] if case.slow else []
+            if sim not in SIMS:
+                marks.append(pytest.mark.skip(reason=f"{sim} not installed"))
+            out.append(pytest.param(sim, name, marks=marks, id=f"{sim}-{name}"))
+    return out
+
+
+_CORES: dict = {}
+
+
+def _core(name: str) -> tuple[Core, Bundle]:
+    if name not in _CORES:
+        case = CASES[name]
+        b = case.bundle()
+        _CORES[name] = (generate_core(b, **case.gen), b)
+    return _CORES[name]
+
+
+def _fmt(r):
+    return (f"checked {r['checked']} mismatched {r['mismatched_vectors']} cycle mismatches "
+            f"{r.get('cycle_mismatches')} failed {r['failed']} first: {r['mismatches'][:5]} "
+            f"{r.get('log_tail', '')} (see {r['case_dir']})")
+
+
+@pytest.mark.parametrize("sim,name", _params())
+def test_core(sim, name):
+    case = CASES[name]
+    core, _ = _core(name)
+    images = case.images()
+    r = run_case(core, sim, images, case=f"pytest-{name}", **case.run)
+    assert r["failed"] == 0 and r["mismatched_vectors"] == 0 and r["cycle_mismatches"] == 0, _fmt(r)
+    assert r["checked"] == len(images)
+    no_traffic_shaping = not case.run.get("gaps") and not case.run.get("backpressure")
+    assert r["cycles_checked"] == no_traffic_shaping
+    if case.run.get("resets"):
+        assert len(r["resets"]) == case.run["resets"]
+
+
+@pytest.mark.parametrize("sim", [pytest.param(s, marks=[] if s in SIMS else [pytest.mark.skip(reason="missing")])
+                                 for s in ("icarus", "verilator")])
+def test_mutant_core_is_caught(sim):
+    """Verilog generated with layer 1's threshold off by one, checked against the true bundle's golden model."""
+    base, bundle = _core("direct-sub-count-T1-sat")
+    mutant = generate_core(_off_by_one_threshold(bundle), **CASES["direct-sub-count-T1-sat"].gen)
+    assert mutant.top_file.read_bytes() != base.top_file.read_bytes()
+    broken = Core(mutant.verilog_dir, mutant.report, base.bundle_path)
+    r = run_case(broken, sim, corner_images(12, 40, 1), case="pytest-mutant")
+    # read back with cocotb_tools.check_results.get_results, outside pytest's SystemExit trap
+    assert r["tests"] == 1 and r["failed"] == 1, _fmt(r)
+    assert r["checked"] == 40 and r["mismatched_vectors"] > 0
+    m = r["mismatches"][0]
+    assert m["index"] >= 0 and (m["field"] == "class" or m["field"].startswith("score["))
+
+
+def test_case_images_have_corners():
+    x = corner_images(12, 5)
+    assert x[0].max() == 0 and x[1].min() == 255 and x.dtype == np.uint8
