@@ -35,7 +35,8 @@ STUDENT_TS = (8, 4, 2, 1)
 
 def commands(args, work: Path) -> tuple[list, list]:
     common = ["--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads),
-              "--device", args.device, "--quiet"] + (["--augment", str(args.augment)] if args.augment else [])
+              "--device", args.device, "--augment", str(args.augment), "--quiet"] + \
+        (["--limit", str(args.limit)] if args.limit else [])
     teacher = ["train", "--T", "32", *common, "-o", str(work / "teacher-t32.scnb")]
     rest = []
     for T in STUDENT_TS:
@@ -63,12 +64,13 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--augment", type=int, default=0)
+    p.add_argument("--augment", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--jobs", type=int, default=2, help="student runs in parallel processes")
     p.add_argument("--work", default=str(ROOT / "build" / "pretrained"), help="scratch folder (bundles, checkpoints)")
     p.add_argument("--dest", default=str(ROOT / "sc_neurocore" / "pretrained"))
+    p.add_argument("--limit", type=int, help="only N training images (smoke tests; not for shipping)")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args(argv)
     work = Path(args.work)

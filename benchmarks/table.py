@@ -52,7 +52,7 @@ ROWS = {
 
 
 def _tag(args) -> str:
-    return (f"e{args.epochs}" + (f"a{args.augment}" if args.augment else "") +
+    return (f"e{args.epochs}" + f"a{args.augment}" +
             (f"d{args.dropout:g}" if args.dropout else "") + (f"l{args.limit}" if args.limit else ""))
 
 
@@ -72,14 +72,31 @@ def _data(limit):
 
 
 def _run_row(row: str, seed: int, args, cache: Path, log) -> dict:
-    """Run one (row, seed) unless cached; returns its result dict."""
-    from sc_neurocore.train import (SNNConfig, TrainConfig, distill_model, prepare_data, train_ann, train_model)
+    """Run one (row, seed) unless cached (or being run by another process); returns its result dict."""
 
     path = cache / f"{_key(row, seed, args)}.json"
     if path.is_file():
         return json.loads(path.read_text())
     if row in ("kd-t4", "kd-t2", "kd-t1"):  # needs the teacher first
         _run_row("base-t32", seed, args, cache, log)
+    lock = cache / f"{_key(row, seed, args)}.lock"
+    try:  # another process may be running this very row (the teachers): wait for it
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.close(fd)
+    except FileExistsError:
+        while lock.exists() and not path.is_file():
+            time.sleep(2)
+        if path.is_file():
+            return json.loads(path.read_text())
+        return _run_row(row, seed, args, cache, log)
+    try:
+        return _run_row_locked(row, seed, args, cache, log, path)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _run_row_locked(row: str, seed: int, args, cache: Path, log, path: Path) -> dict:
+    from sc_neurocore.train import SNNConfig, TrainConfig, distill_model, train_ann, train_model
     data = _data(args.limit)
     label, method, T = ROWS[row]
     cfg = SNNConfig(T=T)
@@ -128,13 +145,23 @@ def _run_row(row: str, seed: int, args, cache: Path, log) -> dict:
     return res
 
 
-def _worker(seed: int, rows: list, args, cache: Path) -> None:
+#: order in which parallel runs are started: teachers first, the long runs next, students last
+ORDER = ("base-t32", "self-t4", "ann-t4", "base-t8", "base-t4", "base-t2", "base-t1", "kd-t4", "kd-t2", "kd-t1")
+
+
+def _worker(task) -> None:
+    seed, rows, args, cache = task
+    if isinstance(rows, str):
+        rows = [rows]
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     for row in rows:
-        _run_row(row, seed, args, cache, lambda s: print(s, flush=True))
+        try:
+            _run_row(row, seed, args, cache, lambda s: print(s, flush=True))
+        except Exception as e:  # noqa: BLE001 - report and go on with the other runs
+            print(f"[{_key(row, seed, args)}] FAILED: {type(e).__name__}: {e}", flush=True)
 
 
 def render(args, cache: Path) -> str:
@@ -154,22 +181,54 @@ def render(args, cache: Path) -> str:
              "| configuration | test accuracy (mean ± std) | seeds | per seed |",
              "|---|---|---|---|"]
     missing = []
+    means = {}
     for row, (label, _, _) in ROWS.items():
-        accs = []
+        runs = []
         for seed in range(args.seeds):
             p = cache / f"{_key(row, seed, args)}.json"
             if p.is_file():
-                accs.append(json.loads(p.read_text())["test_acc"] * 100)
+                r = json.loads(p.read_text())
+                runs.append((r["test_acc"] * 100, r.get("device", "?")))
             else:
                 missing.append(_key(row, seed, args))
-        if not accs:
+        if not runs:
             lines.append(f"| {label} | not run | 0 | |")
             continue
+        accs = [a for a, _ in runs]
         mean = statistics.mean(accs)
-        std = statistics.stdev(accs) if len(accs) > 1 else float("nan")
-        std_s = f"{std:.2f}" if len(accs) > 1 else "–"
+        means[row] = (mean, statistics.stdev(accs) if len(accs) > 1 else None, len(accs))
+        std_s = f"{statistics.stdev(accs):.2f}" if len(accs) > 1 else "–"
         lines.append(f"| {label} | {mean:.2f} ± {std_s} % | {len(accs)} | "
-                     f"{', '.join(f'{a:.2f}' for a in accs)} |")
+                     f"{', '.join(f'{a:.2f} ({d})' for a, d in runs)} |")
+    lines.append("")
+    lines.append("Per-seed values name the device each run was trained on (seed 0, 1, 2 in order); CPU runs are "
+                 "bit-reproducible for the same torch version and thread count, CUDA runs are not guaranteed to be.")
+    comparisons = [("kd-t4", "base-t4"), ("kd-t2", "base-t2"), ("kd-t1", "base-t1"), ("self-t4", "base-t4"),
+                   ("ann-t4", "base-t4")]
+    diffs = []
+    for a, b in comparisons:
+        if a in means and b in means:
+            d = means[a][0] - means[b][0]
+            sd = [x[1] for x in (means[a], means[b]) if x[1] is not None]
+            noise = max(sd) if sd else None
+            verdict = ("within seed-to-seed noise" if noise is not None and abs(d) <= noise else
+                       ("better" if d > 0 else "worse"))
+            diffs.append(f"* {ROWS[a][0]} vs. {ROWS[b][0]} from scratch: {d:+.2f} points ({verdict}"
+                         + (f", largest std {noise:.2f}" if noise is not None else "") + ").")
+    if diffs:
+        lines += ["", "What distillation changes (difference of the means):", ""] + diffs
+    speed = ROOT / "benchmarks" / "results" / "train_speed.json"
+    if speed.is_file():
+        sp = json.loads(speed.read_text())
+        lines += ["", "## Training speed", "",
+                  f"`benchmarks/bench_train.py`, {'-'.join(map(str, sp['sizes']))}, batch {sp['batch_size']}, "
+                  f"{sp['threads']} thread(s), {sp['device']}, measured as {sp.get('measure', 'wall time')} "
+                  f"(torch {sp['torch']}, snnTorch {sp['snntorch']}):", "",
+                  "| T | sc_neurocore s/epoch | snnTorch s/epoch | ratio | snnTorch, fc1 hoisted | ratio |",
+                  "|---|---|---|---|---|---|"]
+        for r in sp["rows"]:
+            lines.append(f"| {r['T']} | {r['sc_neurocore']:.1f} | {r['snntorch']:.1f} | {r['ratio']:.2f}x | "
+                         f"{r['snntorch_hoisted']:.1f} | {r['ratio_vs_hoisted']:.2f}x |")
     lines.append("")
     devices = sorted({json.loads(p.read_text()).get("device", "?") for p in cache.glob(f"*-{_tag(args)}.json")})
     lines.append(f"Runs made on: {', '.join(devices) or 'none'}. Raw per-run JSON: `{_rel(cache)}`.")
@@ -190,18 +249,19 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=15, help="epochs of every SNN run (teachers and students)")
-    p.add_argument("--ann-epochs", type=int, default=5)
+    p.add_argument("--ann-epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--student-lr", type=float, default=1e-3)
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=3.0)
-    p.add_argument("--augment", type=int, default=0)
+    p.add_argument("--augment", type=int, default=1, help="random shifts of up to N px while training")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden spikes while training")
     p.add_argument("--limit", type=int, help="only N training images (smoke tests)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes (independent groups of rows per seed)")
+    p.add_argument("--only-seeds", type=int, nargs="+", help="run only these seeds (render all --seeds)")
     p.add_argument("--rows", nargs="+", choices=sorted(ROWS), help="only these rows")
     p.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "table"))
     p.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
@@ -210,23 +270,17 @@ def main(argv=None) -> int:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     rows = args.rows or list(ROWS)
+    seeds = args.only_seeds if args.only_seeds is not None else list(range(args.seeds))
     if not args.render_only:
-        if args.jobs > 1:
+        if args.jobs > 1:  # independent groups of rows (per seed) in parallel processes, longest first
             import multiprocessing as mp
 
-            ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_worker, args=(seed, rows, args, cache)) for seed in range(args.seeds)]
-            running = []
-            for pr in procs:
-                while len([q for q in running if q.is_alive()]) >= args.jobs:
-                    time.sleep(1)
-                pr.start()
-                running.append(pr)
-            for pr in procs:
-                pr.join()
+            tasks = [(seed, r, args, cache) for seed in seeds for r in ORDER if r in rows]
+            with mp.get_context("spawn").Pool(args.jobs) as pool:
+                pool.map(_worker, tasks, chunksize=1)
         else:
-            for seed in range(args.seeds):
-                _worker(seed, rows, args, cache)
+            for seed in seeds:
+                _worker((seed, rows, args, cache))
     text = render(args, cache)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

@@ -68,7 +68,7 @@ def _command(name: str, args, extra: tuple = ()) -> str:
     keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "encoding", "reset", "readout",
             "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "limit", *extra]
     opts = {k: getattr(args, k, None) for k in keys}
-    opts = {k: v for k, v in opts.items() if not (k in ("augment", "dropout") and not v)}
+    opts = {k: v for k, v in opts.items() if not (k == "dropout" and not v)}
     if args.data_dir is not None:
         opts["data_dir"] = Path(args.data_dir).name
     elif args.dataset != "mnist":
@@ -92,6 +92,7 @@ def _cmd_train(args) -> int:
     from .train import prepare_data, train_ann, train_model
 
     _check_common(args)
+    _parse_sizes(args, 1, 1)  # syntax errors before the (slow) data loading
     data = prepare_data(args.dataset, args.data_dir, args.limit)
     if args.ann:
         r = train_ann(_train_config(args), data, args.output, log=_log(args))
@@ -114,12 +115,17 @@ def _cmd_distill(args) -> int:
         raise FileNotFoundError(f"teacher checkpoint not found: {args.teacher}")
     if args.teacher_T is not None and not 1 <= args.teacher_T <= MAX_T:
         raise ValueError(f"--teacher-T must be between 1 and {MAX_T}, not {args.teacher_T}")
+    _parse_sizes(args, 1, 1)
+    teacher = None
+    if args.teacher is not None:
+        from .train import load_checkpoint
+
+        teacher, _ = load_checkpoint(args.teacher)  # a bad checkpoint fails before the data loading
     data = prepare_data(args.dataset, args.data_dir, args.limit)
     cfg = _config(args, data)
-    if args.teacher is not None and args.sizes is None and args.hidden is None:
-        from .train import SpikingMLP, load_checkpoint
+    if teacher is not None and args.sizes is None and args.hidden is None:
+        from .train import SpikingMLP
 
-        teacher, _ = load_checkpoint(args.teacher)
         if isinstance(teacher, SpikingMLP):  # default: the teacher's architecture and formats at the new T
             if teacher.cfg.sizes[-1] != cfg.sizes[-1]:
                 raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.cfg.sizes[-1]} "
@@ -170,7 +176,8 @@ def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epoch
     q.add_argument("--membrane-bits", type=int, default=16)
     q.add_argument("--leak-shift", type=int, default=4, help="leak v >>> k of the hidden layers (0 = none)")
     q.add_argument("--rate-seed", type=int, default=0xACE1, help="LFSR seed of the rate encoding")
-    q.add_argument("--augment", type=int, default=0, help="random image shifts of up to N pixels while training")
+    q.add_argument("--augment", type=int, default=1,
+                   help="random image shifts of up to N pixels while training (default 1; 0 = off)")
     q.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden spikes while training")
     q.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 

@@ -247,6 +247,67 @@ class _Spike(torch.autograd.Function):
         return g / (ctx.theta * (1.0 + x.abs()) ** 2), None, None
 
 
+class _LIFLayer(torch.autograd.Function):
+    """The whole LIF recurrence of one layer over T steps (spec §4 steps 3-6) with a hand-written BPTT.
+
+    Forward equals the integer spec exactly; backward is the same surrogate-gradient BPTT as the
+    plain-autograd loop :meth:`SpikingMLP._lif_reference` (straight-through leak, clamp gradient,
+    fast-sigmoid surrogate, detached reset) without building a graph of ~10 nodes per step.
+    Input: the currents (B, n) (constant over time) or (T, B, n). Output (T, B, n): spikes, or
+    the membrane increments ``v_t - v_{t-1}`` of a non-spiking layer.
+    """
+
+    @staticmethod
+    def forward(ctx, cur, T, constant, theta, leak, mmin, mmax, spiking, subtract, slope):
+        B, n = cur.shape[-2], cur.shape[-1]
+        v = torch.zeros(B, n, dtype=cur.dtype, device=cur.device)
+        out = torch.empty(T, B, n, dtype=cur.dtype, device=cur.device)
+        pre = torch.empty(T, B, n, dtype=cur.dtype, device=cur.device)
+        inv = 1.0 / (1 << leak)
+        for t in range(T):
+            I = cur if constant else cur[t]
+            vp = v - torch.floor(v * inv) if leak else v
+            p = torch.add(vp, I, out=pre[t])
+            u = torch.clamp(p, mmin, mmax)
+            if spiking:
+                z = u >= theta
+                out[t] = z
+                v = u - theta * out[t] if subtract else torch.where(z, torch.zeros_like(u), u)
+            else:
+                torch.sub(u, v, out=out[t])
+                v = u
+        ctx.save_for_backward(pre, out)
+        ctx.cfg = (T, constant, theta, leak, mmin, mmax, spiking, subtract, slope)
+        return out
+
+    @staticmethod
+    def backward(ctx, gout):
+        pre, out = ctx.saved_tensors
+        T, constant, theta, leak, mmin, mmax, spiking, subtract, slope = ctx.cfg
+        lam = 1.0 - 1.0 / (1 << leak) if leak else 1.0
+        gv = torch.zeros_like(pre[0])
+        gcur = torch.zeros_like(pre[0]) if constant else torch.empty_like(pre)
+        k = slope / theta
+        for t in range(T - 1, -1, -1):
+            p = pre[t]
+            mask = (p >= mmin) & (p <= mmax)
+            if spiking:
+                u = torch.clamp(p, mmin, mmax)
+                sg = 1.0 / (theta * (1.0 + k * (u - theta).abs()) ** 2)
+                gu = gout[t] * sg + (gv if subtract else gv * (1.0 - out[t]))
+            else:
+                gu = gout[t] + gv
+            gp = gu * mask
+            if constant:
+                gcur += gp
+            else:
+                gcur[t] = gp
+            gv = gp * lam if leak else gp
+            if not spiking:
+                gv = gv - gout[t]
+        return gcur, None, None, None, None, None, None, None, None, None
+
+
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
@@ -289,6 +350,7 @@ class SpikingMLP(nn.Module):
         # learnable temperature of the logits (does not change the integer argmax)
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(4.0)))
         self._rate_cache: dict = {}
+        self.autograd_reference = False  # True: the slow plain-autograd LIF loop (for tests)
         self.dropout = 0.0  # training only: dropout on the spikes entering layers 2..L (1/(1-p) rescaled)
 
     @property
@@ -343,24 +405,13 @@ class SpikingMLP(nn.Module):
                                           sdt).reshape(T, B, -1)
                 constant = False
             mmin, mmax = -float(1 << (d.mbits - 1)), float((1 << (d.mbits - 1)) - 1)
-            v = torch.zeros(B, cfg.sizes[li + 1], dtype=sdt, device=x.device)
             spiking = cfg.spiking(li)
-            outs = []
-            theta = float(d.theta)
-            inv = 1.0 / (1 << d.leak)
-            for t in range(T):
-                I = cur if constant else cur[t]
-                vp = v - _FloorSTE.apply(v * inv) if d.leak else v
-                u = torch.clamp(vp + I, mmin, mmax)
-                if spiking:
-                    z = _Spike.apply(u, theta, cfg.surrogate_slope)
-                    zd = z.detach()
-                    v = u - theta * zd if cfg.reset == "subtract" else u * (1.0 - zd)
-                    outs.append(z)
-                else:
-                    outs.append(u - v)  # membrane increment; sums to the final membrane
-                    v = u
-            seq = torch.stack(outs)
+            if self.autograd_reference:
+                seq = self._lif_reference(cur, T, constant, d, spiking, mmin, mmax)
+            else:
+                seq = _LIFLayer.apply(cur, T, constant, float(d.theta), d.leak, mmin, mmax, spiking,
+                                      cfg.reset == "subtract", cfg.surrogate_slope)
+            v = seq.sum(0) if not spiking else None  # membrane readout: the increments sum to v_T
             if spiking:
                 spikes_out.append(seq)
             if li == cfg.n_layers - 1:
@@ -370,6 +421,28 @@ class SpikingMLP(nn.Module):
         unit = 1.0 if cfg.spiking(cfg.n_layers - 1) else 1.0 / d.gain
         logits = out_seq.to(torch.float32) * (unit * self.log_logit_scale.exp())
         return SNNOutput(logits, scores.detach(), spikes_out)
+
+    def _lif_reference(self, cur, T, constant, d, spiking, mmin, mmax):
+        """The LIF recurrence written with plain autograd ops (slow; tests compare gradients with it)."""
+        cfg = self.cfg
+        B, n = cur.shape[-2], cur.shape[-1]
+        v = torch.zeros(B, n, dtype=cur.dtype, device=cur.device)
+        theta = float(d.theta)
+        inv = 1.0 / (1 << d.leak)
+        outs = []
+        for t in range(T):
+            I = cur if constant else cur[t]
+            vp = v - _FloorSTE.apply(v * inv) if d.leak else v
+            u = torch.clamp(vp + I, mmin, mmax)
+            if spiking:
+                z = _Spike.apply(u, theta, cfg.surrogate_slope)
+                zd = z.detach()
+                v = u - theta * zd if cfg.reset == "subtract" else u * (1.0 - zd)
+                outs.append(z)
+            else:
+                outs.append(u - v)
+                v = u
+        return torch.stack(outs)
 
     def run_logits(self, inputs: torch.Tensor, T: int) -> torch.Tensor:
         """``(T, B, C)`` per-step logits at ``T`` steps (the ``run_model`` of :class:`SelfDistiller`)."""
@@ -390,13 +463,14 @@ class ANNTeacher(nn.Module):
         side = int(round(math.sqrt(n_inputs)))
         if side * side != n_inputs or side < 12:
             raise ValueError(f"the ANN teacher needs square images of at least 12x12, not {n_inputs} pixels")
-        torch.manual_seed(seed)
         self.side = side
         self.cfg = {"n_inputs": n_inputs, "n_classes": n_classes}
-        self.conv1 = nn.Conv2d(1, 16, 5, padding=2)
-        self.conv2 = nn.Conv2d(16, 32, 5, padding=2)
-        self.fc1 = nn.Linear(32 * (side // 4) ** 2, 128)
-        self.fc2 = nn.Linear(128, n_classes)
+        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the global generator
+            torch.manual_seed(seed)
+            self.conv1 = nn.Conv2d(1, 16, 5, padding=2)
+            self.conv2 = nn.Conv2d(16, 32, 5, padding=2)
+            self.fc1 = nn.Linear(32 * (side // 4) ** 2, 128)
+            self.fc2 = nn.Linear(128, n_classes)
 
     @property
     def n_classes(self) -> int:
@@ -468,6 +542,9 @@ class Data:
         return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0)) + 1)
 
 
+_DATASETS: dict = {}
+
+
 def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None) -> Data:
     """Load the dataset; the validation split is MNIST's, or the last 1/6 of the training set for IDX folders.
 
@@ -475,7 +552,12 @@ def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None
     """
     from .data import load_dataset
 
-    ds = load_dataset(dataset, data_dir)
+    if data_dir is None:  # the named dataset is read once per process (its arrays are never modified)
+        if dataset not in _DATASETS:
+            _DATASETS[dataset] = load_dataset(dataset, None)
+        ds = _DATASETS[dataset]
+    else:
+        ds = load_dataset(dataset, data_dir)
     trx, try_ = ds.train_x, ds.train_y
     if ds.val_x is not None and len(ds.val_x):
         vax, vay = ds.val_x, ds.val_y
@@ -513,7 +595,7 @@ class TrainConfig:
     temperature: float = 3.0
     entropy_weight: float = 0.0
     teacher_T: int | None = None  # T at which an SNN teacher (or the self-teacher) runs
-    augment: int = 0              # random image shifts of up to this many pixels (square images only)
+    augment: int = 1              # random image shifts of up to this many pixels (square images only)
     dropout: float = 0.0          # dropout on hidden spikes during training (SNN only)
 
     def to_dict(self) -> dict:
@@ -756,7 +838,8 @@ def _finish(model: SpikingMLP, data: Data, result: dict, out_path, provenance: d
     })
     bundle = Bundle(net, prov)
     out = {"test_acc": test_acc, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
-           "history": result["history"], "train_seconds": result["train_seconds"], "bundle": bundle}
+           "history": result["history"], "train_seconds": result["train_seconds"], "bundle": bundle,
+           "model": model}
     if out_path is not None:
         out_path = Path(out_path)
         save_bundle(bundle, out_path)

@@ -31,13 +31,19 @@ class InOrderChecker:
 
     max_report: int = 50
     checked: int = 0
-    n_bad_vectors: int = 0
+    n_unexpected: int = 0
     n_bad_fields: int = 0
+    _bad: set = field(default_factory=set)
     mismatches: list = field(default_factory=list)
     _pending: deque = field(default_factory=deque)
 
     def expect(self, index: int, cls: int, scores) -> None:
         self._pending.append((int(index), int(cls), [int(s) for s in scores]))
+
+    @property
+    def n_bad_vectors(self) -> int:
+        """Images with at least one wrong field, plus output beats nobody expected."""
+        return len(self._bad) + self.n_unexpected
 
     @property
     def pending(self) -> int:
@@ -57,7 +63,7 @@ class InOrderChecker:
     def observe(self, cls: int, scores) -> tuple[int, bool]:
         """Check one output beat; returns ``(image index, matched)`` (index -1: nothing was expected)."""
         if not self._pending:
-            self.n_bad_vectors += 1
+            self.n_unexpected += 1
             self._report(Mismatch(-1, "unexpected", None, {"class": int(cls), "scores": [int(s) for s in scores]}))
             return -1, False
         index, ecls, escores = self._pending.popleft()
@@ -71,18 +77,30 @@ class InOrderChecker:
         for m in bad:
             self._report(m)
         if bad:
-            self.n_bad_vectors += 1
+            self._bad.add(index)
         return index, not bad
 
     def report_cycles(self, index: int, expected: int, got: int) -> None:
-        """A latency that differs from the latency model (counted as a wrong field of that image)."""
+        """A latency that differs from the latency model (counted as a wrong field, not a wrong vector)."""
         self._report(Mismatch(index, "cycles", int(expected), int(got)))
+
+    def report_field(self, index: int, name: str, expected, got) -> None:
+        """Any other wrong field of an output beat (e.g. ``tlast``); counts the image as mismatched."""
+        if index >= 0:
+            self._bad.add(index)
+        else:
+            self.n_unexpected += 1
+        self._report(Mismatch(index, name, expected, got))
+
+    def report_x(self, index: int, bits: str) -> None:
+        """An output beat with X/Z bits in ``tdata`` (they were read as 0 for the comparison)."""
+        self.report_field(index, "x_bits", "no X/Z bits in m_axis_tdata", bits)
 
     def finish(self) -> None:
         """Report every expected result that never came out."""
         while self._pending:
             index, ecls, escores = self._pending.popleft()
-            self.n_bad_vectors += 1
+            self._bad.add(index)
             self._report(Mismatch(index, "missing", {"class": ecls, "scores": escores}, None))
 
     def summary(self) -> dict:

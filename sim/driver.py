@@ -36,6 +36,7 @@ class StreamDriver:
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.accept_times: dict[int, int] = {}
         self.sent = 0
+        self.accepted = 0  # beats accepted so far (progress measure for the stall watchdog)
         self._edge = RisingEdge(clk)
         self._valid = 0
         self._last = 0
@@ -77,6 +78,7 @@ class StreamDriver:
                 await edge
                 while not tready.value:
                     await edge
+                self.accepted += 1
                 if j == 0:
                     self.accept_times[index] = get_sim_time()
                     if on_first_accept is not None:

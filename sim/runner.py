@@ -274,12 +274,22 @@ def run_case(core: Core, sim: str, images, *, case: str, gaps: float = 0.0, max_
     Never raises for a failing simulation: check ``failed`` (cocotb test
     failures or errors) and ``mismatched_vectors``/``cycle_mismatches``.
     """
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
     waves = _waves(waves)
     bdir = build(core, sim, waves=waves, root=root)
     cdir = bdir / "cases" / case
+    # two processes running the same case (e.g. two pytest sessions) take turns on its folder
+    with _locked(bdir / "cases" / f".{case}.lock"):
+        return _run_case_locked(core, sim, images, bdir, cdir, gaps=gaps, max_gap=max_gap,
+                                backpressure=backpressure, seed=seed, resets=resets, check_cycles=check_cycles,
+                                fail_on_mismatch=fail_on_mismatch, expected_cycles=expected_cycles, waves=waves,
+                                max_report=max_report, quiet=quiet, stall_cycles=stall_cycles)
+
+
+def _run_case_locked(core, sim, images, bdir, cdir, *, gaps, max_gap, backpressure, seed, resets, check_cycles,
+                     fail_on_mismatch, expected_cycles, waves, max_report, quiet, stall_cycles) -> dict:
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
     shutil.rmtree(cdir, ignore_errors=True)
     cdir.mkdir(parents=True)
     for p in core.data_files():  # $readmemh paths are relative to the simulator's working folder

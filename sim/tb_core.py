@@ -81,8 +81,8 @@ async def core_regression(dut):
                 await tb.run(images[start:p], classes[start:p], scores[start:p], first_index=start,
                              stall_cycles=stall)
             lat = int(exp_cyc[p]) if exp_cyc is not None else 2 * info.beats_per_image
-            delay = int(rng.integers(0, max(1, lat)))
-            d = await tb.reset_during(images[p], classes[p], scores[p], p, delay)
+            delay = int(rng.integers(0, max(1, lat - 1)))  # the reset lands before the output handshake
+            d = await tb.reset_during(images[p], classes[p], scores[p], p, delay, stall_cycles=stall)
             dropped.append({"image": p, "delay_cycles": delay, "dropped": d})
             start = p  # the interrupted image is sent again after the reset
         if not tb.stalled:

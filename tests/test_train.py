@@ -201,3 +201,14 @@ def test_idx_data_dir_with_validation_split(tmp_path):
     with zipfile.ZipFile(tmp_path / "o.scnb") as zf:
         prov = json.loads(zf.read("manifest.json"))["provenance"]
     assert prov["dataset"] == "idx" and prov["test_images"] == 200
+
+
+def test_demo_small(tmp_path):
+    from sc_neurocore.train import demo
+
+    s = demo(tmp_path / "demo", teacher_epochs=1, student_epochs=1, T_teacher=8, T_student=2, limit=400,
+             threads=1, quiet=True, log=lambda m: None)
+    assert (tmp_path / "demo" / "student-t2.scnb").is_file() and (tmp_path / "demo" / "summary.json").is_file()
+    b = load_bundle(tmp_path / "demo" / "student-t2.scnb")
+    assert b.T == 2 and b.provenance["method"] == "distill-temporal"
+    assert s["student"]["test_accuracy"] == b.provenance["test_accuracy"] > 0.25
