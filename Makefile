@@ -20,7 +20,7 @@ export PYTHONHASHSEED := 0
 SIM ?= verilator
 N   ?= 200
 
-.PHONY: help setup demo test test-fast formal sim verify-full table pretrained bench lint clean
+.PHONY: help setup demo test formal sim verify-full table pretrained bench bitstream plan clean
 
 help:
 	@echo "make demo         train a T=32 teacher, distil a T=4 student, export, evaluate, generate + verify Verilog"
@@ -31,6 +31,8 @@ help:
 	@echo "make table        the accuracy table (docs/results.md)"
 	@echo "make pretrained   regenerate the shipped pretrained bundles"
 	@echo "make bench        golden-model and training-speed benchmarks"
+	@echo "make bitstream    BOARD=ulx3s|icebreaker: a bitstream of the pretrained T=4 core with the open tools"
+	@echo "make plan         choose T for BUDGET=10us at CLOCK=100 (MHz) from the pretrained bundles"
 
 setup: $(STAMP)
 
@@ -75,6 +77,16 @@ table: $(STAMP)
 
 pretrained: $(STAMP)
 	bash benchmarks/pretrained.sh
+
+BOARD  ?= ulx3s
+BUDGET ?= 10us
+CLOCK  ?= 100
+
+bitstream: $(STAMP)
+	$(BIN)/python -m sc_neurocore.hw.board --board $(BOARD) --pretrained mnist-t4 -o $(OUT)/$(BOARD)
+
+plan: $(STAMP)
+	$(BIN)/sc-neurocore plan --pretrained-all --latency-budget $(BUDGET) --clock-mhz $(CLOCK) --plot $(OUT)/plan.png
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_golden.py

@@ -23,7 +23,7 @@ latency model reads the same constants.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -44,14 +44,42 @@ def _index(n: int):
 
 
 def _lowest_set(m: Module, vec, width: int, name: str):
-    """Index of the lowest set bit of ``vec`` (0 when none), combinational."""
+    """Index of the lowest set bit of ``vec`` (0 when none), combinational.
+
+    Built as one expression (a chain of ``Mux``), not as ``m.If`` statements:
+    see :func:`_select` for why no combinational ``always @*`` block may be
+    left to the Verilog backend here.
+    """
     idx = Signal(max(1, (width - 1).bit_length()), name=name)
-    # Later statements win in Amaranth, so walking from the top down leaves the
-    # lowest set bit's index.
+    expr = Const(0, idx.shape())
     for i in reversed(range(width)):
-        with m.If(vec[i]):
-            m.d.comb += idx.eq(i)
+        expr = Mux(vec[i], i, expr)
+    m.d.comb += idx.eq(expr)
     return idx
+
+
+def _select(items, sel):
+    """``items[sel]`` (0 when ``sel`` is out of range), as an AND-OR multiplexer.
+
+    ``Array(items)[sel]`` would do the same, but it becomes a ``casez`` inside a
+    combinational ``always @*`` block in the exported Verilog.  Such a block only
+    runs when one of its inputs changes, and under IEEE 1800 scheduling (Icarus
+    with ``-g2012``, as cocotb compiles) neither the registers' declaration
+    initialisers nor yosys's dummy trigger register produce that event at time 0.
+    Where every input is a register that keeps its initial value until the
+    multiplexer is first used (the group counters and accumulators of a grouped
+    layer), its output stayed ``X`` and poisoned an accumulator.  Continuous
+    assignments (``Mux``, ``==``, ``|``) are evaluated at time 0, so this form
+    has a defined value from the start.
+    """
+    items = [Value.cast(x) for x in items]
+    if len(items) == 1:
+        return items[0]
+    shape = Shape.cast(items[0].shape())
+    terms = [Mux(sel == i, x, Const(0, shape)) for i, x in enumerate(items)]
+    while len(terms) > 1:   # balanced OR tree: the decoded terms are one-hot
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0].as_signed() if shape.signed else terms[0].as_unsigned()
 
 
 def event_layout(chunk_count: int, events: int, x_bits: int) -> data.StructLayout:
@@ -201,7 +229,7 @@ class LIFLayer(wiring.Component):
             js = lane_neurons[k]
             if not js:
                 continue
-            sel = Array(acc[j] for j in js)[s3_g] if len(js) > 1 else acc[js[0]]
+            sel = _select([acc[j] for j in js], s3_g)
             total = Signal(acc_shape, name=f"acc_next{k}")
             m.d.comb += total.eq(sel + s3_sum[k])
             with m.If(s3_valid):
@@ -229,8 +257,8 @@ class LIFLayer(wiring.Component):
             js = lane_neurons[k]
             if not js:
                 continue
-            a_sel = Array(acc[j] for j in js)[u_g] if len(js) > 1 else acc[js[0]]
-            v_sel = Array(v[j] for j in js)[u_g] if len(js) > 1 else v[js[0]]
+            a_sel = _select([acc[j] for j in js], u_g)
+            v_sel = _select([v[j] for j in js], u_g)
             # >> on a signed value is arithmetic: floor division (spec §4.2, §4.3).
             m.d.sync += u1_i[k].eq(a_sel >> lp.current_shift)
             if lp.leak_shift:
@@ -321,7 +349,7 @@ class BeatChunker(wiring.Component):
         m.d.comb += [
             self.events.valid.eq(mask != 0),
             self.events.payload.chunk.eq(buf_beat * CPB + idx),
-            self.events.payload.x.eq(Array(chunks)[idx] if CPB > 1 else chunks[0]),
+            self.events.payload.x.eq(_select(chunks, idx)),
         ]
         last = (mask & (mask - 1)) == 0
         m.d.comb += self.beats.ready.eq(last & ((mask == 0) | self.events.ready))
@@ -367,7 +395,7 @@ class SpikeScanner(wiring.Component):
         m.d.comb += [
             self.events.valid.eq(cur != 0),
             self.events.payload.chunk.eq(idx),
-            self.events.payload.x.eq(Array(chunks)[idx] if C > 1 else chunks[0]),
+            self.events.payload.x.eq(_select(chunks, idx)),
         ]
         with m.If(self.events.valid & self.events.ready):
             m.d.sync += mask.eq(cur & (cur - 1))

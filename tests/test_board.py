@@ -401,3 +401,23 @@ def test_icebreaker_bitstream_tiny(tmp_path):
     assert 0 < rep["utilisation"]["ICESTORM_LC"]["used"] < 5280
     assert rep["fmax_mhz"] and rep["timing_met"]
     assert (tmp_path / "board_report.json").is_file()
+
+
+@pytest.mark.slow
+def test_board_top_pretrained_mnist_over_uart():
+    """The shipped mnist-t4 bundle with the ULX3S options: an MNIST test image over the simulated
+    UART gives the golden model's class (~45 s per image in Amaranth's simulator)."""
+    from sc_neurocore.bundle import pretrained_names, resolve_bundle
+    from sc_neurocore.data import load_mnist
+
+    if "mnist-t4" not in pretrained_names():
+        pytest.skip("mnist-t4 bundle not shipped")
+    try:
+        ds = load_mnist()
+    except Exception as e:  # noqa: BLE001 - the dataset is optional here
+        pytest.skip(f"MNIST not available: {e}")
+    net = resolve_bundle(pretrained="mnist-t4").network
+    images = ds.test_x[:1]
+    want = infer(net, images).classes
+    classes, leds, _ = _run_board(net, board_config("ulx3s"), images)
+    assert classes == leds == [int(c) for c in want]

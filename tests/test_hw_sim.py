@@ -144,3 +144,158 @@ def test_pretrained_mnist_bundle_if_present():
     except DataError as e:
         pytest.skip(f"MNIST not available: {e}")
     _check(resolve_bundle(pretrained="mnist-t4").network, x, CoreConfig())
+
+
+# -- exported Verilog: every combinational block has a defined value from time 0 -----------------------
+#
+# Regression for the Icarus-only X with lanes < n_out: `Array(acc)[s3_g]` became a combinational
+# `always @*` block whose inputs were all registers keeping their initial values until the first event
+# of group 0.  Under IEEE 1800 scheduling (Icarus -g2012, as cocotb builds) a declaration initialiser
+# (`reg x = 0;`, also yosys's dummy trigger register) is no event, so the block never ran and the
+# accumulator read X.  Verilator and Amaranth's simulator evaluate all combinational logic at time 0,
+# so only this static check (or Icarus) sees it.  The check follows the time-0 events through the
+# yosys-written Verilog: top-level inputs (the testbench drives them) and continuous assignments
+# produce one, a combinational block runs when one of its inputs has one; every block must run.
+
+import re  # noqa: E402
+
+_TOK = re.compile(r"\\\S+|\d*'[sS]?[bhdoBHDO][0-9a-fA-FxzXZ_?]+|\$[A-Za-z_]\w*|[A-Za-z_][A-Za-z0-9_$]*|\d+")
+_KW = {"if", "else", "begin", "end", "case", "casez", "casex", "endcase", "default", "signed", "unsigned"}
+_ATTR = re.compile(r"\(\*.*?\*\)", re.S)
+
+
+def _ids(text: str) -> list[str]:
+    return [t for t in _TOK.findall(_ATTR.sub(" ", text))
+            if t not in _KW and (t[0] == "\\" or t[0].isalpha() or t[0] == "_")]
+
+
+def _statement(text: str) -> str:
+    if re.match(r"\s*begin\b", text):
+        depth = 0
+        for t in re.finditer(r"\bbegin\b|\bend\b", text):
+            depth += 1 if t.group() == "begin" else -1
+            if depth == 0:
+                return text[:t.end()]
+    return text[:text.index(";") + 1]
+
+
+def _parse_verilog(src: str) -> dict:
+    mods = {}
+    for m in re.finditer(r"^module\s+(\\\S+|\w+)\s*\((.*?)\);(.*?)^endmodule", src, re.S | re.M):
+        body = m.group(3)
+        mod = {"inputs": set(), "init_regs": set(), "assigns": [], "comb": [], "insts": []}
+        for d in re.finditer(r"^\s*(input|reg)\s+(?:signed\s+)?(?:\[[^\]]*\]\s*)?(\\\S+|\w+)\s*(=)?", body, re.M):
+            if d.group(1) == "input":
+                mod["inputs"].add(d.group(2))
+            elif d.group(3):
+                mod["init_regs"].add(d.group(2))
+        for a in re.finditer(r"^\s*assign\s+(.*?)\s*=\s*(.*?);\s*$", body, re.M):
+            mod["assigns"].append((_ids(a.group(1))[:1], _ids(a.group(2))))
+        for a in re.finditer(r"^\s*always\s*@\*", body, re.M):
+            blk = _ATTR.sub(" ", _statement(body[a.end():]))
+            lhs = {s.group(1) for s in re.finditer(r"(\\\S+|\w+)\s*(?:\[[^\]]*\]\s*)*=(?!=)", blk)}
+            mod["comb"].append((lhs, set(_ids(blk)) - lhs))
+        for i in re.finditer(r"^\s*(\\\S+|\w+)\s+(\\\S+|\w+)\s*\((\s*\..*?)\);", body, re.M | re.S):
+            conns = {c.group(1): _ids(c.group(2)) for c in re.finditer(r"\.(\\\S+|\w+)\s*\(([^()]*)\)", i.group(3))}
+            mod["insts"].append((i.group(1), i.group(2), conns))
+        mods[m.group(1)] = mod
+    return mods
+
+
+def comb_blocks_not_run_at_time0(src: str, top: str) -> list[tuple[str, list[str]]]:
+    """(instance, driven signals) of every ``always @*`` block that no time-0 event triggers."""
+    mods = _parse_verilog(src)
+    alias: dict = {}
+
+    def find(x):
+        while alias.get(x, x) != x:
+            x = alias[x]
+        return x
+
+    init, assigns, combs = set(), [], []
+
+    def walk(name, path):
+        mod = mods[name]
+        init.update((path, s) for s in mod["init_regs"])
+        assigns.extend(([(path, s) for s in lhs], [(path, s) for s in rhs]) for lhs, rhs in mod["assigns"])
+        combs.extend(([(path, s) for s in lhs], [(path, s) for s in rd]) for lhs, rd in mod["comb"])
+        for cm, inst, conns in mod["insts"]:
+            if cm not in mods:
+                continue
+            cpath = path + (inst,)
+            for port, sigs in conns.items():
+                if len(sigs) == 1:   # a port on one signal (or a part of it) is that net
+                    a, b = find((cpath, port)), find((path, sigs[0]))
+                    if a != b:
+                        alias[a] = b
+                elif port in mods[cm]["inputs"]:
+                    assigns.append(([(cpath, port)], [(path, s) for s in sigs]))
+                else:
+                    assigns.extend(([(path, s)], [(cpath, port)]) for s in sigs)
+            walk(cm, cpath)
+
+    walk(top, ())
+    inputs = {find(((), s)) for s in mods[top]["inputs"]}
+    defined, event, ran = {find(s) for s in init} | inputs, set(inputs), set()
+    changed = True
+
+    def drive(lhs, reads):
+        nonlocal changed
+        for x in map(find, lhs):
+            if x not in event and (not reads or any(find(r) in defined for r in reads)):
+                event.add(x)
+                changed = True
+            if x not in defined and all(find(r) in defined for r in reads):
+                defined.add(x)
+                changed = True
+
+    while changed:
+        changed = False
+        for lhs, rhs in assigns:
+            drive(lhs, rhs)
+        for n, (lhs, reads) in enumerate(combs):
+            if n not in ran and any(find(r) in event for r in reads):
+                ran.add(n)
+                changed = True
+            if n in ran:
+                drive(lhs, [r for r in reads if r not in lhs])
+    return [(".".join(lhs[0][0]), sorted(s for _, s in lhs)) for n, (lhs, _) in enumerate(combs) if n not in ran]
+
+
+def test_time0_check_finds_an_array_of_registers():
+    """The check is not vacuous: ``Array(registers)[register]`` is the pattern of the bug."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Array, Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Sel(wiring.Component):
+        def __init__(self):
+            super().__init__({"go": In(1), "out": Out(4)})
+
+        def elaborate(self, platform):
+            m = Module()
+            regs = [Signal(4, init=i + 1) for i in range(3)]
+            sel = Signal(2)
+            with m.If(self.go):
+                m.d.sync += sel.eq(sel + 1)
+            m.d.comb += self.out.eq(Array(regs)[sel])
+            return m
+
+    src = verilog.convert(Sel(), name="sel_top", emit_src=False)
+    assert comb_blocks_not_run_at_time0(src, "sel_top")
+
+
+@pytest.mark.parametrize("sizes,kw,gen", [
+    ((20, 12, 5), {}, {"lanes": (12, 1)}),
+    ((20, 12, 5), {}, {"lanes": 3}),
+    ((20, 12, 5), {"encoding": "rate", "readout": "spike_count"}, {"lanes": (5, 5), "pixels_per_beat": 4}),
+    ((9, 7, 2), {"encoding": "rate"}, {"lanes": 2, "pixels_per_beat": 2}),
+    ((30, 16, 8, 4), {"reset": "zero"}, {"lanes": (3, 5, 3), "events": (2, 3, 4), "pixels_per_beat": 16}),
+], ids=["last-grouped", "all-grouped", "rate-count", "rate-ppb2", "three-layers"])
+def test_exported_verilog_every_comb_block_runs_at_time0(tmp_path, sizes, kw, gen):
+    from sc_neurocore.hw.export import generate_verilog
+
+    generate_verilog(random_bundle(sizes, 3, seed=1, **kw), tmp_path, **gen)
+    src = (tmp_path / "sc_neurocore_top.v").read_text()
+    assert comb_blocks_not_run_at_time0(src, "sc_neurocore_top") == []

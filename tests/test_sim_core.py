@@ -80,13 +80,10 @@ def mnist_images(n: int) -> np.ndarray:
         pytest.skip(str(e))
 
 
-# Found by this regression (reported to the hardware owner, not fixed here): with groups >= 2 in a layer
-# (lanes < n_out), Icarus (4-state) sees X: in the scores of group 0 and the class when only the last layer
-# is grouped (all-255 image), a stalled core (no output ever) when layer 1 is (all-255 image; also the very
-# first MNIST digit with 784-64-10, lanes=16). Verilator (2-state) gives the right results and cycles, so it
-# is X propagation from an undefined value, invisible there. See docs/verification.md, "Findings".
-ICARUS_X_BUG = pytest.mark.xfail(reason="core bug: X or stall in Icarus when a layer has lanes < n_out",
-                                 strict=False)
+# Found by this regression and fixed in hw/core.py: with lanes < n_out, a group multiplexer became a
+# combinational `always @*` block that Icarus (-g2012) never ran at time 0, so Icarus saw X in the first
+# accumulator of a grouped layer (wrong scores or a stalled core; Verilator and Amaranth's simulator were
+# fine). The cases below with `lanes` set cover it; tests/test_hw_sim.py checks the Verilog statically.
 
 
 @dataclass
@@ -130,8 +127,7 @@ CASES = {
     "rate-zero-membrane-T7": Case(
         lambda: corner_bundle((20, 10, 5), 7, seed=2, encoding="rate", reset="zero", readout="membrane",
                               weight_bits=4, membrane_bits=6, leak_shift=2, extreme_weights=True),
-        lambda: corner_images(20, 24, 2), gen={"pixels_per_beat": 4, "lanes": 3, "events": 2},
-        icarus_marks=(ICARUS_X_BUG,)),
+        lambda: corner_images(20, 24, 2), gen={"pixels_per_beat": 4, "lanes": 3, "events": 2}),
     # direct / zero / membrane, 3 layers, T=40, 16-bit weights, 20-bit membrane, one padded beat
     "direct-zero-membrane-T40-deep": Case(
         lambda: corner_bundle((10, 8, 6, 4), 40, seed=3, reset="zero", readout="membrane", weight_bits=16,
@@ -141,7 +137,10 @@ CASES = {
     "rate-sub-count-w2": Case(
         lambda: corner_bundle((9, 7, 2), 5, seed=4, encoding="rate", readout="spike_count", weight_bits=2,
                               membrane_bits=4, leak_shift=0, threshold_div=2),
-        lambda: corner_images(9, 24, 4), gen={"pixels_per_beat": 2, "lanes": 2}, icarus_marks=(ICARUS_X_BUG,)),
+        lambda: corner_images(9, 24, 4), gen={"pixels_per_beat": 2, "lanes": 2}),
+    # only the last layer grouped (lanes < n_out there): Icarus saw X in score 0 and the class before the fix
+    "direct-last-layer-grouped": Case(lambda: random_bundle((20, 12, 5), 3, seed=1),
+                                      lambda: corner_images(20, 6, 8), gen={"lanes": (12, 1)}, sims=("icarus",)),
     # random input gaps and output back-pressure on the corner core
     "gaps-backpressure": Case(A, lambda: corner_images(12, 60, 5), gen={"pixels_per_beat": 4},
                               run={"gaps": 0.35, "max_gap": 4, "backpressure": 0.5, "seed": 11}),
@@ -150,7 +149,7 @@ CASES = {
         lambda: corner_bundle((20, 10, 5), 7, seed=2, encoding="rate", reset="zero", readout="membrane",
                               weight_bits=4, membrane_bits=6, leak_shift=2, extreme_weights=True),
         lambda: corner_images(20, 30, 6), gen={"pixels_per_beat": 4, "lanes": 3, "events": 2},
-        run={"resets": 6, "seed": 3}, icarus_marks=(ICARUS_X_BUG,)),
+        run={"resets": 6, "seed": 3}),
     # MNIST-sized core on a few MNIST test images (Icarus only in the fast set: Verilator builds it in minutes)
     "mnist-few": Case(mnist_case_bundle, lambda: mnist_images(_n(2)), sims=("icarus",)),
     # -- slow ----------------------------------------------------------------
@@ -160,8 +159,7 @@ CASES = {
     "large-T300": Case(lambda: corner_bundle((8, 6, 3), 300, seed=5, readout="spike_count", leak_shift=4),
                        lambda: corner_images(8, 8, 7), gen={"pixels_per_beat": 8}, slow=True),
     "wide-784-64-10-lanes": Case(lambda: random_bundle((784, 64, 10), 2, seed=6, readout="spike_count"),
-                                 lambda: mnist_images(_n(20)), gen={"lanes": 16, "events": 4}, slow=True,
-                                 icarus_marks=(ICARUS_X_BUG,)),
+                                 lambda: mnist_images(_n(20)), gen={"lanes": 16, "events": 4}, slow=True),
 }
 
 
