@@ -147,10 +147,19 @@ def _cmd_demo(args) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, not {args.threads}")
-    demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-         T_teacher=args.teacher_T, T_student=args.T, seed=args.seed, threads=args.threads, limit=args.limit,
-         device=args.device, quiet=args.quiet)
-    return 0
+    if args.rtl_images < 0:
+        raise ValueError(f"--rtl-images must be 0 (skip the hardware steps) or more, not {args.rtl_images}")
+    if args.rtl_images == 0:
+        demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
+             T_teacher=args.teacher_T, T_student=args.T, seed=args.seed, threads=args.threads, limit=args.limit,
+             device=args.device, quiet=args.quiet)
+        return 0
+    from .demo import run_demo
+
+    r = run_demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
+                 T_teacher=args.teacher_T, T_student=args.T, rtl_images=args.rtl_images, simulator=args.simulator,
+                 seed=args.seed, threads=args.threads, limit=args.limit, device=args.device, quiet=args.quiet)
+    return 0 if r["ok"] else 1
 
 
 def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epochs: int, default_lr: float) -> None:
@@ -203,7 +212,7 @@ def register(sub) -> None:
                    help="start the student from the SNN teacher's weights (auto: when the formats match)")
     q.set_defaults(func=_cmd_distill)
 
-    q = sub.add_parser("demo", help="train a T=32 teacher, distil a T=4 student, export and evaluate it")
+    q = sub.add_parser("demo", help="train a T=32 teacher, distil a T=4 student, export, evaluate, generate and verify the Verilog")
     q.add_argument("-o", "--output", default="demo-out", help="output folder (default demo-out)")
     q.add_argument("--T", type=int, default=4, help="student T (default 4)")
     q.add_argument("--teacher-T", type=int, default=32)
@@ -213,5 +222,8 @@ def register(sub) -> None:
     q.add_argument("--threads", type=int)
     q.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     q.add_argument("--limit", type=int, help="only the first N training images (faster, less accurate)")
+    q.add_argument("--rtl-images", type=int, default=200,
+                   help="MNIST test images checked bit-exactly in RTL simulation (0: stop after training)")
+    q.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_cmd_demo)

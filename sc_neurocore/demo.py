@@ -20,7 +20,8 @@ from pathlib import Path
 from .bundle import atomic_write_bytes
 
 
-def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, rtl_images: int = 200,
+def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher: int = 32, T_student: int = 4,
+             rtl_images: int = 200,
              simulator: str = "verilator", seed: int = 0, threads=None, limit=None, device: str = "cpu",
              clock_mhz: float = 100.0, quiet: bool = False, log=print) -> dict:
     from .bundle import load_bundle
@@ -31,7 +32,8 @@ def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, rtl_i
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    summary = train_demo(out, teacher_epochs=teacher_epochs, student_epochs=student_epochs, seed=seed,
+    summary = train_demo(out, teacher_epochs=teacher_epochs, student_epochs=student_epochs, T_teacher=T_teacher,
+                         T_student=T_student, seed=seed,
                          threads=threads, limit=limit, device=device, quiet=quiet, log=log)
     student = load_bundle(summary["student"]["bundle"])
     teacher = load_bundle(summary["teacher"]["bundle"])
@@ -67,15 +69,14 @@ def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, rtl_i
         lines.append(f"| {r['model']} | {r['T']} | {100 * r['accuracy']:.2f} % | {r['worst_cycles']} / "
                      f"{r['typical_cycles']:.0f} | {r['worst_cycles'] * us:.2f} µs / {r['typical_cycles'] * us:.2f} µs |")
     table = "\n".join(lines)
+    ok = rtl["mismatched_vectors"] == 0 and not rtl.get("cycle_mismatches")
     result = {"train": summary, "latency": rows, "rtl": {k: v for k, v in rtl.items() if k != "mismatches"},
-              "verilog": str(vdir), "clock_mhz": clock_mhz, "seconds": round(time.perf_counter() - t0, 1)}
+              "verilog": str(vdir), "clock_mhz": clock_mhz, "seconds": round(time.perf_counter() - t0, 1), "ok": ok}
     atomic_write_bytes(out / "demo.json", (json.dumps(result, indent=1, default=str) + "\n").encode())
     atomic_write_bytes(out / "summary.md", (table + "\n").encode())
     log("")
     log(table)
     log("")
-    ok = rtl["mismatched_vectors"] == 0 and not rtl.get("cycle_mismatches")
     log(("RTL bit-exact with the golden model: yes" if ok else "RTL MISMATCHES: see demo.json")
         + f"   ({result['seconds']} s, artefacts in {out})")
-    result["ok"] = ok
     return result
