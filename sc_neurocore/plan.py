@@ -175,6 +175,9 @@ def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = Fals
         ax.scatter([chosen.latency_s(typical) * 1e6], [100 * chosen.accuracy], s=120, facecolors="none",
                    edgecolors="tab:red", zorder=4)
     ax.set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{'typical' if typical else 'worst-case'} latency (µs)")
     ax.set_ylabel("integer test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
