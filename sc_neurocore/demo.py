@@ -34,7 +34,7 @@ def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_tea
     t0 = time.perf_counter()
     summary = train_demo(out, teacher_epochs=teacher_epochs, student_epochs=student_epochs, T_teacher=T_teacher,
                          T_student=T_student, seed=seed,
-                         threads=threads, limit=limit, device=device, quiet=quiet, log=log)
+                         threads=threads, limit=limit, device=device, quiet=quiet, log=log, steps=4)
     student = load_bundle(summary["student"]["bundle"])
     teacher = load_bundle(summary["teacher"]["bundle"])
 

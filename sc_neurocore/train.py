@@ -954,19 +954,23 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
 
 def demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher: int = 32, T_student: int = 4,
          seed: int = 0, threads: int | None = None, limit: int | None = None, device: str = "cpu",
-         quiet: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Train a T=32 teacher, distil a T=4 student, export and evaluate it; artefacts in ``out_dir``."""
+         quiet: bool = False, log: Callable[[str], None] = print, steps: int = 2) -> dict:
+    """Train a T=32 teacher, distil a T=4 student, export and evaluate it; artefacts in ``out_dir``.
+
+    ``steps`` is only the total shown in the progress lines ("[1/steps]"): the hardware
+    demo (:func:`sc_neurocore.demo.run_demo`) adds two steps of its own.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     data = prepare_data("mnist", None, limit)
     cfg = SNNConfig(T=T_teacher)
-    log(f"[1/2] training the T={T_teacher} teacher ({teacher_epochs} epochs, {len(data.train_x)} images)")
+    log(f"[1/{steps}] training the T={T_teacher} teacher ({teacher_epochs} epochs, {len(data.train_x)} images)")
     tc = TrainConfig(epochs=teacher_epochs, seed=seed, threads=threads, device=device, quiet=quiet)
     teacher_bundle = out_dir / f"teacher-t{T_teacher}.scnb"
     tr = train_model(cfg, tc, data, teacher_bundle, log=log,
                      command=command_string("train", {"T": T_teacher, "epochs": teacher_epochs, "seed": seed}))
-    log(f"[2/2] distilling the T={T_student} student ({student_epochs} epochs, temporal distillation)")
+    log(f"[2/{steps}] distilling the T={T_student} student ({student_epochs} epochs, temporal distillation)")
     sc = TrainConfig(epochs=student_epochs, seed=seed, threads=threads, device=device, quiet=quiet,
                      method="temporal", alpha=0.5, lr=1e-3)
     student_bundle = out_dir / f"student-t{T_student}.scnb"
