@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"| T | sc_neurocore s/epoch | snnTorch s/epoch | ratio | snnTorch (fc1 hoisted) | ratio |")
+    print("| T | sc_neurocore s/epoch | snnTorch s/epoch | ratio | snnTorch (fc1 hoisted) | ratio |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['T']} | {r['sc_neurocore']:.1f} | {r['snntorch']:.1f} | {r['ratio']:.2f}x | "

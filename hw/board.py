@@ -53,9 +53,9 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from sc_neurocore.params import NetworkParams
 
 from .config import CoreConfig, CoreGeometry
+from .export import _network
 from .uart import UARTRx, UARTTx, divisor_for
 
 __all__ = ["BoardTop", "BoardPins", "Board", "BOARDS", "BoardError", "parse_board", "board_config",
@@ -67,16 +67,6 @@ CONSTRAINTS_DIR = Path(__file__).resolve().parent.parent / "constraints"
 
 class BoardError(RuntimeError):
     """The network does not fit the board, or a tool failed; the message has the numbers."""
-
-
-def _network(obj) -> NetworkParams:
-    from sc_neurocore.bundle import Bundle
-
-    if isinstance(obj, Bundle):
-        return obj.network
-    if isinstance(obj, NetworkParams):
-        return obj
-    raise TypeError(f"network must be a Bundle or NetworkParams, not {type(obj).__name__}")
 
 
 class BoardTop(wiring.Component):

@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from sc_neurocore.params import LayerParams, NetworkParams
 
-from .config import CLASS_BITS, CoreConfig, CoreGeometry, LayerGeometry, Timing
+from .config import CLASS_BITS, CoreConfig, CoreGeometry, LayerGeometry
 from .lfsr import WIDTH as LFSR_WIDTH, step_matrix
 
 __all__ = ["event_layout", "LIFLayer", "BeatChunker", "SpikeScanner", "RateEncoder", "Argmax",

@@ -27,7 +27,7 @@ def _network(obj) -> NetworkParams:
         return obj.network
     if isinstance(obj, NetworkParams):
         return obj
-    raise TypeError(f"expected a Bundle or NetworkParams, not {type(obj).__name__}")
+    raise TypeError(f"network must be a Bundle or NetworkParams, not {type(obj).__name__}")
 
 
 def verilog_text(network: NetworkParams, config: CoreConfig) -> str:

@@ -121,7 +121,6 @@ def lif_step(state: LIFState, current: np.ndarray, layer: LayerParams, reset: st
 def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
     B = px.shape[0]
     layers = params.layers
-    L = len(layers)
     states = [LIFState.zeros(B, layer.n_out) for layer in layers]
     counts = [np.zeros((B, layer.n_out), dtype=np.int64) for layer in layers]
     trains = [np.zeros((params.T, B, layer.n_out), dtype=np.uint8) for layer in layers] if record else None

@@ -247,7 +247,7 @@ def test_bad_board_names(bad, tmp_path):
         parse_board(bad)
     with pytest.raises(ValueError, match=re.escape(f"board must be one of 'ulx3s', 'icebreaker', not {bad!r}")):
         build_bitstream(bad, TINY, tmp_path)
-    with pytest.raises(ValueError, match=re.escape(f"board must be one of 'ulx3s', 'icebreaker', not 'arty_a7'")):
+    with pytest.raises(ValueError, match=re.escape("board must be one of 'ulx3s', 'icebreaker', not 'arty_a7'")):
         build_bitstream("arty_a7", TINY, tmp_path)
 
 

@@ -66,7 +66,7 @@ def test_bad_options(tmp_path):
         generate_verilog(b, tmp_path, lanes=0)
     with pytest.raises(TypeError):
         generate_verilog(b, tmp_path, bogus=1)
-    with pytest.raises(TypeError, match="expected a Bundle or NetworkParams"):
+    with pytest.raises(TypeError, match="network must be a Bundle or NetworkParams, not"):
         generate_verilog("x", tmp_path)
 
 
