@@ -20,11 +20,12 @@ export PYTHONHASHSEED := 0
 SIM ?= verilator
 N   ?= 200
 
-.PHONY: help setup demo test formal sim verify-full table pretrained bench bitstream plan clean
+.PHONY: help setup demo test test-slow formal sim verify-full table pretrained bench bitstream plan clean
 
 help:
 	@echo "make demo         train a T=32 teacher, distil a T=4 student, export, evaluate, generate + verify Verilog"
 	@echo "make test         all tests (unit, property, Amaranth simulation, cocotb on Icarus and Verilator)"
+	@echo "make test-slow    the long regressions left out of make test"
 	@echo "make sim          cocotb regression on MNIST: SIM=icarus|verilator N=images"
 	@echo "make verify-full  the whole 10k MNIST test set through the RTL on Verilator"
 	@echo "make formal       formal properties of the core (yowasp-sby + yices)"
@@ -62,6 +63,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The long regressions excluded from `make test` (marker `slow`): big cocotb cases, Icarus on
+# 200 MNIST images, the Verilator mutation test, the MNIST board-top simulation.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 formal: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_hw_formal.py
