@@ -122,6 +122,11 @@ def _rate_inputs(net, px) -> np.ndarray:
 def image_cycles(network, config=None, pixels=None) -> np.ndarray:
     """Exact latency in cycles of each image in ``pixels`` (B, n_0) or (n_0,); returns (B,) int64."""
     geom = _geometry(network, config)
+    return _cycles_from_activity(geom, *_activity(geom, pixels))
+
+
+def _activity(geom, pixels):
+    """Input work per beat (per timestep for rate) and the spike trains of ``pixels``: what cycles depend on."""
     net = geom.network
     px = check_pixels(pixels, geom.n_inputs)
     res = infer(net, px, record=True)
@@ -130,7 +135,7 @@ def image_cycles(network, config=None, pixels=None) -> np.ndarray:
     else:
         x0 = _rate_inputs(net, px)
         w = np.stack([_beat_work(geom, x0[t]) for t in range(net.T)])
-    return _cycles_from_activity(geom, w, res.spikes)
+    return w, res.spikes
 
 
 def _all_active(geom):
@@ -185,28 +190,20 @@ def lower_bound_cycles(network, config=None, pixels=None):
     (returns an int); otherwise per image (B,).
     """
     geom = _geometry(network, config)
-    net = geom.network
     if pixels is None:
         w, spikes = _all_active(geom)
         return int(_lower_bound_from_activity(geom, w, spikes)[0])
-    px = check_pixels(pixels, geom.n_inputs)
-    res = infer(net, px, record=True)
-    if net.encoding == "direct":
-        w = _beat_work(geom, px)
-    else:
-        x0 = _rate_inputs(net, px)
-        w = np.stack([_beat_work(geom, x0[t]) for t in range(net.T)])
-    return _lower_bound_from_activity(geom, w, res.spikes)
+    return _lower_bound_from_activity(geom, *_activity(geom, pixels))
 
 
 def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> dict:
     """Mean / median / min / max latency over a dataset, with the lower bound and worst case."""
     geom = _geometry(network, config)
     px = check_pixels(images, geom.n_inputs)
-    cyc = np.concatenate([image_cycles(geom.network, geom.config, px[i:i + batch])
-                          for i in range(0, len(px), batch)])
-    lb = np.concatenate([lower_bound_cycles(geom.network, geom.config, px[i:i + batch])
-                         for i in range(0, len(px), batch)])
+    # One golden-model pass per chunk serves both the exact cycles and the bound.
+    acts = [_activity(geom, px[i:i + batch]) for i in range(0, len(px), batch)]
+    cyc = np.concatenate([_cycles_from_activity(geom, w, spikes) for w, spikes in acts])
+    lb = np.concatenate([_lower_bound_from_activity(geom, w, spikes) for w, spikes in acts])
     return {
         "n": int(len(px)),
         "mean_cycles": float(cyc.mean()),
