@@ -59,15 +59,19 @@ def divisor_for(clk_hz, baud) -> int:
     return div
 
 
+def _checked_divisor(component, divisor) -> int:
+    try:
+        return check_divisor(divisor)
+    except ValueError:
+        component._MustUse__silence = True     # no "created but never used" warning for a rejected block
+        raise
+
+
 class UARTTx(wiring.Component):
     """8N1 transmitter: ``data`` stream in, ``tx`` line out (idle high)."""
 
     def __init__(self, divisor: int):
-        try:
-            self.divisor = check_divisor(divisor)
-        except ValueError:
-            self._MustUse__silence = True     # no "created but never used" warning for a rejected block
-            raise
+        self.divisor = _checked_divisor(self, divisor)
         super().__init__({
             "data": In(stream.Signature(8)),
             "tx": Out(1, init=1),
@@ -96,11 +100,7 @@ class UARTRx(wiring.Component):
     """8N1 receiver: ``rx`` line in, ``data`` stream out, ``frame_error`` / ``overrun`` pulses."""
 
     def __init__(self, divisor: int):
-        try:
-            self.divisor = check_divisor(divisor)
-        except ValueError:
-            self._MustUse__silence = True     # no "created but never used" warning for a rejected block
-            raise
+        self.divisor = _checked_divisor(self, divisor)
         super().__init__({
             "rx": In(1, init=1),
             "data": Out(stream.Signature(8)),
