@@ -283,7 +283,9 @@ def fit_check(board, network, config: CoreConfig | None = None) -> dict:
     cfg = config if config is not None else board_config(b, net)
     geo = CoreGeometry(net, cfg)
     weight_bits = sum(lg.memory_width * lg.memory_depth * lg.events for lg in geo.layers)
-    brams = sum(_brams_for(lg.memory_width, lg.memory_depth, b.family) * lg.events for lg in geo.layers)
+    # Each bank is built from segments of at most segment_depth words (LayerGeometry.segments).
+    brams = sum(lg.events * sum(_brams_for(lg.memory_width, min(lg.segment_depth, lg.memory_depth - s * lg.segment_depth),
+                                           b.family) for s in range(lg.segments)) for lg in geo.layers)
     reg_bits = 0
     for i, (lp, lg) in enumerate(zip(net.layers, geo.layers)):
         x_max = 255 if lg.x_bits == 8 else 1

@@ -31,15 +31,22 @@ class Timing:
     """
 
     #: From the cycle an event chunk is issued to the cycle the accumulators
-    #: no longer report busy: memory read (1) + product (1) + adder tree (1) +
-    #: accumulate (1).
-    ACCUMULATE = 4
-    #: Extra cycles of a neuron update phase after its last group is issued:
-    #: (leak, current shift) -> (add, clamp) -> (fire, reset, write back).
-    UPDATE = 2
-    #: Extra cycles of an event-scan phase with at least one event:
-    #: ``ACCUMULATE`` minus the issue cycle itself.
-    SCAN = ACCUMULATE - 1
+    #: no longer report busy: address register (1) + memory read (1) +
+    #: segment word registers (1) + segment select (1) + product (1) + adder
+    #: tree (1) + accumulate (1).
+    ACCUMULATE = 7
+    #: Most words in one weight-memory segment (see ``LayerGeometry.segments``):
+    #: an ECP5 DP16KD is 512 words deep in its widest (x36) mode, an iCE40
+    #: SB_RAM40_4K 512 deep in x8 mode, so one segment is one row of block RAMs.
+    SEGMENT_DEPTH = 512
+    #: Extra cycles of a neuron update phase besides its ``G`` issue cycles:
+    #: the registered start pulse, then (leak, current shift) -> (add, clamp)
+    #: -> (fire, reset, write back) after the last group.
+    UPDATE = 3
+    #: Extra cycles of an event-scan phase with at least one event: the
+    #: registered start (the mask is latched), then the accumulate pipeline
+    #: after the last issue.
+    SCAN = ACCUMULATE
     #: An event-scan phase that finds no event still costs its start cycle.
     SCAN_EMPTY = 1
 
@@ -96,16 +103,25 @@ class CoreConfig:
     pixels_per_beat:
         Pixels per ``s_axis`` beat (``s_axis_tdata`` is ``8 * pixels_per_beat``
         bits), 1 … 64.  Default 8 (a 64-bit bus).
+    weight_port:
+        Add a write port to every weight memory (``wgt_*`` ports of the top),
+        so new weights of the same shape can be loaded at run time without
+        rebuilding the bitstream; :meth:`CoreGeometry.weight_writes` lists the
+        words to write.  Default ``False`` (read-only memories, initialised
+        from the bundle).
     """
 
     lanes: int | tuple | None = None
     events: int | tuple | None = None
     pixels_per_beat: int = 8
+    weight_port: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lanes", _per_layer("lanes", self.lanes))
         object.__setattr__(self, "events", _per_layer("events", self.events))
         _positive_int("pixels_per_beat", self.pixels_per_beat, hi=64)
+        if not isinstance(self.weight_port, bool):
+            raise TypeError(f"weight_port must be a bool, not {self.weight_port!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -143,13 +159,47 @@ class LayerGeometry:
 
     @property
     def memory_depth(self) -> int:
-        """Words per bank: chunk ``c``, group ``g`` at address ``c * G + g``."""
+        """Words per bank: group ``g``, chunk ``c`` at address ``g * C + c``."""
         return self.chunks * self.groups
 
     @property
     def memory_width(self) -> int:
         """Bits per word: ``P`` weights."""
         return self.lanes * self.weight_bits
+
+    @property
+    def segment_depth(self) -> int:
+        """Words per weight-memory segment (``Timing.SEGMENT_DEPTH``)."""
+        return Timing.SEGMENT_DEPTH
+
+    @property
+    def segments(self) -> int:
+        """Segments per bank: word ``a`` lives in segment ``a // segment_depth``."""
+        return -(-self.memory_depth // self.segment_depth)
+
+    def memory_words(self, weight, bank: int) -> list[int]:
+        """Words of weight bank ``bank`` for an ``(n_in, n_out)`` integer matrix.
+
+        Word ``g*C + c`` packs ``weight[c*E + bank, g*P + k]`` (two's complement,
+        ``weight_bits`` wide) at bits ``k*weight_bits``; entries beyond the
+        matrix are 0.  Used for the memories' initial contents and for the
+        run-time write port, so both lay words out the same way.
+        """
+        if not 0 <= bank < self.events:
+            raise ValueError(f"bank must be between 0 and {self.events - 1}, not {bank!r}")
+        wb, mask = self.weight_bits, (1 << self.weight_bits) - 1
+        words = []
+        for grp in range(self.groups):
+            for c in range(self.chunks):
+                i = c * self.events + bank
+                word = 0
+                if i < self.n_in:
+                    for k in range(self.lanes):
+                        j = grp * self.lanes + k
+                        if j < self.n_out:
+                            word |= (int(weight[i, j]) & mask) << (k * wb)
+                words.append(word)
+        return words
 
     @property
     def update_cycles(self) -> int:
@@ -252,6 +302,37 @@ class CoreGeometry:
     def count_width(self) -> int:
         """Width of a spike counter (0 … T)."""
         return max(1, self.network.T.bit_length())
+
+    # -- run-time weight port (CoreConfig.weight_port) ---------------------
+    @property
+    def weight_port_widths(self) -> dict:
+        """Widths of the ``wgt_layer``, ``wgt_bank``, ``wgt_addr`` and ``wgt_data`` ports."""
+        def bits(n):
+            return max(1, (n - 1).bit_length())
+        return {"layer": bits(len(self.layers)), "bank": bits(max(lg.events for lg in self.layers)),
+                "addr": bits(max(lg.memory_depth for lg in self.layers)),
+                "data": max(lg.memory_width for lg in self.layers)}
+
+    def weight_writes(self, network: NetworkParams | None = None) -> list[tuple[int, int, int, int]]:
+        """``(layer, bank, addr, word)`` for every weight word of ``network`` (default: this one).
+
+        ``network`` must have the same layer sizes and weight widths as the
+        network this geometry was built for; writing all these words through
+        the weight port makes the core compute ``network``'s weights (its
+        thresholds, shifts and T are fixed in the gateware).
+        """
+        net = self.network if network is None else network
+        if not isinstance(net, NetworkParams):
+            raise TypeError(f"network must be a NetworkParams, not {type(net).__name__}")
+        shape = [(lp.n_in, lp.n_out, lp.weight_bits) for lp in net.layers]
+        mine = [(lp.n_in, lp.n_out, lp.weight_bits) for lp in self.network.layers]
+        if shape != mine:
+            raise ValueError(f"network must have the core's layer sizes and weight widths {mine}, not {shape}")
+        out = []
+        for lg, lp in zip(self.layers, net.layers):
+            for b in range(lg.events):
+                out += [(lg.index, b, a, w) for a, w in enumerate(lg.memory_words(lp.weight, b))]
+        return out
 
     # -- readout ----------------------------------------------------------
     @property

@@ -33,7 +33,7 @@ from sc_neurocore.params import LayerParams, NetworkParams
 from .config import CLASS_BITS, CoreConfig, CoreGeometry, LayerGeometry
 from .lfsr import WIDTH as LFSR_WIDTH, step_matrix
 
-__all__ = ["event_layout", "LIFLayer", "BeatChunker", "SpikeScanner", "RateEncoder", "Argmax",
+__all__ = ["event_layout", "weight_write_layout", "LIFLayer", "BeatChunker", "SpikeScanner", "RateEncoder", "Argmax",
            "LIFCore", "AXIStreamTop", "build_core"]
 
 
@@ -44,18 +44,29 @@ def _index(n: int):
 
 
 def _lowest_set(m: Module, vec, width: int, name: str):
-    """Index of the lowest set bit of ``vec`` (0 when none), combinational.
+    """One-hot mask and index of the lowest set bit of ``vec`` (both 0 when none), combinational.
 
-    Built as one expression (a chain of ``Mux``), not as ``m.If`` statements:
-    see :func:`_select` for why no combinational ``always @*`` block may be
-    left to the Verilog backend here.
+    ``vec & -vec`` runs on the carry chain and each index bit is an OR of
+    one-hot bits, so the depth grows with ``log(width)``, not with ``width``
+    as a priority chain of ``Mux`` would.  Plain expressions (continuous
+    assignments), not ``m.If`` statements: see :func:`_select` for why.
     """
+    onehot = Signal(width, name=f"{name}_onehot")
     idx = Signal(max(1, (width - 1).bit_length()), name=name)
-    expr = Const(0, idx.shape())
-    for i in reversed(range(width)):
-        expr = Mux(vec[i], i, expr)
-    m.d.comb += idx.eq(expr)
-    return idx
+    m.d.comb += onehot.eq(vec & (~vec + 1))
+    for bit in range(len(idx)):
+        ones = [onehot[i] for i in range(width) if (i >> bit) & 1]
+        m.d.comb += idx[bit].eq(Cat(*ones).any() if ones else 0)
+    return onehot, idx
+
+
+def _select_onehot(items, onehot):
+    """``items[i]`` for the set bit ``i`` of ``onehot`` (0 when none): an AND-OR multiplexer."""
+    items = [Value.cast(x) for x in items]
+    terms = [Mux(onehot[i], x, 0) for i, x in enumerate(items)]
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def _select(items, sel):
@@ -82,6 +93,13 @@ def _select(items, sel):
     return terms[0].as_signed() if shape.signed else terms[0].as_unsigned()
 
 
+def weight_write_layout(banks: int, depth: int, width: int, layers: int | None = None) -> data.StructLayout:
+    """Payload of a weight write: (which layer,) which bank, the word address and the word."""
+    fields = {"layer": _index(layers)} if layers is not None else {}
+    fields.update({"bank": _index(banks), "addr": _index(depth), "data": unsigned(width)})
+    return data.StructLayout(fields)
+
+
 def event_layout(chunk_count: int, events: int, x_bits: int) -> data.StructLayout:
     """Payload of an event chunk: its index and the ``events`` input values in it."""
     return data.StructLayout({
@@ -96,12 +114,15 @@ class LIFLayer(wiring.Component):
     Accumulate path, one event chunk per ``G`` cycles (``events.ready`` is
     high in the chunk's last group cycle):
 
-    * issue: address ``chunk * G + g`` to every bank (input ``c*E + b`` lives
-      in bank ``b``, all its weights for lanes ``g*P … g*P+P-1`` in one word);
-    * stage 1: the words arrive; multiply by the input values (pixels) or
-      gate them (spikes);
-    * stage 2: sum the ``E`` products of each lane;
-    * stage 3: add into the accumulator of neuron ``g*P + k``.
+    * issue: the chunk is taken; address ``g * C + chunk`` (input ``c*E + b``
+      lives in bank ``b``, all its weights for lanes ``g*P … g*P+P-1`` in one
+      word) is registered (stage a) and read (stage m) from every segment
+      of the bank (:attr:`LayerGeometry.segments`);
+    * stage r: each segment's word is registered next to its block RAM;
+    * stage 1: the addressed segment's word is selected and registered;
+    * stage 2: multiply by the input values (pixels) or gate them (spikes);
+    * stage 3: sum the ``E`` products of each lane;
+    * stage 4: add into the accumulator of neuron ``g*P + k``.
 
     Update path (``update`` pulse, then ``G`` groups of ``P`` neurons,
     issued from the pulse's own cycle):
@@ -117,7 +138,7 @@ class LIFLayer(wiring.Component):
     """
 
     def __init__(self, layer: LayerParams, geom: LayerGeometry, *, reset: str, spiking: bool,
-                 count_width: int | None = None, keep_current: bool = False):
+                 count_width: int | None = None, keep_current: bool = False, weight_port: bool = False):
         if not isinstance(layer, LayerParams):
             raise TypeError(f"layer must be a LayerParams, not {layer!r}")
         if reset not in ("subtract", "zero"):
@@ -142,7 +163,11 @@ class LIFLayer(wiring.Component):
         }
         if count_width is not None:
             members["counts"] = Out(data.ArrayLayout(unsigned(count_width), n))
+        if weight_port:
+            members["wr"] = In(stream.Signature(weight_write_layout(
+                geom.events, geom.memory_depth, geom.memory_width), always_ready=True))
         self._count_width = count_width
+        self._weight_port = bool(weight_port)
         super().__init__(members)
 
     @property
@@ -150,21 +175,8 @@ class LIFLayer(wiring.Component):
         return self._geom
 
     def memory_init(self, bank: int) -> list[int]:
-        """Words of weight bank ``bank``: word ``c*G + g`` packs ``W[c*E+bank, g*P+k]`` at bits ``k*wb``."""
-        g, lp = self._geom, self._layer
-        wb, mask = lp.weight_bits, (1 << lp.weight_bits) - 1
-        words = []
-        for c in range(g.chunks):
-            i = c * g.events + bank
-            for grp in range(g.groups):
-                word = 0
-                if i < g.n_in:
-                    for k in range(g.lanes):
-                        j = grp * g.lanes + k
-                        if j < g.n_out:
-                            word |= (int(lp.weight[i, j]) & mask) << (k * wb)
-                words.append(word)
-        return words
+        """Initial words of weight bank ``bank`` (:meth:`LayerGeometry.memory_words` of the bundle's weights)."""
+        return self._geom.memory_words(self._layer.weight, bank)
 
     def elaborate(self, platform):
         m = Module()
@@ -180,24 +192,81 @@ class LIFLayer(wiring.Component):
         lane_neurons = [[grp * P + k for grp in range(G) if grp * P + k < n] for k in range(P)]
 
         # -- accumulate: issue ------------------------------------------------
-        ports = []
+        # Group-major words (``g*C + c``): the group's base address is a
+        # counter, so the address is one adder after the event source's
+        # priority logic instead of a multiplication by ``G``.
+        C = g.chunks
+        # Each bank is split into segments of at most SEGMENT words, each with
+        # its own output register next to its block RAM; the select between
+        # segments comes one stage later.  Left to yosys, a deep memory
+        # becomes several block RAMs whose outputs meet in a LUT multiplexer
+        # right after the (slow) clock-to-out, routed across the die.
+        SEG, nseg = g.segment_depth, g.segments
+        lo = max(1, (SEG - 1).bit_length()) if nseg > 1 else _index(g.memory_depth).width
+        ports = []   # ports[b][s]
         for b in range(E):
-            mem = Memory(shape=unsigned(g.memory_width), depth=g.memory_depth, init=self.memory_init(b))
-            m.submodules[f"weights{b}"] = mem
-            ports.append(mem.read_port())
+            init = self.memory_init(b)
+            bank = []
+            for sg in range(nseg):
+                words = init[sg * SEG:(sg + 1) * SEG]
+                mem = Memory(shape=unsigned(g.memory_width), depth=len(words), init=words)
+                m.submodules[f"weights{b}_{sg}" if nseg > 1 else f"weights{b}"] = mem
+                bank.append(mem.read_port())
+                if self._weight_port:
+                    wp = mem.write_port()
+                    hit = self.wr.valid & (self.wr.payload.bank == b)
+                    if nseg > 1:
+                        hit = hit & ((self.wr.payload.addr >> lo) == sg)
+                    m.d.comb += [wp.addr.eq(self.wr.payload.addr[:len(wp.addr)]), wp.data.eq(self.wr.payload.data),
+                                 wp.en.eq(hit)]
+            ports.append(bank)
         ev_g = Signal(_index(G), name="ev_group")
+        ev_base = Signal(_index(g.memory_depth), name="ev_base")
         m.d.comb += self.events.ready.eq(ev_g == G - 1)
-        for port in ports:
-            m.d.comb += port.addr.eq(self.events.payload.chunk * G + ev_g)
         with m.If(self.events.valid):
-            m.d.sync += ev_g.eq(Mux(ev_g == G - 1, 0, ev_g + 1))
+            m.d.sync += [ev_g.eq(Mux(ev_g == G - 1, 0, ev_g + 1)),
+                         ev_base.eq(Mux(ev_g == G - 1, 0, ev_base + C))]
 
+        # -- stage a: registered address -------------------------------------
+        # Cuts the path from the event source (priority encoder, chunk select)
+        # to the memories' address pins.
+        a_valid = Signal()
+        a_g = Signal(_index(G))
+        a_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
+        a_addr = Signal(_index(g.memory_depth))
+        m.d.sync += [a_valid.eq(self.events.valid), a_g.eq(ev_g), a_x.eq(self.events.payload.x),
+                     a_addr.eq(self.events.payload.chunk + ev_base)]
+        for bank in ports:
+            for port in bank:
+                m.d.comb += port.addr.eq(a_addr[:len(port.addr)])
+
+        # -- stage m: the words arrive ----------------------------------------
+        m_valid = Signal()
+        m_g = Signal(_index(G))
+        m_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
+        m_seg = Signal(_index(nseg))
+        m.d.sync += [m_valid.eq(a_valid), m_g.eq(a_g), m_x.eq(a_x), m_seg.eq(a_addr >> lo if nseg > 1 else 0)]
+
+        # -- stage r: every segment's word registered (memory clock-to-out is
+        # slow; nothing but a flip-flop follows it) -----------------------------
+        r_valid = Signal()
+        r_g = Signal(_index(G))
+        r_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
+        r_seg = Signal(_index(nseg))
+        r_w = [[Signal(g.memory_width, name=f"word{b}_{sg}") for sg in range(nseg)] for b in range(E)]
+        m.d.sync += [r_valid.eq(m_valid), r_g.eq(m_g), r_x.eq(m_x), r_seg.eq(m_seg)]
+        m.d.sync += [r_w[b][sg].eq(ports[b][sg].data) for b in range(E) for sg in range(nseg)]
+
+        # -- stage 1: the addressed segment's word (registered, so the
+        # multipliers start from a flip-flop) ---------------------------------
         s1_valid = Signal()
         s1_g = Signal(_index(G))
         s1_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
-        m.d.sync += [s1_valid.eq(self.events.valid), s1_g.eq(ev_g), s1_x.eq(self.events.payload.x)]
+        s1_w = [Signal(g.memory_width, name=f"word{b}") for b in range(E)]
+        m.d.sync += [s1_valid.eq(r_valid), s1_g.eq(r_g), s1_x.eq(r_x)]
+        m.d.sync += [s1_w[b].eq(_select(r_w[b], r_seg)) for b in range(E)]
 
-        # -- stage 1: products ------------------------------------------------
+        # -- stage 2: products ------------------------------------------------
         prod_shape = signed(wb + g.x_bits + 1)
         s2_valid = Signal()
         s2_g = Signal(_index(G))
@@ -205,13 +274,13 @@ class LIFLayer(wiring.Component):
         m.d.sync += [s2_valid.eq(s1_valid), s2_g.eq(s1_g)]
         for b in range(E):
             for k in range(P):
-                w = ports[b].data[k * wb:(k + 1) * wb].as_signed()
+                w = s1_w[b][k * wb:(k + 1) * wb].as_signed()
                 x = s1_x[b]
                 # A spike only gates the weight; a pixel needs a multiplier.
                 p = Mux(x, w, 0) if g.x_bits == 1 else x.as_unsigned() * w
                 m.d.sync += s2_p[b][k].eq(p)
 
-        # -- stage 2: adder tree over the E products of each lane ----------------
+        # -- stage 3: adder tree over the E products of each lane ----------------
         s3_valid = Signal()
         s3_g = Signal(_index(G))
         s3_sum = [Signal(acc_shape, name=f"sum{k}") for k in range(P)]
@@ -223,7 +292,7 @@ class LIFLayer(wiring.Component):
                          for i in range(0, len(terms), 2)]
             m.d.sync += s3_sum[k].eq(terms[0])
 
-        # -- stage 3: accumulate ---------------------------------------------
+        # -- stage 4: accumulate ---------------------------------------------
         # One adder per lane; the group index selects which neuron it serves.
         for k in range(P):
             js = lane_neurons[k]
@@ -236,15 +305,19 @@ class LIFLayer(wiring.Component):
                 for grp, j in enumerate(js):
                     with m.If(s3_g == grp):
                         m.d.sync += acc[j].eq(total)
-        m.d.comb += self.acc_busy.eq(s1_valid | s2_valid | s3_valid)
+        m.d.comb += self.acc_busy.eq(a_valid | m_valid | r_valid | s1_valid | s2_valid | s3_valid)
 
         # -- update: issue ----------------------------------------------------
+        # The pulse is registered first: the groups are issued from the cycle
+        # after it, so no path runs from the sequencer into the membrane selects.
         u_active = Signal()
         u_next = Signal(_index(G))
         u_issue = Signal()
         u_g = Signal(_index(G))
-        m.d.comb += [u_issue.eq(self.update | u_active), u_g.eq(Mux(self.update, 0, u_next))]
-        with m.If(u_issue):
+        m.d.comb += [u_issue.eq(u_active), u_g.eq(u_next)]
+        with m.If(self.update):
+            m.d.sync += [u_active.eq(1), u_next.eq(0)]
+        with m.Elif(u_issue):
             m.d.sync += [u_active.eq(u_g != G - 1), u_next.eq(Mux(u_g == G - 1, 0, u_g + 1))]
 
         cur_shape = self.current_format.amaranth_shape
@@ -344,21 +417,23 @@ class BeatChunker(wiring.Component):
         buf_beat = Signal(_index(K))
         beat_count = Signal(_index(K))
 
-        idx = _lowest_set(m, mask, CPB, "chunk_in_beat")
+        onehot, idx = _lowest_set(m, mask, CPB, "chunk_in_beat")
+        rest = Signal(CPB)
+        m.d.comb += rest.eq(mask & ~onehot)
         chunks = [Cat(*[buf[c * E + b] for b in range(E)]) for c in range(CPB)]
         m.d.comb += [
             self.events.valid.eq(mask != 0),
             self.events.payload.chunk.eq(buf_beat * CPB + idx),
-            self.events.payload.x.eq(_select(chunks, idx)),
+            self.events.payload.x.eq(_select_onehot(chunks, onehot)),
         ]
-        last = (mask & (mask - 1)) == 0
+        last = rest == 0
         m.d.comb += self.beats.ready.eq(last & ((mask == 0) | self.events.ready))
         nonzero = Cat(*[Cat(*[self.beats.payload[c * E + b] for b in range(E)]).any() for c in range(CPB)])
         with m.If(self.beats.valid & self.beats.ready):
             m.d.sync += [buf.eq(self.beats.payload), mask.eq(nonzero), buf_beat.eq(beat_count),
                          beat_count.eq(Mux(beat_count == K - 1, 0, beat_count + 1))]
         with m.Elif(self.events.valid & self.events.ready):
-            m.d.sync += mask.eq(mask & (mask - 1))
+            m.d.sync += mask.eq(rest)
         with m.If(self.clear):
             m.d.sync += [beat_count.eq(0), mask.eq(0)]
         m.d.comb += self.busy.eq(mask != 0)
@@ -368,9 +443,12 @@ class BeatChunker(wiring.Component):
 class SpikeScanner(wiring.Component):
     """A spike vector -> event chunks of ``E`` spikes, silent chunks skipped.
 
-    ``start`` latches the vector's non-empty-chunk mask and issues the first
-    chunk in the same cycle; ``busy`` is high from the cycle after ``start``
-    until the last chunk has been taken.
+    ``start`` latches the vector's non-empty-chunk mask; the first chunk is
+    issued in the cycle after it (a register between the previous layer's
+    spikes and the priority logic), and ``busy`` is high from that cycle
+    until the last chunk has been taken.  The chunks' spikes are read from
+    ``spikes`` while they are issued: the sequencer keeps the previous layer
+    idle during the scan.
     """
 
     def __init__(self, geom: LayerGeometry):
@@ -389,18 +467,16 @@ class SpikeScanner(wiring.Component):
         chunks = [padded[c * E:(c + 1) * E] for c in range(C)]
         init = Cat(*[ch.any() for ch in chunks])
         mask = Signal(C)
-        cur = Signal(C)
-        m.d.comb += cur.eq(Mux(self.start, init, mask))
-        idx = _lowest_set(m, cur, C, "chunk")
+        onehot, idx = _lowest_set(m, mask, C, "chunk")
         m.d.comb += [
-            self.events.valid.eq(cur != 0),
+            self.events.valid.eq(mask != 0),
             self.events.payload.chunk.eq(idx),
-            self.events.payload.x.eq(_select(chunks, idx)),
+            self.events.payload.x.eq(_select_onehot(chunks, onehot)),
         ]
-        with m.If(self.events.valid & self.events.ready):
-            m.d.sync += mask.eq(cur & (cur - 1))
-        with m.Elif(self.start):
+        with m.If(self.start):
             m.d.sync += mask.eq(init)
+        with m.Elif(self.events.valid & self.events.ready):
+            m.d.sync += mask.eq(mask & ~onehot)
         m.d.comb += self.busy.eq(mask != 0)   # registered only, see LIFLayer.update_busy
         return m
 
@@ -544,17 +620,25 @@ class LIFCore(wiring.Component):
         self.geometry = CoreGeometry(network, config)
         self.network = network
         geo = self.geometry
-        super().__init__({
+        members = {
             "pixels": In(stream.Signature(data.ArrayLayout(unsigned(8), geo.pixels_per_beat))),
             "result": Out(stream.Signature(result_layout(geo))),
-        })
+        }
         L, direct = len(network.layers), network.encoding == "direct"
+        wpw = geo.weight_port_widths
+        if geo.config.weight_port:
+            # Always ready: a write lands in the cycle it is valid.  Writing a
+            # layer while it computes changes that inference (no interlock).
+            members["weights"] = In(stream.Signature(data.StructLayout({
+                "layer": unsigned(wpw["layer"]), "bank": unsigned(wpw["bank"]), "addr": unsigned(wpw["addr"]),
+                "data": unsigned(wpw["data"])}), always_ready=True))
+        super().__init__(members)
         # Built here rather than in elaborate() so that a harness (formal
         # properties) can reach the membranes and counters.
         self.layers = [
             LIFLayer(lp, lg, reset=network.reset, spiking=network.spiking(i),
                      count_width=geo.count_width if (i == L - 1 and network.readout == "spike_count") else None,
-                     keep_current=(i == 0 and direct))
+                     keep_current=(i == 0 and direct), weight_port=geo.config.weight_port)
             for i, (lp, lg) in enumerate(zip(network.layers, geo.layers))]
 
     def elaborate(self, platform):
@@ -566,6 +650,14 @@ class LIFCore(wiring.Component):
         layers = self.layers
         for i, lay in enumerate(layers):
             m.submodules[f"layer{i}"] = lay
+            if geo.config.weight_port:
+                w, lg = self.weights, geo.layers[i]
+                m.d.comb += [
+                    lay.wr.valid.eq(w.valid & (w.payload.layer == i)),
+                    lay.wr.payload.bank.eq(w.payload.bank[:len(lay.wr.payload.bank)]),
+                    lay.wr.payload.addr.eq(w.payload.addr[:len(lay.wr.payload.addr)]),
+                    lay.wr.payload.data.eq(w.payload.data[:lg.memory_width]),
+                ]
         scanners = [None]
         for i in range(1, L):
             sc = SpikeScanner(geo.layers[i])
@@ -685,7 +777,11 @@ class AXIStreamTop(wiring.Component):
 
     ``s_axis_tlast`` is accepted and ignored: the core counts ``K`` beats per
     image, so a missing or extra ``tlast`` cannot desynchronise it.
-    ``m_axis_tlast`` is constantly 1 (one beat per image).
+    ``m_axis_tlast`` is constantly 1 (one beat per image).  With
+    ``CoreConfig(weight_port=True)`` the ports ``wgt_valid``, ``wgt_layer``,
+    ``wgt_bank``, ``wgt_addr`` and ``wgt_data`` write one weight word per
+    cycle (no ready: always accepted); see
+    :meth:`~sc_neurocore.hw.config.CoreGeometry.weight_writes`.
     """
 
     def __init__(self, network: NetworkParams, config: CoreConfig | None = None):
@@ -700,11 +796,19 @@ class AXIStreamTop(wiring.Component):
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
+            **({"wgt_valid": In(1), "wgt_layer": In(geo.weight_port_widths["layer"]),
+                "wgt_bank": In(geo.weight_port_widths["bank"]), "wgt_addr": In(geo.weight_port_widths["addr"]),
+                "wgt_data": In(geo.weight_port_widths["data"])} if geo.config.weight_port else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
+        if self.geometry.config.weight_port:
+            w = core.weights
+            m.d.comb += [w.valid.eq(self.wgt_valid), w.payload.layer.eq(self.wgt_layer),
+                         w.payload.bank.eq(self.wgt_bank), w.payload.addr.eq(self.wgt_addr),
+                         w.payload.data.eq(self.wgt_data)]
         m.d.comb += [
             core.pixels.payload.eq(self.s_axis_tdata),
             core.pixels.valid.eq(self.s_axis_tvalid),

@@ -52,6 +52,7 @@ def build_report(network: NetworkParams, config: CoreConfig) -> dict:
         for b in range(lg.events):
             memories.append({"name": f"layer{lg.index}.weights{b}", "width": lg.memory_width,
                              "depth": lg.memory_depth, "bits": lg.memory_width * lg.memory_depth,
+                             "segments": lg.segments, "segment_depth": min(lg.segment_depth, lg.memory_depth),
                              "init": "inline"})
     if network.encoding == "rate":
         memories.append({"name": "encoder.pixels", "width": geo.s_axis_tdata_width, "depth": geo.beats,
@@ -78,6 +79,11 @@ def build_report(network: NetworkParams, config: CoreConfig) -> dict:
                     "multipliers" if lg.x_bits > 1 else "gated_adders": lg.multipliers}
                    for lg in geo.layers],
         "memories": memories,
+        "weight_port": ({"ports": {f"wgt_{k}": v for k, v in geo.weight_port_widths.items()} | {"wgt_valid": 1},
+                         "words": len(geo.weight_writes()),
+                         "layout": "layer l, bank b, word g*C_l + c packs W[c*E_l + b, g*P_l + k] at bits "
+                                   "k*weight_bits (CoreGeometry.weight_writes)"}
+                        if config.weight_port else None),
         "latency": latency_report(network, config),
     }
 

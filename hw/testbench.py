@@ -50,13 +50,17 @@ def decode_result(geom: CoreGeometry, word: int) -> tuple[int, list[int]]:
 
 def simulate(network: NetworkParams, images, config: CoreConfig | None = None, *,
              in_gap: float = 0.0, out_stall: float = 0.0, seed: int = 0,
-             reset_after: int | None = None, max_cycles: int = 200_000, vcd: str | None = None) -> SimResult:
+             reset_after: int | None = None, max_cycles: int = 200_000, vcd: str | None = None,
+             weight_writes=None) -> SimResult:
     """Run ``images`` (B, n_0) through the core; see the module docstring.
 
     ``in_gap``/``out_stall``: probability that ``s_axis_tvalid`` is low /
     ``m_axis_tready`` is low in a cycle.  ``reset_after``: assert ``rst`` for
     one cycle after that many cycles, then restart the stream from the first
     image (results produced before the reset are discarded).
+    ``weight_writes``: ``(layer, bank, addr, word)`` tuples written through
+    the weight port (``CoreConfig(weight_port=True)``), one per cycle, before
+    the first image; cycle counts start after them.
     """
     from amaranth.sim import Simulator
 
@@ -71,6 +75,15 @@ def simulate(network: NetworkParams, images, config: CoreConfig | None = None, *
 
     async def bench(ctx):
         nonlocal reset_after
+        for layer, bank, addr, word in weight_writes or ():
+            ctx.set(top.wgt_valid, 1)
+            ctx.set(top.wgt_layer, layer)
+            ctx.set(top.wgt_bank, bank)
+            ctx.set(top.wgt_addr, addr)
+            ctx.set(top.wgt_data, word)
+            await ctx.tick()
+        if weight_writes:
+            ctx.set(top.wgt_valid, 0)
         img, beat, cycle = 0, 0, 0
         first_accept: dict[int, int] = {}
         done_img = 0

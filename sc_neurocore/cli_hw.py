@@ -22,26 +22,30 @@ def _per_layer_arg(text: str):
     return vals[0] if len(vals) == 1 else tuple(vals)
 
 
-def _add_generator_args(p: argparse.ArgumentParser) -> None:
+def add_generator_args(p: argparse.ArgumentParser) -> None:
+    """The :class:`~sc_neurocore.hw.config.CoreConfig` options, shared by every command that builds a core."""
     p.add_argument("--lanes", type=_per_layer_arg, default=None,
                    help="neurons per cycle, one value or one per layer (default: all neurons)")
     p.add_argument("--events", type=_per_layer_arg, default=None,
                    help="input events per cycle (weight banks), one value or one per layer "
                         "(default: 2 for direct pixels, 4 for spikes)")
     p.add_argument("--pixels-per-beat", type=int, default=8, help="pixels per s_axis beat (default 8)")
+    p.add_argument("--weight-port", action="store_true",
+                   help="add a run-time write port to the weight memories (wgt_* ports)")
 
 
-def _config(args):
+def core_config(args):
     from sc_neurocore.hw.config import CoreConfig
 
-    return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat)
+    return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat,
+                      weight_port=bool(getattr(args, "weight_port", False)))
 
 
 def _cmd_verilog(args) -> int:
     from sc_neurocore.hw.export import TOP_NAME, generate_verilog
 
     bundle = bundle_from_args(args)
-    config = _config(args)
+    config = core_config(args)
     config.geometry(bundle.network)          # validate against the network before any output
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -73,7 +77,7 @@ def _cmd_latency(args) -> int:
 
     bundle = bundle_from_args(args)
     net = bundle.network
-    config = _config(args)
+    config = core_config(args)
     config.geometry(net)
     rep = latency_report(net, config)
     result = {"worst_case_cycles": rep["worst_case_cycles"], "lower_bound_cycles": rep["lower_bound_cycles"]}
@@ -106,13 +110,13 @@ def register(subparsers) -> None:
     q = subparsers.add_parser("verilog", help="generate the Verilog LIF core (sc_neurocore_top) for a bundle")
     add_bundle_args(q)
     q.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
-    _add_generator_args(q)
+    add_generator_args(q)
     q.add_argument("--json", action="store_true", help="print the whole report as JSON")
     q.set_defaults(func=_cmd_verilog)
 
     q = subparsers.add_parser("latency", help="worst-case and typical cycles per image of the generated core")
     add_bundle_args(q)
-    _add_generator_args(q)
+    add_generator_args(q)
     q.add_argument("--dataset", default=None, help="measure typical latency on this dataset's test set (e.g. mnist)")
     q.add_argument("--data-dir", metavar="DIR", help="folder of MNIST-format IDX files instead of --dataset")
     q.add_argument("--limit", type=int, help="only the first N test images")

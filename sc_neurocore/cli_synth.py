@@ -10,28 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import add_bundle_args, add_data_args, bundle_from_args
-
-
-def _int_or_list(text: str):
-    if text is None:
-        return None
-    try:
-        parts = [int(p) for p in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or a comma-separated list, not {text!r}") from None
-    return parts[0] if len(parts) == 1 else tuple(parts)
-
-
-def add_core_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lanes", type=_int_or_list, help="neurons updated per cycle: N or N1,N2,… per layer")
-    p.add_argument("--events", type=_int_or_list, help="input events per cycle: N or N1,N2,… per layer")
-    p.add_argument("--pixels-per-beat", type=int, default=8)
-
-
-def core_config(args):
-    from sc_neurocore.hw.config import CoreConfig
-
-    return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat)
+from .cli_hw import add_generator_args as add_core_args, core_config
 
 
 def _synth_bundle(bundle, config, device: str, use_cache: bool = True) -> dict:

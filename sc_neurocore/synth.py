@@ -176,6 +176,27 @@ def _yosys_counts(stat: dict, family: str) -> dict:
             "spram": cells.get("SB_SPRAM256KA", 0)}
 
 
+def _critical_path(pnr: dict) -> dict | None:
+    """The slowest clock-to-clock path of nextpnr's report: start and end cells, delay, logic levels.
+
+    Kept in the result so a slow Fmax points at the block to pipeline, not just a number.
+    """
+    paths = [p for p in pnr.get("critical_paths", []) if p.get("path")]
+    # Register-to-register paths of one clock set Fmax; I/O paths to the pins do not.
+    internal = [p for p in paths if p.get("from") == p.get("to") and "async" not in str(p.get("from"))]
+    paths = internal or paths
+    if not paths:
+        return None
+    worst = max(paths, key=lambda p: sum(float(s.get("delay", 0)) for s in p["path"]))
+    steps = worst["path"]
+    cells = [s.get("from", {}).get("cell", "") for s in steps] + [steps[-1].get("to", {}).get("cell", "")]
+    return {"from": cells[0], "to": cells[-1],
+            "delay_ns": round(sum(float(s.get("delay", 0)) for s in steps), 3),
+            "logic_delay_ns": round(sum(float(s.get("delay", 0)) for s in steps if s.get("type") == "logic"), 3),
+            "levels": sum(1 for s in steps if s.get("type") == "logic"),
+            "nets": [s.get("net", "") for s in steps if s.get("type") == "routing"]}
+
+
 def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True, timeout: float = 1800,
                seed: int = 1) -> dict:
     """Synthesise, place and route the core in ``verilog_dir`` for ``device``; see the module docstring.
@@ -256,7 +277,7 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
             fmax = pnr.get("fmax", {})
             clk = next((v for k, v in fmax.items() if "clk" in k), None) or (next(iter(fmax.values())) if fmax else None)
             result = {"device": dev.name, "fits": True, "fmax_mhz": round(float(clk["achieved"]), 2) if clk else None,
-                      "utilisation": util, "synth_only": False}
+                      "utilisation": util, "synth_only": False, "critical_path": _critical_path(pnr)}
     result["yosys_flow"] = flow
     result.update({"top": report.get("top"), "T": report.get("T"), "latency": report.get("latency"),
                    "tools": _tool_versions(), "key": key})

@@ -62,7 +62,8 @@ def test_geometry_defaults_and_derived_facts():
     assert [lg.lanes for lg in CoreGeometry(net, CoreConfig(lanes=64)).layers] == [64, 10]
     with pytest.raises(TypeError, match="network must be a NetworkParams"):
         CoreGeometry("net")
-    assert CoreConfig(lanes=[4, None]).to_dict() == {"lanes": [4, None], "events": None, "pixels_per_beat": 8}
+    assert CoreConfig(lanes=[4, None]).to_dict() == {"lanes": [4, None], "events": None, "pixels_per_beat": 8,
+                                                     "weight_port": False}
 
 
 @pytest.mark.parametrize("k", [0, 1, 8, 24, 64, 200])

@@ -29,7 +29,7 @@ def test_report_and_ports(exported):
                 "score_signed", "n_inputs", "n_classes", "T", "generator", "memories", "latency"):
         assert key in rep
     assert rep["top"] == "sc_neurocore_top"
-    assert rep["generator"] == {"lanes": 3, "events": None, "pixels_per_beat": 4}
+    assert rep["generator"] == {"lanes": 3, "events": None, "pixels_per_beat": 4, "weight_port": False}
     assert rep["s_axis_tdata_width"] == 32 and rep["score_width"] == 2 and rep["score_signed"] is False
     assert rep["m_axis_tdata_width"] == 16 + 2 * 4
     assert rep["latency"]["worst_case_cycles"] == worst_case_cycles(b.network, rep_config(rep))
@@ -75,7 +75,8 @@ def test_bad_options(tmp_path):
     dict(encoding="rate", readout="spike_count", T=1, lanes=3, pixels_per_beat=4),
     dict(encoding="direct", readout="membrane", T=5, lanes=None, pixels_per_beat=8),
     dict(encoding="direct", readout="spike_count", T=2, lanes=1, pixels_per_beat=16),
-], ids=["rate-T1", "direct-membrane", "one-lane"])
+    dict(encoding="direct", readout="membrane", T=2, lanes=3, pixels_per_beat=4, weight_port=True),
+], ids=["rate-T1", "direct-membrane", "one-lane", "weight-port"])
 def test_verilator_lint_wall(opts, tmp_path):
     opts = dict(opts)
     b = random_bundle(SMALL["sizes"], opts.pop("T"), encoding=opts.pop("encoding"), readout=opts.pop("readout"))
@@ -93,6 +94,12 @@ def test_cli_verilog_and_latency(tmp_path, capsys):
     assert "latency worst case" in text
     rep = json.loads((out / "report.json").read_text())
     assert rep["generator"]["lanes"] == [4, 2]
+    assert rep["weight_port"] is None
+    assert main(["verilog", str(bpath), "-o", str(tmp_path / "wp"), "--weight-port"]) == 0
+    capsys.readouterr()
+    rep = json.loads((tmp_path / "wp" / "report.json").read_text())
+    assert rep["generator"]["weight_port"] is True and rep["weight_port"]["words"] > 0
+    assert "wgt_data" in (tmp_path / "wp" / "sc_neurocore_top.v").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sc_neurocore-verilog-")]
     # user errors: exit 2, nothing written
     bad = tmp_path / "bad"

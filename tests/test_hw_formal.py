@@ -21,10 +21,16 @@ def _have_tools() -> bool:
 pytestmark = pytest.mark.skipif(not _have_tools(), reason="yowasp-sby / yices not installed")
 
 
-def test_formal_properties_hold():
-    from sc_neurocore.hw.formal import run_formal
+@pytest.mark.parametrize("encoding,readout,reset", [
+    ("direct", "spike_count", "subtract"),
+    ("rate", "membrane", "zero"),
+    ("direct", "membrane", "subtract"),
+])
+def test_formal_properties_hold(encoding, readout, reset):
+    from sc_neurocore.hw.formal import run_formal, small_network
 
-    r = run_formal(timeout=300)
+    net = small_network(encoding=encoding, readout=readout, reset=reset)
+    r = run_formal(net, CoreConfig(pixels_per_beat=2, lanes=(2, 1)), timeout=300)
     assert r["passed"], r["log"][-4000:]
 
 

@@ -299,3 +299,64 @@ def test_exported_verilog_every_comb_block_runs_at_time0(tmp_path, sizes, kw, ge
     generate_verilog(random_bundle(sizes, 3, seed=1, **kw), tmp_path, **gen)
     src = (tmp_path / "sc_neurocore_top.v").read_text()
     assert comb_blocks_not_run_at_time0(src, "sc_neurocore_top") == []
+
+
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_weight_port_loads_new_weights(encoding):
+    # The core is built with network A's weights; B (same shape, other weights)
+    # is written through the weight port, and the core must then compute B.
+    a = random_bundle((16, 8, 4), T=2, seed=21, encoding=encoding).network
+    b = random_bundle((16, 8, 4), T=2, seed=22, encoding=encoding).network
+    b = NetworkParams(tuple(LayerParams(lb.weight, lb.weight_bits, threshold=la.threshold, leak_shift=la.leak_shift,
+                                        current_shift=la.current_shift, membrane_bits=la.membrane_bits)
+                            for la, lb in zip(a.layers, b.layers)),
+                      T=a.T, encoding=a.encoding, reset=a.reset, readout=a.readout, rate_seed=a.rate_seed)
+    cfg = CoreConfig(lanes=(3, 4), events=(2, 3), pixels_per_beat=4, weight_port=True)
+    x = _images(16, 3, seed=7)
+    assert not np.array_equal(infer(a, x).scores, infer(b, x).scores)   # the test can tell them apart
+    geo = cfg.geometry(a)
+    writes = geo.weight_writes(b)
+    assert len(writes) == sum(lg.events * lg.memory_depth for lg in geo.layers)
+    r = simulate(a, x, cfg, weight_writes=writes)
+    g = infer(b, x)
+    assert np.array_equal(r.scores, g.scores) and np.array_equal(r.classes, g.classes)
+    assert np.array_equal(r.cycles, image_cycles(b, cfg, x))
+    # Without the writes the same core still computes A.
+    r = simulate(a, x, cfg)
+    assert np.array_equal(r.scores, infer(a, x).scores)
+
+
+def test_weight_writes_reject_other_shapes():
+    a = random_bundle((16, 8, 4), T=2, seed=21).network
+    geo = CoreConfig(weight_port=True).geometry(a)
+    with pytest.raises(ValueError, match="layer sizes and weight widths"):
+        geo.weight_writes(random_bundle((16, 6, 4), T=2, seed=1).network)
+    with pytest.raises(TypeError, match="weight_port must be a bool, not 1"):
+        CoreConfig(weight_port=1)
+
+
+@pytest.mark.parametrize("weight_port", [False, True])
+def test_segmented_weight_memories(monkeypatch, weight_port):
+    # Deep banks are split into segments (Timing.SEGMENT_DEPTH words each, 512
+    # in real builds); a 16-word segment makes this small layer use 8 of them,
+    # a short last one included, so segment addressing and the select stage run.
+    from sc_neurocore.hw.config import Timing
+
+    monkeypatch.setattr(Timing, "SEGMENT_DEPTH", 16)
+    net = random_bundle((30, 8, 4), T=2, seed=31).network
+    cfg = CoreConfig(lanes=(2, 4), events=(1, 2), pixels_per_beat=2, weight_port=weight_port)
+    geo = cfg.geometry(net)
+    assert geo.layers[0].memory_depth == 120 and geo.layers[0].segments == 8
+    x = _images(30, 3, seed=8, density=0.9)
+    if not weight_port:
+        _check(net, x, cfg)
+        return
+    other = random_bundle((30, 8, 4), T=2, seed=32).network
+    other = NetworkParams(tuple(LayerParams(lb.weight, lb.weight_bits, threshold=la.threshold,
+                                            leak_shift=la.leak_shift, current_shift=la.current_shift,
+                                            membrane_bits=la.membrane_bits)
+                                for la, lb in zip(net.layers, other.layers)), T=net.T)
+    assert not np.array_equal(infer(net, x).scores, infer(other, x).scores)
+    r = simulate(net, x, cfg, weight_writes=geo.weight_writes(other))
+    assert np.array_equal(r.scores, infer(other, x).scores)
+    assert np.array_equal(r.cycles, image_cycles(other, cfg, x))
