@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, RisingEdge
 
-__all__ = ["StreamDriver"]
+__all__ = ["StreamDriver", "WeightWriter"]
 
 
 class StreamDriver:
@@ -90,3 +90,28 @@ class StreamDriver:
         if self._last:
             tlast.value = 0
             self._last = 0
+
+
+class WeightWriter:
+    """Drives the run-time weight port (``wgt_valid/layer/bank/addr/data``): one word per clock.
+
+    The port has no ready (the core always accepts), so each word is held for
+    exactly one rising edge.
+    """
+
+    def __init__(self, dut, clk):
+        self.clk = clk
+        self.valid, self.layer, self.bank = dut.wgt_valid, dut.wgt_layer, dut.wgt_bank
+        self.addr, self.data = dut.wgt_addr, dut.wgt_data
+        self.valid.value = 0
+        self.written = 0
+
+    async def write(self, words) -> None:
+        """``words``: ``(layer, bank, addr, word)`` tuples, e.g. ``CoreGeometry.weight_writes(network)``."""
+        edge = RisingEdge(self.clk)
+        for layer, bank, addr, word in words:
+            self.layer.value, self.bank.value, self.addr.value, self.data.value = layer, bank, addr, word
+            self.valid.value = 1
+            await edge
+            self.written += 1
+        self.valid.value = 0

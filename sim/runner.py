@@ -268,11 +268,14 @@ def run_case(core: Core, sim: str, images, *, case: str, gaps: float = 0.0, max_
              backpressure: float = 0.0, seed: int = 0, resets: int = 0, check_cycles: bool = True,
              fail_on_mismatch: bool = True, expected_cycles=None, waves: bool | None = None,
              max_report: int = 50, root: Path | None = None, quiet: bool = True,
-             stall_cycles: int | None = None) -> dict:
+             stall_cycles: int | None = None, load_bundle=None) -> dict:
     """Run the cocotb testbench on ``images``; returns results.json plus ``tests``/``failed``/``case_dir``.
 
     Never raises for a failing simulation: check ``failed`` (cocotb test
     failures or errors) and ``mismatched_vectors``/``cycle_mismatches``.
+    ``load_bundle`` (a :class:`~sc_neurocore.bundle.Bundle` or path, for cores
+    generated with ``weight_port=True``): written through the weight port
+    before the images, and checked against instead of the core's own bundle.
     """
     waves = _waves(waves)
     bdir = build(core, sim, waves=waves, root=root)
@@ -282,11 +285,13 @@ def run_case(core: Core, sim: str, images, *, case: str, gaps: float = 0.0, max_
         return _run_case_locked(core, sim, images, bdir, cdir, gaps=gaps, max_gap=max_gap,
                                 backpressure=backpressure, seed=seed, resets=resets, check_cycles=check_cycles,
                                 fail_on_mismatch=fail_on_mismatch, expected_cycles=expected_cycles, waves=waves,
-                                max_report=max_report, quiet=quiet, stall_cycles=stall_cycles)
+                                max_report=max_report, quiet=quiet, stall_cycles=stall_cycles,
+                                load_bundle=load_bundle)
 
 
 def _run_case_locked(core, sim, images, bdir, cdir, *, gaps, max_gap, backpressure, seed, resets, check_cycles,
-                     fail_on_mismatch, expected_cycles, waves, max_report, quiet, stall_cycles) -> dict:
+                     fail_on_mismatch, expected_cycles, waves, max_report, quiet, stall_cycles,
+                     load_bundle=None) -> dict:
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -301,6 +306,13 @@ def _run_case_locked(core, sim, images, bdir, cdir, *, gaps, max_gap, backpressu
            "resets": int(resets), "check_cycles": bool(check_cycles), "fail_on_mismatch": bool(fail_on_mismatch),
            "max_report": int(max_report), "results": str(cdir / "results.json"),
            "stall_cycles": int(stall_cycles) if stall_cycles else None}
+    if load_bundle is not None:
+        from sc_neurocore.bundle import Bundle, save_bundle
+
+        if isinstance(load_bundle, Bundle):
+            save_bundle(load_bundle, cdir / "load.scnb")
+            load_bundle = cdir / "load.scnb"
+        cfg["load_bundle"] = str(Path(load_bundle).resolve())
     if expected_cycles is not None:
         np.save(cdir / "expected_cycles.npy", np.broadcast_to(np.asarray(expected_cycles, dtype=np.int64),
                                                               (len(images),)))

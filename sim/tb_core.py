@@ -12,6 +12,8 @@ the runner into the case folder):
 ``check_cycles``  compare measured cycles with the model (only when gaps and back-pressure are off)
 ``fail_on_mismatch``  fail the cocotb test on any mismatch (default true)
 ``results``       where to write the JSON summary
+``load_bundle``   optional path of a ``.scnb`` with the core's layer sizes: its weights are written
+                  through the weight port (``--weight-port`` cores) after reset, and it is the golden model
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ async def core_regression(dut):
     info = CoreInfo.load(cfg["report"])
     images = np.load(cfg["images"])
     bundle = load_bundle(cfg["bundle"])
+    writes = None
+    if cfg.get("load_bundle"):
+        # The core keeps its own thresholds, shifts and T; the loaded bundle
+        # must agree on them, and its weights replace the built-in ones.
+        from sc_neurocore.hw.config import CoreConfig, CoreGeometry
+
+        built = bundle
+        bundle = load_bundle(cfg["load_bundle"])
+        geo = CoreGeometry(built.network, CoreConfig(**info.report["generator"]))
+        writes = geo.weight_writes(bundle.network)
     classes, scores = GoldenModel(bundle).predict(images)
     n = len(images)
     gaps = float(cfg.get("gaps", 0.0))
@@ -67,6 +79,10 @@ async def core_regression(dut):
     tb = Testbench(dut, info, gaps=gaps, max_gap=int(cfg.get("max_gap", 3)), backpressure=bp,
                    seed=int(cfg.get("seed", 0)), max_report=int(cfg.get("max_report", 50)))
     await tb.start()
+    if writes is not None:
+        from .driver import WeightWriter
+
+        await WeightWriter(dut, dut.clk).write(writes)
     t0 = time.perf_counter()
     resets = int(cfg.get("resets", 0))
     dropped = []
@@ -115,6 +131,7 @@ async def core_regression(dut):
         "stall_cycles": stall,
         "accepted": len(tb.driver.accept_times),
         "simulator": cocotb.SIM_NAME,
+        "weight_words_written": len(writes) if writes is not None else 0,
     })
     tb.stop()
     if cfg.get("results"):

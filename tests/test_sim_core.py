@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from sc_neurocore.bundle import Bundle, random_bundle
+from sc_neurocore.hw.config import CoreConfig
 from sc_neurocore.params import LayerParams, NetworkParams
 from sc_neurocore.sim.runner import Core, available_simulators, generate_core, run_case
 
@@ -243,3 +244,35 @@ def test_mutant_core_is_caught(sim):
 def test_case_images_have_corners():
     x = corner_images(12, 5)
     assert x[0].max() == 0 and x[1].min() == 255 and x.dtype == np.uint8
+
+
+def _reweighted(b: Bundle, seed: int) -> Bundle:
+    """``b`` with new random weights of the same shapes and widths (thresholds, shifts, T kept)."""
+    rng = np.random.default_rng(seed)
+    n = b.network
+    layers = []
+    for lp in n.layers:
+        lim = (1 << (lp.weight_bits - 1)) - 1
+        w = rng.integers(-lim, lim + 1, size=lp.weight.shape)
+        layers.append(LayerParams(w, lp.weight_bits, lp.threshold, lp.leak_shift, lp.current_shift, lp.membrane_bits))
+    return Bundle(NetworkParams(tuple(layers), n.T, n.encoding, n.reset, n.readout, n.rate_seed), b.provenance)
+
+
+@pytest.mark.parametrize("sim", [pytest.param(s, marks=[] if s in SIMS else [pytest.mark.skip(reason=f"{s} not installed")])
+                                 for s in ("icarus", "verilator")])
+def test_weight_port_core(sim):
+    """A core generated with --weight-port, loaded at run time with another network's weights, computes that network."""
+    from sc_neurocore.golden import infer
+
+    built = corner_bundle((20, 10, 5), 3, seed=7, readout="membrane", leak_shift=1)
+    loaded = _reweighted(built, 8)
+    x = corner_images(20, 16, 9)
+    assert (infer(built.network, x).scores != infer(loaded.network, x).scores).any()
+    core = generate_core(built, pixels_per_beat=4, lanes=(3, 5), events=(2, 3), weight_port=True)
+    r = run_case(core, sim, x, case="pytest-weight-port", load_bundle=loaded)
+    assert r["failed"] == 0 and r["mismatched_vectors"] == 0 and r["cycle_mismatches"] == 0, _fmt(r)
+    geo = CoreConfig(**core.report["generator"]).geometry(built.network)
+    assert r["checked"] == 16 and r["weight_words_written"] == len(geo.weight_writes(loaded.network)) > 0
+    # Without the load the same core computes its own bundle.
+    own = run_case(core, sim, x, case="pytest-weight-port-own")
+    assert own["failed"] == 0 and own["mismatched_vectors"] == 0 and own["weight_words_written"] == 0, _fmt(own)
