@@ -30,11 +30,14 @@ class Timing:
     latency model adds exactly these numbers.
     """
 
-    #: From the cycle an event chunk is issued to the cycle the accumulators
-    #: no longer report busy: address register (1) + memory read (1) +
-    #: segment word registers (1) + segment select (1) + product (1) + adder
-    #: tree (1) + accumulate (1).
-    ACCUMULATE = 7
+    #: From the cycle an event chunk is issued to the first cycle the
+    #: sequencer may start the layer's update, for a single-segment bank:
+    #: address register (1) + memory read (1) + word register (1) + product
+    #: (1) + adder tree (1).  The accumulate itself is written at the end of
+    #: that cycle, and the update reads the accumulators only in the cycle
+    #: after its (registered) start, so the two overlap by one cycle.
+    #: ``LayerGeometry.accumulate_cycles`` adds the segment select stage.
+    ACCUMULATE_BASE = 5
     #: Most words in one weight-memory segment (see ``LayerGeometry.segments``):
     #: an ECP5 DP16KD is 512 words deep in its widest (x36) mode, an iCE40
     #: SB_RAM40_4K 512 deep in x8 mode, so one segment is one row of block RAMs.
@@ -43,10 +46,6 @@ class Timing:
     #: the registered start pulse, then (leak, current shift) -> (add, clamp)
     #: -> (fire, reset, write back) after the last group.
     UPDATE = 3
-    #: Extra cycles of an event-scan phase with at least one event: the
-    #: registered start (the mask is latched), then the accumulate pipeline
-    #: after the last issue.
-    SCAN = ACCUMULATE
     #: An event-scan phase that finds no event still costs its start cycle.
     SCAN_EMPTY = 1
 
@@ -166,6 +165,19 @@ class LayerGeometry:
     def memory_width(self) -> int:
         """Bits per word: ``P`` weights."""
         return self.lanes * self.weight_bits
+
+    @property
+    def accumulate_cycles(self) -> int:
+        """Issue of the last event chunk -> earliest update start: ``ACCUMULATE_BASE``,
+        plus the segment-select stage when a bank has more than one segment."""
+        return Timing.ACCUMULATE_BASE + (1 if self.segments > 1 else 0)
+
+    @property
+    def scan_cycles(self) -> int:
+        """Extra cycles of an event-scan phase with at least one event: the
+        registered start (the chunk mask is latched), then ``accumulate_cycles - 1``
+        after the last issue."""
+        return self.accumulate_cycles
 
     @property
     def segment_depth(self) -> int:

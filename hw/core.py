@@ -119,7 +119,8 @@ class LIFLayer(wiring.Component):
       word) is registered (stage a) and read (stage m) from every segment
       of the bank (:attr:`LayerGeometry.segments`);
     * stage r: each segment's word is registered next to its block RAM;
-    * stage 1: the addressed segment's word is selected and registered;
+    * stage 1: the addressed segment's word is selected and registered
+      (only when the bank has more than one segment);
     * stage 2: multiply by the input values (pixels) or gate them (spikes);
     * stage 3: sum the ``E`` products of each lane;
     * stage 4: add into the accumulator of neuron ``g*P + k``.
@@ -258,13 +259,18 @@ class LIFLayer(wiring.Component):
         m.d.sync += [r_w[b][sg].eq(ports[b][sg].data) for b in range(E) for sg in range(nseg)]
 
         # -- stage 1: the addressed segment's word (registered, so the
-        # multipliers start from a flip-flop) ---------------------------------
-        s1_valid = Signal()
-        s1_g = Signal(_index(G))
-        s1_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
-        s1_w = [Signal(g.memory_width, name=f"word{b}") for b in range(E)]
-        m.d.sync += [s1_valid.eq(r_valid), s1_g.eq(r_g), s1_x.eq(r_x)]
-        m.d.sync += [s1_w[b].eq(_select(r_w[b], r_seg)) for b in range(E)]
+        # multipliers start from a flip-flop); a single segment needs no select.
+        if nseg > 1:
+            s1_valid = Signal()
+            s1_g = Signal(_index(G))
+            s1_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
+            s1_w = [Signal(g.memory_width, name=f"word{b}") for b in range(E)]
+            m.d.sync += [s1_valid.eq(r_valid), s1_g.eq(r_g), s1_x.eq(r_x)]
+            m.d.sync += [s1_w[b].eq(_select(r_w[b], r_seg)) for b in range(E)]
+            s1_busy = s1_valid
+        else:
+            s1_valid, s1_g, s1_x, s1_w = r_valid, r_g, r_x, [r_w[b][0] for b in range(E)]
+            s1_busy = Const(0)
 
         # -- stage 2: products ------------------------------------------------
         prod_shape = signed(wb + g.x_bits + 1)
@@ -305,7 +311,9 @@ class LIFLayer(wiring.Component):
                 for grp, j in enumerate(js):
                     with m.If(s3_g == grp):
                         m.d.sync += acc[j].eq(total)
-        m.d.comb += self.acc_busy.eq(a_valid | m_valid | r_valid | s1_valid | s2_valid | s3_valid)
+        # Not s3_valid: the last accumulate is written at the end of that cycle,
+        # and an update started in it reads the accumulators only a cycle later.
+        m.d.comb += self.acc_busy.eq(a_valid | m_valid | r_valid | s1_busy | s2_valid)
 
         # -- update: issue ----------------------------------------------------
         # The pulse is registered first: the groups are issued from the cycle

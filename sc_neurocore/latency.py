@@ -15,13 +15,13 @@ previous one ends (``G_l`` = groups of layer ``l``, ``Timing`` constants from
 * input pass (direct: the ``K`` beats, accumulated into layer 1 as they
   arrive; rate: once per timestep from the pixel buffer): a beat with
   ``w`` non-zero chunks costs ``max(1, w*G_1)`` cycles; the pass ends
-  ``Timing.ACCUMULATE`` cycles after the last issue, or one cycle after the
+  ``LayerGeometry.accumulate_cycles`` after the last issue, or one cycle after the
   last beat's chunks are gone, whichever is later (:func:`_beat_pass`);
 * rate encoding only: the ``K`` input beats are stored at one per cycle
   (``K`` cycles), and each timestep's replay pass has one extra cycle (the
   pixel buffer's read latency);
 * per timestep and layer ``l``: for ``l >= 2`` an event scan of
-  ``n_l(t) * G_l + Timing.SCAN`` cycles, ``n_l(t)`` = chunks of ``E_l``
+  ``n_l(t) * G_l + LayerGeometry.scan_cycles`` cycles, ``n_l(t)`` = chunks of ``E_l``
   inputs with at least one spike (``Timing.SCAN_EMPTY`` when none), then
   the neuron update, ``G_l + Timing.UPDATE`` cycles;
 * readout: ``CoreGeometry.readout_cycles`` (argmax tree + output register).
@@ -66,10 +66,9 @@ def _beat_work(geom, x) -> np.ndarray:
     return nz.astype(np.int64) * l0.groups
 
 
-def _beat_pass(w: np.ndarray) -> np.ndarray:
-    """Cycles from the first beat taken to the end of the pass, per row of ``w`` (B, K)."""
-    from sc_neurocore.hw.config import Timing
-
+def _beat_pass(w: np.ndarray, accumulate: int) -> np.ndarray:
+    """Cycles from the first beat taken to the end of the pass, per row of ``w`` (B, K);
+    ``accumulate`` is layer 1's ``LayerGeometry.accumulate_cycles``."""
     B, K = w.shape
     dur = np.maximum(1, w)
     start = np.zeros((B, K), dtype=np.int64)      # a_k relative to a_0
@@ -78,7 +77,7 @@ def _beat_pass(w: np.ndarray) -> np.ndarray:
     # The chunker drains one cycle after the last beat's last chunk.
     end = A + 1 + w[:, -1]
     issue_end = np.where(w > 0, start + w, np.iinfo(np.int64).min // 2).max(axis=1)
-    return np.maximum(end, issue_end + Timing.ACCUMULATE)
+    return np.maximum(end, issue_end + accumulate)
 
 
 def _scan_cycles(geom, index: int, spikes: np.ndarray) -> np.ndarray:
@@ -90,7 +89,7 @@ def _scan_cycles(geom, index: int, spikes: np.ndarray) -> np.ndarray:
     padded = np.zeros(shape + (lg.chunks * lg.events,), dtype=bool)
     padded[..., :lg.n_in] = spikes != 0
     nz = padded.reshape(shape + (lg.chunks, lg.events)).any(-1).sum(-1).astype(np.int64)
-    return np.where(nz > 0, nz * lg.groups + Timing.SCAN, Timing.SCAN_EMPTY)
+    return np.where(nz > 0, nz * lg.groups + lg.scan_cycles, Timing.SCAN_EMPTY)
 
 
 def _cycles_from_activity(geom, w_in, spikes) -> np.ndarray:
@@ -103,11 +102,11 @@ def _cycles_from_activity(geom, w_in, spikes) -> np.ndarray:
     T = net.T
     update = sum(lg.update_cycles for lg in geom.layers)
     if net.encoding == "direct":
-        total = _beat_pass(w_in)
+        total = _beat_pass(w_in, geom.layers[0].accumulate_cycles)
     else:
         # K cycles to store the image, then per timestep a replay pass that
         # starts one cycle late (pixel-buffer read).
-        total = geom.beats + sum(1 + _beat_pass(w_in[t]) for t in range(T))
+        total = geom.beats + sum(1 + _beat_pass(w_in[t], geom.layers[0].accumulate_cycles) for t in range(T))
     total = total + T * update
     for i in range(1, len(geom.layers)):
         total = total + _scan_cycles(geom, i, spikes[i - 1]).sum(axis=0)
@@ -228,7 +227,7 @@ def latency_report(network, config=None) -> dict:
         "lower_bound_cycles": lower_bound_cycles(geom.network, geom.config),
         "input_beats": geom.beats,
         "readout_cycles": geom.readout_cycles,
-        "pipeline": {"accumulate": Timing.ACCUMULATE, "update": Timing.UPDATE, "scan": Timing.SCAN,
-                     "scan_empty": Timing.SCAN_EMPTY},
+        "pipeline": {"accumulate": [lg.accumulate_cycles for lg in geom.layers], "update": Timing.UPDATE,
+                     "scan": [lg.scan_cycles for lg in geom.layers[1:]], "scan_empty": Timing.SCAN_EMPTY},
         "update_cycles_per_layer": [lg.update_cycles for lg in geom.layers],
     }

@@ -45,8 +45,8 @@ def test_worst_case_direct_formula():
     g = CoreGeometry(net, cfg)
     l0, l1 = g.layers
     issues = l0.chunks * l0.groups
-    expected = (issues + Timing.ACCUMULATE
-                + net.T * (l0.update_cycles + l1.chunks * l1.groups + Timing.SCAN + l1.update_cycles)
+    expected = (issues + l0.accumulate_cycles
+                + net.T * (l0.update_cycles + l1.chunks * l1.groups + l1.scan_cycles + l1.update_cycles)
                 + g.readout_cycles)
     assert worst_case_cycles(net, cfg) == expected
 
@@ -63,6 +63,7 @@ def test_summary_and_report():
     assert s["n"] == 20 and s["min_cycles"] <= s["median_cycles"] <= s["max_cycles"] <= s["worst_case_cycles"]
     assert s["mean_lower_bound_cycles"] <= s["mean_cycles"]
     rep = latency_report(net)
-    assert rep["pipeline"]["accumulate"] == Timing.ACCUMULATE
+    assert rep["pipeline"]["accumulate"] == [lg.accumulate_cycles for lg in CoreGeometry(net).layers]
+    assert rep["pipeline"]["update"] == Timing.UPDATE
     with pytest.raises(TypeError):
         image_cycles("net", None, _x(64, 1, 0))
