@@ -135,7 +135,8 @@ class LIFLayer(wiring.Component):
     The accumulators of a spiking-input layer are cleared as they are read,
     ready for the next timestep; a pixel-input (direct) layer keeps its
     accumulators for all ``T`` timesteps (spec §3.1: the current is constant).
-    ``clear`` (start of an image) zeroes accumulators, membranes and counters.
+    ``clear`` (start of an image) zeroes accumulators, membranes and counters
+    at the end of the cycle after the pulse.
     """
 
     def __init__(self, layer: LayerParams, geom: LayerGeometry, *, reset: str, spiking: bool,
@@ -388,7 +389,14 @@ class LIFLayer(wiring.Component):
         m.d.comb += self.update_busy.eq(u_active | u1_valid | u2_valid)
 
         # -- clear (start of an image); last, so it wins -------------------------
-        with m.If(self.clear):
+        # Registered first: the pulse comes from the sequencer (and, through
+        # the result handshake, from m_axis_tready), and it fans out to every
+        # accumulator and membrane bit.  Acting a cycle late is safe: the next
+        # image's first accumulate lands `accumulate_cycles` after its first
+        # chunk, which comes at least a cycle after the pulse.
+        clear_q = Signal(name="clear_q")
+        m.d.sync += clear_q.eq(self.clear)
+        with m.If(clear_q):
             m.d.sync += [a.eq(0) for a in acc]
             m.d.sync += [x.eq(0) for x in v]
             m.d.sync += self.spikes.eq(0)
