@@ -46,6 +46,12 @@ def _check_common(args) -> None:
         raise ValueError(f"--augment must be at least 0, not {args.augment}")
     if not 0.0 <= args.dropout < 1.0:
         raise ValueError(f"--dropout must be in [0, 1), not {args.dropout}")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        raise ValueError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
+    if not args.weight_decay >= 0.0:
+        raise ValueError(f"--weight-decay must be at least 0, not {args.weight_decay}")
+    if not (args.surrogate_slope > 0 and args.surrogate_slope < float("inf")):
+        raise ValueError(f"--surrogate-slope must be positive, not {args.surrogate_slope}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, not {args.limit}")
     out = Path(args.output)
@@ -59,16 +65,18 @@ def _config(args, data):
     sizes = _parse_sizes(args, data.n_inputs, data.n_classes)
     return SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
                      weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
-                     rate_seed=args.rate_seed)
+                     rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope)
 
 
 def _command(name: str, args, extra: tuple = ()) -> str:
     from .train import command_string
 
     keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "encoding", "reset", "readout",
-            "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "limit", *extra]
+            "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "label_smoothing", "weight_decay",
+            "surrogate_slope", "train_on_val", "limit", *extra]
     opts = {k: getattr(args, k, None) for k in keys}
-    opts = {k: v for k, v in opts.items() if not (k == "dropout" and not v)}
+    optional = {"dropout": 0.0, "label_smoothing": 0.0, "weight_decay": 0.0, "surrogate_slope": 4.0}
+    opts = {k: v for k, v in opts.items() if not (k in optional and v == optional[k])}
     if args.data_dir is not None:
         opts["data_dir"] = Path(args.data_dir).name
     elif args.dataset != "mnist":
@@ -81,7 +89,10 @@ def _train_config(args, **kw):
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        threads=args.threads, device=args.device, quiet=args.quiet,
-                       augment=getattr(args, "augment", 0), dropout=getattr(args, "dropout", 0.0), **kw)
+                       augment=getattr(args, "augment", 0), dropout=getattr(args, "dropout", 0.0),
+                       label_smoothing=getattr(args, "label_smoothing", 0.0),
+                       weight_decay=getattr(args, "weight_decay", 0.0),
+                       train_on_val=getattr(args, "train_on_val", False), **kw)
 
 
 def _log(args):
@@ -130,7 +141,7 @@ def _cmd_distill(args) -> int:
             if teacher.cfg.sizes[-1] != cfg.sizes[-1]:
                 raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.cfg.sizes[-1]} "
                                  f"classes, {data.name} has {cfg.sizes[-1]}")
-            cfg = teacher.cfg.replace(T=args.T)
+            cfg = teacher.cfg.replace(T=args.T, surrogate_slope=args.surrogate_slope)
     tc = _train_config(args, method=args.method, alpha=args.alpha, temperature=args.temperature,
                        entropy_weight=args.entropy_weight, teacher_T=args.teacher_T)
     cmd = _command("distill", args, ("method", "alpha", "temperature", "entropy_weight", "teacher_T", "init"))
@@ -188,6 +199,14 @@ def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epoch
     q.add_argument("--augment", type=int, default=1,
                    help="random image shifts of up to N pixels while training (default 1; 0 = off)")
     q.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden spikes while training")
+    q.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="label smoothing of the cross-entropy on the labels (the task term when distilling; default 0)")
+    q.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (AdamW; default 0)")
+    q.add_argument("--surrogate-slope", type=float, default=4.0,
+                   help="slope of the fast-sigmoid surrogate gradient, in units of the threshold (default 4)")
+    q.add_argument("--train-on-val", action="store_true",
+                   help="train on training + validation images and keep the last epoch (no model selection; "
+                        "choose the other options on the validation split first)")
     q.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 

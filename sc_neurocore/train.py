@@ -247,6 +247,58 @@ class _Spike(torch.autograd.Function):
         return g / (ctx.theta * (1.0 + x.abs()) ** 2), None, None
 
 
+class _QuantDense(torch.autograd.Function):
+    """Weight quantisation and the exact current of one layer in one node (the fast training path).
+
+    Forward: ``q = clamp(rint(w * alpha), ±wmax)`` (spec §7), ``I = clamp(floor((x @ q) / 2^s), ±2^m)``
+    (§4.1-4.2), bit for bit what :meth:`SpikingMLP.int_weight` and :class:`_ExactCurrent` compute.
+    The weighted sum runs in float32 whenever that is exact: always for 0/1 inputs (``exact64``
+    False), and for a direct-encoded layer 1 when this batch's bound ``max_b sum_i x_bi * max|q|``
+    is below 2^24 (every partial sum of the matmul is then an exactly representable integer, in
+    any summation order); otherwise in float64. Backward: straight-through round and shift, zero
+    gradient where the clamp to ``±wmax`` is active (the gradients of the plain-autograd path).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, alpha, wmax, shift, lim, exact64, out_dtype, nonneg):
+        r = torch.round(w * alpha)
+        lo, hi = torch.aminmax(r)
+        rmax = max(-float(lo), float(hi))
+        keep = None
+        if rmax > wmax:  # 1.0 where |r| <= wmax, else 0.0 (r holds integers; float ops, no slow boolean tensor)
+            keep = torch.rsub(r.abs(), wmax + 1.0).clamp_(0.0, 1.0)
+            r.clamp_(-wmax, wmax)
+            rmax = float(wmax)
+        q = r
+        scale = 1.0 / (1 << shift)
+        if exact64 and float((x if nonneg else x.abs()).sum(1).max()) * rmax >= (1 << 24):
+            a = x.to(torch.float64) @ q.to(torch.float64)
+        else:
+            a = x @ q
+        cur = a.mul_(scale).floor_().clamp_(-lim, lim).to(out_dtype)
+        ctx.save_for_backward(x, q, keep)
+        ctx.gain = (scale, alpha)
+        return cur
+
+    @staticmethod
+    def backward(ctx, g):
+        x, q, keep = ctx.saved_tensors
+        scale, alpha = ctx.gain
+        g = g.to(q.dtype)
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = (g * scale) @ q.t()
+        if ctx.needs_input_grad[1]:
+            gw = (x.t() @ g).mul_(scale * alpha)
+            if keep is not None:
+                gw.mul_(keep)
+        return gx, gw, None, None, None, None, None, None, None
+
+
+def _mantissa_bits(dtype: torch.dtype) -> int:
+    return 24 if dtype == torch.float32 else 53
+
+
 class _LIFLayer(torch.autograd.Function):
     """The whole LIF recurrence of one layer over T steps (spec §4 steps 3-6) with a hand-written BPTT.
 
@@ -255,56 +307,100 @@ class _LIFLayer(torch.autograd.Function):
     fast-sigmoid surrogate, detached reset) without building a graph of ~10 nodes per step.
     Input: the currents (B, n) (constant over time) or (T, B, n). Output (T, B, n): spikes, or
     the membrane increments ``v_t - v_{t-1}`` of a non-spiking layer.
+
+    Speed (the per-step work is a handful of small tensor ops, so their number is what counts):
+    with integer states, the leak-and-integrate ``v - floor(v / 2^k) + I`` is ``ceil(I + (1 - 2^-k) v)``
+    (one fused multiply-add and a ceil, exact while the operands fit the mantissa), the spike
+    ``u >= theta`` is ``clamp(u - theta + 1, 0, 1)`` (float ops only, no boolean tensors), and the
+    backward evaluates the surrogate for all steps at once; with subtract reset and no saturation
+    the backward recurrence is linear, ``g_t = A_t + lambda g_{t+1}``, and for a constant current
+    its sum over ``t`` is one weighted sum of the ``A_t``.
     """
 
     @staticmethod
     def forward(ctx, cur, T, constant, theta, leak, mmin, mmax, spiking, subtract, slope):
         B, n = cur.shape[-2], cur.shape[-1]
-        v = torch.zeros(B, n, dtype=cur.dtype, device=cur.device)
-        out = torch.empty(T, B, n, dtype=cur.dtype, device=cur.device)
-        pre = torch.empty(T, B, n, dtype=cur.dtype, device=cur.device)
+        dt = cur.dtype
+        pre = torch.empty(T, B, n, dtype=dt, device=cur.device)
+        out = torch.empty(T, B, n, dtype=dt, device=cur.device)
+        lam = 1.0 - 1.0 / (1 << leak)
+        mbits = int(mmax + 1).bit_length()  # membrane width m: |I| <= 2^m, |v| < 2^(m-1)
+        fma = leak > 0 and mbits + 1 + leak <= _mantissa_bits(dt)
         inv = 1.0 / (1 << leak)
+        v = None
         for t in range(T):
             I = cur if constant else cur[t]
-            vp = v - torch.floor(v * inv) if leak else v
-            p = torch.add(vp, I, out=pre[t])
+            p = pre[t]
+            if v is None:                       # v_0 = 0: nothing leaks
+                p.copy_(I)
+            elif leak == 0:
+                torch.add(I, v, out=p)
+            elif fma:                           # v - floor(v/2^k) + I == ceil(I + (1-2^-k) v) for integers
+                torch.add(I, v, alpha=lam, out=p).ceil_()
+            else:
+                torch.sub(v, torch.floor(v * inv), out=p).add_(I)
             u = torch.clamp(p, mmin, mmax)
             if spiking:
-                z = u >= theta
-                out[t] = z
-                v = u - theta * out[t] if subtract else torch.where(z, torch.zeros_like(u), u)
+                z = torch.sub(u, theta - 1.0, out=out[t]).clamp_(0.0, 1.0)  # == (u >= theta) for integers
+                v = u.sub_(z, alpha=theta) if subtract else u.mul_(1.0 - z)
             else:
-                torch.sub(u, v, out=out[t])
+                if v is None:
+                    out[t].copy_(u)
+                else:
+                    torch.sub(u, v, out=out[t])
                 v = u
-        ctx.save_for_backward(pre, out)
+        ctx.save_for_backward(pre, out if (spiking and not subtract) else None)
         ctx.cfg = (T, constant, theta, leak, mmin, mmax, spiking, subtract, slope)
         return out
 
     @staticmethod
     def backward(ctx, gout):
-        pre, out = ctx.saved_tensors
+        pre, zs = ctx.saved_tensors
         T, constant, theta, leak, mmin, mmax, spiking, subtract, slope = ctx.cfg
         lam = 1.0 - 1.0 / (1 << leak) if leak else 1.0
-        gv = torch.zeros_like(pre[0])
-        gcur = torch.zeros_like(pre[0]) if constant else torch.empty_like(pre)
+        gout = gout.to(pre.dtype)
+        lo, hi = torch.aminmax(pre)
+        mask = None  # the clamp's gradient: 1 where mmin <= pre <= mmax, else 0 (pre holds integers)
+        if bool(lo < mmin) or bool(hi > mmax):
+            mask = torch.rsub((pre - 0.5 * (mmin + mmax)).abs_(), 0.5 * (mmax - mmin) + 1.0).clamp_(0.0, 1.0)
+        if not spiking:
+            # g_t = mask_t (gout_t + gv_{t+1}), gv_t = lam g_t - gout_t
+            G = torch.empty_like(gout)
+            gv = None
+            for t in range(T - 1, -1, -1):
+                gu = gout[t] if gv is None else gout[t] + gv
+                gp = torch.mul(gu, mask[t], out=G[t]) if mask is not None else G[t].copy_(gu)
+                gv = torch.sub(gp * lam if leak else gp, gout[t])
+            gcur = G.sum(0) if constant else G
+            return gcur, None, None, None, None, None, None, None, None, None
+        # surrogate: 1 / (theta (1 + k |u - theta|)^2) = coef / y^2 with y = |u - theta| + 1/k, coef = 1/(theta k^2);
+        # u = clamp(pre) only differs from pre where mask = 0, so y uses pre
         k = slope / theta
-        for t in range(T - 1, -1, -1):
-            p = pre[t]
-            mask = (p >= mmin) & (p <= mmax)
-            if spiking:
-                u = torch.clamp(p, mmin, mmax)
-                sg = 1.0 / (theta * (1.0 + k * (u - theta).abs()) ** 2)
-                gu = gout[t] * sg + (gv if subtract else gv * (1.0 - out[t]))
+        coef = 1.0 / (theta * k * k)
+        y = (pre - theta).abs_().add_(1.0 / k)
+        A = torch.div(gout, y).div_(y)  # gout_t * surrogate_t / coef
+        if mask is not None:
+            A.mul_(mask)
+        # g_t = mask_t (A_t + lam r_t g_{t+1}) with r = 1 (subtract reset) or 1 - z_t (zero reset): D_t = lam mask_t r_t
+        D = None
+        if not subtract:
+            D = torch.rsub(zs, 1.0).mul_(lam)
+            if mask is not None:
+                D.mul_(mask)
+        elif mask is not None:
+            D = mask.mul_(lam)
+        if D is None and constant:
+            # sum_t g_t = sum_s A_s (1 + lam + ... + lam^s): one weighted sum over the steps
+            c = torch.tensor([coef * ((1.0 - lam ** (s + 1)) / (1.0 - lam) if lam != 1.0 else s + 1.0)
+                              for s in range(T)], dtype=pre.dtype, device=pre.device)
+            return torch.tensordot(c, A, dims=1), None, None, None, None, None, None, None, None, None
+        G = A  # in place, from the last step back
+        for t in range(T - 2, -1, -1):
+            if D is None:
+                G[t].add_(G[t + 1], alpha=lam)
             else:
-                gu = gout[t] + gv
-            gp = gu * mask
-            if constant:
-                gcur += gp
-            else:
-                gcur[t] = gp
-            gv = gp * lam if leak else gp
-            if not spiking:
-                gv = gv - gout[t]
+                G[t].addcmul_(D[t], G[t + 1])
+        gcur = G.sum(0).mul_(coef) if constant else G.mul_(coef)
         return gcur, None, None, None, None, None, None, None, None, None
 
 
@@ -384,30 +480,42 @@ class SpikingMLP(nn.Module):
         spikes_out = []
         constant = False
         cur = None
+        fast = not self.autograd_reference
         for li, d in enumerate(self.design):
-            w = self.int_weight(li)
             lim = float(1 << d.mbits)
             sdt = self._state_dtype(li)
+            if fast:
+                wmax = float((1 << (cfg.weight_bits - 1)) - 1)
+
+                def current(inp, exact64, w=self.weights[li], d=d, lim=lim, sdt=sdt, wmax=wmax, nonneg=False):
+                    return _QuantDense.apply(inp, w, d.alpha, wmax, d.shift, lim, exact64, sdt, nonneg)
+            else:
+                wq = self.int_weight(li)
+
+                def current(inp, exact64, w=wq, d=d, lim=lim, sdt=sdt, nonneg=False):
+                    return _ExactCurrent.apply(inp, w, d.shift, lim, exact64, sdt)
             if li == 0:
                 if cfg.encoding == "direct":
-                    cur = _ExactCurrent.apply(x, w, d.shift, lim, d.exact64, sdt)  # (B, n): same every step
+                    unsigned = not pixels.dtype.is_floating_point and not pixels.dtype.is_signed
+                    cur = current(x, d.exact64, nonneg=unsigned)  # (B, n): the same at every step
                     constant = True
                 else:
                     R = self._rate_thresholds(T, x.shape[1], x.device)
                     xin = (x[None, :, :] > R[:, None, :]).to(torch.float32).reshape(T * B, -1)
-                    cur = _ExactCurrent.apply(xin, w, d.shift, lim, d.exact64, sdt).reshape(T, B, -1)
+                    cur = current(xin, d.exact64).reshape(T, B, -1)
             else:
                 prev = spikes_out[-1]
                 if self.training and self.dropout > 0:  # not part of the integer network: training only
                     keep = (torch.rand(prev.shape[1:], device=prev.device) >= self.dropout).to(prev.dtype)
                     prev = prev * (keep / (1.0 - self.dropout))
-                cur = _ExactCurrent.apply(prev.reshape(T * B, -1).to(w.dtype), w, d.shift, lim, d.exact64,
-                                          sdt).reshape(T, B, -1)
+                cur = current(prev.reshape(T * B, -1).to(torch.float32), d.exact64).reshape(T, B, -1)
                 constant = False
             mmin, mmax = -float(1 << (d.mbits - 1)), float((1 << (d.mbits - 1)) - 1)
             spiking = cfg.spiking(li)
-            if self.autograd_reference:
+            if not fast:
                 seq = self._lif_reference(cur, T, constant, d, spiking, mmin, mmax)
+            elif not spiking and d.leak == 0 and not constant and self._never_saturates(cur, mmin, mmax):
+                seq = cur  # v_t = v_{t-1} + I_t never clamped: the increments are the currents
             else:
                 seq = _LIFLayer.apply(cur, T, constant, float(d.theta), d.leak, mmin, mmax, spiking,
                                       cfg.reset == "subtract", cfg.surrogate_slope)
@@ -421,6 +529,13 @@ class SpikingMLP(nn.Module):
         unit = 1.0 if cfg.spiking(cfg.n_layers - 1) else 1.0 / d.gain
         logits = out_seq.to(torch.float32) * (unit * self.log_logit_scale.exp())
         return SNNOutput(logits, scores.detach(), spikes_out)
+
+    @staticmethod
+    def _never_saturates(cur: torch.Tensor, mmin: float, mmax: float) -> bool:
+        """True when the running sums of the currents ``(T, B, n)`` stay inside the membrane range."""
+        with torch.no_grad():
+            lo, hi = torch.aminmax(cur.cumsum(0))
+        return bool(lo >= mmin) and bool(hi <= mmax)
 
     def _lif_reference(self, cur, T, constant, d, spiking, mmin, mmax):
         """The LIF recurrence written with plain autograd ops (slow; tests compare gradients with it)."""
@@ -597,6 +712,9 @@ class TrainConfig:
     teacher_T: int | None = None  # T at which an SNN teacher (or the self-teacher) runs
     augment: int = 1              # random image shifts of up to this many pixels (square images only)
     dropout: float = 0.0          # dropout on hidden spikes during training (SNN only)
+    label_smoothing: float = 0.0  # of the cross-entropy on the labels (the task term when distilling)
+    weight_decay: float = 0.0     # decoupled (AdamW) decay of the weights
+    train_on_val: bool = False    # train on training + validation images; keep the last epoch
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -643,19 +761,23 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None =
     return correct / max(1, len(x))
 
 
-def _shift_images(xb: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Shift every image by a random (dx, dy) in [-max_shift, max_shift]^2, filling with zeros."""
+def _shift_images(xb: torch.Tensor, max_shift: int, gen: torch.Generator | None, d: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift every image by a random (dx, dy) in [-max_shift, max_shift]^2 (or by ``d``), filling with zeros.
+
+    Returns the shifted images and the shifts ``d`` (2, B, 1, 1)."""
     B, n = xb.shape
     side = int(round(math.sqrt(n)))
     if side * side != n:
         raise ValueError(f"--augment needs square images, not {n} pixels")
-    d = torch.randint(-max_shift, max_shift + 1, (2, B, 1, 1), generator=gen).to(xb.device)
+    if d is None:
+        d = torch.randint(-max_shift, max_shift + 1, (2, B, 1, 1), generator=gen).to(xb.device)
     ar = torch.arange(side, device=xb.device)
     rows = ar.view(1, side, 1) - d[0]
     cols = ar.view(1, 1, side) - d[1]
     valid = ((rows >= 0) & (rows < side) & (cols >= 0) & (cols < side)).view(B, n)
     src = (rows.clamp(0, side - 1) * side + cols.clamp(0, side - 1)).view(B, n)
-    return torch.gather(xb, 1, src) * valid.to(xb.dtype)
+    return torch.gather(xb, 1, src) * valid.to(xb.dtype), d
 
 
 def _teacher_logits(teacher, xb: torch.Tensor, T: int | None) -> torch.Tensor:
@@ -663,6 +785,70 @@ def _teacher_logits(teacher, xb: torch.Tensor, T: int | None) -> torch.Tensor:
         if isinstance(teacher, SpikingMLP):
             return teacher.forward(xb, T).logits
         return teacher(xb)
+
+
+class _TeacherCache:
+    """The logits of a (deterministic, float) ANN teacher for every training image and every shift the
+    augmentation can draw, computed once: a CNN forward per batch costs more than the student's whole step."""
+
+    MAX_VIEWS = 25  # shifts of up to 2 px
+    _last: tuple = (None, None)  # (key, logits): students of one teacher in one process share the table
+
+    @staticmethod
+    def _key(teacher: nn.Module, x: torch.Tensor, max_shift: int) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for t in [*teacher.state_dict().values(), x]:
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return f"{h.hexdigest()}-{tuple(x.shape)}-{max_shift}-{x.device}"
+
+    def __init__(self, teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000) -> None:
+        self.a = max_shift
+        key = self._key(teacher, x, max_shift)
+        if _TeacherCache._last[0] == key:
+            self.logits = _TeacherCache._last[1]
+            return
+        k = 2 * max_shift + 1
+        views = []
+        with torch.no_grad():
+            for dy in range(-max_shift, max_shift + 1):
+                for dx in range(-max_shift, max_shift + 1):
+                    out = []
+                    for i in range(0, len(x), batch_size):
+                        xb = x[i:i + batch_size]
+                        if max_shift:
+                            d = torch.tensor([dy, dx], device=x.device).view(2, 1, 1, 1).expand(2, len(xb), 1, 1)
+                            xb, _ = _shift_images(xb, max_shift, None, d)
+                        out.append(teacher(xb))
+                    views.append(torch.cat(out))
+        self.logits = torch.stack(views).reshape(k * k, len(x), -1)
+        _TeacherCache._last = (key, self.logits)
+
+    @staticmethod
+    def worth_it(max_shift: int, epochs: int) -> bool:
+        views = (2 * max_shift + 1) ** 2
+        return views <= _TeacherCache.MAX_VIEWS and views < epochs
+
+    def get(self, idx: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
+        if d is None:
+            return self.logits[0, idx]
+        view = (d[0].view(-1) + self.a) * (2 * self.a + 1) + (d[1].view(-1) + self.a)
+        return self.logits[view, idx]
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (AdamW with ``weight_decay`` > 0, which spares the logit temperature), as one fused kernel per
+    step where this torch supports it for the model's device (the same maths as the for-loop kernel)."""
+    if weight_decay:
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+        other = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+        cls = torch.optim.AdamW
+    else:
+        groups, cls = list(model.parameters()), torch.optim.Adam
+    try:
+        return cls(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or no fused kernel for this device
+        return cls(groups, lr=lr)
 
 
 def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | None = None,
@@ -681,8 +867,12 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
             raise ValueError(f"--dropout must be in [0, 1), not {tc.dropout}")
         model.dropout = tc.dropout
     log = log or (lambda s: None)
-    trx = torch.as_tensor(data.train_x, device=dev)
-    tr_y = torch.as_tensor(data.train_y, device=dev)
+    if tc.train_on_val:  # the validation images become training images: no model selection (last epoch)
+        trx = torch.as_tensor(np.concatenate([data.train_x, data.val_x]), device=dev)
+        tr_y = torch.as_tensor(np.concatenate([data.train_y, data.val_y]), device=dev)
+    else:
+        trx = torch.as_tensor(data.train_x, device=dev)
+        tr_y = torch.as_tensor(data.train_y, device=dev)
     vax = torch.as_tensor(data.val_x, device=dev)
     va_y = torch.as_tensor(data.val_y, device=dev)
     n = len(trx)
@@ -695,7 +885,11 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         raise ValueError(f"--batch-size must be at least 1, not {tc.batch_size}")
     if not tc.lr > 0:
         raise ValueError(f"--lr must be positive, not {tc.lr}")
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    if not 0.0 <= tc.label_smoothing < 1.0:
+        raise ValueError(f"--label-smoothing must be in [0, 1), not {tc.label_smoothing}")
+    if not tc.weight_decay >= 0.0:
+        raise ValueError(f"--weight-decay must be at least 0, not {tc.weight_decay}")
+    opt = make_optimizer(model, tc.lr, tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
                                                 pct_start=0.15, anneal_strategy="cos")
     loss_fn = None
@@ -709,6 +903,11 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
                                   entropy_weight=tc.entropy_weight, mode="temporal")
     elif tc.method != "none":
         raise ValueError(f"unknown method {tc.method!r}")
+    tcache = None
+    if loss_fn is not None and not isinstance(teacher, SpikingMLP) and _TeacherCache.worth_it(tc.augment, tc.epochs):
+        t0 = time.perf_counter()
+        tcache = _TeacherCache(teacher, trx, tc.augment)
+        log(f"teacher logits for {len(trx)} images x {tcache.logits.shape[0]} shifts ({time.perf_counter() - t0:.1f} s)")
     rng = np.random.default_rng(tc.seed)
     aug_gen = torch.Generator().manual_seed(tc.seed + 1)
     best = (-1.0, -1, None)
@@ -722,22 +921,27 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         for bi in bar:
             idx = perm[bi * tc.batch_size:(bi + 1) * tc.batch_size]
             xb, yb = trx[idx], tr_y[idx]
+            d = None
             if tc.augment:
-                xb = _shift_images(xb, tc.augment, aug_gen)
+                xb, d = _shift_images(xb, tc.augment, aug_gen)
             if is_snn:
                 out = model(xb)
+                yt = yb
+                if tc.label_smoothing and (loss_fn is not None or distiller is not None):  # soft label rows
+                    C = out.logits.shape[-1]
+                    yt = F.one_hot(yb, C).to(out.logits.dtype) * (1.0 - tc.label_smoothing) + tc.label_smoothing / C
                 if loss_fn is not None:
-                    tl = _teacher_logits(teacher, xb, tc.teacher_T)
-                    loss = loss_fn.compute(out.logits, tl, yb, student_spikes=out.spikes or None)["total_loss"]
+                    tl = tcache.get(idx, d) if tcache is not None else _teacher_logits(teacher, xb, tc.teacher_T)
+                    loss = loss_fn.compute(out.logits, tl, yt, student_spikes=out.spikes or None)["total_loss"]
                 elif distiller is not None:
                     soft = distiller.generate_targets(model.run_logits, inputs=xb)
-                    loss = distiller.loss(out.logits, soft, yb, student_spikes=out.spikes or None)["total_loss"]
+                    loss = distiller.loss(out.logits, soft, yt, student_spikes=out.spikes or None)["total_loss"]
                 else:
-                    loss = F.cross_entropy(out.mean_logits, yb)
+                    loss = F.cross_entropy(out.mean_logits, yb, label_smoothing=tc.label_smoothing)
                 pred = out.scores.argmax(1)
             else:
                 logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing)
                 pred = logits.argmax(1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -757,12 +961,13 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         history.append(rec)
         log(f"epoch {epoch + 1}/{tc.epochs}  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f} %  "
             f"val {100 * val:.2f} %  ({epoch_s:.1f} s)")
-        if val > best[0]:
+        if val > best[0] or (tc.train_on_val and epoch == tc.epochs - 1):
             best = (val, epoch + 1, copy.deepcopy(model.state_dict()))
     model.load_state_dict(best[2])
     model.eval()
     return {"history": history, "best_epoch": best[1], "val_acc": best[0],
-            "train_seconds": time.perf_counter() - t_start}
+            "train_seconds": time.perf_counter() - t_start, "train_images": n,
+            "selection": "last epoch (validation images trained on)" if tc.train_on_val else "best validation epoch"}
 
 
 def _sha256(path) -> str:
@@ -833,7 +1038,9 @@ def _finish(model: SpikingMLP, data: Data, result: dict, out_path, provenance: d
     prov.update({
         "dataset": data.name, "test_accuracy": round(test_acc, 6), "test_images": int(len(data.test_x)),
         "val_accuracy": round(result["val_acc"], 6), "best_epoch": result["best_epoch"],
-        "train_images": int(len(data.train_x)), "tool": "sc_neurocore", "tool_version": __version__,
+        "train_images": int(result.get("train_images", len(data.train_x))),
+        "model_selection": result.get("selection", "best validation epoch"),
+        "tool": "sc_neurocore", "tool_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
     })
     bundle = Bundle(net, prov)
@@ -924,8 +1131,8 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
                              f"the student {cfg.sizes[0]}")
     elif tc.method != "self":
         raise ValueError(f"--method {tc.method} needs --teacher CHECKPOINT")
-    compatible = isinstance(teacher, SpikingMLP) and layer_design(teacher.cfg.replace(T=cfg.T)) == layer_design(cfg) \
-        and teacher.cfg.replace(T=cfg.T) == cfg
+    same = teacher.cfg.replace(T=cfg.T, surrogate_slope=cfg.surrogate_slope) if isinstance(teacher, SpikingMLP) else None
+    compatible = same is not None and layer_design(same) == layer_design(cfg) and same == cfg
     if init not in ("auto", "teacher", "random"):
         raise ValueError(f"--init must be auto, teacher or random, not {init!r}")
     if init == "teacher" and not compatible:

@@ -83,6 +83,56 @@ def test_qat_saturation_and_float64_layer1_exact(mnist):
     assert np.abs(a >> layer.current_shift).max() > (1 << 11)  # the integrate step saturated
 
 
+GRAD_CASES = [  # (encoding, reset, readout, membrane_bits, out_leak_shift, gain, output shift) and the paths taken
+    ("direct", "subtract", "membrane", 16, 0, 1.0, None, {"spk const", "spk seq", "readout = currents"}),
+    ("direct", "subtract", "membrane", 10, 0, 3.0, None, {"spk const sat", "spk seq sat", "readout = currents"}),
+    ("direct", "zero", "spike_count", 10, 0, 3.0, None, {"spk const sat zero", "spk seq sat zero"}),
+    ("rate", "subtract", "membrane", 16, 2, 1.0, None, {"spk seq", "out seq"}),
+    ("rate", "zero", "membrane", 9, 0, 8.0, 0, {"spk seq sat zero", "out seq sat"}),
+]
+
+
+@pytest.mark.parametrize("encoding,reset,readout,mbits,out_leak,gain,out_shift,paths", GRAD_CASES)
+def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, encoding, reset, readout, mbits,
+                                                         out_leak, gain, out_shift, paths):
+    """The fused training path (_QuantDense, _LIFLayer) against the plain-autograd reference loop."""
+    from sc_neurocore import train as tr
+
+    cfg = SNNConfig(sizes=(784, 48, 24, 10), T=6, encoding=encoding, reset=reset, readout=readout, leak_shift=3,
+                    membrane_bits=mbits, out_leak_shift=out_leak)
+    x = torch.as_tensor(mnist.test_x[:96])
+    y = torch.as_tensor(mnist.test_y[:96])
+    seen = set()
+    backward = tr._LIFLayer.backward
+
+    def spy(ctx, g):  # which branch of the hand-written backward runs
+        pre = ctx.saved_tensors[0]
+        _, constant, _, _, mmin, mmax, spiking, subtract, _ = ctx.cfg
+        sat = bool(pre.min() < mmin) or bool(pre.max() > mmax)
+        seen.add(" ".join(["spk" if spiking else "out", "const" if constant else "seq"] + ["sat"] * sat
+                          + ["zero"] * (spiking and not subtract)))
+        return backward(ctx, g)
+
+    monkeypatch.setattr(tr._LIFLayer, "backward", staticmethod(spy))
+    res = []
+    for reference in (False, True):
+        m = _scaled_model(cfg, gain=gain)
+        if out_shift is not None:  # large output currents: the readout membrane saturates
+            m.design[-1] = dataclasses.replace(m.design[-1], shift=out_shift)
+        m.autograd_reference = reference
+        out = m(x)
+        loss = torch.nn.functional.cross_entropy(out.mean_logits, y) + 0.1 * sum(s.mean() for s in out.spikes)
+        loss.backward()
+        res.append((out, [w.grad for w in m.weights] + [m.log_logit_scale.grad]))
+    (fast, gfast), (ref, gref) = res
+    assert torch.equal(fast.scores, ref.scores) and torch.equal(fast.logits, ref.logits)
+    assert all(torch.equal(a, b) for a, b in zip(fast.spikes, ref.spikes))
+    for a, b in zip(gfast, gref):
+        assert torch.count_nonzero(b) > 0
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(b.abs().max())), float((a - b).abs().max())
+    if readout == "membrane" and not any(p.startswith("out") for p in seen):
+        seen.add("readout = currents")  # the non-spiking output skipped _LIFLayer (never saturated)
+    assert seen == paths
 def test_export_for_another_T_matches_forward(mnist):
     model = _scaled_model(SNNConfig(T=4, sizes=(784, 32, 10)))
     x = mnist.test_x[:100]
@@ -153,6 +203,9 @@ def test_distill_temporal_self_and_ann(tmp_path, capsys):
     (["distill"], "needs --teacher"),
     (["train", "--data-dir", "/nonexistent/data"], "data directory not found"),
     (["train", "--sizes", "784-x-10"], "--sizes must look like"),
+    (["train", "--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+    (["train", "--weight-decay", "-1"], "--weight-decay must be at least 0"),
+    (["distill", "--method", "self", "--surrogate-slope", "0"], "--surrogate-slope must be positive"),
 ])
 def test_bad_arguments_exit_2(tmp_path, capsys, argv, needle):
     assert main([*argv, "--quiet", "-o", str(tmp_path / "o.scnb")]) == 2
@@ -174,6 +227,39 @@ def test_unreadable_data_dir_and_bad_teacher_files(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert main(["distill", "--teacher", str(bad), "--quiet", "-o", str(tmp_path / "o.scnb")]) == 2
     assert "not an sc_neurocore checkpoint" in capsys.readouterr().err
+
+
+def test_recipe_options_reach_the_trainer(tmp_path):
+    """--label-smoothing, --surrogate-slope, --weight-decay, --train-on-val, --method average from a CNN teacher."""
+    common = ["--epochs", "2", "--limit", "300", "--hidden", "16", "--threads", "1", "--quiet"]
+    assert main(["train", "--ann", *common, "-o", str(tmp_path / "cnn.scnb")]) == 0
+    assert main(["distill", "--teacher", str(tmp_path / "cnn.pt"), "--T", "2", "--method", "average",
+                 "--label-smoothing", "0.1", "--surrogate-slope", "2", "--weight-decay", "0.01", *common,
+                 "-o", str(tmp_path / "s.scnb")]) == 0
+    prov = load_bundle(tmp_path / "s.scnb").provenance
+    tc = prov["train_config"]
+    assert (tc["method"], tc["label_smoothing"], tc["weight_decay"], tc["train_on_val"]) == ("average", 0.1, 0.01, False)
+    assert prov["config"]["surrogate_slope"] == 2.0 and prov["teacher"]["kind"] == "ann"
+    assert "--label-smoothing 0.1" in prov["command"] and "--surrogate-slope 2.0" in prov["command"]
+    assert main(["train", "--T", "2", "--train-on-val", *common, "-o", str(tmp_path / "all.scnb")]) == 0
+    prov = load_bundle(tmp_path / "all.scnb").provenance
+    assert prov["train_config"]["train_on_val"] and prov["best_epoch"] == 2  # no selection: the last epoch
+    assert prov["train_images"] == 300 + 300  # --limit 300 of each split, validation included
+
+
+def test_teacher_cache_equals_teacher_forward(mnist):
+    from sc_neurocore.train import ANNTeacher, _shift_images, _TeacherCache
+
+    teacher = ANNTeacher(784, 10, seed=3).eval()
+    x = torch.as_tensor(mnist.train_x[:300])
+    cache = _TeacherCache(teacher, x, 1, batch_size=128)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(300, generator=gen)[:64]
+    xb, d = _shift_images(x[idx], 1, gen)
+    assert len(set(map(tuple, d.view(2, -1).t().tolist()))) > 4  # several different shifts drawn
+    with torch.no_grad():
+        assert torch.allclose(cache.get(idx, d), teacher(xb), atol=1e-5)
+    assert _TeacherCache(teacher, x, 1).logits is cache.logits  # reused within the process
 
 
 def test_teacher_student_class_mismatch(tmp_path, capsys):
