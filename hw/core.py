@@ -301,13 +301,18 @@ class LIFLayer(wiring.Component):
 
         # -- stage 4: accumulate ---------------------------------------------
         # One adder per lane; the group index selects which neuron it serves.
+        # The accumulator is selected a stage early (with stage 3's group) so
+        # that this stage is only the adder.  When stage 4 is writing the
+        # same neuron in that cycle (consecutive chunks with G = 1), the new
+        # sum is forwarded instead of the stale register.
         for k in range(P):
             js = lane_neurons[k]
             if not js:
                 continue
-            sel = _select([acc[j] for j in js], s3_g)
+            pre = Signal(acc_shape, name=f"acc_pre{k}")
             total = Signal(acc_shape, name=f"acc_next{k}")
-            m.d.comb += total.eq(sel + s3_sum[k])
+            m.d.comb += total.eq(pre + s3_sum[k])
+            m.d.sync += pre.eq(Mux(s3_valid & (s3_g == s2_g), total, _select([acc[j] for j in js], s2_g)))
             with m.If(s3_valid):
                 for grp, j in enumerate(js):
                     with m.If(s3_g == grp):
