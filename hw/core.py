@@ -61,10 +61,13 @@ def _lowest_set(m: Module, vec, width: int, name: str):
 
 
 def _select_onehot(items, onehot):
-    """``items[i]`` for the set bit ``i`` of ``onehot`` (0 when none): an AND-OR multiplexer."""
+    """``items[i]`` for the set bit ``i`` of ``onehot`` (0 when none): an AND-OR multiplexer.
+
+    ``onehot`` is a value or a list of 1-bit conditions, at most one of them true.
+    """
     items = [Value.cast(x) for x in items]
     terms = [Mux(onehot[i], x, 0) for i, x in enumerate(items)]
-    while len(terms) > 1:
+    while len(terms) > 1:   # balanced OR tree
         terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
     return terms[0]
 
@@ -87,10 +90,8 @@ def _select(items, sel):
     if len(items) == 1:
         return items[0]
     shape = Shape.cast(items[0].shape())
-    terms = [Mux(sel == i, x, Const(0, shape)) for i, x in enumerate(items)]
-    while len(terms) > 1:   # balanced OR tree: the decoded terms are one-hot
-        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0].as_signed() if shape.signed else terms[0].as_unsigned()
+    out = _select_onehot(items, [sel == i for i in range(len(items))])   # the decoded terms are one-hot
+    return out.as_signed() if shape.signed else out.as_unsigned()
 
 
 def weight_write_layout(banks: int, depth: int, width: int, layers: int | None = None) -> data.StructLayout:
