@@ -189,10 +189,19 @@ class LIFLayer(wiring.Component):
         acc_shape = self.acc_format.amaranth_shape
         v_fmt = lp.membrane_format
 
-        acc = [Signal(acc_shape, name=f"acc{j}") for j in range(n)]
-        v = [self.membrane[j] for j in range(n)]
-        # Neurons served by lane k, one per group (the last group may be short).
-        lane_neurons = [[grp * P + k for grp in range(G) if grp * P + k < n] for k in range(P)]
+        # Lane k serves neurons k, P+k, 2P+k, ... (one per group).  Its
+        # accumulators and membranes are rings of G registers that every pass
+        # visits in group order (the accumulate path once per event chunk, the
+        # update once per timestep), so a lane reads a fixed position and the
+        # ring shifts, instead of an G:1 multiplexer in front of every adder
+        # and a decoder behind it.  After a whole pass (G shifts) position p
+        # holds group p again, which is when the ports are looked at.  A lane
+        # without a neuron in the last group pads its rings with a register
+        # that stays 0 (its weights are 0).
+        acc = [[Signal(acc_shape, name=f"acc{p * P + k}" if p * P + k < n else f"acc_pad{k}") for p in range(G)]
+               for k in range(P)]
+        v = [[self.membrane[p * P + k] if p * P + k < n else Signal(v_fmt.amaranth_shape, name=f"v_pad{k}")
+              for p in range(G)] for k in range(P)]
 
         # -- accumulate: issue ------------------------------------------------
         # Group-major words (``g*C + c``): the group's base address is a
@@ -234,10 +243,9 @@ class LIFLayer(wiring.Component):
         # Cuts the path from the event source (priority encoder, chunk select)
         # to the memories' address pins.
         a_valid = Signal()
-        a_g = Signal(_index(G))
         a_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
         a_addr = Signal(_index(g.memory_depth))
-        m.d.sync += [a_valid.eq(self.events.valid), a_g.eq(ev_g), a_x.eq(self.events.payload.x),
+        m.d.sync += [a_valid.eq(self.events.valid), a_x.eq(self.events.payload.x),
                      a_addr.eq(self.events.payload.chunk + ev_base)]
         for bank in ports:
             for port in bank:
@@ -245,41 +253,37 @@ class LIFLayer(wiring.Component):
 
         # -- stage m: the words arrive ----------------------------------------
         m_valid = Signal()
-        m_g = Signal(_index(G))
         m_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
         m_seg = Signal(_index(nseg))
-        m.d.sync += [m_valid.eq(a_valid), m_g.eq(a_g), m_x.eq(a_x), m_seg.eq(a_addr >> lo if nseg > 1 else 0)]
+        m.d.sync += [m_valid.eq(a_valid), m_x.eq(a_x), m_seg.eq(a_addr >> lo if nseg > 1 else 0)]
 
         # -- stage r: every segment's word registered (memory clock-to-out is
         # slow; nothing but a flip-flop follows it) -----------------------------
         r_valid = Signal()
-        r_g = Signal(_index(G))
         r_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
         r_seg = Signal(_index(nseg))
         r_w = [[Signal(g.memory_width, name=f"word{b}_{sg}") for sg in range(nseg)] for b in range(E)]
-        m.d.sync += [r_valid.eq(m_valid), r_g.eq(m_g), r_x.eq(m_x), r_seg.eq(m_seg)]
+        m.d.sync += [r_valid.eq(m_valid), r_x.eq(m_x), r_seg.eq(m_seg)]
         m.d.sync += [r_w[b][sg].eq(ports[b][sg].data) for b in range(E) for sg in range(nseg)]
 
         # -- stage 1: the addressed segment's word (registered, so the
         # multipliers start from a flip-flop); a single segment needs no select.
         if nseg > 1:
             s1_valid = Signal()
-            s1_g = Signal(_index(G))
             s1_x = Signal(data.ArrayLayout(unsigned(g.x_bits), E))
             s1_w = [Signal(g.memory_width, name=f"word{b}") for b in range(E)]
-            m.d.sync += [s1_valid.eq(r_valid), s1_g.eq(r_g), s1_x.eq(r_x)]
+            m.d.sync += [s1_valid.eq(r_valid), s1_x.eq(r_x)]
             m.d.sync += [s1_w[b].eq(_select(r_w[b], r_seg)) for b in range(E)]
             s1_busy = s1_valid
         else:
-            s1_valid, s1_g, s1_x, s1_w = r_valid, r_g, r_x, [r_w[b][0] for b in range(E)]
+            s1_valid, s1_x, s1_w = r_valid, r_x, [r_w[b][0] for b in range(E)]
             s1_busy = Const(0)
 
         # -- stage 2: products ------------------------------------------------
         prod_shape = signed(wb + g.x_bits + 1)
         s2_valid = Signal()
-        s2_g = Signal(_index(G))
         s2_p = [[Signal(prod_shape, name=f"prod{b}_{k}") for k in range(P)] for b in range(E)]
-        m.d.sync += [s2_valid.eq(s1_valid), s2_g.eq(s1_g)]
+        m.d.sync += s2_valid.eq(s1_valid)
         for b in range(E):
             for k in range(P):
                 w = s1_w[b][k * wb:(k + 1) * wb].as_signed()
@@ -290,9 +294,8 @@ class LIFLayer(wiring.Component):
 
         # -- stage 3: adder tree over the E products of each lane ----------------
         s3_valid = Signal()
-        s3_g = Signal(_index(G))
         s3_sum = [Signal(acc_shape, name=f"sum{k}") for k in range(P)]
-        m.d.sync += [s3_valid.eq(s2_valid), s3_g.eq(s2_g)]
+        m.d.sync += s3_valid.eq(s2_valid)
         for k in range(P):
             terms = [s2_p[b][k] for b in range(E)]
             while len(terms) > 1:
@@ -301,30 +304,30 @@ class LIFLayer(wiring.Component):
             m.d.sync += s3_sum[k].eq(terms[0])
 
         # -- stage 4: accumulate ---------------------------------------------
-        # One adder per lane; the group index selects which neuron it serves.
-        # The accumulator is selected a stage early (with stage 3's group) so
-        # that this stage is only the adder.  When stage 4 is writing the
-        # same neuron in that cycle (consecutive chunks with G = 1), the new
-        # sum is forwarded instead of the stale register.
+        # One adder per lane.  The accumulator is taken a stage early (while
+        # stage 3 still adds) so that this stage is only the adder: the ring's
+        # head, or, when stage 3 is about to shift the ring, the next
+        # position (with G = 1: the sum being written, forwarded).  Stages 2
+        # and 3 hold consecutive groups whenever both are valid, since one
+        # group is issued per cycle in order.
         for k in range(P):
-            js = lane_neurons[k]
-            if not js:
-                continue
+            ring = acc[k]
             pre = Signal(acc_shape, name=f"acc_pre{k}")
             total = Signal(acc_shape, name=f"acc_next{k}")
             m.d.comb += total.eq(pre + s3_sum[k])
-            m.d.sync += pre.eq(Mux(s3_valid & (s3_g == s2_g), total, _select([acc[j] for j in js], s2_g)))
+            m.d.sync += pre.eq(Mux(s3_valid, total if G == 1 else ring[1], ring[0]))
             with m.If(s3_valid):
-                for grp, j in enumerate(js):
-                    with m.If(s3_g == grp):
-                        m.d.sync += acc[j].eq(total)
+                m.d.sync += [ring[p].eq(ring[p + 1]) for p in range(G - 1)]
+                m.d.sync += ring[G - 1].eq(total)
         # Not s3_valid: the last accumulate is written at the end of that cycle,
         # and an update started in it reads the accumulators only a cycle later.
         m.d.comb += self.acc_busy.eq(a_valid | m_valid | r_valid | s1_busy | s2_valid)
 
         # -- update: issue ----------------------------------------------------
         # The pulse is registered first: the groups are issued from the cycle
-        # after it, so no path runs from the sequencer into the membrane selects.
+        # after it, so no path runs from the sequencer into the membranes.
+        # The sequencer never updates a layer while it accumulates, so the
+        # accumulator ring is shifted by one path at a time.
         u_active = Signal()
         u_next = Signal(_index(G))
         u_issue = Signal()
@@ -341,25 +344,26 @@ class LIFLayer(wiring.Component):
         u1_i = [Signal(cur_shape, name=f"cur{k}") for k in range(P)]
         u1_v = [Signal(v_fmt.amaranth_shape, name=f"vleak{k}") for k in range(P)]
         m.d.sync += [u1_valid.eq(u_issue), u1_g.eq(u_g)]
+        # Group g is issued g cycles into the pass and written back two cycles
+        # after its issue, so by its issue the membrane ring has shifted
+        # max(0, g-2) times: group g sits at position min(g, 2).
+        v_pos = Signal(range(min(G, 3)), name="v_pos")
+        m.d.comb += v_pos.eq(Mux(u_g > 2, 2, u_g) if G > 3 else u_g)
         for k in range(P):
-            js = lane_neurons[k]
-            if not js:
-                continue
-            a_sel = _select([acc[j] for j in js], u_g)
-            v_sel = _select([v[j] for j in js], u_g)
+            a_sel = acc[k][0]
+            v_sel = _select(v[k][:3], v_pos)
             # >> on a signed value is arithmetic: floor division (spec §4.2, §4.3).
             m.d.sync += u1_i[k].eq(a_sel >> lp.current_shift)
             if lp.leak_shift:
                 m.d.sync += u1_v[k].eq(v_sel - (v_sel >> lp.leak_shift))
             else:
                 m.d.sync += u1_v[k].eq(v_sel)
-            if not self._keep:
-                # Spiking inputs: the weighted sum is per timestep; clear it as
-                # it is consumed so the next timestep starts from zero.
-                with m.If(u_issue):
-                    for grp, j in enumerate(js):
-                        with m.If(u_g == grp):
-                            m.d.sync += acc[j].eq(0)
+            with m.If(u_issue):
+                # Rotate: a pixel-input (direct) layer keeps its weighted sums
+                # for all T timesteps; a spiking-input layer's sum is per
+                # timestep, cleared as it is consumed.
+                m.d.sync += [acc[k][p].eq(acc[k][p + 1]) for p in range(G - 1)]
+                m.d.sync += acc[k][G - 1].eq(a_sel if self._keep else 0)
 
         # -- update stage 1: integrate and saturate (the only saturating step) --
         u2_valid = Signal()
@@ -375,20 +379,26 @@ class LIFLayer(wiring.Component):
         # -- update stage 2: fire, reset, write back ---------------------------
         thr = lp.threshold
         for k in range(P):
-            for grp, j in enumerate(lane_neurons[k]):
-                with m.If(u2_valid & (u2_g == grp)):
-                    u = u2_u[k]
-                    if self._spiking:
-                        z = u >= thr
-                        if self._reset == "subtract":
-                            m.d.sync += v[j].eq(Mux(z, u - thr, u))
-                        else:
-                            m.d.sync += v[j].eq(Mux(z, 0, u))
+            u = u2_u[k]
+            z = u >= thr
+            if not self._spiking:
+                v_new = u
+            elif self._reset == "subtract":
+                v_new = Mux(z, u - thr, u)
+            else:
+                v_new = Mux(z, 0, u)
+            with m.If(u2_valid):
+                m.d.sync += [v[k][p].eq(v[k][p + 1]) for p in range(G - 1)]
+                m.d.sync += v[k][G - 1].eq(v_new)
+            if self._spiking:
+                for grp in range(G):
+                    j = grp * P + k
+                    if j >= n:
+                        continue
+                    with m.If(u2_valid & (u2_g == grp)):
                         m.d.sync += self.spikes[j].eq(z)
                         if self._count_width is not None:
                             m.d.sync += self.counts[j].eq(self.counts[j] + z)
-                    else:
-                        m.d.sync += v[j].eq(u)
         # Registered flags only (no path from `update`): the sequencer looks at
         # busy from the cycle after the start pulse, and a combinational path
         # back to its own start outputs would be a (false) loop.
@@ -403,8 +413,8 @@ class LIFLayer(wiring.Component):
         clear_q = Signal(name="clear_q")
         m.d.sync += clear_q.eq(self.clear)
         with m.If(clear_q):
-            m.d.sync += [a.eq(0) for a in acc]
-            m.d.sync += [x.eq(0) for x in v]
+            m.d.sync += [a.eq(0) for ring in acc for a in ring]
+            m.d.sync += [x.eq(0) for ring in v for x in ring]
             m.d.sync += self.spikes.eq(0)
             if self._count_width is not None:
                 m.d.sync += [self.counts[j].eq(0) for j in range(n)]
