@@ -288,7 +288,7 @@ def fit_check(board, network, config: CoreConfig | None = None) -> dict:
                                            b.family) for s in range(lg.segments)) for lg in geo.layers)
     reg_bits = 0
     for i, (lp, lg) in enumerate(zip(net.layers, geo.layers)):
-        x_max = 255 if lg.x_bits == 8 else 1
+        x_max = (1 << lg.x_bits) - 1
         reg_bits += lp.n_out * (lp.accumulator_format(x_max).width + lp.membrane_bits)
     if net.readout == "spike_count":
         reg_bits += net.n_classes * geo.count_width

@@ -142,7 +142,7 @@ class LayerGeometry:
     n_out: int
     lanes: int        # P: neurons per cycle
     events: int       # E: input events per cycle = memory banks
-    x_bits: int       # width of one input value: 8 (pixels) or 1 (spikes)
+    x_bits: int       # width of one input value: the network's input_bits (pixels) or 1 (spikes)
     weight_bits: int
     chunk_space: int = 0   # chunk indices the event source can produce (>= chunks)
 
@@ -268,7 +268,8 @@ class CoreGeometry:
             # The first layer's chunks are numbered beat by beat, so the
             # padding of the last beat extends the index space.
             space = -(-lp.n_in // events) if i else -(-lp.n_in // ppb) * (ppb // events)
-            layers.append(LayerGeometry(i, lp.n_in, lp.n_out, lanes, events, 8 if pixel_input else 1,
+            layers.append(LayerGeometry(i, lp.n_in, lp.n_out, lanes, events,
+                                        network.input_bits if pixel_input else 1,
                                         lp.weight_bits, space))
         self.layers: tuple[LayerGeometry, ...] = tuple(layers)
 

@@ -749,7 +749,8 @@ class LIFCore(wiring.Component):
                 if direct:
                     m.d.comb += [
                         chunker.beats.valid.eq(self.pixels.valid & (beats_in != K)),
-                        chunker.beats.payload.eq(masked),
+                        # Layer 1 sees each pixel's top input_bits bits (spec §3.1).
+                        chunker.beats.payload.eq(Cat(*[masked[j][net.input_shift:] for j in range(ppb)])),
                         self.pixels.ready.eq(chunker.beats.ready & (beats_in != K)),
                     ]
                 else:

@@ -39,7 +39,8 @@ __all__ = ["Bundle", "BundleError", "save_bundle", "load_bundle", "random_bundle
 SCHEMA_VERSION = 1
 FORMAT_NAME = "sc_neurocore.bundle"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-_NETWORK_KEYS = {"sizes", "T", "encoding", "reset", "readout", "rate_seed", "layers"}
+# "input_bits" is written only when it is not 8, so bundles without it keep their bytes.
+_NETWORK_KEYS = {"sizes", "T", "encoding", "reset", "readout", "rate_seed", "layers", "input_bits"}
 _LAYER_KEYS = {"weight_bits", "membrane_bits", "threshold", "leak_shift", "current_shift", "weights", "shape"}
 _PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 
@@ -84,7 +85,8 @@ def _manifest_and_arrays(bundle: Bundle) -> tuple[dict, list[tuple[str, np.ndarr
         "format": FORMAT_NAME,
         "schema_version": SCHEMA_VERSION,
         "network": {"sizes": list(net.sizes), "T": net.T, "encoding": net.encoding, "reset": net.reset,
-                    "readout": net.readout, "rate_seed": net.rate_seed, "layers": layers},
+                    "readout": net.readout, "rate_seed": net.rate_seed, "layers": layers,
+                    **({"input_bits": net.input_bits} if net.input_bits != 8 else {})},
         "provenance": bundle.provenance,
     }
     return manifest, arrays
@@ -256,7 +258,8 @@ def load_bundle(path) -> Bundle:
             network = NetworkParams(
                 tuple(layers), _req(net, "T", "network", int), _req(net, "encoding", "network", str),
                 _req(net, "reset", "network", str), _req(net, "readout", "network", str),
-                _req(net, "rate_seed", "network", int))
+                _req(net, "rate_seed", "network", int),
+                _req(net, "input_bits", "network", int) if "input_bits" in net else 8)
         except (TypeError, ValueError) as e:
             raise BundleError(f"network: {e}") from None
     return Bundle(network, provenance)
@@ -264,7 +267,7 @@ def load_bundle(path) -> Bundle:
 
 def random_bundle(sizes=(784, 128, 10), T: int = 4, *, weight_bits: int = 8, seed: int = 0,
                   encoding: str = "direct", reset: str = "subtract", readout: str = "membrane",
-                  membrane_bits: int = 16, leak_shift: int = 3) -> Bundle:
+                  membrane_bits: int = 16, leak_shift: int = 3, input_bits: int = 8) -> Bundle:
     """A bundle with random integer weights and thresholds scaled so layers fire at a moderate rate."""
     rng = np.random.default_rng(seed)
     layers = []
@@ -272,7 +275,7 @@ def random_bundle(sizes=(784, 128, 10), T: int = 4, *, weight_bits: int = 8, see
     for i in range(len(sizes) - 1):
         n_in, n_out = sizes[i], sizes[i + 1]
         w = rng.integers(-wmax, wmax + 1, size=(n_in, n_out), dtype=np.int64)
-        x_max = 255 if (i == 0 and encoding == "direct") else 1
+        x_max = (1 << input_bits) - 1 if (i == 0 and encoding == "direct") else 1
         # Typical |current| ~ sqrt(n_in * active) * wmax * x_max / 2; scale it into the membrane range.
         typical = max(1.0, np.sqrt(n_in * 0.3) * wmax * x_max * 0.6)
         mmax = (1 << (membrane_bits - 1)) - 1
@@ -280,7 +283,7 @@ def random_bundle(sizes=(784, 128, 10), T: int = 4, *, weight_bits: int = 8, see
         shift = min(shift, 31)
         thr = int(max(1, min(mmax, typical / (1 << shift))))
         layers.append(LayerParams(w, weight_bits, thr, leak_shift, shift, membrane_bits))
-    net = NetworkParams(tuple(layers), T, encoding, reset, readout)
+    net = NetworkParams(tuple(layers), T, encoding, reset, readout, input_bits=input_bits)
     return Bundle(net, {"kind": "random", "seed": seed, "tool_version": __version__})
 
 

@@ -65,7 +65,7 @@ def _config(args, data):
     sizes = _parse_sizes(args, data.n_inputs, data.n_classes)
     return SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
                      weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
-                     rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope)
+                     rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope, input_bits=args.input_bits)
 
 
 def _command(name: str, args, extra: tuple = ()) -> str:
@@ -73,9 +73,9 @@ def _command(name: str, args, extra: tuple = ()) -> str:
 
     keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "encoding", "reset", "readout",
             "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "label_smoothing", "weight_decay",
-            "surrogate_slope", "train_on_val", "limit", *extra]
+            "surrogate_slope", "input_bits", "train_on_val", "limit", *extra]
     opts = {k: getattr(args, k, None) for k in keys}
-    optional = {"dropout": 0.0, "label_smoothing": 0.0, "weight_decay": 0.0, "surrogate_slope": 4.0}
+    optional = {"dropout": 0.0, "label_smoothing": 0.0, "weight_decay": 0.0, "surrogate_slope": 4.0, "input_bits": 8}
     opts = {k: v for k, v in opts.items() if not (k in optional and v == optional[k])}
     if args.data_dir is not None:
         opts["data_dir"] = Path(args.data_dir).name
@@ -193,6 +193,9 @@ def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epoch
     q.add_argument("--reset", default="subtract", choices=RESETS)
     q.add_argument("--readout", default="membrane", choices=READOUTS)
     q.add_argument("--weight-bits", type=int, default=8)
+    q.add_argument("--input-bits", type=int, default=8,
+                   help="direct encoding: layer 1 sees the top N bits of each pixel (1 = binary, no multipliers "
+                        "in hardware; default 8)")
     q.add_argument("--membrane-bits", type=int, default=16)
     q.add_argument("--leak-shift", type=int, default=4, help="leak v >>> k of the hidden layers (0 = none)")
     q.add_argument("--rate-seed", type=int, default=0xACE1, help="LFSR seed of the rate encoding")

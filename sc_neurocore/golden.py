@@ -79,9 +79,9 @@ def check_pixels(pixels, n_inputs: int) -> np.ndarray:
 
 
 def encode_input(params: NetworkParams, pixels: np.ndarray, t: int) -> np.ndarray:
-    """Layer-1 input ``x_0[t]`` (spec §3): pixels for direct, LFSR spikes for rate."""
+    """Layer-1 input ``x_0[t]`` (spec §3): pixels (their top ``input_bits``) for direct, LFSR spikes for rate."""
     if params.encoding == "direct":
-        return pixels
+        return pixels >> params.input_shift if params.input_shift else pixels
     R = lfsr_thresholds(params.rate_seed, params.T, pixels.shape[1])
     return (pixels > R[t][None, :].astype(np.int64)).astype(np.int64)
 
@@ -128,7 +128,7 @@ def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
     const_current = None
     if params.encoding == "direct":
         # Spec §3.1: layer 1's current is the same at every timestep.
-        const_current = layer_current(px, layers[0], params.input_max(0))
+        const_current = layer_current(encode_input(params, px, 0), layers[0], params.input_max(0))
     for t in range(params.T):
         x = None
         for li, layer in enumerate(layers):

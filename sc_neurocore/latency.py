@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .golden import check_pixels, infer
+from .golden import check_pixels, encode_input, infer
 from .params import NetworkParams, lfsr_thresholds
 
 __all__ = ["image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report"]
@@ -130,7 +130,7 @@ def _activity(geom, pixels):
     px = check_pixels(pixels, geom.n_inputs)
     res = infer(net, px, record=True)
     if net.encoding == "direct":
-        w = _beat_work(geom, px)
+        w = _beat_work(geom, encode_input(net, px, 0))   # the skipped zeros are those of x, not p
     else:
         x0 = _rate_inputs(net, px)
         w = np.stack([_beat_work(geom, x0[t]) for t in range(net.T)])

@@ -130,6 +130,10 @@ class NetworkParams:
     reset: str = "subtract"
     readout: str = "membrane"
     rate_seed: int = 0xACE1
+    #: Direct encoding only: layer 1 sees the top ``input_bits`` bits of each
+    #: pixel, ``x = p >> (8 - input_bits)`` (spec §3.1).  Fewer bits make the
+    #: first layer's products narrower (1 bit: no multipliers at all).
+    input_bits: int = 8
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers) if isinstance(self.layers, (list, tuple)) else self.layers
@@ -148,6 +152,10 @@ class NetworkParams:
         _check_choice("reset", self.reset, RESETS)
         _check_choice("readout", self.readout, READOUTS)
         object.__setattr__(self, "rate_seed", _check_int("rate_seed", self.rate_seed, 1, 0xFFFF))
+        object.__setattr__(self, "input_bits", _check_int("input_bits", self.input_bits, 1, INPUT_FORMAT.width))
+        if self.encoding != "direct" and self.input_bits != INPUT_FORMAT.width:
+            raise ValueError(f"input_bits must be {INPUT_FORMAT.width} with {self.encoding!r} encoding "
+                             f"(it applies to direct encoding only), not {self.input_bits!r}")
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -163,7 +171,12 @@ class NetworkParams:
 
     def input_max(self, index: int) -> int:
         """Largest value an input of layer ``index`` (0-based) can carry."""
-        return INPUT_FORMAT.max if (index == 0 and self.encoding == "direct") else 1
+        return (1 << self.input_bits) - 1 if (index == 0 and self.encoding == "direct") else 1
+
+    @property
+    def input_shift(self) -> int:
+        """Right shift from an 8-bit pixel to layer 1's direct input (spec §3.1)."""
+        return INPUT_FORMAT.width - self.input_bits
 
     @property
     def score_format(self) -> FixedFormat:
@@ -173,14 +186,14 @@ class NetworkParams:
         return self.layers[-1].membrane_format
 
     def with_T(self, T: int) -> "NetworkParams":
-        return NetworkParams(self.layers, T, self.encoding, self.reset, self.readout, self.rate_seed)
+        return NetworkParams(self.layers, T, self.encoding, self.reset, self.readout, self.rate_seed, self.input_bits)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, NetworkParams):
             return NotImplemented
         return (self.layers == other.layers and
-                (self.T, self.encoding, self.reset, self.readout, self.rate_seed)
-                == (other.T, other.encoding, other.reset, other.readout, other.rate_seed))
+                (self.T, self.encoding, self.reset, self.readout, self.rate_seed, self.input_bits)
+                == (other.T, other.encoding, other.reset, other.readout, other.rate_seed, other.input_bits))
 
 
 def lfsr_step(state: int) -> int:

@@ -90,6 +90,7 @@ class SNNConfig:
     rate_seed: int = 0xACE1
     theta: float = 0.5           # threshold in real units (weights ~ U(+-1/sqrt(n_in)) at init)
     surrogate_slope: float = 4.0
+    input_bits: int = 8          # direct encoding: layer 1 sees pixel >> (8 - input_bits) (spec §3.1)
 
     def __post_init__(self) -> None:
         sizes = tuple(int(s) for s in self.sizes)
@@ -113,6 +114,12 @@ class SNNConfig:
             k = getattr(self, name)
             if not 0 <= k <= self.membrane_bits - 1:
                 raise ValueError(f"{name} must be between 0 and membrane_bits-1, not {k!r}")
+        if isinstance(self.input_bits, bool) or not isinstance(self.input_bits, (int, np.integer)) \
+                or not 1 <= self.input_bits <= 8:
+            raise ValueError(f"input_bits must be an integer between 1 and 8, not {self.input_bits!r}")
+        if self.encoding != "direct" and self.input_bits != 8:
+            raise ValueError(f"input_bits must be 8 with {self.encoding!r} encoding (direct only), "
+                             f"not {self.input_bits!r}")
         if not 1 <= self.rate_seed <= 0xFFFF:
             raise ValueError(f"rate_seed must be between 1 and 65535, not {self.rate_seed!r}")
         if not (self.theta > 0 and math.isfinite(self.theta)):
@@ -163,7 +170,7 @@ def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
         n_in = cfg.sizes[li]
         bound = 1.0 / math.sqrt(n_in)            # init range of the latent weights
         alpha = wmax / (2.0 * bound)              # init weights use half the integer range
-        x_max = 255 if (li == 0 and cfg.encoding == "direct") else 1
+        x_max = (1 << cfg.input_bits) - 1 if (li == 0 and cfg.encoding == "direct") else 1
         g0 = alpha * x_max                         # integer units per real unit before the shift
         if cfg.spiking(li):
             s = max(0, int(math.floor(math.log2(g0 * cfg.theta / theta_target))))
@@ -476,6 +483,9 @@ class SpikingMLP(nn.Module):
         if not 1 <= T <= MAX_T:
             raise ValueError(f"T must be between 1 and {MAX_T}, not {T}")
         x = pixels.to(torch.float32)
+        if cfg.encoding == "direct" and cfg.input_bits < 8:
+            # spec §3.1: the top input_bits of each pixel (exact: floor of a power-of-two division)
+            x = torch.floor(x / float(1 << (8 - cfg.input_bits)))
         B = x.shape[0]
         spikes_out = []
         constant = False
@@ -611,7 +621,8 @@ def to_network(model: SpikingMLP, T: int | None = None) -> NetworkParams:
         for li, d in enumerate(model.design):
             w = model.int_weight(li).detach().cpu().numpy().astype(np.int64)
             layers.append(LayerParams(w, cfg.weight_bits, d.theta, d.leak, d.shift, d.mbits))
-    return NetworkParams(tuple(layers), int(T), cfg.encoding, cfg.reset, cfg.readout, cfg.rate_seed)
+    return NetworkParams(tuple(layers), int(T), cfg.encoding, cfg.reset, cfg.readout, cfg.rate_seed,
+                         cfg.input_bits)
 
 
 def to_bundle(model: SpikingMLP, T: int | None = None, provenance: dict | None = None) -> Bundle:

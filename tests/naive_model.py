@@ -38,7 +38,8 @@ def naive_infer(net: dict, pixels: list[int]):
     R = lfsr_R(net["rate_seed"], T, len(pixels)) if net["encoding"] == "rate" else None
     for t in range(T):
         if net["encoding"] == "direct":
-            x = list(pixels)
+            # spec §3.1: the top input_bits bits of each pixel
+            x = [p // 2 ** (8 - net.get("input_bits", 8)) for p in pixels]
         else:
             x = [1 if pixels[i] > R[t][i] else 0 for i in range(len(pixels))]
         for li, layer in enumerate(layers):

@@ -159,6 +159,8 @@ def test_checksum_mismatch_refused(saved):
     (lambda m: m["network"].update(reset="none"), r"reset must be one of"),
     (lambda m: m["network"].update(readout="max"), r"readout must be one of"),
     (lambda m: m["network"].update(rate_seed=0), r"rate_seed must be between 1 and 65535"),
+    (lambda m: m["network"].update(input_bits=0), r"network: input_bits must be between 1 and 8, not 0"),
+    (lambda m: m["network"].update(input_bits="1"), r"network.input_bits must be int, not '1'"),
     (lambda m: m["network"].update(T="4"), r"network.T must be int, not '4'"),
     (lambda m: m["network"].update(sizes=[12, 6]), r"network.sizes has 2 entries but there are 2 layers"),
     (lambda m: m["network"].update(sizes=[12, 7, 3]), r"layers\[0\].weights has shape \[12, 6\] but network.sizes needs \[12, 7\]"),
@@ -219,3 +221,19 @@ def test_params_validation_messages():
         NetworkParams((), 1)
     with pytest.raises(TypeError, match=r"layers\[0\] must be a LayerParams, not str"):
         NetworkParams(("x",), 1)
+
+
+def test_input_bits_round_trip_and_absent_means_8(tmp_path, small):
+    net = small.network
+    one = Bundle(NetworkParams(net.layers, net.T, "direct", net.reset, net.readout, net.rate_seed, 1),
+                 small.provenance)
+    p = save_bundle(one, tmp_path / "one.scnb")
+    assert load_bundle(p).network.input_bits == 1
+    assert load_bundle(p) == one
+    # An 8-bit network writes no input_bits field, so bundles from before the field keep their bytes.
+    q = save_bundle(small, tmp_path / "eight.scnb")
+    with zipfile.ZipFile(q) as zf:
+        assert "input_bits" not in json.loads(zf.read("manifest.json"))["network"]
+    with zipfile.ZipFile(p) as zf:
+        assert json.loads(zf.read("manifest.json"))["network"]["input_bits"] == 1
+    assert load_bundle(q).network.input_bits == 8

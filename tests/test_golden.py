@@ -12,7 +12,7 @@ from sc_neurocore.params import LayerParams, NetworkParams, lfsr_thresholds
 
 def to_naive(net: NetworkParams) -> dict:
     return {"T": net.T, "encoding": net.encoding, "reset": net.reset, "readout": net.readout,
-            "rate_seed": net.rate_seed,
+            "rate_seed": net.rate_seed, "input_bits": net.input_bits,
             "layers": [{"W": layer.weight.tolist(), "theta": layer.threshold, "k": layer.leak_shift,
                         "s": layer.current_shift, "m": layer.membrane_bits} for layer in net.layers]}
 
@@ -36,11 +36,12 @@ def networks(draw, max_inputs=10, max_hidden=6):
             leak_shift=draw(st.integers(0, mb - 1)),
             current_shift=draw(st.integers(0, 12)),
             membrane_bits=mb))
-    return NetworkParams(tuple(layers), draw(st.integers(1, 6)),
-                         draw(st.sampled_from(["direct", "rate"])),
+    encoding = draw(st.sampled_from(["direct", "rate"]))
+    return NetworkParams(tuple(layers), draw(st.integers(1, 6)), encoding,
                          draw(st.sampled_from(["subtract", "zero"])),
                          draw(st.sampled_from(["spike_count", "membrane"])),
-                         draw(st.integers(1, 0xFFFF)))
+                         draw(st.integers(1, 0xFFFF)),
+                         draw(st.integers(1, 8)) if encoding == "direct" else 8)
 
 
 @st.composite
@@ -178,3 +179,35 @@ def test_layer_current_exact_near_float32_limit(n_in):
     x = np.vstack([np.full(n_in, 255), rng.integers(0, 256, n_in), np.full(n_in, 254)])
     exact = np.array([[sum(int(a) * int(b) for a, b in zip(row, w[:, j])) >> 3 for j in range(3)] for row in x])
     assert np.array_equal(layer_current(x, layer, 255), exact)
+
+
+@pytest.mark.parametrize("input_bits", [1, 3, 8])
+def test_input_bits_quantise_direct_pixels(input_bits):
+    """Spec §3.1: layer 1 sees p >> (8 - input_bits); the weighted sums use x_max = 2^b - 1."""
+    rng = np.random.default_rng(input_bits)
+    layers = (LayerParams(rng.integers(-7, 8, (20, 8)), 4, 30, 2, 0, 12),
+              LayerParams(rng.integers(-7, 8, (8, 5)), 4, 6, 1, 0, 8))
+    net = NetworkParams(layers, 5, "direct", "subtract", "membrane", 0x1234, input_bits)
+    assert net.input_max(0) == 2 ** input_bits - 1
+    imgs = np.vstack([rng.integers(0, 256, (4, 20)), np.full((1, 20), 127), np.full((1, 20), 128),
+                      np.full((1, 20), 255)]).astype(np.int64)
+    check_against_naive(net, imgs)
+    # The same as an 8-bit network fed the pre-shifted pixels.
+    full = NetworkParams(layers, 5, "direct", "subtract", "membrane", 0x1234)
+    assert np.array_equal(infer(net, imgs).scores, infer(full, imgs >> (8 - input_bits)).scores)
+    if input_bits == 1:   # 127 -> 0 (no input at all), 128 -> 1
+        assert np.array_equal(infer(net, imgs[4:5]).scores, infer(net, np.zeros((1, 20))).scores)
+
+
+def test_input_bits_validation():
+    layer = LayerParams(np.zeros((2, 2), dtype=np.int64), 4, 1, 0)
+    with pytest.raises(ValueError, match="input_bits must be between 1 and 8, not 0"):
+        NetworkParams((layer,), 1, input_bits=0)
+    with pytest.raises(ValueError, match="input_bits must be between 1 and 8, not 9"):
+        NetworkParams((layer,), 1, input_bits=9)
+    with pytest.raises(TypeError, match="input_bits must be an integer, not True"):
+        NetworkParams((layer,), 1, input_bits=True)
+    with pytest.raises(ValueError, match="input_bits must be 8 with 'rate' encoding"):
+        NetworkParams((layer,), 1, encoding="rate", input_bits=4)
+    assert NetworkParams((layer,), 1, input_bits=2) != NetworkParams((layer,), 1)
+    assert NetworkParams((layer,), 1, input_bits=2).with_T(3).input_bits == 2

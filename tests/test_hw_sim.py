@@ -301,6 +301,21 @@ def test_exported_verilog_every_comb_block_runs_at_time0(tmp_path, sizes, kw, ge
     assert comb_blocks_not_run_at_time0(src, "sc_neurocore_top") == []
 
 
+@pytest.mark.parametrize("input_bits,config", [
+    (1, CoreConfig(lanes=3, pixels_per_beat=4)),
+    (3, CoreConfig(lanes=(2, 4), events=(2, 1), pixels_per_beat=4)),
+], ids=["binary", "3-bit"])
+def test_input_bits_exact(input_bits, config):
+    # Layer 1 takes each pixel's top input_bits bits from the 8-bit stream
+    # (spec §3.1); pixels below 2^(8-b) are zeros and are skipped.
+    net = random_bundle((16, 8, 4), T=3, seed=30 + input_bits, input_bits=input_bits, membrane_bits=10).network
+    x = np.vstack([_images(16, 3, seed=input_bits), np.full((1, 16), (1 << (8 - input_bits)) - 1),
+                   np.full((1, 16), 1 << (8 - input_bits)), np.full((1, 16), 255)])
+    r = _check(net, x, config)
+    assert r.cycles[3] < min(r.cycles[4], r.cycles[5])   # all skipped vs all present
+    assert len(set(infer(net, x).scores[:, 0])) > 1
+
+
 @pytest.mark.parametrize("encoding", ["direct", "rate"])
 def test_weight_port_loads_new_weights(encoding):
     # The core is built with network A's weights; B (same shape, other weights)

@@ -142,6 +142,10 @@ CASES = {
     # only the last layer grouped (lanes < n_out there): Icarus saw X in score 0 and the class before the fix
     "direct-last-layer-grouped": Case(lambda: random_bundle((20, 12, 5), 3, seed=1),
                                       lambda: corner_images(20, 6, 8), gen={"lanes": (12, 1)}, sims=("icarus",)),
+    # direct with 1-bit inputs (pixel >= 128): layer 1 adds weights, no multipliers; 4 and 1 groups per layer
+    "direct-binary-input": Case(lambda: random_bundle((20, 12, 5), 3, seed=7, input_bits=1),
+                                lambda: corner_images(20, 24, 9), gen={"lanes": (3, 5), "events": (2, 1),
+                                                                       "pixels_per_beat": 4}),
     # random input gaps and output back-pressure on the corner core
     "gaps-backpressure": Case(A, lambda: corner_images(12, 60, 5), gen={"pixels_per_beat": 4},
                               run={"gaps": 0.35, "max_gap": 4, "backpressure": 0.5, "seed": 11}),

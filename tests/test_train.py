@@ -298,3 +298,31 @@ def test_demo_small(tmp_path):
     b = load_bundle(tmp_path / "demo" / "student-t2.scnb")
     assert b.T == 2 and b.provenance["method"] == "distill-temporal"
     assert s["student"]["test_accuracy"] == b.provenance["test_accuracy"] > 0.25
+
+
+@pytest.mark.parametrize("input_bits", [1, 3])
+def test_qat_forward_equals_golden_with_input_bits(mnist, input_bits):
+    """Spec §3.1 in the torch view: layer 1 sees p >> (8 - input_bits), bit-exact with the golden model."""
+    cfg = SNNConfig(sizes=(784, 48, 10), T=5, leak_shift=3, input_bits=input_bits)
+    model = _scaled_model(cfg)
+    x = mnist.test_x[:256]
+    out = model(torch.as_tensor(x))
+    net = to_bundle(model).network
+    assert net.input_bits == input_bits
+    r = infer(net, x, record=True)
+    assert np.array_equal(out.scores.numpy().astype(np.int64), r.scores)
+    assert np.array_equal(out.spikes[0].detach().numpy().astype(np.uint8), r.spikes[0])
+    assert 0.02 < r.spikes[0].mean() < 0.98
+    # float pixels (the augmentation path) quantise the same way
+    out_f = model(torch.as_tensor(x, dtype=torch.float32))
+    assert np.array_equal(out_f.scores.numpy().astype(np.int64), r.scores)
+    # the design scales layer 1 for x_max = 2^b - 1, not 255: about 8 - b fewer bits to shift away
+    full = layer_design(SNNConfig(sizes=(784, 48, 10), T=5, leak_shift=3))[0].shift
+    assert full - layer_design(cfg)[0].shift in (8 - input_bits - 1, 8 - input_bits, 8 - input_bits + 1)
+
+
+def test_input_bits_config_errors():
+    with pytest.raises(ValueError, match="input_bits must be an integer between 1 and 8, not 0"):
+        SNNConfig(input_bits=0)
+    with pytest.raises(ValueError, match="input_bits must be 8 with 'rate' encoding"):
+        SNNConfig(encoding="rate", input_bits=1)
