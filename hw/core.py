@@ -347,7 +347,7 @@ class LIFLayer(wiring.Component):
         # Group g is issued g cycles into the pass and written back two cycles
         # after its issue, so by its issue the membrane ring has shifted
         # max(0, g-2) times: group g sits at position min(g, 2).
-        v_pos = Signal(range(min(G, 3)), name="v_pos")
+        v_pos = Signal(_index(min(G, 3)), name="v_pos")
         m.d.comb += v_pos.eq(Mux(u_g > 2, 2, u_g) if G > 3 else u_g)
         for k in range(P):
             a_sel = acc[k][0]
