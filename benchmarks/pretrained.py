@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the shipped MNIST bundles ``sc_neurocore/pretrained/mnist-t{32,8,4,2,1}.scnb``.
+"""Regenerate the shipped MNIST bundles ``sc_neurocore/pretrained/mnist-t{32,8,4,2,1}.scnb`` and ``mnist-t4-lite``.
 
 The exact commands (``sc-neurocore …``, run in-process through
 ``sc_neurocore.cli.main``) are listed by ``--dry-run`` and recorded in every
@@ -13,7 +13,10 @@ bundle's provenance (``command`` and ``pretrained_recipe``):
    …`` (Hinton distillation from the CNN on the time-mean logits, longer);
 3. per T the one with the highest **validation** accuracy is shipped (the test
    set is never used for selection); provenance ``pretrained_selection``
-   records every candidate's validation and test accuracies honestly.
+   records every candidate's validation and test accuracies honestly;
+4. ``mnist-t4-lite``: the CNN recipe at T=4 with 4-bit weights and 1-bit
+   inputs (``--weight-bits 4 --input-bits 1``), the network sized for an
+   ECP5-25F (no multipliers, half the weight memory; ``docs/hardware.md``).
 
 Same seed, threads, device and torch version give byte-identical bundles.
 
@@ -34,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STUDENT_TS = (8, 4, 2, 1)
+#: the compact T=4 network: 4-bit weights, binary inputs (pixel >= 128)
+LITE = ["--T", "4", "--weight-bits", "4", "--input-bits", "1"]
 #: the CNN-teacher recipe (chosen on the validation split, docs/training.md "Recipe for the best T=4 student")
 CNN_RECIPE = ["--method", "average", "--alpha", "0.5", "--temperature", "3", "--label-smoothing", "0.1",
               "--lr", "2e-3"]
@@ -56,6 +61,8 @@ def commands(args, work: Path) -> tuple[list, list]:
         rest.append(["train", "--T", str(T), *common, "-o", str(work / f"base-t{T}.scnb")])
         rest.append(["distill", "--teacher", str(work / "cnn.pt"), "--T", str(T), *CNN_RECIPE,
                      *_replace(common, "--epochs", str(args.cnn_student_epochs)), "-o", str(work / f"cnn-t{T}.scnb")])
+    rest.append(["distill", "--teacher", str(work / "cnn.pt"), *LITE, *CNN_RECIPE,
+                 *_replace(common, "--epochs", str(args.cnn_student_epochs)), "-o", str(work / "lite-t4.scnb")])
     return [teacher, cnn], rest
 
 
@@ -121,13 +128,14 @@ def main(argv=None) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     summary = {}
 
-    def ship(src: Path, T: int, selection: dict) -> None:
+    def ship(src: Path, T: int, selection: dict, name: str | None = None) -> None:
         b = load_bundle(src)
         prov = dict(b.provenance)
         prov["pretrained_recipe"] = recipe
         prov["pretrained_selection"] = selection
-        save_bundle(Bundle(b.network, prov), dest / f"mnist-t{T}.scnb")
-        summary[T] = {"method": prov["method"], "test_accuracy": prov["test_accuracy"],
+        name = name or f"mnist-t{T}"
+        save_bundle(Bundle(b.network, prov), dest / f"{name}.scnb")
+        summary[name] = {"method": prov["method"], "test_accuracy": prov["test_accuracy"],
                       "val_accuracy": prov["val_accuracy"]}
 
     t = load_bundle(work / "teacher-t32.scnb").provenance
@@ -142,6 +150,11 @@ def main(argv=None) -> int:
             "chosen": CANDIDATES[pick][0],
             "candidates": {CANDIDATES[c][0]: {"val": provs[c]["val_accuracy"], "test": provs[c]["test_accuracy"]}
                            for c in CANDIDATES}})
+    lite = load_bundle(work / "lite-t4.scnb").provenance
+    ship(work / "lite-t4.scnb", 4, {"rule": "the only candidate: the CNN recipe with 4-bit weights and 1-bit inputs",
+                                    "candidates": {"distill-average-cnn-w4-b1": {"val": lite["val_accuracy"],
+                                                                                 "test": lite["test_accuracy"]}}},
+         name="mnist-t4-lite")
     print(json.dumps(summary, indent=1))
     return 0
 
