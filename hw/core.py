@@ -374,17 +374,25 @@ class LIFLayer(wiring.Component):
             # One bit wider than the wider operand: the sum cannot wrap before the clamp.
             s = Signal(signed(max(cur_shape.width, mb) + 1), name=f"vsum{k}")
             m.d.comb += s.eq(u1_v[k] + u1_i[k])
-            m.d.sync += u2_u[k].eq(Mux(s > v_fmt.max, v_fmt.max, Mux(s < v_fmt.min, v_fmt.min, s)))
+            # s fits the membrane iff its bits from mb-1 up are all equal (all
+            # sign): a few LUTs, where `s > max` and `s < min` would be two
+            # more carry chains after the adder.
+            top = s[mb - 1:]
+            fits = (top == 0) | (top == (1 << len(top)) - 1)
+            m.d.sync += u2_u[k].eq(Mux(fits, s[:mb], Mux(s[-1], v_fmt.min, v_fmt.max)))
 
         # -- update stage 2: fire, reset, write back ---------------------------
         thr = lp.threshold
         for k in range(P):
             u = u2_u[k]
-            z = u >= thr
+            # One subtractor serves the comparison and the reset: z = (u - theta >= 0).
+            d = Signal(signed(mb + 1), name=f"over{k}")
+            m.d.comb += d.eq(u - thr)
+            z = ~d[-1]
             if not self._spiking:
                 v_new = u
             elif self._reset == "subtract":
-                v_new = Mux(z, u - thr, u)
+                v_new = Mux(z, d[:mb], u)   # 0 <= u - theta < u: fits
             else:
                 v_new = Mux(z, 0, u)
             with m.If(u2_valid):

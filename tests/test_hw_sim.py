@@ -146,6 +146,21 @@ def test_pretrained_mnist_bundle_if_present():
     _check(resolve_bundle(pretrained="mnist-t4").network, x, CoreConfig())
 
 
+#: The ECP5-25F configuration of the compact bundle (docs/hardware.md, README "FPGA synthesis").
+LITE_25F = CoreConfig(lanes=(16, 10), events=(8, 8))
+
+
+def test_pretrained_lite_bundle_in_its_25f_configuration():
+    from sc_neurocore.bundle import resolve_bundle
+    from sc_neurocore.data import load_mnist
+
+    net = resolve_bundle(pretrained="mnist-t4-lite").network
+    assert (net.input_bits, net.layers[0].weight_bits, net.T) == (1, 4, 4)
+    x = np.vstack([load_mnist().test_x[:2], np.full((1, 784), 255, dtype=np.uint8)])
+    r = _check(net, x, LITE_25F)
+    assert r.cycles[2] == worst_case_cycles(net, LITE_25F) <= 1000
+
+
 # -- exported Verilog: every combinational block has a defined value from time 0 -----------------------
 #
 # Regression for the Icarus-only X with lanes < n_out: `Array(acc)[s3_g]` became a combinational
