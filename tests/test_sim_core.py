@@ -72,6 +72,16 @@ def mnist_case_bundle() -> Bundle:
     return random_bundle((784, 128, 10), 4, seed=0)
 
 
+def lite_bundle() -> Bundle:
+    from sc_neurocore.bundle import resolve_bundle
+
+    return resolve_bundle(pretrained="mnist-t4-lite")
+
+
+#: the compact bundle's ECP5-25F configuration (README "FPGA synthesis")
+LITE_GEN = {"lanes": (16, 10), "events": (8, 8)}
+
+
 def mnist_images(n: int) -> np.ndarray:
     from sc_neurocore.data import DataError, load_mnist
 
@@ -157,7 +167,11 @@ CASES = {
         run={"resets": 6, "seed": 3}),
     # MNIST-sized core on a few MNIST test images (Icarus only in the fast set: Verilator builds it in minutes)
     "mnist-few": Case(mnist_case_bundle, lambda: mnist_images(_n(2)), sims=("icarus",)),
+    # the compact bundle (1-bit inputs, 4-bit weights) in its 25F configuration, plus an all-255 image
+    "mnist-lite-few": Case(lite_bundle, lambda: np.vstack([mnist_images(_n(2)), np.full((1, 784), 255)]),
+                           gen=LITE_GEN, sims=("icarus",)),
     # -- slow ----------------------------------------------------------------
+    "mnist-lite": Case(lite_bundle, lambda: mnist_images(_n(100)), gen=LITE_GEN, slow=True),
     "mnist": Case(mnist_case_bundle, lambda: mnist_images(_n(200)), slow=True),
     "mnist-gaps-resets": Case(mnist_case_bundle, lambda: mnist_images(_n(50)), slow=True,
                               run={"gaps": 0.2, "backpressure": 0.3, "resets": 3, "seed": 5}),
