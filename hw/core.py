@@ -193,7 +193,7 @@ class LIFLayer(wiring.Component):
         # accumulators and membranes are rings of G registers that every pass
         # visits in group order (the accumulate path once per event chunk, the
         # update once per timestep), so a lane reads a fixed position and the
-        # ring shifts, instead of an G:1 multiplexer in front of every adder
+        # ring shifts, instead of a G:1 multiplexer in front of every adder
         # and a decoder behind it.  After a whole pass (G shifts) position p
         # holds group p again, which is when the ports are looked at.  A lane
         # without a neuron in the last group pads its rings with a register
