@@ -13,14 +13,14 @@ from .cli import add_bundle_args, add_data_args, bundle_from_args
 from .cli_hw import add_generator_args as add_core_args, core_config
 
 
-def _synth_bundle(bundle, config, device: str, use_cache: bool = True) -> dict:
+def _synth_bundle(bundle, config, device: str, use_cache: bool = True, timeout: float = 7200) -> dict:
     from sc_neurocore.hw.export import generate_verilog
 
     from .synth import synthesize
 
     with tempfile.TemporaryDirectory(prefix="scn-v-") as tmp:
         generate_verilog(bundle, tmp, **config.to_dict())
-        return synthesize(tmp, device, use_cache=use_cache)
+        return synthesize(tmp, device, use_cache=use_cache, timeout=timeout)
 
 
 def _synth_md(r: dict) -> str:
@@ -48,7 +48,9 @@ def _cmd_synth(args) -> int:
 
     b = bundle_from_args(args)
     cfg = core_config(args)
-    r = _synth_bundle(b, cfg, args.device, use_cache=not args.no_cache)
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout!r}")
+    r = _synth_bundle(b, cfg, args.device, use_cache=not args.no_cache, timeout=args.timeout)
     wc = (r.get("latency") or {}).get("worst_case_cycles")
     if r.get("fmax_mhz") and wc:
         r["worst_case_latency_us"] = wc / r["fmax_mhz"]
@@ -132,6 +134,9 @@ def register(sub) -> None:
     q.add_argument("-o", "--output", help="folder for synth.json / synth.md")
     q.add_argument("--json", action="store_true")
     q.add_argument("--no-cache", action="store_true", help="ignore cached results")
+    q.add_argument("--timeout", type=float, default=7200,
+                   help="seconds per tool run (default 7200: nextpnr on a full 784-128-10 core can take "
+                        "15-60 min on a small machine)")
     q.set_defaults(func=_cmd_synth)
 
     q = sub.add_parser("plan", help="choose T against a latency budget from accuracy and exact cycle counts")

@@ -61,6 +61,12 @@ def test_synth_cli_bad_device(tmp_path, capsys):
     assert "device must be one of" in capsys.readouterr().err
 
 
+def test_synth_cli_bad_timeout(tmp_path, capsys):
+    p = save_bundle(random_bundle((8, 4, 3), 2), tmp_path / "b.scnb")
+    assert main(["synth", str(p), "--device", "ecp5-25f", "--timeout", "0"]) == 2
+    assert "--timeout must be a positive number of seconds, not 0.0" in capsys.readouterr().err
+
+
 def test_synth_without_report(tmp_path):
     with pytest.raises(ValueError, match="has no report.json"):
         synthesize(tmp_path, "ecp5-25f")
