@@ -76,10 +76,12 @@ def test_bad_options(tmp_path):
     dict(encoding="direct", readout="membrane", T=5, lanes=None, pixels_per_beat=8),
     dict(encoding="direct", readout="spike_count", T=2, lanes=1, pixels_per_beat=16),
     dict(encoding="direct", readout="membrane", T=2, lanes=3, pixels_per_beat=4, weight_port=True),
-], ids=["rate-T1", "direct-membrane", "one-lane", "weight-port"])
+    dict(encoding="direct", readout="membrane", T=2, lanes=(2, 4), events=(4, 2), pixels_per_beat=4, input_bits=1),
+], ids=["rate-T1", "direct-membrane", "one-lane", "weight-port", "binary-input"])
 def test_verilator_lint_wall(opts, tmp_path):
     opts = dict(opts)
-    b = random_bundle(SMALL["sizes"], opts.pop("T"), encoding=opts.pop("encoding"), readout=opts.pop("readout"))
+    b = random_bundle(SMALL["sizes"], opts.pop("T"), encoding=opts.pop("encoding"), readout=opts.pop("readout"),
+                      input_bits=opts.pop("input_bits", 8))
     generate_verilog(b, tmp_path, **opts)
     ok, log = lint_verilog(tmp_path / "sc_neurocore_top.v")
     assert ok, log
