@@ -52,7 +52,7 @@ def _cmd_info(args) -> int:
     net = b.network
     out = {
         "sizes": list(net.sizes), "T": net.T, "encoding": net.encoding, "reset": net.reset,
-        "readout": net.readout, "rate_seed": net.rate_seed,
+        "readout": net.readout, "rate_seed": net.rate_seed, "input_bits": net.input_bits,
         "layers": [{"weight_bits": layer.weight_bits, "membrane_bits": layer.membrane_bits,
                     "threshold": layer.threshold, "leak_shift": layer.leak_shift,
                     "current_shift": layer.current_shift,
@@ -64,7 +64,8 @@ def _cmd_info(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
-        print(f"network   {'-'.join(map(str, net.sizes))}  T={net.T}  encoding={net.encoding}  "
+        bits = f" ({net.input_bits}-bit inputs)" if net.input_bits != 8 else ""
+        print(f"network   {'-'.join(map(str, net.sizes))}  T={net.T}  encoding={net.encoding}{bits}  "
               f"reset={net.reset}  readout={net.readout}")
         for i, ld in enumerate(out["layers"]):
             print(f"layer {i}   w=s{ld['weight_bits']} {ld['weight_range']}  v=s{ld['membrane_bits']}  "
