@@ -39,7 +39,7 @@ def test_info_shows_input_bits(capsys):
     assert main(["info", "--pretrained", "mnist-t4-lite"]) == 0
     assert "encoding=direct (1-bit inputs)" in capsys.readouterr().out
     assert main(["info", "--pretrained", "mnist-t4", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["input_bits"] == 8
+    assert json.loads(capsys.readouterr().out)["input_bits"] == 8
 
 
 def test_eval_mnist_limit(tmp_path, capsys):
