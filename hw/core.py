@@ -344,14 +344,16 @@ class LIFLayer(wiring.Component):
         u1_i = [Signal(cur_shape, name=f"cur{k}") for k in range(P)]
         u1_v = [Signal(v_fmt.amaranth_shape, name=f"vleak{k}") for k in range(P)]
         m.d.sync += [u1_valid.eq(u_issue), u1_g.eq(u_g)]
-        # Group g is issued g cycles into the pass and written back two cycles
-        # after its issue, so by its issue the membrane ring has shifted
-        # max(0, g-2) times: group g sits at position min(g, 2).
-        v_pos = Signal(_index(min(G, 3)), name="v_pos")
-        m.d.comb += v_pos.eq(Mux(u_g > 2, 2, u_g) if G > 3 else u_g)
+        # The membrane ring shifts in every cycle of the pass, G issue cycles
+        # and the 2 cycles that drain the pipeline, and its tail takes the
+        # value written back then (group g-2 in the cycle group g is issued,
+        # don't-care before the first write-back).  So group g is at the head
+        # when it is issued, and after G+2 shifts position p holds group p's
+        # new membrane: no select, and no path from the group counter.
+        v_shift = Signal(name="v_shift")
         for k in range(P):
             a_sel = acc[k][0]
-            v_sel = _select(v[k][:3], v_pos)
+            v_sel = v[k][0]
             # >> on a signed value is arithmetic: floor division (spec §4.2, §4.3).
             m.d.sync += u1_i[k].eq(a_sel >> lp.current_shift)
             if lp.leak_shift:
@@ -395,7 +397,7 @@ class LIFLayer(wiring.Component):
                 v_new = Mux(z, d[:mb], u)   # 0 <= u - theta < u: fits
             else:
                 v_new = Mux(z, 0, u)
-            with m.If(u2_valid):
+            with m.If(v_shift):
                 m.d.sync += [v[k][p].eq(v[k][p + 1]) for p in range(G - 1)]
                 m.d.sync += v[k][G - 1].eq(v_new)
             if self._spiking:
@@ -411,6 +413,7 @@ class LIFLayer(wiring.Component):
         # busy from the cycle after the start pulse, and a combinational path
         # back to its own start outputs would be a (false) loop.
         m.d.comb += self.update_busy.eq(u_active | u1_valid | u2_valid)
+        m.d.comb += v_shift.eq(u_active | u1_valid | u2_valid)
 
         # -- clear (start of an image); last, so it wins -------------------------
         # Registered first: the pulse comes from the sequencer (and, through
