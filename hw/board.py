@@ -287,9 +287,8 @@ def fit_check(board, network, config: CoreConfig | None = None) -> dict:
     brams = sum(lg.events * sum(_brams_for(lg.memory_width, min(lg.segment_depth, lg.memory_depth - s * lg.segment_depth),
                                            b.family) for s in range(lg.segments)) for lg in geo.layers)
     reg_bits = 0
-    for i, (lp, lg) in enumerate(zip(net.layers, geo.layers)):
-        x_max = (1 << lg.x_bits) - 1
-        reg_bits += lp.n_out * (lp.accumulator_format(x_max).width + lp.membrane_bits)
+    for i, lp in enumerate(net.layers):
+        reg_bits += lp.n_out * (lp.accumulator_format(net.input_max(i)).width + lp.membrane_bits)
     if net.readout == "spike_count":
         reg_bits += net.n_classes * geo.count_width
     reasons = []

@@ -94,6 +94,12 @@ def _select(items, sel):
     return out.as_signed() if shape.signed else out.as_unsigned()
 
 
+def _shift_in(m: Module, ring, value) -> None:
+    """Shift a ring of registers towards position 0 and load ``value`` into its tail (synchronous)."""
+    m.d.sync += [ring[p].eq(ring[p + 1]) for p in range(len(ring) - 1)]
+    m.d.sync += ring[-1].eq(value)
+
+
 def weight_write_layout(banks: int, depth: int, width: int, layers: int | None = None) -> data.StructLayout:
     """Payload of a weight write: (which layer,) which bank, the word address and the word."""
     fields = {"layer": _index(layers)} if layers is not None else {}
@@ -317,8 +323,7 @@ class LIFLayer(wiring.Component):
             m.d.comb += total.eq(pre + s3_sum[k])
             m.d.sync += pre.eq(Mux(s3_valid, total if G == 1 else ring[1], ring[0]))
             with m.If(s3_valid):
-                m.d.sync += [ring[p].eq(ring[p + 1]) for p in range(G - 1)]
-                m.d.sync += ring[G - 1].eq(total)
+                _shift_in(m, ring, total)
         # Not s3_valid: the last accumulate is written at the end of that cycle,
         # and an update started in it reads the accumulators only a cycle later.
         m.d.comb += self.acc_busy.eq(a_valid | m_valid | r_valid | s1_busy | s2_valid)
@@ -364,8 +369,7 @@ class LIFLayer(wiring.Component):
                 # Rotate: a pixel-input (direct) layer keeps its weighted sums
                 # for all T timesteps; a spiking-input layer's sum is per
                 # timestep, cleared as it is consumed.
-                m.d.sync += [acc[k][p].eq(acc[k][p + 1]) for p in range(G - 1)]
-                m.d.sync += acc[k][G - 1].eq(a_sel if self._keep else 0)
+                _shift_in(m, acc[k], a_sel if self._keep else 0)
 
         # -- update stage 1: integrate and saturate (the only saturating step) --
         u2_valid = Signal()
@@ -386,20 +390,15 @@ class LIFLayer(wiring.Component):
         # -- update stage 2: fire, reset, write back ---------------------------
         thr = lp.threshold
         for k in range(P):
-            u = u2_u[k]
-            # One subtractor serves the comparison and the reset: z = (u - theta >= 0).
-            d = Signal(signed(mb + 1), name=f"over{k}")
-            m.d.comb += d.eq(u - thr)
-            z = ~d[-1]
-            if not self._spiking:
-                v_new = u
-            elif self._reset == "subtract":
-                v_new = Mux(z, d[:mb], u)   # 0 <= u - theta < u: fits
-            else:
-                v_new = Mux(z, 0, u)
+            u = v_new = u2_u[k]
+            if self._spiking:
+                # One subtractor serves the comparison and the reset: z = (u - theta >= 0).
+                d = Signal(signed(mb + 1), name=f"over{k}")
+                m.d.comb += d.eq(u - thr)
+                z = ~d[-1]
+                v_new = Mux(z, d[:mb], u) if self._reset == "subtract" else Mux(z, 0, u)   # 0 <= u - theta < u
             with m.If(v_shift):
-                m.d.sync += [v[k][p].eq(v[k][p + 1]) for p in range(G - 1)]
-                m.d.sync += v[k][G - 1].eq(v_new)
+                _shift_in(m, v[k], v_new)
             if self._spiking:
                 for grp in range(G):
                     j = grp * P + k
