@@ -44,7 +44,7 @@ def _synth_md(r: dict) -> str:
 
 
 def _cmd_synth(args) -> int:
-    from .bundle import atomic_write_bytes
+    from .fileio import atomic_write_bytes
 
     b = bundle_from_args(args)
     cfg = core_config(args)

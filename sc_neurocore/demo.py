@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from .bundle import atomic_write_bytes
+from .fileio import atomic_write_bytes
 
 
 def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher: int = 32, T_student: int = 4,
