@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sc_neurocore import bundle as bmod
+from sc_neurocore import fileio
 from sc_neurocore.bundle import (Bundle, BundleError, bundle_bytes, load_bundle, random_bundle, resolve_bundle,
                                  save_bundle)
 from sc_neurocore.params import LayerParams, NetworkParams
@@ -57,7 +58,7 @@ def test_save_is_atomic_on_failure(tmp_path, small, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bmod.os, "replace", boom)
+    monkeypatch.setattr(fileio.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         save_bundle(random_bundle((3, 2), T=1), target)
     assert target.read_bytes() == before
