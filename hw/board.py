@@ -36,6 +36,7 @@ Command line (``make bitstream BOARD=...``)::
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -62,7 +63,9 @@ __all__ = ["BoardTop", "BoardPins", "Board", "BOARDS", "BoardError", "parse_boar
            "fit_check", "build_bitstream", "write_board_verilog", "main"]
 
 PIN_TOP_NAME = "sc_neurocore_board"
-CONSTRAINTS_DIR = Path(__file__).resolve().parent.parent / "constraints"
+# The repository's constraints/ folder, installed as the data package sc_neurocore.constraints
+# (pyproject.toml), so that a wheel finds the files without the source tree.
+CONSTRAINTS_DIR = Path(importlib.import_module("sc_neurocore.constraints").__file__).parent
 
 
 class BoardError(RuntimeError):

