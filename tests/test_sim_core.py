@@ -3,7 +3,7 @@
 One pytest entry point, :func:`test_core`, parametrised over simulator and
 core configuration; each configuration runs its traffic scenario through
 :func:`sc_neurocore.sim.runner.run_case` (``cocotb_tools.runner``), one build
-folder per byte-identical Verilog under ``build/sim/``. Every output beat is
+folder per byte-identical Verilog in the build cache (``sim/runner.py``). Every output beat is
 checked bit-exactly and in order against the golden model, and with gaps and
 back-pressure off every image's cycles against ``sc_neurocore.latency``.
 
