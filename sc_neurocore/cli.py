@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 import time
 
@@ -22,6 +23,8 @@ from . import __version__
 PLUGINS = ("sc_neurocore.cli_train", "sc_neurocore.cli_hw", "sc_neurocore.cli_sim", "sc_neurocore.cli_synth")
 
 EXIT_USAGE = 2
+#: Error messages may span lines (a tool's log tail); every other control character is escaped.
+_KEEP_IN_ERRORS = "\n\t"
 
 
 def add_bundle_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -34,6 +37,57 @@ def bundle_from_args(args):
     from .bundle import resolve_bundle
 
     return resolve_bundle(args.bundle, args.pretrained)
+
+
+def printable(text, keep: str = "") -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\r``, ``\\u202e``) except those
+    in ``keep``; normal unicode text is kept. Strings from a bundle, a dataset or a file name are shown
+    through this, never raw, so that they cannot move the cursor, recolour or rewrite the terminal."""
+    return "".join(c if c.isprintable() or c in keep else _escape(c) for c in str(text))
+
+
+def _escape(c: str) -> str:
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if c in named:
+        return named[c]
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def positive_int(name: str, value, allow_none: bool = True):
+    """``value`` if it is an integer >= 1 (or None when allowed), else a ValueError naming the option."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def parse_sizes(text: str, option: str = "--sizes") -> tuple[int, ...]:
+    """``784-128-10`` -> ``(784, 128, 10)``: an input size and at least one layer, each a positive integer."""
+    if not re.fullmatch(r"\s*[0-9]+(\s*-\s*[0-9]+)+\s*", text or ""):
+        raise ValueError(f"{option} must be an input size and at least one layer size joined by '-', "
+                         f"e.g. 784-128-10, not {text!r}")
+    sizes = tuple(int(s) for s in text.split("-"))
+    if min(sizes) < 1:
+        raise ValueError(f"{option}: every size must be at least 1, not {text!r}")
+    return sizes
+
+
+def check_test_set(ds, x, y, network) -> None:
+    """The (possibly --limit-ed) test images ``x`` and labels ``y`` of ``ds`` fit ``network``: not empty,
+    the bundle's input count, labels that name one of its classes."""
+    if len(x) == 0:
+        raise ValueError(f"the {printable(ds.name)} test set has no images")
+    if x.shape[1] != network.sizes[0]:
+        raise ValueError(f"the bundle expects {network.sizes[0]} inputs but {printable(ds.name)} images have "
+                         f"{x.shape[1]} pixels")
+    if y is not None and len(y):
+        n_classes = network.sizes[-1]
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"the {printable(ds.name)} test labels range over {lo}..{hi} but the bundle has "
+                             f"{n_classes} classes (labels 0..{n_classes - 1})")
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -71,8 +125,12 @@ def _cmd_info(args) -> int:
             print(f"layer {i}   w=s{ld['weight_bits']} {ld['weight_range']}  v=s{ld['membrane_bits']}  "
                   f"theta={ld['threshold']}  leak>>>{ld['leak_shift']}  current>>>{ld['current_shift']}  "
                   f"acc={ld['accumulator_bits']} bits")
-        for k in sorted(b.provenance):
-            print(f"{k:<10}{b.provenance[k]}")
+        rows = [(printable(k), printable(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False,
+                                                                                   sort_keys=True)))
+                for k, v in sorted(b.provenance.items())]
+        width = max([8] + [len(k) for k, _ in rows])  # "network   " and "layer 0   " are 10 wide
+        for k, v in rows:
+            print(f"{k:<{width}}  {v}")
     return 0
 
 
@@ -88,16 +146,14 @@ def _cmd_eval(args) -> int:
     from .data import load_dataset
     from .golden import infer
 
+    positive_int("--limit", args.limit)
+    bs = positive_int("--batch-size", args.batch_size, allow_none=False)
     b = bundle_from_args(args)
     ds = load_dataset(args.dataset, args.data_dir)
     x, y = ds.test_x, ds.test_y
     if args.limit is not None:
-        if args.limit < 1:
-            raise ValueError(f"--limit must be at least 1, not {args.limit}")
         x, y = x[:args.limit], y[:args.limit]
-    if x.shape[1] != b.network.sizes[0]:
-        raise ValueError(f"the bundle expects {b.network.sizes[0]} inputs but {ds.name} images have {x.shape[1]} pixels")
-    bs = args.batch_size
+    check_test_set(ds, x, y, b.network)
     correct = 0
     spikes = [0] * len(b.network.layers)
     t0 = time.perf_counter()
@@ -119,18 +175,21 @@ def _cmd_eval(args) -> int:
         for li, s in enumerate(spikes):
             kind = "spikes" if b.network.spiking(li) else "(non-spiking readout layer)"
             print(f"layer {li}   mean {s / n:.2f} {kind} per image")
-        print(f"speed     {n / dt:,.0f} images/s (golden model)")
+        if dt > 0:
+            print(f"speed     {n / dt:,.0f} images/s (golden model)")
     return 0
 
 
 def _cmd_random(args) -> int:
     from .bundle import random_bundle, save_bundle
+    from .fileio import check_output_file
 
-    sizes = [int(s) for s in args.sizes.split("-")]
-    b = random_bundle(tuple(sizes), args.T, weight_bits=args.weight_bits, seed=args.seed,
-                      encoding=args.encoding, reset=args.reset, readout=args.readout)
-    save_bundle(b, args.output)
-    print(f"wrote {args.output}")
+    sizes = parse_sizes(args.sizes)
+    out = check_output_file(args.output)   # before any work: not a link, device, FIFO or folder
+    b = random_bundle(sizes, args.T, weight_bits=args.weight_bits, seed=args.seed, encoding=args.encoding,
+                      reset=args.reset, readout=args.readout, input_bits=args.input_bits)
+    save_bundle(b, out)
+    print(f"wrote {printable(out)}")
     return 0
 
 
@@ -149,16 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_bundle_args(q)
     add_data_args(q)
     q.add_argument("--limit", type=int, help="only the first N test images")
-    q.add_argument("--batch-size", type=int, default=2000)
+    q.add_argument("--batch-size", type=int, default=2000, help="images per golden-model batch (default 2000)")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_eval)
 
     q = sub.add_parser("random-bundle", help="write a bundle with random integer weights (for trying the flow)")
-    q.add_argument("-o", "--output", required=True)
-    q.add_argument("--sizes", default="784-128-10")
+    q.add_argument("-o", "--output", required=True, help="the .scnb file to write")
+    q.add_argument("--sizes", default="784-128-10", help="layer sizes, input first (default 784-128-10)")
     q.add_argument("--T", type=int, default=4)
     q.add_argument("--weight-bits", type=int, default=8)
+    q.add_argument("--input-bits", type=int, default=8, help="direct encoding: pixel bits layer 1 sees (default 8)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--encoding", default="direct")
     q.add_argument("--reset", default="subtract")
@@ -188,7 +248,7 @@ def main(argv=None) -> int:
         print("sc-neurocore: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, RuntimeError) as e:
-        print(f"sc-neurocore: error: {e}", file=sys.stderr)
+        print(f"sc-neurocore: error: {printable(e, keep=_KEEP_IN_ERRORS)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -76,3 +76,233 @@ def test_console_script_exit_code(tmp_path):
     exe = [sys.executable, "-c", "import sys; from sc_neurocore.cli import main; sys.exit(main())"]
     r = subprocess.run(exe + ["eval", str(tmp_path / "nope.scnb")], capture_output=True, text=True)
     assert r.returncode == 2 and "error:" in r.stderr
+
+
+# --- issue 12: what the command line shows, refuses and writes ------------------------------------------
+
+import os
+import stat
+from pathlib import Path
+
+from sc_neurocore.bundle import random_bundle, save_bundle
+from sc_neurocore.data import Dataset
+
+
+def _listing(d: Path) -> dict:
+    """Every entry under ``d`` with its kind and content (what a failed command must leave unchanged)."""
+    out = {}
+    for p in sorted(d.rglob("*")):
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode):
+            out[str(p.relative_to(d))] = ("link", os.readlink(p))
+        elif stat.S_ISREG(st.st_mode):
+            out[str(p.relative_to(d))] = ("file", p.read_bytes())
+        else:
+            out[str(p.relative_to(d))] = (stat.S_IFMT(st.st_mode), None)
+    return out
+
+
+def test_info_escapes_control_characters_in_provenance(tmp_path, capsys):
+    b = random_bundle((6, 3), 2)
+    b = type(b)(b.network, {"note": "\x1b[31mred\x1b[0m\rover\x07", "author": "Zoë Ñandú 数字",
+                            "nested": {"k": "\x1b]0;title\x07"}, "bidi": "abc\u202edef", "\x1b[2Jkey": 1})
+    p = save_bundle(b, tmp_path / "b.scnb")
+    assert main(["info", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b[31mred\\x1b[0m\\rover\\x07" in out
+    assert "Zoë Ñandú 数字" in out              # normal unicode text is kept as it is
+    assert "abc\\u202edef" in out and "\\x1b[2Jkey" in out
+    assert 'nested      {"k": "\\u001b]0;title\\u0007"}' in out  # other values are shown as JSON
+
+
+def test_info_aligns_provenance_keys(tmp_path, capsys):
+    b = tmp_path / "r.scnb"
+    assert main(["random-bundle", "-o", str(b), "--sizes", "6-3"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"tool_version  {__version__}" in lines
+    assert "kind          random" in lines and "seed          0" in lines
+
+
+def test_error_messages_escape_control_characters(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "evil\x1b[2J\r.scnb")]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err
+    assert "bundle file not found" in err and "evil\\x1b[2J\\r.scnb" in err
+
+
+@pytest.mark.parametrize("bs", ["-1", "0"])
+def test_eval_refuses_batch_size_below_1(tmp_path, capsys, bs):
+    b = save_bundle(random_bundle((20, 8, 3), 2), tmp_path / "r.scnb")
+    make_idx_dir(tmp_path)
+    assert main(["eval", str(b), "--data-dir", str(tmp_path), "--quiet", "--batch-size", bs]) == 2
+    captured = capsys.readouterr()
+    assert f"--batch-size must be at least 1, not {bs}" in captured.err and captured.out == ""
+
+
+def test_eval_refuses_labels_beyond_the_bundles_classes(tmp_path, capsys):
+    b = save_bundle(random_bundle((20, 8, 2), 2), tmp_path / "r.scnb")  # 2 classes; the labels are 0..2
+    make_idx_dir(tmp_path)
+    assert main(["eval", str(b), "--data-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "test labels range over 0..2 but the bundle has 2 classes (labels 0..1)" in err
+
+
+def _fake_dataset(monkeypatch, test_x, test_y, name="fake"):
+    ds = Dataset(name, np.zeros((2, test_x.shape[1]), np.uint8), np.zeros(2, np.int64), test_x, test_y)
+    monkeypatch.setattr("sc_neurocore.data.load_dataset", lambda dataset="mnist", data_dir=None: ds)
+
+
+def test_eval_refuses_negative_labels(tmp_path, capsys, monkeypatch):
+    b = save_bundle(random_bundle((20, 8, 3), 2), tmp_path / "r.scnb")
+    _fake_dataset(monkeypatch, np.zeros((4, 20), np.uint8), np.array([0, -1, 2, 1]))
+    assert main(["eval", str(b), "--quiet"]) == 2
+    assert "fake test labels range over -1..2 but the bundle has 3 classes" in capsys.readouterr().err
+
+
+def test_eval_refuses_an_empty_test_set(tmp_path, capsys, monkeypatch):
+    b = save_bundle(random_bundle((20, 8, 3), 2), tmp_path / "r.scnb")
+    _fake_dataset(monkeypatch, np.zeros((0, 20), np.uint8), np.zeros(0, np.int64))
+    assert main(["eval", str(b), "--quiet"]) == 2
+    assert "the fake test set has no images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sizes", ["abc", "10", "10--3", "10-3-", "", "784-x-10", "10-0-3"])
+def test_random_bundle_refuses_bad_sizes(tmp_path, capsys, sizes):
+    assert main(["random-bundle", "-o", str(tmp_path / "x.scnb"), "--sizes", sizes]) == 2
+    err = capsys.readouterr().err
+    assert "sc-neurocore: error: --sizes" in err and repr(sizes) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--weight-bits", "99"], ("weight", "99")),
+    (["--seed", "-1"], ("seed", "-1")),
+])
+def test_random_bundle_bad_parameters_name_the_problem(tmp_path, capsys, argv, words):
+    # The checks live in bundle.random_bundle; the command line passes them through with exit status 2.
+    assert main(["random-bundle", "-o", str(tmp_path / "x.scnb"), "--sizes", "6-3"] + argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sc-neurocore: error: ") and all(w in err for w in words), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_bundle_input_bits(tmp_path, capsys):
+    p = tmp_path / "x.scnb"
+    assert main(["random-bundle", "-o", str(p), "--sizes", "6-3", "--input-bits", "2"]) == 0
+    assert load_bundle(p).network.input_bits == 2
+    p.unlink()
+    assert main(["random-bundle", "-o", str(p), "--sizes", "6-3", "--input-bits", "9"]) == 2
+    assert "input_bits must be between 1 and 8, not 9" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _special_outputs(tmp_path):
+    """Output paths that must never be written over: name -> (path, message)."""
+    (tmp_path / "target.txt").write_text("keep me")
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink("target.txt", tmp_path / "link.scnb")
+    (tmp_path / "adir").mkdir()
+    cases = {"fifo": (tmp_path / "fifo", "it is a FIFO"),
+             "link": (tmp_path / "link.scnb", "it is a symbolic link"),
+             "dir": (tmp_path / "adir", "it is a directory")}
+    if os.geteuid() == 0:
+        os.mknod(tmp_path / "fakenull", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        cases["chardev"] = (tmp_path / "fakenull", "it is a character device")
+    return cases
+
+
+def test_random_bundle_checks_the_output_before_generating(tmp_path, capsys, monkeypatch):
+    cases = _special_outputs(tmp_path)
+    before = _listing(tmp_path)
+
+    def no_work(*a, **k):
+        raise AssertionError("random_bundle ran before the output was checked")
+
+    monkeypatch.setattr("sc_neurocore.bundle.random_bundle", no_work)
+    for name, (path, message) in cases.items():
+        assert main(["random-bundle", "-o", str(path), "--sizes", "6-3"]) == 2, name
+        err = capsys.readouterr().err
+        assert message in err and str(path) in err, (name, err)
+    assert _listing(tmp_path) == before
+    assert (tmp_path / "target.txt").read_text() == "keep me"
+
+
+def test_pretrained_empty_name(capsys):
+    assert main(["info", "--pretrained", ""]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sc-neurocore: error: ") and "pretrained" in err and "NoneType" not in err, err
+
+
+def test_pretrained_name_is_not_a_path(tmp_path, capsys):
+    # A bundle that exists outside the shipped folder must not be reachable through --pretrained.
+    from sc_neurocore import bundle as bundle_mod
+
+    save_bundle(random_bundle((6, 3), 2), tmp_path / "outside.scnb")
+    shipped = Path(bundle_mod.__file__).parent / "pretrained"
+    for name in (str(tmp_path / "outside"), os.path.relpath(tmp_path / "outside", shipped)):
+        assert main(["info", "--pretrained", name, "--json"]) == 2, name
+        captured = capsys.readouterr()
+        assert captured.out == "" and "pretrained" in captured.err, (name, captured.err)
+
+
+# --- verilog -o: all three files or none ---------------------------------------------------------------
+
+def _verilog_names():
+    from sc_neurocore.hw.export import TOP_NAME
+    return {f"{TOP_NAME}.v", "report.json", "report.md"}
+
+
+def test_verilog_interrupted_leaves_the_old_output_whole(tmp_path, capsys, monkeypatch):
+    b = save_bundle(random_bundle((6, 4, 3), 2), tmp_path / "b.scnb")
+    out = tmp_path / "core"
+    out.mkdir()
+    old = {n: f"old {n}".encode() for n in _verilog_names()}
+    for n, data in old.items():
+        (out / n).write_bytes(data)
+    (out / "notes.txt").write_text("mine")
+    real_replace, real_rename, calls = os.replace, os.rename, []
+
+    def interrupted_replace(src, dst, *a, **k):  # Ctrl-C while the outputs are put in place
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", interrupted_replace)
+    monkeypatch.setattr(os, "rename", interrupted_replace)
+    assert main(["verilog", str(b), "-o", str(out)]) == 130
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert files == {**old, "notes.txt": b"mine"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.scnb", "core"]  # no temporary folder left
+    # uninterrupted, the folder is refilled: the three new files, the user's own file kept
+    monkeypatch.setattr(os, "replace", real_replace)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert main(["verilog", str(b), "-o", str(out)]) == 0
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(files) == _verilog_names() | {"notes.txt"} and files["notes.txt"] == b"mine"
+    assert all(files[n] != old[n] for n in old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.scnb", "core"]
+
+
+def test_verilog_refuses_special_output_folders_before_any_work(tmp_path, capsys, monkeypatch):
+    b = save_bundle(random_bundle((6, 4, 3), 2), tmp_path / "b.scnb")
+    (tmp_path / "real").mkdir()
+    os.symlink("real", tmp_path / "linkdir")
+    (tmp_path / "afile").write_text("keep")
+    os.mkfifo(tmp_path / "fifo")
+    before = _listing(tmp_path)
+
+    def no_work(*a, **k):
+        raise AssertionError("the bundle was loaded before the output folder was checked")
+
+    monkeypatch.setattr("sc_neurocore.cli.bundle_from_args", no_work)
+    monkeypatch.setattr("sc_neurocore.cli_hw.bundle_from_args", no_work)
+    for name, message in (("linkdir", "it is a symbolic link"), ("afile", "it is a regular file"),
+                          ("fifo", "it is a FIFO")):
+        assert main(["verilog", str(b), "-o", str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err
+        assert message in err and str(tmp_path / name) in err, (name, err)
+    assert _listing(tmp_path) == before
