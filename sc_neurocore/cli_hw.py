@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-from pathlib import Path
 
-from .cli import add_bundle_args, bundle_from_args
+from .cli import add_bundle_args, bundle_from_args, check_test_set, positive_int, printable
 
 __all__ = ["register"]
 
@@ -44,25 +42,22 @@ def core_config(args):
 def _cmd_verilog(args) -> int:
     from sc_neurocore.hw.export import TOP_NAME, generate_verilog
 
+    from .fileio import atomic_output_dir, check_output_dir
+
+    out = check_output_dir(args.output)      # not a file, link or device: before any work
     bundle = bundle_from_args(args)
     config = core_config(args)
     config.geometry(bundle.network)          # validate against the network before any output
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output {out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Generate next to the destination, then move the files in: a failure
-    # leaves no half-written output behind.
-    with tempfile.TemporaryDirectory(prefix=".sc_neurocore-verilog-", dir=out.parent) as tmp:
+    # Generate into a fresh folder that takes the place of ``out`` in one
+    # rename: the folder gets the Verilog and both reports, or (on an error or
+    # Ctrl-C) stays as it was; the user's other files in it are kept.
+    with atomic_output_dir(out) as tmp:
         rep = generate_verilog(bundle, tmp, config=config)
-        out.mkdir(exist_ok=True)
-        for name in (f"{TOP_NAME}.v", "report.json", "report.md"):
-            Path(tmp, name).replace(out / name)
     if args.json:
         print(json.dumps(rep, indent=2, sort_keys=True))
     else:
         lat = rep["latency"]
-        print(f"wrote {out / (TOP_NAME + '.v')}  ({'-'.join(map(str, rep['sizes']))}, T={rep['T']}, "
+        print(f"wrote {printable(out / (TOP_NAME + '.v'))}  ({'-'.join(map(str, rep['sizes']))}, T={rep['T']}, "
               f"{rep['encoding']}, readout={rep['readout']})")
         print(f"s_axis_tdata {rep['s_axis_tdata_width']} bits ({rep['pixels_per_beat']} pixels/beat), "
               f"m_axis_tdata {rep['m_axis_tdata_width']} bits")
@@ -75,24 +70,22 @@ def _cmd_verilog(args) -> int:
 def _cmd_latency(args) -> int:
     from sc_neurocore.latency import latency_report, latency_summary
 
+    positive_int("--limit", args.limit)
     bundle = bundle_from_args(args)
     net = bundle.network
     config = core_config(args)
     config.geometry(net)
     rep = latency_report(net, config)
     result = {"worst_case_cycles": rep["worst_case_cycles"], "lower_bound_cycles": rep["lower_bound_cycles"]}
+    ds = None
     if args.dataset or args.data_dir:
         from .data import load_dataset
 
         ds = load_dataset(args.dataset or "mnist", args.data_dir)
-        x = ds.test_x
-        if args.limit is not None:
-            if args.limit < 1:
-                raise ValueError(f"--limit must be at least 1, not {args.limit}")
-            x = x[:args.limit]
-        if x.shape[1] != net.sizes[0]:
-            raise ValueError(f"the bundle expects {net.sizes[0]} inputs but {ds.name} images have {x.shape[1]} pixels")
+        x = ds.test_x[:args.limit] if args.limit is not None else ds.test_x
+        check_test_set(ds, x, None, net)
         result["typical"] = latency_summary(net, config, x)
+        result["dataset"] = ds.name
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
@@ -101,7 +94,7 @@ def _cmd_latency(args) -> int:
     if "typical" in result:
         s = result["typical"]
         print(f"typical      mean {s['mean_cycles']:.1f}  median {s['median_cycles']:.0f}  "
-              f"max {s['max_cycles']} cycles over {s['n']} {args.dataset} test images "
+              f"max {s['max_cycles']} cycles over {s['n']} {printable(ds.name)} test images "
               f"(mean lower bound {s['mean_lower_bound_cycles']:.1f})")
     return 0
 

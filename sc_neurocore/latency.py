@@ -198,7 +198,13 @@ def lower_bound_cycles(network, config=None, pixels=None):
 def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> dict:
     """Mean / median / min / max latency over a dataset, with the lower bound and worst case."""
     geom = _geometry(network, config)
+    if images is None:
+        raise TypeError("latency_summary needs images (B, n_inputs): the dataset to summarise")
     px = check_pixels(images, geom.n_inputs)
+    if len(px) == 0:
+        raise ValueError("latency_summary needs at least one image, got an empty batch")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, not {batch!r}")
     # One golden-model pass per chunk serves both the exact cycles and the bound.
     acts = [_activity(geom, px[i:i + batch]) for i in range(0, len(px), batch)]
     cyc = np.concatenate([_cycles_from_activity(geom, w, spikes) for w, spikes in acts])

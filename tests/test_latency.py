@@ -67,3 +67,29 @@ def test_summary_and_report():
     assert rep["pipeline"]["update"] == Timing.UPDATE
     with pytest.raises(TypeError):
         image_cycles("net", None, _x(64, 1, 0))
+
+
+def test_summary_refuses_an_empty_batch():
+    net = random_bundle((64, 16, 5), T=2, seed=4).network
+    with pytest.raises(ValueError, match="needs at least one image, got an empty batch"):
+        latency_summary(net, None, np.zeros((0, 64), np.int64))
+    with pytest.raises(ValueError, match="batch must be a positive integer, not 0"):
+        latency_summary(net, None, _x(64, 3, 0), batch=0)
+
+
+def test_latency_cli_names_the_data_dir_dataset(tmp_path, capsys):
+    from sc_neurocore.bundle import save_bundle
+    from sc_neurocore.cli import main
+    from test_data import make_idx_dir
+
+    b = save_bundle(random_bundle((20, 8, 3), 2), tmp_path / "r.scnb")
+    d = tmp_path / "fashion"
+    d.mkdir()
+    make_idx_dir(d, n_test=7)
+    assert main(["latency", str(b), "--data-dir", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "cycles over 7 fashion test images" in out and "None" not in out
+    assert main(["latency", str(b), "--data-dir", str(d), "--limit", "3", "--json"]) == 0
+    import json
+    res = json.loads(capsys.readouterr().out)
+    assert res["dataset"] == "fashion" and res["typical"]["n"] == 3
