@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import add_bundle_args, add_data_args, bundle_from_args
+from .cli import add_bundle_args, add_data_args, bundle_from_args, check_test_set, positive_int, printable
 from .cli_hw import add_generator_args as add_core_args, core_config
+
+SYNTH_OUTPUTS = ("synth.json", "synth.md")
 
 
 def _synth_bundle(bundle, config, device: str, use_cache: bool = True, timeout: float = 7200) -> dict:
@@ -43,24 +45,61 @@ def _synth_md(r: dict) -> str:
     return "\n".join(rows)
 
 
-def _cmd_synth(args) -> int:
-    from .fileio import atomic_write_bytes
+def _synth_outputs(folder) -> dict:
+    """``synth.json``/``synth.md`` in ``folder``, checked before any work (a place-and-route run takes minutes)."""
+    from .fileio import check_output_file
 
+    if folder is None:
+        return {}
+    return {name: check_output_file(Path(folder) / name) for name in SYNTH_OUTPUTS}
+
+
+def _cmd_synth(args) -> int:
+    from .fileio import atomic_write_files
+    from .synth import parse_device
+
+    if not args.timeout > 0 or args.timeout == float("inf"):
+        raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout!r}")
+    parse_device(args.device)
+    outputs = _synth_outputs(args.output)
     b = bundle_from_args(args)
     cfg = core_config(args)
-    if not args.timeout > 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout!r}")
+    cfg.geometry(b.network)
     r = _synth_bundle(b, cfg, args.device, use_cache=not args.no_cache, timeout=args.timeout)
     wc = (r.get("latency") or {}).get("worst_case_cycles")
     if r.get("fmax_mhz") and wc:
         r["worst_case_latency_us"] = wc / r["fmax_mhz"]
     md = _synth_md(r)
-    if args.output:
-        out = Path(args.output)
-        atomic_write_bytes(out / "synth.json", (json.dumps(r, indent=1, sort_keys=True) + "\n").encode())
-        atomic_write_bytes(out / "synth.md", (md + "\n").encode())
+    if outputs:
+        # Both files or neither: a synth.md never describes a different run from its synth.json.
+        atomic_write_files({outputs["synth.json"]: (json.dumps(r, indent=1, sort_keys=True) + "\n").encode(),
+                            outputs["synth.md"]: (md + "\n").encode()})
     print(json.dumps(r, indent=1, sort_keys=True) if args.json else md)
     return 0 if r.get("fits") else 1
+
+
+def _plot_path(text) -> Path:
+    """The ``--plot`` file, checked before any work: a .png/.pdf/.svg file name that can be written."""
+    import importlib.util
+    import os
+    import stat
+
+    from .fileio import check_output_file
+    from .plan import plot_format
+
+    path = Path(text)
+    try:
+        is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        is_dir = False
+    if is_dir:
+        raise ValueError(f"--plot {printable(path)} is a directory: give the plot file, e.g. "
+                         f"{printable(path / 'plan.png')}")
+    check_output_file(path)
+    plot_format(path)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise RuntimeError("--plot needs matplotlib: pip install matplotlib (or sc_neurocore[dev])")
+    return path
 
 
 def _cmd_plan(args) -> int:
@@ -77,6 +116,8 @@ def _cmd_plan(args) -> int:
     if args.device is not None:
         from .synth import parse_device
         parse_device(args.device)
+    positive_int("--limit", args.limit)
+    plot = _plot_path(args.plot) if args.plot is not None else None
     bundles = []
     if args.pretrained_all:
         names = [n for n in pretrained_names() if n.startswith("mnist-t")]
@@ -90,10 +131,14 @@ def _cmd_plan(args) -> int:
     ds = load_dataset(args.dataset, args.data_dir)
     x, y = ds.test_x[:args.limit], ds.test_y[:args.limit]
     cfg = core_config(args)
+    for name, b in bundles:  # every candidate is checked before the first is measured
+        try:
+            check_test_set(ds, x, y, b.network)
+        except ValueError as e:
+            raise ValueError(f"{printable(name)}: {e}") from None
+        cfg.geometry(b.network)
     cands = []
     for name, b in bundles:
-        if b.network.sizes[0] != x.shape[1]:
-            raise ValueError(f"{name} expects {b.network.sizes[0]} inputs but the images have {x.shape[1]} pixels")
         acc = float(np.mean(infer(b.network, x).classes == y))
         lat = latency_summary(b.network, cfg, x)
         luts = brams = None
@@ -118,11 +163,10 @@ def _cmd_plan(args) -> int:
         print(table)
         print()
         print(choice.message)
-    if args.plot:
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        pareto_plot(cands, args.plot, budget, args.typical, choice.chosen)
+    if plot is not None:
+        written = pareto_plot(cands, plot, budget, args.typical, choice.chosen)
         if not args.json:
-            print(f"Pareto plot: {args.plot}")
+            print(f"Pareto plot: {printable(written)}")
     return 0 if choice.chosen else 1
 
 
@@ -147,7 +191,7 @@ def register(sub) -> None:
     q.add_argument("--device", help="synthesise for this device and use its Fmax (ecp5-85f | ecp5-25f | ice40-up5k)")
     q.add_argument("--typical", action="store_true", help="judge by the mean latency over the test set, not the worst case")
     q.add_argument("--limit", type=int, default=10000, help="test images for accuracy and typical cycles")
-    q.add_argument("--plot", help="write the accuracy/latency Pareto plot (PNG) here")
+    q.add_argument("--plot", metavar="FILE", help="write the accuracy/latency Pareto plot here (.png, .pdf or .svg)")
     q.add_argument("--json", action="store_true")
     add_data_args(q)
     add_core_args(q)

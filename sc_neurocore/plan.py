@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-__all__ = ["Candidate", "Choice", "parse_duration", "parse_frequency", "choose", "format_table", "pareto_plot"]
+__all__ = ["Candidate", "Choice", "parse_duration", "parse_frequency", "choose", "format_table", "pareto_plot",
+           "plot_format"]
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
 _FREQ = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
@@ -40,7 +42,9 @@ def parse_duration(text) -> float:
     if unit.lower() not in _UNITS and unit not in _UNITS:
         raise ValueError(f"unknown time unit {unit!r} in {text!r}: use s, ms, us (or µs) or ns")
     seconds = value * _UNITS.get(unit, _UNITS.get(unit.lower()))
-    if not seconds > 0 or not math.isfinite(seconds):
+    if not math.isfinite(seconds):
+        raise ValueError(f"latency budget {text!r} is too large: it must be a finite duration")
+    if not seconds > 0:
         raise ValueError(f"latency budget must be positive, not {text!r}")
     return seconds
 
@@ -48,10 +52,15 @@ def parse_duration(text) -> float:
 def parse_frequency(value) -> float:
     """A clock in MHz (number or ``"100MHz"``) → Hz (> 0)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        mhz = float(value)
-        if not (mhz > 0 and math.isfinite(mhz)):
+        try:
+            hz = float(value) * 1e6
+        except OverflowError:  # an int too large for a float
+            hz = math.inf
+        if math.isinf(hz):
+            raise ValueError(f"clock {value!r} MHz is too large: it must be a finite frequency")
+        if not hz > 0:  # also NaN
             raise ValueError(f"clock must be a positive frequency in MHz, not {value!r}")
-        return mhz * 1e6
+        return hz
     if not isinstance(value, str):
         raise TypeError(f"clock must be a number of MHz or a string such as '100MHz', not {value!r}")
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
@@ -61,6 +70,8 @@ def parse_frequency(value) -> float:
     if unit not in _FREQ:
         raise ValueError(f"unknown frequency unit {m.group(2)!r} in {value!r}: use Hz, kHz, MHz or GHz")
     hz = float(m.group(1)) * _FREQ[unit]
+    if not math.isfinite(hz):
+        raise ValueError(f"clock {value!r} is too large: it must be a finite frequency")
     if not hz > 0:
         raise ValueError(f"clock must be positive, not {value!r}")
     return hz
@@ -149,9 +160,28 @@ def format_table(cands, budget_s: float, typical: bool, chosen: Candidate | None
     return "\n".join(lines)
 
 
+_PLOT_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
+def plot_format(path) -> str:
+    """The image format of a plot file, from its suffix (``.png``, ``.pdf`` or ``.svg``)."""
+    fmt = _PLOT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"the plot file must end in .png, .pdf or .svg, not {str(path)!r}")
+    return fmt
+
+
 def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = False,
-                chosen: Candidate | None = None) -> None:
-    """Accuracy vs latency (PNG via matplotlib, headless)."""
+                chosen: Candidate | None = None) -> Path:
+    """Accuracy vs latency (PNG, PDF or SVG by the suffix of ``path``; matplotlib, headless).
+
+    The file is written atomically (:func:`sc_neurocore.fileio.atomic_write_with`): exactly ``path``,
+    complete or not at all. Returns ``path``.
+    """
+    from .fileio import atomic_write_with, check_output_file
+
+    fmt = plot_format(path)
+    path = check_output_file(path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,8 +212,10 @@ def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = Fals
     ax.set_ylabel("integer test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        return atomic_write_with(path, lambda f: fig.savefig(f, format=fmt))
+    finally:
+        plt.close(fig)
 
 
 def candidate_dict(c: Candidate) -> dict:

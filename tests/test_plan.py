@@ -111,3 +111,138 @@ def test_plan_cli_on_random_bundles(tmp_path, capsys):
 def test_plan_errors(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+# --- issue 12 ----------------------------------------------------------------------------------------
+
+import os
+import stat
+from pathlib import Path
+
+from sc_neurocore.bundle import random_bundle, save_bundle
+from test_data import make_idx_dir
+
+
+@pytest.mark.parametrize("text", ["1e400us", "1e400 s", "1e999ns"])
+def test_parse_duration_refuses_infinite(text):
+    with pytest.raises(ValueError, match=r"latency budget .* is too large: it must be a finite duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("value", ["1e400", "1e400MHz", "1e300GHz", 1e303, 10 ** 400, float("inf")])
+def test_parse_frequency_refuses_infinite(value):
+    with pytest.raises(ValueError, match="is too large: it must be a finite frequency"):
+        parse_frequency(value)
+
+
+@pytest.fixture
+def plan_dir(tmp_path):
+    save_bundle(random_bundle((20, 6, 3), 2, seed=1), tmp_path / "r.scnb")
+    data = tmp_path / "digits"
+    data.mkdir()
+    make_idx_dir(data)
+    return tmp_path
+
+
+def _plan(d, *extra):
+    return ["plan", str(d / "r.scnb"), "--latency-budget", "1s", "--clock-mhz", "100", "--data-dir",
+            str(d / "digits"), *extra]
+
+
+def _entries(d):
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--limit", "0"], "--limit must be at least 1, not 0"),
+    (["--limit", "-3"], "--limit must be at least 1, not -3"),
+    (["--clock-mhz", "1e400"], "clock '1e400' is too large"),
+    (["--latency-budget", "1e400us"], "latency budget '1e400us' is too large"),
+    (["--plot", "{d}/plan"], "the plot file must end in .png, .pdf or .svg, not '{d}/plan'"),
+    (["--plot", "{d}/plan.jpeg"], "must end in .png, .pdf or .svg"),
+    (["--plot", "{d}/digits"], "--plot {d}/digits is a directory: give the plot file, e.g. {d}/digits/plan.png"),
+])
+def test_plan_cli_refuses(plan_dir, capsys, argv, message):
+    before = _entries(plan_dir)
+    argv = [a.replace("{d}", str(plan_dir)) for a in argv]
+    assert main(_plan(plan_dir, *argv)) == 2
+    captured = capsys.readouterr()
+    assert message.replace("{d}", str(plan_dir)) in captured.err and captured.out == ""
+    assert _entries(plan_dir) == before  # no plan.png, no digits.png
+
+
+def test_plan_refuses_special_plot_files_before_any_work(plan_dir, capsys, monkeypatch):
+    os.mkfifo(plan_dir / "p.png")
+    os.symlink("r.scnb", plan_dir / "l.png")
+    cases = [("p.png", "it is a FIFO"), ("l.png", "it is a symbolic link")]
+    if os.geteuid() == 0:
+        os.mknod(plan_dir / "n.png", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        cases.append(("n.png", "it is a character device"))
+
+    def no_work(*a, **k):
+        raise AssertionError("the dataset was loaded before --plot was checked")
+
+    monkeypatch.setattr("sc_neurocore.data.load_dataset", no_work)
+    before = _entries(plan_dir)
+    for name, message in cases:
+        assert main(_plan(plan_dir, "--plot", str(plan_dir / name))) == 2, name
+        assert message in capsys.readouterr().err, name
+    assert _entries(plan_dir) == before and stat.S_ISFIFO(os.lstat(plan_dir / "p.png").st_mode)
+
+
+def test_plan_plot_needs_matplotlib_up_front(plan_dir, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert main(_plan(plan_dir, "--plot", str(plan_dir / "p.png"))) == 2
+    captured = capsys.readouterr()
+    assert "--plot needs matplotlib" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_plan_plot_writes_exactly_the_reported_file(plan_dir, capsys, suffix, magic):
+    out = plan_dir / "out"
+    out.mkdir()
+    assert main(_plan(plan_dir, "--plot", str(out))) == 2  # a folder: refused, not written as out.png
+    assert f"--plot {out} is a directory" in capsys.readouterr().err
+    assert not (plan_dir / "out.png").exists() and list(out.iterdir()) == []
+    target = out / "sub" / f"plan{suffix}"
+    assert main(_plan(plan_dir, "--plot", str(target))) == 0
+    assert f"Pareto plot: {target}\n" in capsys.readouterr().out
+    assert target.read_bytes().startswith(magic)
+    assert [str(p.relative_to(out)) for p in sorted(out.rglob("*"))] == ["sub", f"sub/plan{suffix}"]
+
+
+def test_pareto_plot_is_atomic(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    p = tmp_path / "p.png"
+    p.write_bytes(b"the previous plot")
+
+    def broken_savefig(self, fname, *a, **k):  # dies half-way through writing
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG half")
+        else:
+            Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        pareto_plot([cand(1, 0.95, 300)], p, 5e-6)
+    assert p.read_bytes() == b"the previous plot" and [q.name for q in tmp_path.iterdir()] == ["p.png"]
+
+
+def test_pareto_plot_returns_the_path_and_refuses_unknown_formats(tmp_path):
+    cs = [cand(1, 0.95, 300), cand(4, 0.98, 600)]
+    assert pareto_plot(cs, tmp_path / "p.svg", 5e-6) == tmp_path / "p.svg"
+    assert b"<svg" in (tmp_path / "p.svg").read_bytes()
+    with pytest.raises(ValueError, match=r"must end in \.png, \.pdf or \.svg"):
+        pareto_plot(cs, tmp_path / "p", 5e-6)
+    assert [q.name for q in tmp_path.iterdir()] == ["p.svg"]
+
+
+def test_plan_refuses_labels_beyond_the_bundles_classes(plan_dir, capsys):
+    save_bundle(random_bundle((20, 6, 2), 2), plan_dir / "r.scnb")  # 2 classes; the labels are 0..2
+    assert main(_plan(plan_dir)) == 2
+    assert "r: the digits test labels range over 0..2 but the bundle has 2 classes" in capsys.readouterr().err
