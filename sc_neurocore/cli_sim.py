@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from .cli import add_bundle_args, add_data_args, bundle_from_args
+from .cli import add_bundle_args, add_data_args, bundle_from_args, check_test_set, parse_sizes
 
 __all__ = ["register"]
 
@@ -48,21 +48,16 @@ def _cmd_sim(args) -> int:
 
         if args.bundle is not None or args.pretrained is not None:
             raise ValueError("give a bundle, --pretrained NAME or --random SIZES, not several")
-        try:
-            sizes = tuple(int(s) for s in args.random.split("-"))
-        except ValueError:
-            raise ValueError(f"--random must look like 784-128-10, not {args.random!r}") from None
+        sizes = parse_sizes(args.random, "--random")
         bundle = random_bundle(sizes, args.T, seed=args.seed)
     else:
         bundle = bundle_from_args(args)
     from sc_neurocore.data import load_dataset
 
     ds = load_dataset(args.dataset, args.data_dir)
-    x, y = ds.test_x, ds.test_y
-    if x.shape[1] != bundle.network.sizes[0]:
-        raise ValueError(f"the bundle expects {bundle.network.sizes[0]} inputs but {ds.name} images have "
-                         f"{x.shape[1]} pixels")
-    n = min(args.n, len(x)) if args.n is not None else len(x)
+    n = min(args.n, len(ds.test_x)) if args.n is not None else len(ds.test_x)
+    x, y = ds.test_x[:n], ds.test_y[:n]
+    check_test_set(ds, x, y, bundle.network)
     gen = {}
     for key in ("pixels_per_beat", "lanes", "events"):
         v = getattr(args, key)
@@ -71,7 +66,7 @@ def _cmd_sim(args) -> int:
     results = []
     ok = True
     for sim in sims:
-        r = run_regression(bundle, x[:n], y[:n], simulator=sim, gaps=gaps, backpressure=bp, seed=args.seed,
+        r = run_regression(bundle, x, y, simulator=sim, gaps=gaps, backpressure=bp, seed=args.seed,
                            resets=args.resets, generator_options=gen)
         results.append(r)
         ok &= r["ok"]

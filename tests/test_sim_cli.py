@@ -75,3 +75,18 @@ def test_run_regression_reports_traffic_shaping(idx_dir):
     assert r["ok"] and r["vectors_checked"] == 10 and r["mismatched_vectors"] == 0
     assert not r["cycles_checked"]  # cycles are only compared with the model without gaps/back-pressure
     assert 0.0 <= r["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["sim", "--random", "16"], "--random must be an input size and at least one layer size joined by '-'"),
+    (["sim", "--random", "16-0-4"], "--random: every size must be at least 1, not '16-0-4'"),
+    # the labels of the test set are 0..3: a 3-class bundle cannot be scored on them
+    (["sim", "--random", "16-8-3"], "test labels range over 0..3 but the bundle has 3 classes (labels 0..2)"),
+])
+def test_sim_refuses_bad_sizes_and_labels(argv, msg, idx_dir, capsys, monkeypatch):
+    def no_run(*a, **k):
+        raise AssertionError("the simulation ran")
+
+    monkeypatch.setattr("sc_neurocore.sim.runner.run_regression", no_run)
+    assert main(argv + ["--data-dir", str(idx_dir)]) == 2
+    assert msg in capsys.readouterr().err
