@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -110,12 +112,36 @@ def check_output_dir(path) -> Path:
     path = Path(path)
     if str(path) in ("", "."):
         raise OutputError("the output folder must not be empty or '.'")
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise OutputError(f"refusing to use {path} as the output folder: it is the current folder or one above "
+                          "it (give a new or a sub-folder)")
     st = _lstat(path)
     if st is not None and not stat.S_ISDIR(st.st_mode):
         kind = _kind(st.st_mode) or "a regular file"
         raise OutputError(f"refusing to use {path} as the output folder: it is {kind}, not a directory")
     _check_parent(path.parent, path)
     return path
+
+
+@contextlib.contextmanager
+def _uninterrupted():
+    """Hold Ctrl-C (SIGINT) and SIGTERM back during a short sequence of renames.
+
+    The renames that put finished outputs in place take microseconds; an
+    interrupt between two of them would leave a mixed state, so it is
+    delivered right after the sequence instead (main thread only: Python runs
+    signal handlers there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _mode_for(path: Path) -> int:
@@ -183,13 +209,14 @@ def atomic_write_files(files: Mapping) -> list[Path]:
         for path, v in items:
             writer = v if callable(v) else (lambda f, data=v: f.write(data))
             temps.append((path, _write_temp(path, writer)))
-        for path, tmp in temps:
-            backup = None
-            if path.exists():
-                backup = f"{tmp}.old"
-                os.link(path, backup)
-            done.append((path, backup))
-            os.replace(tmp, path)
+        with _uninterrupted():
+            for path, tmp in temps:
+                backup = None
+                if path.exists():
+                    backup = f"{tmp}.old"
+                    os.link(path, backup)
+                done.append((path, backup))
+                os.replace(tmp, path)
     except BaseException:
         for path, backup in reversed(done):
             if backup is not None:
@@ -218,6 +245,7 @@ def atomic_output_dir(path) -> Iterator[Path]:
     path = check_output_dir(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = Path(f"{tmp}.old")   # where the previous folder waits while the new one moves in
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         yield tmp
@@ -225,18 +253,20 @@ def atomic_output_dir(path) -> Iterator[Path]:
         if not path.exists():
             os.rename(tmp, path)
             return
-        old = Path(f"{tmp}.old")
         new_names = {p.name for p in tmp.iterdir()}
-        os.rename(path, old)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            os.rename(old, path)
-            raise
-        for p in old.iterdir():  # the user's other files stay where they were
-            if p.name not in new_names:
-                os.rename(p, path / p.name)
-        shutil.rmtree(old, ignore_errors=True)
+        with _uninterrupted():
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            for p in old.iterdir():  # the user's other files stay where they were
+                if p.name not in new_names:
+                    os.rename(p, path / p.name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if path.is_dir():  # the swap is complete (or never began): what is left of the old folder goes
+            shutil.rmtree(old, ignore_errors=True)

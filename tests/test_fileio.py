@@ -5,6 +5,9 @@ import stat
 
 import pytest
 
+from sc_neurocore import fileio
+from pathlib import Path
+
 from sc_neurocore.fileio import (OutputError, atomic_output_dir, atomic_write_bytes, atomic_write_files,
                                  atomic_write_with, check_output_dir, check_output_file)
 
@@ -116,3 +119,38 @@ def test_checks_name_the_problem(tmp_path):
         check_output_file("")
     assert check_output_file(tmp_path / "new" / "deeper" / "b.scnb") == tmp_path / "new" / "deeper" / "b.scnb"
     assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+def test_output_dir_is_not_the_current_folder_or_above(tmp_path, monkeypatch):
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    for p in (sub, "..", tmp_path, str(sub) + "/"):
+        with pytest.raises(OutputError, match="current folder or one above"):
+            check_output_dir(p)
+    assert check_output_dir("out") == Path("out")
+
+
+def test_renames_are_not_interrupted(tmp_path, monkeypatch):
+    """A Ctrl-C arriving during the final renames is held until they are all done."""
+    import signal
+
+    out = tmp_path / "v"
+    out.mkdir()
+    (out / "user.txt").write_text("mine")
+    real_rename = os.rename
+    calls = []
+
+    def rename_and_interrupt(a, b):
+        real_rename(a, b)
+        calls.append(b)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # pending: delivered after the sequence
+
+    monkeypatch.setattr(fileio.os, "rename", rename_and_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output_dir(out) as tmp:
+            (tmp / "core.v").write_text("new")
+    assert len(calls) == 3  # out -> old, tmp -> out, user.txt carried over: all before the interrupt
+    assert sorted(p.name for p in out.iterdir()) == ["core.v", "user.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v"]  # no hidden leftovers
