@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+from tolerance import close
 
 from sc_neurocore.cli import main
 from sc_neurocore.plan import Candidate, choose, parse_duration, parse_frequency, pareto_plot
@@ -17,7 +19,8 @@ def cand(T, acc, worst, typical=None, clock=100e6, fits=True, note=""):
     ("2 s", 2.0), ("10US", 10e-6),
 ])
 def test_parse_duration(text, seconds):
-    assert parse_duration(text) == pytest.approx(seconds, rel=1e-12)
+    # one float parse and one multiplication by the unit, against a literal: two roundings
+    assert parse_duration(text) == close(seconds, dtype=np.float64, terms=1, ops=2, scale=seconds)
 
 
 @pytest.mark.parametrize("text, exc, message", [
