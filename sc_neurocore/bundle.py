@@ -14,7 +14,14 @@ member order:
 :func:`save_bundle` writes atomically (a temporary file in the target folder,
 renamed over the target only when complete) and byte-identically for
 identical content. :func:`load_bundle` validates everything and raises a
-:class:`BundleError` naming the field.
+:class:`BundleError` naming the field — for every malformed file, whatever its
+bytes: a bundle holds exactly ``manifest.json`` and the weight members its
+layers name (no duplicates, nothing else); every member's size is bounded by
+what it can legitimately hold (the manifest by :data:`MAX_MANIFEST_BYTES`, a
+weight member by its ``.npy`` header plus its shape's weights, all layers
+together by :data:`MAX_WEIGHTS`) and checked against the ZIP directory before
+anything is decompressed; the manifest must be strict UTF-8 JSON (no NaN or
+Infinity, no duplicate keys, at most :data:`MAX_MANIFEST_DEPTH` levels deep).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +38,11 @@ import numpy as np
 
 from . import __version__
 from .fileio import atomic_write_bytes
-from .params import LayerParams, NetworkParams
+from .params import LayerParams, NetworkParams, _check_int
 
 __all__ = ["Bundle", "BundleError", "save_bundle", "load_bundle", "random_bundle", "resolve_bundle",
-           "SCHEMA_VERSION", "FORMAT_NAME", "pretrained_names", "pretrained_path"]
+           "SCHEMA_VERSION", "FORMAT_NAME", "pretrained_names", "pretrained_path", "MAX_WEIGHTS",
+           "MAX_MANIFEST_BYTES", "MAX_MANIFEST_DEPTH"]
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "sc_neurocore.bundle"
@@ -42,6 +51,19 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _NETWORK_KEYS = {"sizes", "T", "encoding", "reset", "readout", "rate_seed", "layers", "input_bits"}
 _LAYER_KEYS = {"weight_bits", "membrane_bits", "threshold", "leak_shift", "current_shift", "weights", "shape"}
 _PRETRAINED_DIR = Path(__file__).with_name("pretrained")
+_MANIFEST = "manifest.json"
+#: Largest manifest.json accepted (the shipped ones are under 2 kB).
+MAX_MANIFEST_BYTES = 1 << 20
+#: Deepest nesting of JSON containers accepted in a manifest (a saved one has 4 levels plus its provenance).
+MAX_MANIFEST_DEPTH = 32
+#: Most weights a bundle may hold, all layers together: 2**28, i.e. 2 GiB as the int64 arrays the
+#: golden model computes with (the shipped MNIST networks have about 100 000). Also the bound of
+#: :func:`random_bundle`.
+MAX_WEIGHTS = 1 << 28
+#: Room for a weight member's .npy header (np.save writes 128 bytes for a 2-D integer array).
+_NPY_HEADER_MAX = 4096
+#: Bytes per weight in the widest integer dtype a weight member may use (int64).
+_MAX_ITEMSIZE = 8
 
 
 class BundleError(ValueError):
@@ -109,6 +131,26 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _nbytes(n: int | float) -> str:
+    """A byte count for messages: ``8.0 TB``, ``2.1 GB``, ``512 B``."""
+    if n < 1000:
+        return f"{int(n)} B"
+    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
+        n /= 1000
+        if n < 999.95 or unit == "EB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _short(v, limit: int = 60) -> str:
+    """``repr(v)``, cut to ``limit`` characters (a manifest field may be a megabyte long)."""
+    return _cut(repr(v), limit)
+
+
 def bundle_bytes(bundle: Bundle) -> bytes:
     """The exact bytes :func:`save_bundle` writes."""
     if not isinstance(bundle, Bundle):
@@ -144,110 +186,259 @@ def _req(d: dict, key: str, where: str, types):
         raise BundleError(f"{where}.{key} is missing")
     v = d[key]
     if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise BundleError(f"{where}.{key} must be {getattr(types, '__name__', types)}, not {v!r}")
+        raise BundleError(f"{where}.{key} must be {getattr(types, '__name__', types)}, not {_short(v)}")
     if not isinstance(v, types):
         tname = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
-        raise BundleError(f"{where}.{key} must be {tname}, not {v!r}")
+        raise BundleError(f"{where}.{key} must be {tname}, not {_short(v)}")
     return v
 
 
-def _read_npy(zf: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
+def _is_count(v) -> bool:
+    """A positive JSON integer (not a bool)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, bound: int, path: Path, what: str) -> bytes:
+    """A member's bytes, refused from its declared size before anything is decompressed.
+
+    ``bound`` is the most bytes the member can legitimately hold; at most ``bound + 1`` bytes are read
+    in case the declared size lies (the CRC is checked when the read reaches the member's end).
+    """
+    name = info.filename
+    if info.file_size > bound:
+        raise BundleError(f"{path} is not a bundle: member {_short(name)} is {info.file_size} bytes "
+                          f"({_nbytes(info.file_size)}), more than the {bound} bytes {what}")
+    if info.flag_bits & 0x1:
+        raise BundleError(f"{path} is not a bundle: member {_short(name)} is encrypted")
     try:
-        data = zf.read(name)
-    except KeyError:
-        raise BundleError(f"{where}: member {name!r} is missing from the archive") from None
+        with zf.open(info) as fh:
+            data = fh.read(bound + 1)
+    except Exception as e:  # noqa: BLE001 - zlib/bz2/lzma/CRC/unsupported-method errors: a corrupt member
+        raise BundleError(f"{path} is corrupt (member {_short(name)}: {e})") from None
+    if len(data) > bound or len(data) != info.file_size:
+        raise BundleError(f"{path} is corrupt (member {_short(name)} holds {'more than ' if len(data) > bound else ''}"
+                          f"{min(len(data), bound)} bytes but the archive directory says {info.file_size})")
+    return data
+
+
+def _reject_duplicate_keys(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise BundleError(f"manifest.json is not valid: key {_short(k)} appears twice in one object")
+        d[k] = v
+    return d
+
+
+def _reject_constant(name: str):
+    raise BundleError(f"manifest.json is not valid JSON ({name} is not a JSON number)")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise BundleError(f"manifest.json is not valid JSON (number {_cut(text, 30)} is out of range)")
+    return v
+
+
+def _check_depth(obj, limit: int) -> None:
+    stack = [(obj, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                raise BundleError(f"manifest.json is nested more than {limit} levels deep")
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+
+
+def _parse_manifest(raw: bytes):
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt member
-        raise BundleError(f"{where}: member {name!r} is not a valid .npy array ({e})") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BundleError(f"manifest.json is not valid JSON (not UTF-8: {e})") from None
+    try:
+        manifest = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant,
+                              parse_float=_finite_float)
+    except BundleError:
+        raise
+    except RecursionError:
+        raise BundleError(f"manifest.json is nested more than {MAX_MANIFEST_DEPTH} levels deep") from None
+    except ValueError as e:
+        raise BundleError(f"manifest.json is not valid JSON ({e})") from None
+    _check_depth(manifest, MAX_MANIFEST_DEPTH)
+    return manifest
+
+
+def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, n_max: int, path: Path, where: str,
+              shape: list, sizes: list, i: int) -> np.ndarray:
+    """Read and check one weight member (``n_max``: the most weights the manifest allows it)."""
+    name = info.filename
+    data = _read_member(zf, info, _NPY_HEADER_MAX + n_max * _MAX_ITEMSIZE, path,
+                        f"the {n_max} weights of {where} can need (as int64, with the .npy header)")
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            npy_shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            npy_shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    except Exception as e:  # noqa: BLE001 - any header parse failure is a corrupt member
+        raise BundleError(f"{where}: member {_short(name)} is not a valid .npy array ({e})") from None
+    if dtype.kind != "i" or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise BundleError(f"{where}.weights must hold signed integers, not dtype {dtype}")
+    if list(npy_shape) != shape:
+        raise BundleError(f"{where}.weights has shape {list(npy_shape)} but shape says {_short(shape)}")
+    if list(npy_shape) != [sizes[i], sizes[i + 1]]:
+        raise BundleError(
+            f"{where}.weights has shape {list(npy_shape)} but network.sizes needs {[sizes[i], sizes[i + 1]]}")
+    need = math.prod(npy_shape) * dtype.itemsize
+    have = len(data) - f.tell()
+    if have != need:
+        raise BundleError(f"{where}: member {_short(name)} is not a valid .npy array (shape {list(npy_shape)} {dtype} "
+                          f"needs {need} bytes of data, it holds {have})")
+    return np.frombuffer(data, dtype=dtype, count=math.prod(npy_shape), offset=f.tell()).reshape(
+        npy_shape, order="F" if fortran else "C")
 
 
 def load_bundle(path) -> Bundle:
     """Read and validate a bundle (see module docstring); raises :class:`BundleError` naming the field."""
+    if isinstance(path, str) and not path:
+        raise BundleError("bundle path is empty")
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise BundleError(f"{path} is a directory, not a bundle file")
+        if path.exists():
+            raise BundleError(f"{path} is not a regular file, so not a bundle")
         raise BundleError(f"bundle file not found: {path}")
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise BundleError(f"{path} is not a bundle (not a valid archive: {e})") from None
-    with zf:
+        fh = open(path, "rb")
+    except OSError as e:
+        raise BundleError(f"cannot read {path}: {e.strerror or e}") from None
+    with fh:
         try:
-            bad = zf.testzip()
-        except Exception as e:  # noqa: BLE001 - zlib/CRC errors on corrupt members
-            raise BundleError(f"{path} is corrupt ({e})") from None
-        if bad is not None:
-            raise BundleError(f"{path} is corrupt (CRC mismatch in member {bad!r})")
-        try:
-            manifest = json.loads(zf.read("manifest.json"))
-        except KeyError:
-            raise BundleError("manifest.json is missing from the archive") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BundleError(f"manifest.json is not valid JSON ({e})") from None
-        if not isinstance(manifest, dict):
-            raise BundleError("manifest.json must hold a JSON object")
-        if manifest.get("format") != FORMAT_NAME:
-            raise BundleError(f"format must be {FORMAT_NAME!r}, not {manifest.get('format')!r}")
-        version = manifest.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise BundleError(
-                f"schema_version must be {SCHEMA_VERSION}, not {version!r} (written by another sc_neurocore version?)")
-        net = _req(manifest, "network", "manifest", dict)
-        provenance = _req(manifest, "provenance", "manifest", dict)
-        checksum = _req(manifest, "checksum", "manifest", str)
-        unknown = set(net) - _NETWORK_KEYS
+            zf = zipfile.ZipFile(fh)
+        except NotImplementedError as e:
+            raise BundleError(f"{path} is not a bundle (it needs an unsupported ZIP feature: {e})") from None
+        except UnicodeDecodeError:
+            raise BundleError(f"{path} is not a bundle (a member name is not valid UTF-8)") from None
+        except Exception as e:  # noqa: BLE001 - BadZipFile, struct/seek/overflow errors of a corrupt directory
+            raise BundleError(f"{path} is not a bundle (not a valid archive: {e})") from None
+        with zf:
+            return _load(zf, path)
+
+
+def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
+    infos = {}
+    for info in zf.infolist():
+        if info.filename in infos:
+            raise BundleError(f"{path} is not a bundle: member {_short(info.filename)} appears twice")
+        infos[info.filename] = info
+    if _MANIFEST not in infos:
+        raise BundleError("manifest.json is missing from the archive")
+    manifest = _parse_manifest(_read_member(zf, infos[_MANIFEST], MAX_MANIFEST_BYTES, path,
+                                            "a manifest may hold"))
+    if not isinstance(manifest, dict):
+        raise BundleError("manifest.json must hold a JSON object")
+    if manifest.get("format") != FORMAT_NAME:
+        raise BundleError(f"format must be {FORMAT_NAME!r}, not {_short(manifest.get('format'))}")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise BundleError(f"schema_version must be {SCHEMA_VERSION}, not {_short(version)} "
+                          "(written by another sc_neurocore version?)")
+    net = _req(manifest, "network", "manifest", dict)
+    provenance = _req(manifest, "provenance", "manifest", dict)
+    checksum = _req(manifest, "checksum", "manifest", str)
+    unknown = set(net) - _NETWORK_KEYS
+    if unknown:
+        raise BundleError(f"network has unknown field(s): {_cut(', '.join(sorted(map(str, unknown))), 200)}")
+    layer_dicts = _req(net, "layers", "network", list)
+    if not layer_dicts:
+        raise BundleError("network.layers must not be empty")
+    sizes = _req(net, "sizes", "network", list)
+    if len(sizes) != len(layer_dicts) + 1:
+        raise BundleError(f"network.sizes has {len(sizes)} entries but there are {len(layer_dicts)} layers")
+    if not all(_is_count(n) for n in sizes):
+        raise BundleError(f"network.sizes must hold positive integers, not {_short(sizes)}")
+    # Everything a weight member's size depends on is checked before any of them is read.
+    members, total = [], 0
+    used: dict[str, int] = {}
+    for i, ld in enumerate(layer_dicts):
+        where = f"network.layers[{i}]"
+        if not isinstance(ld, dict):
+            raise BundleError(f"{where} must be an object")
+        unknown = set(ld) - _LAYER_KEYS
         if unknown:
-            raise BundleError(f"network has unknown field(s): {', '.join(sorted(unknown))}")
-        layer_dicts = _req(net, "layers", "network", list)
-        if not layer_dicts:
-            raise BundleError("network.layers must not be empty")
-        sizes = _req(net, "sizes", "network", list)
-        if len(sizes) != len(layer_dicts) + 1:
-            raise BundleError(f"network.sizes has {len(sizes)} entries but there are {len(layer_dicts)} layers")
-        arrays = []
-        layers = []
-        for i, ld in enumerate(layer_dicts):
-            where = f"network.layers[{i}]"
-            if not isinstance(ld, dict):
-                raise BundleError(f"{where} must be an object")
-            unknown = set(ld) - _LAYER_KEYS
-            if unknown:
-                raise BundleError(f"{where} has unknown field(s): {', '.join(sorted(unknown))}")
-            name = _req(ld, "weights", where, str)
-            shape = _req(ld, "shape", where, list)
-            w = _read_npy(zf, name, where)
-            arrays.append((name, w))
-            if w.dtype.kind not in "i":
-                raise BundleError(f"{where}.weights must hold signed integers, not dtype {w.dtype}")
-            if list(w.shape) != shape:
-                raise BundleError(f"{where}.weights has shape {list(w.shape)} but shape says {shape}")
-            if list(w.shape) != [sizes[i], sizes[i + 1]]:
-                raise BundleError(
-                    f"{where}.weights has shape {list(w.shape)} but network.sizes needs {[sizes[i], sizes[i + 1]]}")
-            kw = {k: _req(ld, k, where, int) for k in
-                  ("weight_bits", "membrane_bits", "threshold", "leak_shift", "current_shift")}
-            try:
-                layers.append(LayerParams(weight=w, **kw))
-            except (TypeError, ValueError) as e:
-                raise BundleError(f"{where}: {e}") from None
-        expected = _checksum(manifest, arrays)
-        if checksum != expected:
-            raise BundleError(f"checksum mismatch: manifest says {checksum}, content gives {expected} (corrupt bundle?)")
+            raise BundleError(f"{where} has unknown field(s): {_cut(', '.join(sorted(map(str, unknown))), 200)}")
+        name = _req(ld, "weights", where, str)
+        shape = _req(ld, "shape", where, list)
+        if len(shape) != 2 or not all(_is_count(n) for n in shape):
+            raise BundleError(f"{where}.shape must be [n_in, n_out] (two positive integers), not {_short(shape)}")
+        if name == _MANIFEST:
+            raise BundleError(f"{where}.weights must name a weight member, not {_MANIFEST}")
+        if name not in infos:
+            raise BundleError(f"{where}: member {_short(name)} is missing from the archive")
+        if name in used:
+            raise BundleError(f"{where}.weights names member {_short(name)}, which layers[{used[name]}] already uses")
+        used[name] = i
+        n_max = max(math.prod(shape), sizes[i] * sizes[i + 1])
+        total += n_max
+        if total > MAX_WEIGHTS:
+            raise BundleError(f"network has more than {MAX_WEIGHTS} weights (the limit; {where} alone declares "
+                              f"{n_max}, {_nbytes(n_max * 8)} as int64)")
+        members.append((where, ld, infos[name], shape, n_max))
+    extra = [n for n in infos if n != _MANIFEST and n not in used]
+    if extra:
+        raise BundleError(f"{path} is not a bundle: unexpected member(s) {_cut(', '.join(map(_short, extra)), 200)} "
+                          "(a bundle holds manifest.json and the weight files its layers name)")
+    arrays = []
+    layers = []
+    for i, (where, ld, info, shape, n_max) in enumerate(members):
+        w = _read_npy(zf, info, n_max, path, where, shape, sizes, i)
+        arrays.append((info.filename, w))
+        kw = {k: _req(ld, k, where, int) for k in
+              ("weight_bits", "membrane_bits", "threshold", "leak_shift", "current_shift")}
         try:
-            network = NetworkParams(
-                tuple(layers), _req(net, "T", "network", int), _req(net, "encoding", "network", str),
-                _req(net, "reset", "network", str), _req(net, "readout", "network", str),
-                _req(net, "rate_seed", "network", int),
-                _req(net, "input_bits", "network", int) if "input_bits" in net else 8)
+            layers.append(LayerParams(weight=w, **kw))
         except (TypeError, ValueError) as e:
-            raise BundleError(f"network: {e}") from None
+            raise BundleError(f"{where}: {e}") from None
+    expected = _checksum(manifest, arrays)
+    if checksum != expected:
+        raise BundleError(f"checksum mismatch: manifest says {_cut(checksum, 80)}, content gives {expected} "
+                          "(corrupt bundle?)")
+    try:
+        network = NetworkParams(
+            tuple(layers), _req(net, "T", "network", int), _req(net, "encoding", "network", str),
+            _req(net, "reset", "network", str), _req(net, "readout", "network", str),
+            _req(net, "rate_seed", "network", int),
+            _req(net, "input_bits", "network", int) if "input_bits" in net else 8)
+    except (TypeError, ValueError) as e:
+        raise BundleError(f"network: {e}") from None
     return Bundle(network, provenance)
 
 
 def random_bundle(sizes=(784, 128, 10), T: int = 4, *, weight_bits: int = 8, seed: int = 0,
                   encoding: str = "direct", reset: str = "subtract", readout: str = "membrane",
                   membrane_bits: int = 16, leak_shift: int = 3, input_bits: int = 8) -> Bundle:
-    """A bundle with random integer weights and thresholds scaled so layers fire at a moderate rate."""
+    """A bundle with random integer weights and thresholds scaled so layers fire at a moderate rate.
+
+    Every argument is checked before anything is allocated (the parameters by :mod:`.params`, with its
+    messages); more than :data:`MAX_WEIGHTS` weights are refused with the memory they would need.
+    """
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+        raise ValueError(f"sizes must be a sequence of at least 2 layer sizes, not {_short(sizes)}")
+    sizes = tuple(_check_int(f"sizes[{i}]", n, 1, MAX_WEIGHTS) for i, n in enumerate(sizes))
+    # The parameters' own checks (ranges, types, choices) on a 1x1 probe layer, before any allocation.
+    probe = LayerParams(np.zeros((1, 1), dtype=np.int64), weight_bits, 1, leak_shift, 0, membrane_bits)
+    NetworkParams((probe,), T, encoding, reset, readout, input_bits=input_bits)
+    seed = _check_int("seed", seed, 0, (1 << 64) - 1)
+    n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if n_weights > MAX_WEIGHTS:
+        raise ValueError(
+            f"random_bundle with sizes {'-'.join(map(str, sizes))} needs {_nbytes(8 * n_weights)} of memory "
+            f"({n_weights} weights, drawn as int64); the limit is {MAX_WEIGHTS} weights ({_nbytes(8 * MAX_WEIGHTS)})")
     rng = np.random.default_rng(seed)
     layers = []
     wmax = (1 << (weight_bits - 1)) - 1
@@ -272,15 +463,16 @@ def pretrained_names() -> list[str]:
 
 
 def pretrained_path(name: str) -> Path:
-    p = _PRETRAINED_DIR / f"{name}.scnb"
-    if not p.is_file():
-        avail = ", ".join(pretrained_names()) or "none installed"
-        raise BundleError(f"unknown pretrained bundle {name!r} (available: {avail})")
-    return p
+    """The file of a shipped bundle; ``name`` must be one of :func:`pretrained_names` (never a path)."""
+    names = pretrained_names()
+    if not isinstance(name, str) or name not in names:
+        avail = ", ".join(names) or "none installed"
+        raise BundleError(f"unknown pretrained bundle {_short(name)} (available: {avail})")
+    return _PRETRAINED_DIR / f"{name}.scnb"
 
 
 def resolve_bundle(path=None, pretrained: str | None = None) -> Bundle:
     """Load a bundle from a path or a pretrained name (exactly one of them)."""
     if (path is None) == (pretrained is None):
         raise BundleError("give either a bundle path or --pretrained NAME, not both or neither")
-    return load_bundle(pretrained_path(pretrained) if pretrained else path)
+    return load_bundle(pretrained_path(pretrained) if pretrained is not None else path)
