@@ -44,8 +44,13 @@ import copy
 import hashlib
 import json
 import math
+import os
+import pickle
+import re
 import sys
+import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -56,13 +61,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .bundle import Bundle, save_bundle
+from .bundle import Bundle, bundle_bytes
+from .fileio import atomic_write_bytes, atomic_write_files, check_output_dir, check_output_file
 from .params import ENCODINGS, MAX_T, READOUTS, RESETS, LayerParams, NetworkParams, lfsr_thresholds
 
 __all__ = [
     "SNNConfig", "SpikingMLP", "ANNTeacher", "layer_design", "to_bundle", "to_network", "evaluate", "fit", "golden_accuracy",
     "TrainConfig", "train_model", "distill_model", "save_checkpoint", "load_checkpoint",
-    "prepare_data", "demo", "CHECKPOINT_FORMAT",
+    "prepare_data", "demo", "check_demo_options", "CHECKPOINT_FORMAT", "CheckpointError",
 ]
 
 CHECKPOINT_FORMAT = "sc_neurocore.checkpoint"
@@ -72,6 +78,16 @@ CHECKPOINT_VERSION = 1
 # --------------------------------------------------------------------------------------------
 # configuration and the integer design
 # --------------------------------------------------------------------------------------------
+
+
+def _is_int(v) -> bool:
+    """A Python or NumPy integer (not a bool)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    """A Python or NumPy integer or float (not a bool)."""
+    return _is_int(v) or isinstance(v, (float, np.floating))
 
 
 @dataclass(frozen=True)
@@ -93,37 +109,40 @@ class SNNConfig:
     input_bits: int = 8          # direct encoding: layer 1 sees pixel >> (8 - input_bits) (spec §3.1)
 
     def __post_init__(self) -> None:
-        sizes = tuple(int(s) for s in self.sizes)
+        try:
+            sizes = tuple(int(s) for s in self.sizes)
+        except (TypeError, ValueError):
+            raise ValueError(f"sizes must be a sequence of positive integers, not {self.sizes!r}") from None
         object.__setattr__(self, "sizes", sizes)
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(f"sizes must have at least 2 positive entries, not {self.sizes!r}")
-        if not isinstance(self.T, (int, np.integer)) or isinstance(self.T, bool) or not 1 <= self.T <= MAX_T:
+        if not _is_int(self.T) or not 1 <= self.T <= MAX_T:
             raise ValueError(f"T must be an integer between 1 and {MAX_T}, not {self.T!r}")
         object.__setattr__(self, "T", int(self.T))
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, not {self.encoding!r}")
-        if self.reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, not {self.reset!r}")
-        if self.readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, not {self.readout!r}")
-        if not 2 <= self.weight_bits <= 16:
-            raise ValueError(f"weight_bits must be between 2 and 16, not {self.weight_bits!r}")
-        if not 4 <= self.membrane_bits <= 32:
-            raise ValueError(f"membrane_bits must be between 4 and 32, not {self.membrane_bits!r}")
+        for name, allowed in (("encoding", ENCODINGS), ("reset", RESETS), ("readout", READOUTS)):
+            v = getattr(self, name)
+            if not isinstance(v, str) or v not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {v!r}")
+        if not _is_int(self.weight_bits) or not 2 <= self.weight_bits <= 16:
+            raise ValueError(f"weight_bits must be an integer between 2 and 16, not {self.weight_bits!r}")
+        if not _is_int(self.membrane_bits) or not 4 <= self.membrane_bits <= 32:
+            raise ValueError(f"membrane_bits must be an integer between 4 and 32, not {self.membrane_bits!r}")
         for name in ("leak_shift", "out_leak_shift"):
             k = getattr(self, name)
-            if not 0 <= k <= self.membrane_bits - 1:
-                raise ValueError(f"{name} must be between 0 and membrane_bits-1, not {k!r}")
+            if not _is_int(k) or not 0 <= k <= self.membrane_bits - 1:
+                raise ValueError(f"{name} must be an integer between 0 and membrane_bits-1, not {k!r}")
         if isinstance(self.input_bits, bool) or not isinstance(self.input_bits, (int, np.integer)) \
                 or not 1 <= self.input_bits <= 8:
             raise ValueError(f"input_bits must be an integer between 1 and 8, not {self.input_bits!r}")
         if self.encoding != "direct" and self.input_bits != 8:
             raise ValueError(f"input_bits must be 8 with {self.encoding!r} encoding (direct only), "
                              f"not {self.input_bits!r}")
-        if not 1 <= self.rate_seed <= 0xFFFF:
-            raise ValueError(f"rate_seed must be between 1 and 65535, not {self.rate_seed!r}")
-        if not (self.theta > 0 and math.isfinite(self.theta)):
+        if not _is_int(self.rate_seed) or not 1 <= self.rate_seed <= 0xFFFF:
+            raise ValueError(f"rate_seed must be an integer between 1 and 65535, not {self.rate_seed!r}")
+        if not (_is_real(self.theta) and self.theta > 0 and math.isfinite(self.theta)):
             raise ValueError(f"theta must be positive, not {self.theta!r}")
+        if not (_is_real(self.surrogate_slope) and self.surrogate_slope > 0 and math.isfinite(self.surrogate_slope)):
+            raise ValueError(f"surrogate_slope must be positive and finite, not {self.surrogate_slope!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -669,6 +688,31 @@ class Data:
 
 
 _DATASETS: dict = {}
+MAX_CLASSES = 1 << 16  # the output layer has a neuron per class: a stray huge label must not size it
+
+
+def _check_labels(name: str, split: str, y, n_classes: int | None = None) -> None:
+    """Labels are integers in [0, n_classes) (in [0, MAX_CLASSES) when the network is not known yet)."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        bad = y[~np.isfinite(y) | (y != np.floor(y))] if y.size else y
+        if bad.size:
+            raise ValueError(f"{name}: the {split} labels must be integers, found {float(bad.flat[0])}")
+    elif y.dtype.kind not in "iu":
+        raise ValueError(f"{name}: the {split} labels must be integers, not {y.dtype}")
+    if y.ndim != 1:
+        raise ValueError(f"{name}: the {split} labels must be a 1-D array, not shape {y.shape}")
+    if not y.size:
+        return
+    lo, hi = y.min(), y.max()
+    limit = MAX_CLASSES if n_classes is None else n_classes
+    if lo < 0 or hi >= limit:
+        bad = lo if lo < 0 else hi
+        if n_classes is None:
+            raise ValueError(f"{name}: the {split} labels must be integers in [0, {MAX_CLASSES}) (class indices), "
+                             f"found {int(bad)}")
+        raise ValueError(f"{name}: the {split} labels must be integers in [0, {n_classes}) for a network with "
+                         f"{n_classes} outputs, found {int(bad)}")
 
 
 def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None) -> Data:
@@ -678,12 +722,17 @@ def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None
     """
     from .data import load_dataset
 
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        raise ValueError(f"limit must be at least 1, not {limit!r}")
     if data_dir is None:  # the named dataset is read once per process (its arrays are never modified)
         if dataset not in _DATASETS:
             _DATASETS[dataset] = load_dataset(dataset, None)
         ds = _DATASETS[dataset]
     else:
         ds = load_dataset(dataset, data_dir)
+    for split, y in (("training", ds.train_y), ("validation", ds.val_y), ("test", ds.test_y)):
+        if y is not None:
+            _check_labels(ds.name, split, y)
     trx, try_ = ds.train_x, ds.train_y
     if ds.val_x is not None and len(ds.val_x):
         vax, vay = ds.val_x, ds.val_y
@@ -694,8 +743,6 @@ def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None
         trx, try_, vax, vay = trx[:-n_val], try_[:-n_val], trx[-n_val:], try_[-n_val:]
     tex, tey = ds.test_x, ds.test_y
     if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit must be at least 1, not {limit}")
         trx, try_, vax, vay, tex, tey = trx[:limit], try_[:limit], vax[:limit], vay[:limit], tex[:limit], tey[:limit]
     return Data(ds.name, np.ascontiguousarray(trx), np.asarray(try_, np.int64), np.ascontiguousarray(vax),
                 np.asarray(vay, np.int64), np.ascontiguousarray(tex), np.asarray(tey, np.int64))
@@ -733,20 +780,66 @@ class TrainConfig:
         return d
 
 
+MAX_SEED = (1 << 63) - 2  # the seed and seed + 1 seed NumPy's and torch's generators
+
+
+def _finite(v) -> bool:
+    return _is_real(v) and _finite_float(v)
+
+
+def _finite_float(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
+def _check_train_config(tc: TrainConfig) -> None:
+    """Every option of ``tc`` in range, before any data is touched (messages name the fields)."""
+    def need(ok: bool, what: str, value) -> None:
+        if not ok:
+            raise ValueError(f"{what}, not {value!r}")
+
+    need(_is_int(tc.epochs) and tc.epochs >= 1, "epochs must be at least 1", tc.epochs)
+    need(_is_int(tc.batch_size) and tc.batch_size >= 1, "batch_size must be at least 1", tc.batch_size)
+    need(_finite(tc.lr) and tc.lr > 0, "lr must be a positive finite number", tc.lr)
+    need(_is_int(tc.seed) and 0 <= tc.seed <= MAX_SEED, f"seed must be an integer between 0 and {MAX_SEED}", tc.seed)
+    need(tc.threads is None or (_is_int(tc.threads) and tc.threads >= 1), "threads must be at least 1", tc.threads)
+    need(isinstance(tc.device, str) and tc.device.split(":")[0] in ("cpu", "cuda"), "device must be cpu or cuda",
+         tc.device)
+    need(tc.method in ("none", "temporal", "average", "self"),
+         "method must be 'none', 'temporal', 'average' or 'self'", tc.method)
+    need(_finite(tc.alpha) and 0.0 <= tc.alpha <= 1.0, "alpha must be a number in [0, 1]", tc.alpha)
+    need(_finite(tc.temperature) and tc.temperature > 0, "temperature must be a positive finite number",
+         tc.temperature)
+    need(_finite(tc.entropy_weight) and tc.entropy_weight >= 0, "entropy_weight must be a non-negative finite number",
+         tc.entropy_weight)
+    need(tc.teacher_T is None or (_is_int(tc.teacher_T) and 1 <= tc.teacher_T <= MAX_T),
+         f"teacher_T must be an integer between 1 and {MAX_T}", tc.teacher_T)
+    need(_is_int(tc.augment) and tc.augment >= 0, "augment must be at least 0", tc.augment)
+    need(_finite(tc.dropout) and 0.0 <= tc.dropout < 1.0, "dropout must be in [0, 1)", tc.dropout)
+    need(_finite(tc.label_smoothing) and 0.0 <= tc.label_smoothing < 1.0, "label_smoothing must be in [0, 1)",
+         tc.label_smoothing)
+    need(_finite(tc.weight_decay) and tc.weight_decay >= 0.0, "weight_decay must be a finite number >= 0",
+         tc.weight_decay)
+
+
 def _setup_torch(tc: TrainConfig) -> torch.device:
+    _check_train_config(tc)
     if tc.threads is not None:
-        if tc.threads < 1:
-            raise ValueError(f"--threads must be at least 1, not {tc.threads}")
         torch.set_num_threads(int(tc.threads))
-    dev = torch.device(tc.device)
+    try:
+        dev = torch.device(tc.device)
+    except RuntimeError:
+        raise ValueError(f"device must be cpu or cuda, not {tc.device!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda: no CUDA device is available")
+            raise RuntimeError(f"device {tc.device!r}: no CUDA device is available")
         # exact float32 integer sums need true fp32 matmuls
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     elif dev.type != "cpu":
-        raise ValueError(f"--device must be cpu or cuda, not {tc.device!r}")
+        raise ValueError(f"device must be cpu or cuda, not {tc.device!r}")
     torch.manual_seed(tc.seed)
     return dev
 
@@ -780,7 +873,7 @@ def _shift_images(xb: torch.Tensor, max_shift: int, gen: torch.Generator | None,
     B, n = xb.shape
     side = int(round(math.sqrt(n)))
     if side * side != n:
-        raise ValueError(f"--augment needs square images, not {n} pixels")
+        raise ValueError(f"image shifts (augment) need square images, not {n} pixels")
     if d is None:
         d = torch.randint(-max_shift, max_shift + 1, (2, B, 1, 1), generator=gen).to(xb.device)
     ar = torch.arange(side, device=xb.device)
@@ -862,6 +955,13 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> to
         return cls(groups, lr=lr)
 
 
+def _check_augment(tc: TrainConfig, n_inputs: int) -> None:
+    side = int(round(math.sqrt(n_inputs)))
+    if tc.augment and side * side != n_inputs:
+        raise ValueError(f"image shifts (augment={tc.augment}) need square images, not {n_inputs} pixels; "
+                         "use augment=0")
+
+
 def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | None = None,
         log: Callable[[str], None] | None = None) -> dict:
     """Train ``model`` in place (keeping the best-validation epoch); returns a history dict."""
@@ -874,8 +974,6 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         teacher.to(dev).eval()
     is_snn = isinstance(model, SpikingMLP)
     if is_snn:
-        if not 0.0 <= tc.dropout < 1.0:
-            raise ValueError(f"--dropout must be in [0, 1), not {tc.dropout}")
         model.dropout = tc.dropout
     log = log or (lambda s: None)
     if tc.train_on_val:  # the validation images become training images: no model selection (last epoch)
@@ -889,17 +987,8 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     n = len(trx)
     if n < 1:
         raise ValueError("the training set is empty")
+    _check_augment(tc, data.n_inputs)
     steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
-    if tc.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, not {tc.epochs}")
-    if tc.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, not {tc.batch_size}")
-    if not tc.lr > 0:
-        raise ValueError(f"--lr must be positive, not {tc.lr}")
-    if not 0.0 <= tc.label_smoothing < 1.0:
-        raise ValueError(f"--label-smoothing must be in [0, 1), not {tc.label_smoothing}")
-    if not tc.weight_decay >= 0.0:
-        raise ValueError(f"--weight-decay must be at least 0, not {tc.weight_decay}")
     opt = make_optimizer(model, tc.lr, tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
                                                 pct_start=0.15, anneal_strategy="cos")
@@ -990,9 +1079,11 @@ def _sha256(path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def save_checkpoint(model: nn.Module, path, meta: dict | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+class CheckpointError(ValueError):
+    """A file is not a loadable checkpoint (unreadable, malformed, or containing code); the message says why."""
+
+
+def _checkpoint_object(model: nn.Module, meta: dict | None) -> dict:
     if isinstance(model, SpikingMLP):
         config = model.cfg.to_dict()
     elif isinstance(model, ANNTeacher):
@@ -1000,37 +1091,195 @@ def save_checkpoint(model: nn.Module, path, meta: dict | None = None) -> Path:
     else:
         raise TypeError(f"cannot checkpoint a {type(model).__name__}")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    obj = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": model.kind, "config": config,
-           "state_dict": state, "meta": meta or {}, "tool_version": __version__}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": model.kind, "config": config,
+            "state_dict": state, "meta": meta or {}, "tool_version": __version__}
+
+
+def _checkpoint_bytes(obj: dict, name: str) -> bytes:
+    """The bytes of ``torch.save(obj)`` for a checkpoint that will be called ``name``.
+
+    torch names the folder inside its ZIP archive after the file it saves to; checkpoints have
+    always been saved to ``NAME.tmp`` (folder ``NAME``), so they are saved to a file of that name
+    in a private temporary folder (removed in any case) and read back: the same bytes as ever.
+    """
+    with tempfile.TemporaryDirectory(prefix="sc_neurocore-checkpoint-") as d:
+        tmp = Path(d) / f"{name}.tmp"
+        torch.save(obj, tmp)
+        return tmp.read_bytes()
+
+
+def save_checkpoint(model: nn.Module, path, meta: dict | None = None) -> Path:
+    """Write ``model`` (an :class:`SpikingMLP` or :class:`ANNTeacher`) and ``meta`` to ``path`` atomically."""
+    path = check_output_file(path)
+    obj = _checkpoint_object(model, meta)
+    atomic_write_bytes(path, _checkpoint_bytes(obj, path.name))
     return path
 
 
-def load_checkpoint(path) -> tuple[nn.Module, dict]:
-    """Load a checkpoint written by :func:`save_checkpoint`; returns (model, meta)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+def _brief(v) -> str:
+    r = repr(v) if not isinstance(v, torch.Tensor) else f"a tensor of shape {tuple(v.shape)}"
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _unsafe_globals(path: Path, message: str) -> bool:
+    """True when torch refused the file because its pickle imports something (code)."""
+    if re.search(r"\bGLOBAL \S+", message):
+        return True
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        raise ValueError(f"{path} is not an sc_neurocore checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an sc_neurocore checkpoint (written by `sc-neurocore train`)")
-    if obj.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: unsupported checkpoint version {obj.get('version')!r}")
-    kind = obj.get("kind")
+        return bool(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # noqa: BLE001 - not a ZIP checkpoint, or unreadable: no globals to report
+        return False
+
+
+def _load_reason(e: BaseException) -> str:
+    """torch's reason for refusing a file, in one short line (not its ten lines of advice)."""
+    msg = str(e)
+    if "WeightsUnpickler error:" in msg:
+        msg = msg.split("WeightsUnpickler error:", 1)[1]
+    elif msg.startswith("Weights only load failed"):
+        msg = "not a pickle that torch.load(weights_only=True) reads"
+    line = next((ln.strip() for ln in msg.splitlines() if ln.strip()), "")
+    if len(line) > 120:
+        line = line[:117] + "..."
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+
+
+def _read_checkpoint(path: Path):
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it does not expect
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if _unsafe_globals(path, str(e)):
+            raise CheckpointError(f"refusing to load a checkpoint that contains code: {path}") from None
+        raise CheckpointError(f"{path} is not an sc_neurocore checkpoint ({_load_reason(e)})") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - any other unpickling failure means "not a checkpoint"
+        raise CheckpointError(f"{path} is not an sc_neurocore checkpoint ({_load_reason(e)})") from None
+
+
+_CONFIG_TYPES = {  # SNNConfig fields a checkpoint may hold, and what they must be
+    **{k: ("an integer", _is_int) for k in ("T", "weight_bits", "membrane_bits", "leak_shift", "out_leak_shift",
+                                            "rate_seed", "input_bits")},
+    **{k: ("a string", lambda v: isinstance(v, str)) for k in ("encoding", "reset", "readout")},
+    **{k: ("a finite number", lambda v: _is_real(v) and _finite_float(v)) for k in ("theta", "surrogate_slope")},
+}
+_MAX_ANN_SIZE = 1 << 40
+
+
+def _snn_shapes(cfg: SNNConfig) -> dict:
+    shapes = {f"weights.{li}": (cfg.sizes[li], cfg.sizes[li + 1]) for li in range(cfg.n_layers)}
+    shapes["log_logit_scale"] = ()
+    return shapes
+
+
+def _ann_shapes(n_inputs: int, n_classes: int) -> dict:
+    with torch.device("meta"):  # the parameters' shapes, nothing allocated
+        return {k: tuple(v.shape) for k, v in ANNTeacher(n_inputs, n_classes).state_dict().items()}
+
+
+def _check_state(path: Path, state: dict, shapes: dict) -> None:
+    """``state`` holds exactly the finite, dense, floating-point tensors of ``shapes``."""
+    missing = [k for k in shapes if k not in state]
+    unexpected = [k for k in state if k not in shapes]
+    if missing or unexpected:
+        parts = []
+        for what, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                shown = ", ".join(_brief(k) for k in keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+                parts.append(f"{what} {shown}")
+        raise CheckpointError(f"{path}: the state_dict does not fit the config ({'; '.join(parts)})")
+    for k, shape in shapes.items():
+        t = state[k]
+        where = f"{path}: state_dict[{k!r}]"
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"{where} must be a tensor, not {type(t).__name__}")
+        if t.layout != torch.strided or t.is_quantized or t.device.type != "cpu":
+            raise CheckpointError(f"{where} must be a dense tensor")
+        if not t.dtype.is_floating_point:
+            raise CheckpointError(f"{where} must hold floating-point numbers, not {t.dtype}")
+        if tuple(t.shape) != tuple(shape):
+            raise CheckpointError(f"{where} has shape {tuple(t.shape)}, the config needs {tuple(shape)}")
+        if t.untyped_storage().nbytes() < t.numel() * t.element_size():  # e.g. a stride-0 expanded tensor
+            raise CheckpointError(f"{where} is not stored densely ({t.numel()} values in a storage of "
+                                  f"{t.untyped_storage().nbytes()} bytes)")
+        if not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{where} holds NaN or infinite values")
+
+
+def _model_from_checkpoint(path: Path, kind: str, config: dict, state: dict) -> nn.Module:
     if kind == "snn":
-        model = SpikingMLP(SNNConfig.from_dict(obj["config"]))
-    elif kind == "ann":
-        model = ANNTeacher(int(obj["config"]["n_inputs"]), int(obj["config"]["n_classes"]))
-    else:
-        raise ValueError(f"{path}: unknown model kind {kind!r}")
-    model.load_state_dict(obj["state_dict"])
+        if "sizes" not in config:
+            raise CheckpointError(f"{path}: config['sizes'] is missing")
+        sizes = config["sizes"]
+        if not isinstance(sizes, (list, tuple)) or len(sizes) < 2 or not all(_is_int(v) and v >= 1 for v in sizes):
+            raise CheckpointError(f"{path}: config['sizes'] must be a list of at least 2 positive integers, "
+                                  f"not {_brief(sizes)}")
+        for k, (what, ok) in _CONFIG_TYPES.items():
+            if k in config and not ok(config[k]):
+                raise CheckpointError(f"{path}: config[{k!r}] must be {what}, not {_brief(config[k])}")
+        try:
+            cfg = SNNConfig.from_dict(config)
+            layer_design(cfg)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise CheckpointError(f"{path}: bad config: {e}") from None
+        _check_state(path, state, _snn_shapes(cfg))
+        return SpikingMLP(cfg)
+    for k in ("n_inputs", "n_classes"):
+        if k not in config:
+            raise CheckpointError(f"{path}: config[{k!r}] is missing")
+        if not (_is_int(config[k]) and 1 <= config[k] <= _MAX_ANN_SIZE):
+            raise CheckpointError(f"{path}: config[{k!r}] must be a positive integer (at most 2^40), "
+                                  f"not {_brief(config[k])}")
+    n_inputs, n_classes = int(config["n_inputs"]), int(config["n_classes"])
+    try:
+        shapes = _ann_shapes(n_inputs, n_classes)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise CheckpointError(f"{path}: bad config: {e}") from None
+    _check_state(path, state, shapes)
+    return ANNTeacher(n_inputs, n_classes)
+
+
+def load_checkpoint(path) -> tuple[nn.Module, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint`; returns (model, meta).
+
+    Everything in the file is checked before a model is built (types, the config, the names,
+    shapes and values of the tensors); a file that is not a valid checkpoint raises
+    :class:`CheckpointError` naming the problem, and one whose pickle would import code is
+    refused unread.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a checkpoint file (it is not a regular file)")
+    obj = _read_checkpoint(path)
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if not (isinstance(fmt, str) and fmt == CHECKPOINT_FORMAT):
+        raise CheckpointError(f"{path} is not an sc_neurocore checkpoint (written by `sc-neurocore train`)")
+    version = obj.get("version")
+    if not (_is_int(version) and version == CHECKPOINT_VERSION):
+        raise CheckpointError(f"{path}: unsupported checkpoint version {_brief(version)} "
+                              f"(this version of sc_neurocore reads version {CHECKPOINT_VERSION})")
+    kind = obj.get("kind")
+    if not (isinstance(kind, str) and kind in ("snn", "ann")):
+        raise CheckpointError(f"{path}: unknown model kind {_brief(kind)} (expected 'snn' or 'ann')")
+    for key in ("config", "state_dict"):
+        if key not in obj:
+            raise CheckpointError(f"{path}: the checkpoint has no {key!r}")
+        if not isinstance(obj[key], dict):
+            raise CheckpointError(f"{path}: {key!r} must be a dict, not {type(obj[key]).__name__}")
+    meta = obj.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: 'meta' must be a dict, not {type(meta).__name__}")
+    model = _model_from_checkpoint(path, kind, obj["config"], obj["state_dict"])
+    try:
+        model.load_state_dict(obj["state_dict"])
+    except (RuntimeError, ValueError, TypeError) as e:  # not expected after the checks above
+        raise CheckpointError(f"{path}: the state_dict does not fit the model: {e}") from None
     model.eval()
-    return model, dict(obj.get("meta") or {})
+    return model, dict(meta or {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -1059,10 +1308,10 @@ def _finish(model: SpikingMLP, data: Data, result: dict, out_path, provenance: d
            "history": result["history"], "train_seconds": result["train_seconds"], "bundle": bundle,
            "model": model}
     if out_path is not None:
-        out_path = Path(out_path)
-        save_bundle(bundle, out_path)
-        ck = checkpoint_path(out_path)
-        save_checkpoint(model, ck, {"val_acc": result["val_acc"], "test_acc": test_acc, "provenance": prov})
+        out_path, ck = output_paths(out_path)
+        obj = _checkpoint_object(model, {"val_acc": result["val_acc"], "test_acc": test_acc, "provenance": prov})
+        # the bundle and its checkpoint belong together: both are written, or neither
+        atomic_write_files({out_path: bundle_bytes(bundle), ck: _checkpoint_bytes(obj, ck.name)})
         out["checkpoint"] = str(ck)
         out["bundle_path"] = str(out_path)
     return out
@@ -1072,6 +1321,20 @@ def checkpoint_path(bundle_path) -> Path:
     """The float checkpoint written next to a bundle: ``OUT.scnb`` -> ``OUT.pt``."""
     p = Path(bundle_path)
     return p.with_suffix(".pt") if p.suffix else p.with_name(p.name + ".pt")
+
+
+def output_paths(bundle_path) -> tuple[Path, Path]:
+    """``(OUT.scnb, OUT.pt)``, both checked writable (:func:`~sc_neurocore.fileio.check_output_file`)."""
+    out = Path(bundle_path)
+    ck = checkpoint_path(out)
+    if ck == out:
+        raise ValueError(f"the bundle {out} must not be named *.pt: its checkpoint is written next to it as OUT.pt")
+    return check_output_file(out), check_output_file(ck)
+
+
+def _ann_checkpoint_path(out_path) -> Path:
+    out = Path(out_path)
+    return check_output_file(out if out.suffix == ".pt" else checkpoint_path(out))
 
 
 def command_string(name: str, opts: dict) -> str:
@@ -1087,7 +1350,11 @@ def command_string(name: str, opts: dict) -> str:
 def train_model(cfg: SNNConfig, tc: TrainConfig, data: Data, out_path=None, *,
                 log: Callable[[str], None] = print, command: str | None = None) -> dict:
     """Train an SNN from scratch at ``cfg.T``, export, evaluate with the golden model; see :func:`_finish`."""
+    _check_train_config(tc)
+    if out_path is not None:
+        output_paths(out_path)
     _check_data(cfg.sizes, data)
+    _check_augment(tc, data.n_inputs)
     _setup_torch(tc)
     model = SpikingMLP(cfg, seed=tc.seed)
     result = fit(model, data, tc, log=log)
@@ -1098,6 +1365,12 @@ def train_model(cfg: SNNConfig, tc: TrainConfig, data: Data, out_path=None, *,
 
 def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str], None] = print) -> dict:
     """Train the float CNN teacher; writes only a checkpoint (an ANN has no integer bundle)."""
+    _check_train_config(tc)
+    if out_path is not None:
+        _ann_checkpoint_path(out_path)
+    for split, y in (("training", data.train_y), ("validation", data.val_y), ("test", data.test_y)):
+        _check_labels(data.name, split, y, data.n_classes)
+    _check_augment(tc, data.n_inputs)
     _setup_torch(tc)
     model = ANNTeacher(data.n_inputs, data.n_classes, seed=tc.seed)
     result = fit(model, data, tc, log=log)
@@ -1107,7 +1380,7 @@ def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str]
     out = {"test_acc": test_acc, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
            "history": result["history"], "train_seconds": result["train_seconds"]}
     if out_path is not None:
-        ck = checkpoint_path(out_path) if Path(out_path).suffix != ".pt" else Path(out_path)
+        ck = _ann_checkpoint_path(out_path)
         save_checkpoint(model, ck, {"val_acc": result["val_acc"], "test_acc": test_acc, "seed": tc.seed,
                                     "dataset": data.name})
         out["checkpoint"] = str(ck)
@@ -1119,6 +1392,15 @@ def _check_data(sizes, data: Data) -> None:
         raise ValueError(f"the network has {sizes[0]} inputs but {data.name} images have {data.n_inputs} pixels")
     if sizes[-1] < data.n_classes:
         raise ValueError(f"the network has {sizes[-1]} outputs but {data.name} has {data.n_classes} classes")
+    for split, y in (("training", data.train_y), ("validation", data.val_y), ("test", data.test_y)):
+        _check_labels(data.name, split, y, sizes[-1])
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
 
 def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None, out_path=None, *,
@@ -1128,11 +1410,26 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
     ``init``: ``teacher`` starts the student from an SNN teacher's weights (same sizes and formats
     needed), ``random`` from scratch, ``auto`` = ``teacher`` when possible.
     """
+    _check_train_config(tc)
+    if init not in ("auto", "teacher", "random"):
+        raise ValueError(f"init must be 'auto', 'teacher' or 'random', not {init!r}")
+    if teacher_path is None and tc.method != "self":
+        raise ValueError(f"method {tc.method!r} needs a teacher checkpoint")
+    if tc.method == "self" and tc.teacher_T is not None and tc.teacher_T <= cfg.T:
+        raise ValueError(f"self-distillation needs teacher_T greater than the student's T "
+                         f"({tc.teacher_T} <= {cfg.T})")
+    if out_path is not None:
+        _, ck = output_paths(out_path)
+        if teacher_path is not None and _same_file(teacher_path, ck):
+            raise ValueError(f"writing the student's checkpoint {ck} would replace the teacher checkpoint "
+                             f"{teacher_path}; choose another output name")
     _check_data(cfg.sizes, data)
+    _check_augment(tc, data.n_inputs)
     _setup_torch(tc)
-    teacher, tmeta = None, {}
+    teacher, tmeta, teacher_sha = None, {}, None
     if teacher_path is not None:
         teacher, tmeta = load_checkpoint(teacher_path)
+        teacher_sha = _sha256(teacher_path)
         if teacher.n_classes != cfg.sizes[-1]:
             raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.n_classes} classes, "
                              f"the student {cfg.sizes[-1]}")
@@ -1140,14 +1437,10 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
         if t_in != cfg.sizes[0]:
             raise ValueError(f"teacher/student input mismatch: the teacher takes {t_in} inputs, "
                              f"the student {cfg.sizes[0]}")
-    elif tc.method != "self":
-        raise ValueError(f"--method {tc.method} needs --teacher CHECKPOINT")
     same = teacher.cfg.replace(T=cfg.T, surrogate_slope=cfg.surrogate_slope) if isinstance(teacher, SpikingMLP) else None
     compatible = same is not None and layer_design(same) == layer_design(cfg) and same == cfg
-    if init not in ("auto", "teacher", "random"):
-        raise ValueError(f"--init must be auto, teacher or random, not {init!r}")
     if init == "teacher" and not compatible:
-        raise ValueError("--init teacher needs an SNN teacher with the same sizes and number formats")
+        raise ValueError("init='teacher' needs an SNN teacher with the same sizes and number formats")
     use_init = compatible and init in ("auto", "teacher")
     model = SpikingMLP(cfg, seed=tc.seed)
     if use_init:
@@ -1157,17 +1450,47 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
     if isinstance(teacher, SpikingMLP) and tc.teacher_T is None:
         tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.cfg.T})
     if tc.method == "self" and tc.teacher_T <= cfg.T:
-        raise ValueError(f"self-distillation needs --teacher-T greater than --T ({tc.teacher_T} <= {cfg.T})")
+        raise ValueError(f"self-distillation needs teacher_T greater than the student's T ({tc.teacher_T} <= {cfg.T})")
     result = fit(model, data, tc, teacher=teacher if tc.method != "self" else None, log=log)
     prov = {"method": f"distill-{tc.method}", "seed": tc.seed, "config": cfg.to_dict(),
             "train_config": tc.to_dict(), "init": "teacher" if use_init else "random",
             "command": command or ""}
     if teacher_path is not None:
+        # only well-formed values of the teacher's meta reach the provenance (it must stay valid JSON)
         tprov = tmeta.get("provenance", {}) if isinstance(tmeta.get("provenance"), dict) else {}
-        prov["teacher"] = {"kind": teacher.kind, "sha256": _sha256(teacher_path),
+        t_acc = tmeta.get("test_acc")
+        t_method = tprov.get("method", teacher.kind)
+        prov["teacher"] = {"kind": teacher.kind, "sha256": teacher_sha,
                            "T": teacher.cfg.T if isinstance(teacher, SpikingMLP) else None,
-                           "test_accuracy": tmeta.get("test_acc"), "method": tprov.get("method", teacher.kind)}
+                           "test_accuracy": t_acc if _finite(t_acc) else None,
+                           "method": t_method if isinstance(t_method, str) else teacher.kind}
     return _finish(model.cpu(), data, result, out_path, prov, log)
+
+
+def demo_files(T_teacher: int, T_student: int) -> list[str]:
+    """The files :func:`demo` writes into its output folder."""
+    return [f"teacher-t{T_teacher}.scnb", f"teacher-t{T_teacher}.pt", f"student-t{T_student}.scnb",
+            f"student-t{T_student}.pt", "summary.json"]
+
+
+def check_demo_options(out_dir, *, teacher_epochs, student_epochs, T_teacher, T_student, seed=0, threads=None,
+                       limit=None, device="cpu") -> Path:
+    """Check every option of :func:`demo` and its output paths; creates nothing. Returns ``out_dir`` as a Path."""
+    for name, v in (("T_teacher", T_teacher), ("T_student", T_student)):
+        if not _is_int(v) or not 1 <= v <= MAX_T:
+            raise ValueError(f"{name} must be an integer between 1 and {MAX_T}, not {v!r}")
+    for name, v in (("teacher_epochs", teacher_epochs), ("student_epochs", student_epochs)):
+        if not _is_int(v) or v < 1:
+            raise ValueError(f"{name} must be at least 1, not {v!r}")
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        raise ValueError(f"limit must be at least 1, not {limit!r}")
+    _check_train_config(TrainConfig(seed=seed, threads=threads, device=device))
+    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r}: no CUDA device is available")
+    out = check_output_dir(out_dir)
+    for name in demo_files(T_teacher, T_student):
+        check_output_file(out / name)
+    return out
 
 
 def demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher: int = 32, T_student: int = 4,
@@ -1176,10 +1499,12 @@ def demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher
     """Train a T=32 teacher, distil a T=4 student, export and evaluate it; artefacts in ``out_dir``.
 
     ``steps`` is only the total shown in the progress lines ("[1/steps]"): the hardware
-    demo (:func:`sc_neurocore.demo.run_demo`) adds two steps of its own.
+    demo (:func:`sc_neurocore.demo.run_demo`) adds two steps of its own. Every option and
+    output path is checked (:func:`check_demo_options`) before anything runs or is created.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_demo_options(out_dir, teacher_epochs=teacher_epochs, student_epochs=student_epochs,
+                                 T_teacher=T_teacher, T_student=T_student, seed=seed, threads=threads, limit=limit,
+                                 device=device)
     t0 = time.perf_counter()
     data = prepare_data("mnist", None, limit)
     cfg = SNNConfig(T=T_teacher)
@@ -1200,7 +1525,7 @@ def demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher
         "student": {"T": T_student, "bundle": str(student_bundle), "test_accuracy": dr["test_acc"]},
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     log(f"teacher T={T_teacher}: {100 * tr['test_acc']:.2f} %   student T={T_student}: {100 * dr['test_acc']:.2f} %"
         f"   (golden integer model, {len(data.test_x)} test images; {summary['seconds']} s)")
     log(f"artefacts in {out_dir}")
