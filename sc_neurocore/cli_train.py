@@ -9,6 +9,7 @@ measured with the golden integer model.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from .params import ENCODINGS, MAX_T, READOUTS, RESETS
@@ -24,11 +25,50 @@ def _parse_sizes(args, n_inputs: int, n_classes: int) -> tuple:
             raise ValueError(f"--sizes must have at least two positive sizes, not {args.sizes!r}")
         return sizes
     if args.hidden is not None:
-        hidden = [int(h) for h in str(args.hidden).split(",") if h]
+        try:
+            hidden = [int(h) for h in str(args.hidden).split(",") if h]
+        except ValueError:
+            raise ValueError(f"--hidden must be positive integers separated by commas (e.g. 128 or 256,64), "
+                             f"not {args.hidden!r}") from None
         if any(h < 1 for h in hidden):
             raise ValueError(f"--hidden sizes must be positive, not {args.hidden!r}")
         return (n_inputs, *hidden, n_classes)
     return (n_inputs, 128, n_classes)
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+def _check_seed(seed: int) -> None:
+    from .train import MAX_SEED
+
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must be between 0 and {MAX_SEED}, not {seed}")
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: no CUDA device is available")
+
+
+def _check_outputs(args, ann: bool = False) -> None:
+    """``-o``: OUT.scnb and OUT.pt (``--ann``: OUT.pt only) can be written; nothing is created."""
+    from .train import _ann_checkpoint_path, output_paths
+
+    out = Path(args.output)
+    if out.is_dir() and not out.is_symlink():
+        raise ValueError(f"-o {out} is a directory; give a bundle file name such as {out / 'model.scnb'}")
+    if ann:
+        _ann_checkpoint_path(out)
+        return
+    if out.suffix == ".pt":
+        raise ValueError(f"-o {out}: the bundle must not be named *.pt (its checkpoint is written next to it as "
+                         f"OUT.pt); give a name such as {out.with_suffix('.scnb')}")
+    output_paths(out)
 
 
 def _check_common(args) -> None:
@@ -38,8 +78,9 @@ def _check_common(args) -> None:
         raise ValueError(f"--epochs must be at least 1, not {args.epochs}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be positive, not {args.lr}")
+    if not (args.lr > 0 and _finite(args.lr)):
+        raise ValueError(f"--lr must be a positive finite number, not {args.lr}")
+    _check_seed(args.seed)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, not {args.threads}")
     if args.augment < 0:
@@ -48,15 +89,44 @@ def _check_common(args) -> None:
         raise ValueError(f"--dropout must be in [0, 1), not {args.dropout}")
     if not 0.0 <= args.label_smoothing < 1.0:
         raise ValueError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
-    if not args.weight_decay >= 0.0:
-        raise ValueError(f"--weight-decay must be at least 0, not {args.weight_decay}")
+    if not (args.weight_decay >= 0.0 and _finite(args.weight_decay)):
+        raise ValueError(f"--weight-decay must be at least 0 (and finite), not {args.weight_decay}")
     if not (args.surrogate_slope > 0 and args.surrogate_slope < float("inf")):
         raise ValueError(f"--surrogate-slope must be positive, not {args.surrogate_slope}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, not {args.limit}")
-    out = Path(args.output)
-    if out.exists() and out.is_dir():
-        raise ValueError(f"-o {out} is a directory; give a bundle file name such as {out / 'model.scnb'}")
+    _check_device(args.device)
+    _check_outputs(args, ann=getattr(args, "ann", False))
+
+
+def _check_distill_options(args) -> None:
+    if not (0.0 <= args.alpha <= 1.0):
+        raise ValueError(f"--alpha must be a number in [0, 1], not {args.alpha}")
+    if not (args.temperature > 0 and _finite(args.temperature)):
+        raise ValueError(f"--temperature must be a positive finite number, not {args.temperature}")
+    if not (args.entropy_weight >= 0 and _finite(args.entropy_weight)):
+        raise ValueError(f"--entropy-weight must be at least 0 (and finite), not {args.entropy_weight}")
+    if args.teacher_T is not None and not 1 <= args.teacher_T <= MAX_T:
+        raise ValueError(f"--teacher-T must be between 1 and {MAX_T}, not {args.teacher_T}")
+    if args.method == "self" and args.teacher_T is not None and args.teacher_T <= args.T:
+        raise ValueError(f"--method self needs --teacher-T greater than --T ({args.teacher_T} <= {args.T})")
+
+
+def _check_config(args) -> None:
+    """The number formats (--T, --encoding, --weight-bits, ...) before the data is loaded."""
+    from .train import SNNConfig
+
+    sizes = _parse_sizes(args, 1, 1)  # the real input and class counts come with the data
+    SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
+              weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
+              rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope, input_bits=args.input_bits)
+
+
+def _check_images(args, data) -> None:
+    side = math.isqrt(data.n_inputs)
+    if args.augment and side * side != data.n_inputs:
+        raise ValueError(f"--augment {args.augment} needs square images, but {data.name} images have "
+                         f"{data.n_inputs} pixels; use --augment 0")
 
 
 def _config(args, data):
@@ -103,8 +173,10 @@ def _cmd_train(args) -> int:
     from .train import prepare_data, train_ann, train_model
 
     _check_common(args)
-    _parse_sizes(args, 1, 1)  # syntax errors before the (slow) data loading
+    if not args.ann:
+        _check_config(args)  # syntax and range errors before the (slow) data loading
     data = prepare_data(args.dataset, args.data_dir, args.limit)
+    _check_images(args, data)
     if args.ann:
         r = train_ann(_train_config(args), data, args.output, log=_log(args))
         print(f"wrote {r['checkpoint']} (ANN teacher, float test accuracy {100 * r['test_acc']:.2f} %)")
@@ -120,19 +192,25 @@ def _cmd_distill(args) -> int:
     from .train import distill_model, prepare_data
 
     _check_common(args)
+    _check_distill_options(args)
     if args.teacher is None and args.method != "self":
         raise ValueError(f"--method {args.method} needs --teacher CHECKPOINT (a .pt written by `sc-neurocore train`)")
-    if args.teacher is not None and not Path(args.teacher).is_file():
+    if args.teacher is not None and not Path(args.teacher).exists():
         raise FileNotFoundError(f"teacher checkpoint not found: {args.teacher}")
-    if args.teacher_T is not None and not 1 <= args.teacher_T <= MAX_T:
-        raise ValueError(f"--teacher-T must be between 1 and {MAX_T}, not {args.teacher_T}")
-    _parse_sizes(args, 1, 1)
+    if args.teacher is not None:
+        from .train import _same_file, checkpoint_path
+
+        if _same_file(args.teacher, checkpoint_path(args.output)):
+            raise ValueError(f"-o {args.output} would replace the teacher checkpoint {args.teacher} with the "
+                             "student's; choose another output name")
+    _check_config(args)
     teacher = None
     if args.teacher is not None:
         from .train import load_checkpoint
 
         teacher, _ = load_checkpoint(args.teacher)  # a bad checkpoint fails before the data loading
     data = prepare_data(args.dataset, args.data_dir, args.limit)
+    _check_images(args, data)
     cfg = _config(args, data)
     if teacher is not None and args.sizes is None and args.hidden is None:
         from .train import SpikingMLP
@@ -156,8 +234,18 @@ def _cmd_distill(args) -> int:
 def _cmd_demo(args) -> int:
     from .train import demo
 
+    for flag, v in (("--T", args.T), ("--teacher-T", args.teacher_T)):
+        if not 1 <= v <= MAX_T:
+            raise ValueError(f"{flag} must be between 1 and {MAX_T}, not {v}")
+    for flag, v in (("--teacher-epochs", args.teacher_epochs), ("--student-epochs", args.student_epochs)):
+        if v < 1:
+            raise ValueError(f"{flag} must be at least 1, not {v}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, not {args.limit}")
+    _check_seed(args.seed)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, not {args.threads}")
+    _check_device(args.device)
     if args.rtl_images < 0:
         raise ValueError(f"--rtl-images must be 0 (skip the hardware steps) or more, not {args.rtl_images}")
     if args.rtl_images == 0:

@@ -14,10 +14,12 @@ Every artefact lands in one output folder.
 from __future__ import annotations
 
 import json
+import math
 import time
-from pathlib import Path
 
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, check_output_dir, check_output_file
+
+SIMULATORS = ("verilator", "icarus")
 
 
 def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_teacher: int = 32, T_student: int = 4,
@@ -27,10 +29,23 @@ def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_tea
     from .bundle import load_bundle
     from .data import load_mnist
     from .latency import latency_summary
+    from .train import check_demo_options
     from .train import demo as train_demo
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # every option and output path first: a bad one must not cost a training run or leave files behind
+    out = check_demo_options(out_dir, teacher_epochs=teacher_epochs, student_epochs=student_epochs,
+                             T_teacher=T_teacher, T_student=T_student, seed=seed, threads=threads, limit=limit,
+                             device=device)
+    if isinstance(rtl_images, bool) or not isinstance(rtl_images, int) or rtl_images < 0:
+        raise ValueError(f"rtl_images must be an integer >= 0, not {rtl_images!r}")
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    if isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float)) or not (
+            clock_mhz > 0 and math.isfinite(clock_mhz)):
+        raise ValueError(f"clock_mhz must be a positive finite number, not {clock_mhz!r}")
+    for name in ("demo.json", "summary.md"):
+        check_output_file(out / name)
+    check_output_dir(out / "verilog")
     t0 = time.perf_counter()
     summary = train_demo(out, teacher_epochs=teacher_epochs, student_epochs=student_epochs, T_teacher=T_teacher,
                          T_student=T_student, seed=seed,

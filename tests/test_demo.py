@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from sc_neurocore import train as _train
 from sc_neurocore.cli import main
 
 
@@ -20,3 +23,38 @@ def test_demo_end_to_end_small(tmp_path, capsys):
     assert rows["student"]["T"] == 2 and rows["teacher"]["T"] == 4
     assert rows["student"]["worst_cycles"] >= rows["student"]["typical_cycles"] > 0
     assert "RTL bit-exact with the golden model: yes" in printed
+
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"T_student": 0}, "T_student must be an integer between 1 and 65535, not 0"),
+    ({"teacher_epochs": 0}, "teacher_epochs must be at least 1, not 0"),
+    ({"rtl_images": -1}, "rtl_images must be an integer >= 0, not -1"),
+    ({"simulator": "modelsim"}, "simulator must be one of ('verilator', 'icarus'), not 'modelsim'"),
+    ({"clock_mhz": float("nan")}, "clock_mhz must be a positive finite number, not nan"),
+])
+def test_run_demo_checks_everything_before_it_starts(tmp_path, monkeypatch, change, needle):
+    from sc_neurocore.demo import run_demo
+
+    monkeypatch.setattr(_train, "prepare_data", lambda *a, **k: pytest.fail("the data was loaded"))
+    with pytest.raises(ValueError) as e:
+        run_demo(tmp_path / "demo", **{"quiet": True, "log": lambda m: None, **change})
+    assert str(e.value) == needle or str(e.value).startswith(needle), e.value
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_demo_refuses_an_unwritable_output_first(tmp_path, monkeypatch):
+    from sc_neurocore.demo import run_demo
+    from sc_neurocore.fileio import OutputError
+
+    monkeypatch.setattr(_train, "prepare_data", lambda *a, **k: pytest.fail("the data was loaded"))
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "demo.json").mkdir()
+    with pytest.raises(OutputError, match="demo.json: it is a directory"):
+        run_demo(out, quiet=True, log=lambda m: None)
+    (out / "demo.json").rmdir()
+    (out / "verilog").write_text("not a folder")
+    with pytest.raises(OutputError, match="verilog as the output folder: it is a regular file"):
+        run_demo(out, quiet=True, log=lambda m: None)
+    assert sorted(p.name for p in out.iterdir()) == ["verilog"]
