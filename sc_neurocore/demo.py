@@ -46,6 +46,10 @@ def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_tea
     for name in ("demo.json", "summary.md"):
         check_output_file(out / name)
     check_output_dir(out / "verilog")
+    if rtl_images:  # a missing simulator is reported now, not after the training
+        from sc_neurocore.sim.runner import ensure_simulator
+
+        ensure_simulator(simulator)
     t0 = time.perf_counter()
     summary = train_demo(out, teacher_epochs=teacher_epochs, student_epochs=student_epochs, T_teacher=T_teacher,
                          T_student=T_student, seed=seed,

@@ -58,3 +58,17 @@ def test_run_demo_refuses_an_unwritable_output_first(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="verilog as the output folder: it is a regular file"):
         run_demo(out, quiet=True, log=lambda m: None)
     assert sorted(p.name for p in out.iterdir()) == ["verilog"]
+
+
+def test_run_demo_reports_a_missing_simulator_before_training(tmp_path, monkeypatch):
+    import sc_neurocore.sim.runner as runner
+    from sc_neurocore.demo import run_demo
+
+    def missing(sim):
+        raise RuntimeError(f"{sim} not found: install it")
+
+    monkeypatch.setattr(runner, "ensure_simulator", missing)
+    monkeypatch.setattr(_train, "prepare_data", lambda *a, **k: pytest.fail("the data was loaded"))
+    with pytest.raises(RuntimeError, match="^icarus not found"):
+        run_demo(tmp_path / "demo", simulator="icarus", quiet=True, log=lambda m: None)
+    assert list(tmp_path.iterdir()) == []
