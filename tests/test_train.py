@@ -15,6 +15,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tolerance import rel_tol
 
 from sc_neurocore import train as tr
 from sc_neurocore.bundle import load_bundle
@@ -60,9 +61,14 @@ def test_qat_forward_equals_golden(mnist, encoding, reset, readout):
         rate = ours.mean()
         assert 0.02 < rate < 0.98, f"layer {li} rate {rate}: the test would not exercise spiking"
     # the per-step logits sum to the integer score (membrane increments / output spikes)
-    unit = out.logits.sum(0) / torch.as_tensor(r.scores, dtype=torch.float32)
+    # (float32 sums of T steps: each ratio is off by at most gamma_T times its cancellation sum|l_t| / |sum l_t|)
+    logits = out.logits.detach().double()
+    unit = logits.sum(0) / torch.as_tensor(r.scores, dtype=torch.float64)
     finite = torch.as_tensor(r.scores) != 0
-    assert torch.allclose(unit[finite], unit[finite].flatten()[0].expand_as(unit[finite]), rtol=1e-3)
+    cancel = (logits.abs().sum(0) / logits.sum(0).abs())[finite]
+    u = unit[finite]
+    scale = u.median()
+    assert torch.all((u - scale).abs() <= rel_tol(np.float32, cfg.T) * (cancel + cancel.max()) * scale.abs())
     # some weights were clipped and the membrane saturated somewhere: the edge cases were exercised
     assert any(np.abs(layer.weight).max() == 127 for layer in bundle.network.layers)
 
@@ -135,7 +141,10 @@ def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, enc
     assert all(torch.equal(a, b) for a, b in zip(fast.spikes, ref.spikes))
     for a, b in zip(gfast, gref):
         assert torch.count_nonzero(b) > 0
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(b.abs().max())), float((a - b).abs().max())
+        # each gradient entry reduces over batch x time x the neurons downstream, in a different order on each path
+        terms = len(x) * cfg.T * sum(cfg.sizes[1:])
+        assert torch.allclose(a, b, rtol=0, atol=rel_tol(np.float32, terms) * float(b.abs().max())), \
+            float((a - b).abs().max())
     if readout == "membrane" and not any(p.startswith("out") for p in seen):
         seen.add("readout = currents")  # the non-spiking output skipped _LIFLayer (never saturated)
     assert seen == paths
@@ -264,7 +273,11 @@ def test_teacher_cache_equals_teacher_forward(mnist):
     xb, d = _shift_images(x[idx], 1, gen)
     assert len(set(map(tuple, d.view(2, -1).t().tolist()))) > 4  # several different shifts drawn
     with torch.no_grad():
-        assert torch.allclose(cache.get(idx, d), teacher(xb), atol=1e-5)
+        want = teacher(xb)
+        # the cache ran the same network on other batch sizes: a chain of reductions of each layer's fan-in
+        terms = sum(p[0].numel() for n, p in teacher.named_parameters() if n.endswith("weight"))
+        tol = rel_tol(np.float32, terms) * max(float(want.abs().max()), 1.0)
+        assert torch.allclose(cache.get(idx, d), want, rtol=0, atol=tol)
     assert _TeacherCache(teacher, x, 1).logits is cache.logits  # reused within the process
 
 
