@@ -135,11 +135,13 @@ def _nbytes(n: int | float) -> str:
     """A byte count for messages: ``8.0 TB``, ``2.1 GB``, ``512 B``."""
     if n < 1000:
         return f"{int(n)} B"
+    if n >= 10**21:  # also beyond float range: a power of two, from the integer's bit length
+        return f"about 2**{int(n).bit_length() - 1} B"
     for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
         n /= 1000
-        if n < 999.95 or unit == "EB":
+        if n < 999.95:
             return f"{n:.1f} {unit}"
-    raise AssertionError("unreachable")
+    return f"{n:.1f} EB"
 
 
 def _cut(text: str, limit: int) -> str:
@@ -148,7 +150,15 @@ def _cut(text: str, limit: int) -> str:
 
 def _short(v, limit: int = 60) -> str:
     """``repr(v)``, cut to ``limit`` characters (a manifest field may be a megabyte long)."""
-    return _cut(repr(v), limit)
+    try:
+        return _cut(repr(v), limit)
+    except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
+        return f"<a {type(v).__name__} too long to print>"
+
+
+def _count(n: int) -> str:
+    """An integer for messages; one from a product of manifest fields may have thousands of digits."""
+    return str(n) if n < 10**30 else f"about 2**{n.bit_length() - 1}"
 
 
 def bundle_bytes(bundle: Bundle) -> bytes:
@@ -274,7 +284,7 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, n_max: int, path: Path
     """Read and check one weight member (``n_max``: the most weights the manifest allows it)."""
     name = info.filename
     data = _read_member(zf, info, _NPY_HEADER_MAX + n_max * _MAX_ITEMSIZE, path,
-                        f"the {n_max} weights of {where} can need (as int64, with the .npy header)")
+                        f"the {_count(n_max)} weights of {where} can need (as int64, with the .npy header)")
     f = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(f)
@@ -387,7 +397,7 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
         total += n_max
         if total > MAX_WEIGHTS:
             raise BundleError(f"network has more than {MAX_WEIGHTS} weights (the limit; {where} alone declares "
-                              f"{n_max}, {_nbytes(n_max * 8)} as int64)")
+                              f"{_count(n_max)}, {_nbytes(n_max * 8)} as int64)")
         members.append((where, ld, infos[name], shape, n_max))
     extra = [n for n in infos if n != _MANIFEST and n not in used]
     if extra:

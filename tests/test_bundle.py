@@ -450,6 +450,13 @@ def test_too_many_weights_refused(saved, monkeypatch):
                    r"int64\)")
 
 
+def test_huge_manifest_shape_refused(saved):
+    # A product of two 200-digit integers: the message gives its size, not 400 digits (or an OverflowError).
+    rewrite(saved, lambda m: m["network"]["layers"][0].update(shape=[10**200, 10**200]), fix_checksum=True)
+    refused(saved, r"network has more than 268435456 weights \(the limit; network.layers\[0\] alone declares "
+                   r"about 2\*\*1328, about 2\*\*1331 B as int64\)")
+
+
 def test_npy_trailing_bytes_refused(saved):
     with zipfile.ZipFile(saved) as zf:
         data = zf.read("layer0.weight.npy")
