@@ -100,9 +100,20 @@ def _brief(v, limit: int = 60) -> str:
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
-class _NdarrayMarker:
+class _Global:
+    """A global handed to the unpickler: no ``__dict__`` and no state, so a BUILD opcode cannot alter it."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("refusing to unpickle a state for a global: only NumPy arrays are allowed")
+
+
+class _NdarrayMarker(_Global):
     """Stands for ``numpy.ndarray`` in a pickle: only :func:`_reconstruct` may use it (calling it would
     allocate an array of any shape the file asks for)."""
+
+    __slots__ = ()
 
     def __call__(self, *args, **kwargs):
         raise pickle.UnpicklingError("refusing to call numpy.ndarray: only pickled NumPy arrays are allowed")
@@ -161,7 +172,16 @@ class _GuardedArray(np.ndarray):
         np.ndarray.__setstate__(self, (1, shape, spec.dtype, fortran, data))
 
 
-def _reconstruct(subtype, shape, typecode):
+class _Reconstruct(_Global):
+    """Stands for ``numpy._core.multiarray._reconstruct``: returns a :class:`_GuardedArray`."""
+
+    __slots__ = ()
+
+    def __call__(self, subtype, shape, typecode):
+        return _reconstruct_guarded(subtype, shape, typecode)
+
+
+def _reconstruct_guarded(subtype, shape, typecode):
     # ndarray.__reduce__ always pickles _reconstruct(ndarray, (0,), b"b") and puts the real shape in the state.
     if subtype is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
         size = (f" ({_nbytes(math.prod(shape))})" if isinstance(shape, tuple) and len(shape) <= 32
@@ -171,10 +191,13 @@ def _reconstruct(subtype, shape, typecode):
     return np.ndarray.__new__(_GuardedArray, (0,), np.int8)
 
 
+_reconstruct = _Reconstruct()
+
+
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Admits only what a pickled tuple of NumPy arrays needs; refuses every other global.
 
-    The three globals resolve to guarded stand-ins (:func:`_reconstruct`, :class:`_DtypeSpec`, a marker for
+    The three globals resolve to guarded stand-ins (:class:`_Reconstruct`, :class:`_DtypeSpec`, a marker for
     ``ndarray``) that check every shape and dtype before NumPy allocates or interprets anything.
     """
 

@@ -305,3 +305,11 @@ def test_mnist_pickle_contents_checked(fake_mnist, obj, message):
     p = fake_mnist(obj)
     with pytest.raises(DataError, match=rf"{p}.*{message}"):
         data.load_mnist()
+
+
+@pytest.mark.parametrize("module, name", [("numpy", "ndarray"), ("numpy._core.multiarray", "_reconstruct")])
+def test_pickle_state_for_a_global_refused(module, name):
+    # BUILD {"a": 1} on an admitted global: refused by the unpickler, never applied to a shared object.
+    raw = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"}X\x01\x00\x00\x00aK\x01sb."
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to unpickle a state for a global"):
+        restricted_unpickle(raw)
