@@ -38,6 +38,7 @@ import numpy as np
 
 from . import __version__
 from .fileio import atomic_write_bytes
+from .fileio import format_bytes as _nbytes
 from .params import LayerParams, NetworkParams, _check_int
 
 __all__ = ["Bundle", "BundleError", "save_bundle", "load_bundle", "random_bundle", "resolve_bundle",
@@ -129,19 +130,6 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, a, allow_pickle=False)
     return buf.getvalue()
-
-
-def _nbytes(n: int | float) -> str:
-    """A byte count for messages: ``8.0 TB``, ``2.1 GB``, ``512 B``."""
-    if n < 1000:
-        return f"{int(n)} B"
-    if n >= 10**21:  # also beyond float range: a power of two, from the integer's bit length
-        return f"about 2**{int(n).bit_length() - 1} B"
-    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
-        n /= 1000
-        if n < 999.95:
-            return f"{n:.1f} {unit}"
-    return f"{n:.1f} EB"
 
 
 def _cut(text: str, limit: int) -> str:

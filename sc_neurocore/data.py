@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import format_bytes as _nbytes
+
 __all__ = ["Dataset", "DataError", "load_mnist", "load_idx_dir", "load_dataset", "read_idx", "MNIST_HELP",
            "MAX_IDX_BYTES", "MAX_PICKLE_BYTES"]
 
@@ -55,19 +57,6 @@ _GZIP_MAX_RATIO = 1100
 
 class DataError(RuntimeError):
     """Data could not be found or read; the message says how to obtain it."""
-
-
-def _nbytes(n: int | float) -> str:
-    """A byte count for messages: ``4.4 TB``, ``220.1 MB``, ``12 B``."""
-    if n < 1000:
-        return f"{int(n)} B"
-    if n >= 10**21:  # also beyond float range: a power of two, from the integer's bit length
-        return f"about 2**{int(n).bit_length() - 1} B"
-    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
-        n /= 1000
-        if n < 999.95:
-            return f"{n:.1f} {unit}"
-    return f"{n:.1f} EB"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,20 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 __all__ = ["OutputError", "check_output_file", "check_output_dir", "atomic_write_bytes", "atomic_write_with",
-           "atomic_write_files", "atomic_output_dir"]
+           "atomic_write_files", "atomic_output_dir", "format_bytes"]
+
+
+def format_bytes(n: int | float) -> str:
+    """A byte count for messages (sizes to write, read or allocate): ``8.0 TB``, ``2.1 GB``, ``512 B``."""
+    if n < 1000:
+        return f"{int(n)} B"
+    if n >= 10**21:  # also beyond float range: a power of two, from the integer's bit length
+        return f"about 2**{int(n).bit_length() - 1} B"
+    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
+        n /= 1000
+        if n < 999.95:
+            return f"{n:.1f} {unit}"
+    return f"{n:.1f} EB"
 
 
 class OutputError(ValueError):
@@ -130,18 +143,25 @@ def _uninterrupted():
 
     The renames that put finished outputs in place take microseconds; an
     interrupt between two of them would leave a mixed state, so it is
-    delivered right after the sequence instead (main thread only: Python runs
-    signal handlers there).
+    recorded and re-raised right after the sequence instead. (Blocking the
+    signal with ``pthread_sigmask`` is not enough: the kernel then delivers
+    it to another thread, and Python still runs the handler in the main
+    thread at once.) Main thread only: Python runs signal handlers there.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        saved[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            signal.raise_signal(sig)  # now handled as usual (KeyboardInterrupt for Ctrl-C)
 
 
 def _mode_for(path: Path) -> int:

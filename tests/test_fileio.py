@@ -134,7 +134,11 @@ def test_output_dir_is_not_the_current_folder_or_above(tmp_path, monkeypatch):
 def test_renames_are_not_interrupted(tmp_path, monkeypatch):
     """A Ctrl-C arriving during the final renames is held until they are all done."""
     import signal
+    import threading
 
+    # another thread alive (as torch's or hypothesis' are): a blocked signal would be delivered to it
+    stop = threading.Event()
+    threading.Thread(target=stop.wait, daemon=True).start()
     out = tmp_path / "v"
     out.mkdir()
     (out / "user.txt").write_text("mine")
@@ -151,6 +155,7 @@ def test_renames_are_not_interrupted(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         with atomic_output_dir(out) as tmp:
             (tmp / "core.v").write_text("new")
+    stop.set()
     assert len(calls) == 3  # out -> old, tmp -> out, user.txt carried over: all before the interrupt
     assert sorted(p.name for p in out.iterdir()) == ["core.v", "user.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v"]  # no hidden leftovers
