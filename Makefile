@@ -108,7 +108,7 @@ BUDGET ?= 10us
 CLOCK  ?= 100
 
 bitstream: $(STAMP)
-	$(BIN)/python -m sc_neurocore.hw.board --board $(BOARD) --pretrained mnist-t4 -o $(OUT)/$(BOARD)
+	$(BIN)/sc-neurocore board --board $(BOARD) --pretrained mnist-t4 -o $(OUT)/$(BOARD)
 
 plan: $(STAMP)
 	$(BIN)/sc-neurocore plan --pretrained-all --latency-budget $(BUDGET) --clock-mhz $(CLOCK) --plot $(OUT)/plan.png

@@ -2,7 +2,7 @@
 
 For each generator configuration: worst case over all inputs, lower bound for the
 lane/bank configuration, and mean / max over the 10 000 MNIST test images, from the
-exact latency model (equal to RTL simulation, see tests/test_latency.py and the cocotb
+exact latency model (equal to RTL simulation, see tests/test_hw_latency.py and the cocotb
 regression). Writes benchmarks/results/latency.json and prints a markdown table.
 """
 
@@ -13,7 +13,7 @@ from sc_neurocore.bundle import resolve_bundle
 from sc_neurocore.data import load_mnist
 from sc_neurocore.golden import infer
 from sc_neurocore.hw.config import CoreConfig
-from sc_neurocore.latency import latency_summary
+from sc_neurocore.hw.latency import latency_summary
 
 CONFIGS = {
     "default (lanes 128,10; events 2,4: 256 multipliers)": CoreConfig(),

@@ -39,7 +39,7 @@ def main(out_path: str) -> None:
     try:
         from sc_neurocore.hw.latency import image_cycles
     except ImportError:
-        from sc_neurocore.latency import image_cycles
+        from sc_neurocore.hw.latency import image_cycles
 
     x = load_mnist().test_x[:1000]
     x = np.concatenate([x, np.zeros((1, 784), np.uint8), np.full((1, 784), 255, np.uint8)])

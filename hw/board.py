@@ -29,9 +29,9 @@ A7, built with Vivado).
 
 Command line (``make bitstream BOARD=...``)::
 
-    python -m sc_neurocore.hw.board --board ulx3s --pretrained mnist-t4 -o build/ulx3s
-    python -m sc_neurocore.hw.board --board icebreaker --bundle tiny.scnb -o build/ice
-    python -m sc_neurocore.hw.board --board arty_a7 --bundle net.scnb -o build/arty   # Verilog + XDC
+    sc-neurocore board --board ulx3s --pretrained mnist-t4 -o build/ulx3s
+    sc-neurocore board --board icebreaker tiny.scnb -o build/ice
+    sc-neurocore board --board arty_a7 net.scnb -o build/arty   # Verilog + XDC
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from .export import _network
 from .uart import UARTRx, UARTTx, divisor_for
 
 __all__ = ["BoardTop", "BoardPins", "Board", "BOARDS", "BoardError", "parse_board", "board_config",
-           "fit_check", "build_bitstream", "write_board_verilog", "main"]
+           "fit_check", "build_bitstream", "write_board_verilog"]
 
 PIN_TOP_NAME = "sc_neurocore_board"
 # The repository's constraints/ folder, installed as the data package sc_neurocore.constraints
@@ -533,54 +533,7 @@ def write_board_verilog(board, bundle, out_dir, config: CoreConfig | None = None
             "constraints": str(out / b.constraints), "fit": fit, "config": cfg.to_dict()}
 
 
-def main(argv=None) -> int:
-    import argparse
+if __name__ == "__main__":  # thin alias: `sc-neurocore board ARGS` is `sc-neurocore board ARGS`
+    from sc_neurocore.cli import main
 
-    ap = argparse.ArgumentParser(prog="python -m sc_neurocore.hw.board",
-                                 description="Build a UART board top for a bundle: bitstream (ulx3s, icebreaker) "
-                                             "or pin-level Verilog + constraints (any board, arty_a7).")
-    ap.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--bundle", help="bundle file (*.scnb)")
-    src.add_argument("--pretrained", help="name of a shipped bundle, e.g. mnist-t4")
-    src.add_argument("--random", metavar="SIZES", help="development only: random_bundle of SIZES, e.g. 784-128-10")
-    ap.add_argument("-T", type=int, default=4, help="timesteps of --random (default 4)")
-    ap.add_argument("-o", "--out", required=True, help="output folder")
-    ap.add_argument("--baud", type=int, default=115200)
-    ap.add_argument("--lanes", type=int, help="override the board's default lanes")
-    ap.add_argument("--verilog-only", action="store_true", help="write sc_neurocore_board.v + constraints only")
-    args = ap.parse_args(argv)
-    try:
-        b = parse_board(args.board)
-        if args.random:
-            from sc_neurocore.bundle import random_bundle
-
-            bundle = random_bundle(tuple(int(s) for s in args.random.split("-")), args.T)
-        else:
-            from sc_neurocore.bundle import resolve_bundle
-
-            bundle = resolve_bundle(args.bundle, args.pretrained)
-        cfg = board_config(b)
-        if args.lanes:
-            cfg = CoreConfig(lanes=args.lanes, events=cfg.events, pixels_per_beat=cfg.pixels_per_beat)
-        if args.verilog_only or not b.buildable:
-            rep = write_board_verilog(b, bundle, args.out, cfg, baud=args.baud)
-            print(f"wrote {rep['verilog']} and {rep['constraints']}")
-            if not rep["fit"]["fits"]:
-                print("warning: " + "; ".join(rep["fit"]["reasons"]), file=sys.stderr)
-            return 0
-        rep = build_bitstream(b, bundle, args.out, cfg, baud=args.baud)
-    except (ValueError, TypeError, BoardError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in rep["utilisation"].items())
-    print(f"{rep['bitstream']}: {util}; Fmax {rep['fmax_mhz']} MHz (clock {rep['clk_mhz']:g} MHz); "
-          f"{rep['seconds']} s")
-    if rep["timing_met"] is False:
-        print(f"error: timing not met: Fmax {rep['fmax_mhz']} MHz < {rep['clk_mhz']:g} MHz", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["board", *sys.argv[1:]]))

@@ -1,7 +1,7 @@
 """Generator options of the LIF core and the geometry they give a network.
 
 Everything here is plain Python (no Amaranth import), so the latency model
-(:mod:`sc_neurocore.latency`) and the CLI can read the same facts the
+(:mod:`sc_neurocore.hw.latency`) and the CLI can read the same facts the
 gateware is built from.  :class:`CoreConfig` holds the options that are *not*
 in a bundle (how wide to build the hardware); :class:`CoreGeometry` combines
 them with a :class:`~sc_neurocore.params.NetworkParams` and exposes every

@@ -44,7 +44,7 @@ def verilog_text(network: NetworkParams, config: CoreConfig) -> str:
 
 
 def build_report(network: NetworkParams, config: CoreConfig) -> dict:
-    from sc_neurocore.latency import latency_report
+    from .latency import latency_report
 
     geo = CoreGeometry(network, config)
     memories = []

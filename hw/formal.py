@@ -9,7 +9,7 @@ unconstrained ``result.ready``, and asserts in every cycle:
 2. the output stream obeys the handshake rule: once ``valid`` is high it
    stays high, with the same payload, until ``ready`` takes it;
 3. the first image completes within
-   :func:`sc_neurocore.latency.worst_case_cycles`: the output is valid no
+   :func:`sc_neurocore.hw.latency.worst_case_cycles`: the output is valid no
    later than that many cycles after the first beat is accepted.
 
 The BMC depth is the worst case plus a margin, so property 3 is checked for
@@ -127,7 +127,7 @@ def run_formal(network: NetworkParams | None = None, config: CoreConfig | None =
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import rtlil
 
-    from sc_neurocore.latency import worst_case_cycles
+    from sc_neurocore.hw.latency import worst_case_cycles
 
     network = network or small_network()
     config = config or CoreConfig(pixels_per_beat=2, lanes=(2, 1))

@@ -28,7 +28,7 @@ def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_tea
              clock_mhz: float = 100.0, quiet: bool = False, log=print) -> dict:
     from .bundle import load_bundle
     from .data import load_mnist
-    from .latency import latency_summary
+    from .hw.latency import latency_summary
     from .train import check_demo_options
     from .train import demo as train_demo
 

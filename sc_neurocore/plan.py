@@ -2,9 +2,9 @@
 
 For every candidate bundle (one per T) the planner measures integer accuracy
 with the golden model, takes worst-case and typical cycles from the exact
-latency model (:mod:`sc_neurocore.latency`), converts cycles to time at a
+latency model (:mod:`sc_neurocore.hw.latency`), converts cycles to time at a
 given clock or at the Fmax that place-and-route reaches on a device
-(:mod:`sc_neurocore.synth`), and recommends the most accurate candidate whose
+(:mod:`sc_neurocore.hw.synth`), and recommends the most accurate candidate whose
 latency fits the budget (worst case by default; ``typical`` uses the mean over
 the dataset). Ties in accuracy go to the faster candidate.
 

@@ -113,7 +113,7 @@ def expected_cycles(network, report: dict | None, images: np.ndarray) -> np.ndar
     """Cycles per image (first input beat accepted -> output beat valid) predicted by the latency model.
 
     A report may pin the number with ``latency.cycles_per_image`` (an int, used
-    by the hand-written fixture); otherwise :mod:`sc_neurocore.latency` is
+    by the hand-written fixture); otherwise :mod:`sc_neurocore.hw.latency` is
     asked. ``None`` when no model is available.
     """
     images = np.asarray(images)
@@ -121,14 +121,14 @@ def expected_cycles(network, report: dict | None, images: np.ndarray) -> np.ndar
     if isinstance(lat.get("cycles_per_image"), int) and lat.get("fixed", False):
         return np.full(len(images), int(lat["cycles_per_image"]), dtype=np.int64)
     try:
-        from sc_neurocore import latency as lm
+        from sc_neurocore.hw import latency as lm
     except ImportError:
         return None
     return _latency_from_module(lm, network, report, images)
 
 
 def _latency_from_module(lm, network, report, images):
-    """Adapter to :func:`sc_neurocore.latency.image_cycles` (its API is owned by the hardware module)."""
+    """Adapter to :func:`sc_neurocore.hw.latency.image_cycles` (its API is owned by the hardware module)."""
     fn = getattr(lm, "image_cycles", None)
     if fn is None:
         return None

@@ -10,7 +10,7 @@ import pytest
 from sc_neurocore.bundle import random_bundle, save_bundle
 from sc_neurocore.cli import main
 from sc_neurocore.hw.export import generate_verilog, lint_verilog, verilator_path
-from sc_neurocore.latency import lower_bound_cycles, worst_case_cycles
+from sc_neurocore.hw.latency import lower_bound_cycles, worst_case_cycles
 
 SMALL = dict(sizes=(16, 8, 4), T=3)
 

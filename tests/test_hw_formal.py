@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sc_neurocore.hw.config import CoreConfig
-from sc_neurocore.latency import worst_case_cycles
+from sc_neurocore.hw.latency import worst_case_cycles
 
 
 def _have_tools() -> bool:

@@ -2,7 +2,7 @@
 
 Every test here is bit-exact (``np.array_equal`` on integers) against
 :func:`sc_neurocore.golden.infer`, and every run with a free-flowing stream
-checks the measured cycles against :func:`sc_neurocore.latency.image_cycles`
+checks the measured cycles against :func:`sc_neurocore.hw.latency.image_cycles`
 with ``==``.  Networks are tiny (Amaranth's simulator is slow) except one
 784-128-10 run.
 """
@@ -18,7 +18,7 @@ from sc_neurocore.bundle import random_bundle
 from sc_neurocore.golden import infer
 from sc_neurocore.hw.config import CoreConfig
 from sc_neurocore.hw.testbench import simulate
-from sc_neurocore.latency import image_cycles, worst_case_cycles
+from sc_neurocore.hw.latency import image_cycles, worst_case_cycles
 from sc_neurocore.params import LayerParams, NetworkParams
 
 

@@ -53,7 +53,7 @@ def _int_bytes(a) -> bytes:
 def test_integer_paths_are_pinned(name):
     from sc_neurocore.golden import infer
     from sc_neurocore.hw.config import CoreConfig
-    from sc_neurocore.latency import image_cycles
+    from sc_neurocore.hw.latency import image_cycles
 
     path = pretrained_path(name)
     want_file, want_scores, want_cycles = DIGESTS[name]

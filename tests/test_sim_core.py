@@ -5,7 +5,7 @@ core configuration; each configuration runs its traffic scenario through
 :func:`sc_neurocore.sim.runner.run_case` (``cocotb_tools.runner``), one build
 folder per byte-identical Verilog in the build cache (``sim/runner.py``). Every output beat is
 checked bit-exactly and in order against the golden model, and with gaps and
-back-pressure off every image's cycles against ``sc_neurocore.latency``.
+back-pressure off every image's cycles against ``sc_neurocore.hw.latency``.
 
 Environment: ``SCN_SIM_N`` images per MNIST case (default 2 in the fast set,
 200 in the slow one), ``WAVES=1`` for wave dumps. Long cases carry the ``slow``

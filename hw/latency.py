@@ -35,17 +35,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .golden import check_pixels, encode_input, infer
-from .params import NetworkParams, lfsr_thresholds
+from sc_neurocore.golden import check_pixels, encode_input, infer
+from sc_neurocore.params import NetworkParams, lfsr_thresholds
 
 __all__ = ["image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report"]
 
 
 def _geometry(network, config):
-    from sc_neurocore.hw.config import CoreConfig, CoreGeometry
+    from .config import CoreConfig, CoreGeometry
 
     if not isinstance(network, NetworkParams):
-        from .bundle import Bundle
+        from sc_neurocore.bundle import Bundle
 
         if isinstance(network, Bundle):
             network = network.network
@@ -82,7 +82,7 @@ def _beat_pass(w: np.ndarray, accumulate: int) -> np.ndarray:
 
 def _scan_cycles(geom, index: int, spikes: np.ndarray) -> np.ndarray:
     """Event-scan phase of layer ``index`` (>= 1) for input spikes (..., n_in)."""
-    from sc_neurocore.hw.config import Timing
+    from .config import Timing
 
     lg = geom.layers[index]
     shape = spikes.shape[:-1]
@@ -223,7 +223,7 @@ def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> 
 
 def latency_report(network, config=None) -> dict:
     """Input-independent latency facts for ``report.json``."""
-    from sc_neurocore.hw.config import Timing
+    from .config import Timing
 
     geom = _geometry(network, config)
     return {

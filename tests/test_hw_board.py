@@ -15,8 +15,9 @@ from amaranth.sim import Simulator
 
 from sc_neurocore.bundle import random_bundle
 from sc_neurocore.golden import infer
+from sc_neurocore.cli import main
 from sc_neurocore.hw.board import (BOARDS, BoardError, BoardTop, CONSTRAINTS_DIR, build_bitstream, board_config,
-                                   fit_check, main, parse_board, write_board_verilog)
+                                   fit_check, parse_board, write_board_verilog)
 from sc_neurocore.hw.config import CoreConfig
 from sc_neurocore.hw.uart import UARTRx, UARTTx, check_divisor, divisor_for
 
@@ -289,19 +290,29 @@ def test_board_configs_are_valid():
         assert fit["multipliers"] <= b.dsps, name
 
 
-def test_cli_exits_nonzero_with_clear_message(tmp_path, capsys):
-    assert main(["--board", "icebreaker", "--random", "784-128-10", "-o", str(tmp_path)]) == 1
+def test_cli_exits_2_with_clear_message(tmp_path, capsys):
+    """`sc-neurocore board` follows the CLI's conventions: `sc-neurocore: error: …`, exit status 2."""
+    assert main(["board", "--board", "icebreaker", "--random", "784-128-10", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: 784-128-10 does not fit the 1BitSquared iCEBreaker (iCE40UP5K-SG48): "
-                          "weights need 815104 bits")
-    assert main(["--board", "de10", "--random", "8-4-3", "-o", str(tmp_path)]) == 1
+    assert err.startswith("sc-neurocore: error: 784-128-10 does not fit the 1BitSquared iCEBreaker "
+                          "(iCE40UP5K-SG48): weights need 815104 bits")
+    assert main(["board", "--board", "de10", "--random", "8-4-3", "-o", str(tmp_path)]) == 2
     assert "error: board must be one of 'ulx3s', 'icebreaker', 'arty_a7', not 'de10'" in capsys.readouterr().err
-    assert main(["--board", "ulx3s", "--pretrained", "no-such-net", "-o", str(tmp_path)]) == 1
+    assert main(["board", "--board", "ulx3s", "--pretrained", "no-such-net", "-o", str(tmp_path)]) == 2
     assert "unknown pretrained bundle 'no-such-net'" in capsys.readouterr().err
 
 
+def test_python_m_alias_runs_the_board_command(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "sc_neurocore.hw.board", "--board", "de10", "--random", "8-4-3",
+                        "-o", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 2 and "sc-neurocore: error: board must be one of" in p.stderr
+
+
 def test_cli_arty_writes_verilog_and_xdc(tmp_path, capsys):
-    assert main(["--board", "arty_a7", "--random", "8-4-3", "-T", "2", "-o", str(tmp_path)]) == 0
+    assert main(["board", "--board", "arty_a7", "--random", "8-4-3", "-T", "2", "-o", str(tmp_path)]) == 0
     assert (tmp_path / "sc_neurocore_board.v").is_file() and (tmp_path / "arty_a7.xdc").is_file()
     assert "wrote" in capsys.readouterr().out
 

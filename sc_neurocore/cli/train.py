@@ -12,7 +12,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .params import ENCODINGS, MAX_T, READOUTS, RESETS
+from ..params import ENCODINGS, MAX_T, READOUTS, RESETS
 
 
 def _parse_sizes(args, n_inputs: int, n_classes: int) -> tuple:
@@ -41,7 +41,7 @@ def _finite(x: float) -> bool:
 
 
 def _check_seed(seed: int) -> None:
-    from .train import MAX_SEED
+    from ..train import MAX_SEED
 
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"--seed must be between 0 and {MAX_SEED}, not {seed}")
@@ -57,7 +57,7 @@ def _check_device(device: str) -> None:
 
 def _check_outputs(args, ann: bool = False) -> None:
     """``-o``: OUT.scnb and OUT.pt (``--ann``: OUT.pt only) can be written; nothing is created."""
-    from .train import _ann_checkpoint_path, output_paths
+    from ..train import _ann_checkpoint_path, output_paths
 
     out = Path(args.output)
     if out.is_dir() and not out.is_symlink():
@@ -114,7 +114,7 @@ def _check_distill_options(args) -> None:
 
 def _check_config(args) -> None:
     """The number formats (--T, --encoding, --weight-bits, ...) before the data is loaded."""
-    from .train import SNNConfig
+    from ..train import SNNConfig
 
     sizes = _parse_sizes(args, 1, 1)  # the real input and class counts come with the data
     SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
@@ -130,7 +130,7 @@ def _check_images(args, data) -> None:
 
 
 def _config(args, data):
-    from .train import SNNConfig
+    from ..train import SNNConfig
 
     sizes = _parse_sizes(args, data.n_inputs, data.n_classes)
     return SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
@@ -139,7 +139,7 @@ def _config(args, data):
 
 
 def _command(name: str, args, extra: tuple = ()) -> str:
-    from .train import command_string
+    from ..train import command_string
 
     keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "encoding", "reset", "readout",
             "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "label_smoothing", "weight_decay",
@@ -155,7 +155,7 @@ def _command(name: str, args, extra: tuple = ()) -> str:
 
 
 def _train_config(args, **kw):
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        threads=args.threads, device=args.device, quiet=args.quiet,
@@ -170,7 +170,7 @@ def _log(args):
 
 
 def _cmd_train(args) -> int:
-    from .train import prepare_data, train_ann, train_model
+    from ..train import prepare_data, train_ann, train_model
 
     _check_common(args)
     if not args.ann:
@@ -189,7 +189,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_distill(args) -> int:
-    from .train import distill_model, prepare_data
+    from ..train import distill_model, prepare_data
 
     _check_common(args)
     _check_distill_options(args)
@@ -198,7 +198,7 @@ def _cmd_distill(args) -> int:
     if args.teacher is not None and not Path(args.teacher).exists():
         raise FileNotFoundError(f"teacher checkpoint not found: {args.teacher}")
     if args.teacher is not None:
-        from .train import _same_file, checkpoint_path
+        from ..train import _same_file, checkpoint_path
 
         if _same_file(args.teacher, checkpoint_path(args.output)):
             raise ValueError(f"-o {args.output} would replace the teacher checkpoint {args.teacher} with the "
@@ -206,14 +206,14 @@ def _cmd_distill(args) -> int:
     _check_config(args)
     teacher = None
     if args.teacher is not None:
-        from .train import load_checkpoint
+        from ..train import load_checkpoint
 
         teacher, _ = load_checkpoint(args.teacher)  # a bad checkpoint fails before the data loading
     data = prepare_data(args.dataset, args.data_dir, args.limit)
     _check_images(args, data)
     cfg = _config(args, data)
     if teacher is not None and args.sizes is None and args.hidden is None:
-        from .train import SpikingMLP
+        from ..train import SpikingMLP
 
         if isinstance(teacher, SpikingMLP):  # default: the teacher's architecture and formats at the new T
             if teacher.cfg.sizes[-1] != cfg.sizes[-1]:
@@ -232,7 +232,7 @@ def _cmd_distill(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .train import demo
+    from ..train import demo
 
     for flag, v in (("--T", args.T), ("--teacher-T", args.teacher_T)):
         if not 1 <= v <= MAX_T:
@@ -253,7 +253,7 @@ def _cmd_demo(args) -> int:
              T_teacher=args.teacher_T, T_student=args.T, seed=args.seed, threads=args.threads, limit=args.limit,
              device=args.device, quiet=args.quiet)
         return 0
-    from .demo import run_demo
+    from ..demo import run_demo
 
     r = run_demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
                  T_teacher=args.teacher_T, T_student=args.T, rtl_images=args.rtl_images, simulator=args.simulator,
@@ -262,7 +262,7 @@ def _cmd_demo(args) -> int:
 
 
 def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epochs: int, default_lr: float) -> None:
-    from .cli import add_data_args
+    from .common import add_data_args
 
     q.add_argument("-o", "--output", required=True, help="bundle to write (OUT.scnb; OUT.pt is written next to it)")
     q.add_argument("--T", type=int, default=default_T, help=f"timesteps of the exported network (default {default_T})")

@@ -8,7 +8,7 @@ import pytest
 
 from sc_neurocore.bundle import random_bundle
 from sc_neurocore.hw.config import CoreConfig, CoreGeometry, Timing
-from sc_neurocore.latency import (image_cycles, latency_report, latency_summary, lower_bound_cycles,
+from sc_neurocore.hw.latency import (image_cycles, latency_report, latency_summary, lower_bound_cycles,
                                   worst_case_cycles)
 
 

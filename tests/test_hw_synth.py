@@ -7,7 +7,7 @@ import pytest
 from sc_neurocore.bundle import random_bundle, save_bundle
 from sc_neurocore.cli import main
 from sc_neurocore.hw.export import generate_verilog
-from sc_neurocore.synth import DEVICES, parse_device, synth_wrapper, synthesize
+from sc_neurocore.hw.synth import DEVICES, parse_device, synth_wrapper, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_synth_cli_checks_the_output_before_running(tmp_path, capsys, monkeypatc
     import os
 
     calls = []
-    monkeypatch.setattr("sc_neurocore.cli_synth._synth_bundle", _fake_synth(calls))
+    monkeypatch.setattr("sc_neurocore.cli.synth._synth_bundle", _fake_synth(calls))
     p = save_bundle(random_bundle((8, 4, 3), 2), tmp_path / "b.scnb")
     out = tmp_path / "out"
     if kind == "file":

@@ -298,8 +298,8 @@ def test_verilog_refuses_special_output_folders_before_any_work(tmp_path, capsys
     def no_work(*a, **k):
         raise AssertionError("the bundle was loaded before the output folder was checked")
 
-    monkeypatch.setattr("sc_neurocore.cli.bundle_from_args", no_work)
-    monkeypatch.setattr("sc_neurocore.cli_hw.bundle_from_args", no_work)
+    monkeypatch.setattr("sc_neurocore.cli.common.bundle_from_args", no_work)
+    monkeypatch.setattr("sc_neurocore.cli.hw.bundle_from_args", no_work)
     for name, message in (("linkdir", "it is a symbolic link"), ("afile", "it is a regular file"),
                           ("fifo", "it is a FIFO")):
         assert main(["verilog", str(b), "-o", str(tmp_path / name)]) == 2, name

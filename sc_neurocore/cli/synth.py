@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import add_bundle_args, add_data_args, bundle_from_args, check_test_set, positive_int, printable
-from .cli_hw import add_generator_args as add_core_args, core_config
+from .common import add_bundle_args, add_data_args, bundle_from_args, check_test_set, positive_int, printable
+from .hw import add_generator_args as add_core_args, core_config
 
 SYNTH_OUTPUTS = ("synth.json", "synth.md")
 
@@ -18,7 +18,7 @@ SYNTH_OUTPUTS = ("synth.json", "synth.md")
 def _synth_bundle(bundle, config, device: str, use_cache: bool = True, timeout: float = 7200) -> dict:
     from sc_neurocore.hw.export import generate_verilog
 
-    from .synth import synthesize
+    from sc_neurocore.hw.synth import synthesize
 
     with tempfile.TemporaryDirectory(prefix="scn-v-") as tmp:
         generate_verilog(bundle, tmp, **config.to_dict())
@@ -47,7 +47,7 @@ def _synth_md(r: dict) -> str:
 
 def _synth_outputs(folder) -> dict:
     """``synth.json``/``synth.md`` in ``folder``, checked before any work (a place-and-route run takes minutes)."""
-    from .fileio import check_output_file
+    from ..fileio import check_output_file
 
     if folder is None:
         return {}
@@ -55,8 +55,8 @@ def _synth_outputs(folder) -> dict:
 
 
 def _cmd_synth(args) -> int:
-    from .fileio import atomic_write_files
-    from .synth import parse_device
+    from ..fileio import atomic_write_files
+    from sc_neurocore.hw.synth import parse_device
 
     if not args.timeout > 0 or args.timeout == float("inf"):
         raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout!r}")
@@ -84,8 +84,8 @@ def _plot_path(text) -> Path:
     import os
     import stat
 
-    from .fileio import check_output_file
-    from .plan import plot_format
+    from ..fileio import check_output_file
+    from ..plan import plot_format
 
     path = Path(text)
     try:
@@ -103,18 +103,18 @@ def _plot_path(text) -> Path:
 
 
 def _cmd_plan(args) -> int:
-    from .bundle import load_bundle, pretrained_names, resolve_bundle
-    from .data import load_dataset
-    from .golden import infer
-    from .latency import latency_summary
-    from .plan import Candidate, candidate_dict, choose, format_table, parse_duration, parse_frequency, pareto_plot
+    from ..bundle import load_bundle, pretrained_names, resolve_bundle
+    from ..data import load_dataset
+    from ..golden import infer
+    from sc_neurocore.hw.latency import latency_summary
+    from ..plan import Candidate, candidate_dict, choose, format_table, parse_duration, parse_frequency, pareto_plot
 
     budget = parse_duration(args.latency_budget)
     if (args.clock_mhz is None) == (args.device is None):
         raise ValueError("give exactly one of --clock-mhz F or --device NAME")
     clock = parse_frequency(args.clock_mhz) if args.clock_mhz is not None else None
     if args.device is not None:
-        from .synth import parse_device
+        from sc_neurocore.hw.synth import parse_device
         parse_device(args.device)
     positive_int("--limit", args.limit)
     plot = _plot_path(args.plot) if args.plot is not None else None

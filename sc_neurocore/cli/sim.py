@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from .cli import add_bundle_args, add_data_args, bundle_from_args, check_test_set, parse_sizes
+from .common import add_bundle_args, add_data_args, bundle_from_args, check_test_set, parse_sizes
 
 __all__ = ["register"]
 

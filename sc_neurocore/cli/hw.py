@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import add_bundle_args, bundle_from_args, check_test_set, positive_int, printable
+from .common import add_bundle_args, bundle_from_args, check_test_set, positive_int, printable
 
 __all__ = ["register"]
 
@@ -42,7 +42,7 @@ def core_config(args):
 def _cmd_verilog(args) -> int:
     from sc_neurocore.hw.export import TOP_NAME, generate_verilog
 
-    from .fileio import atomic_output_dir, check_output_dir
+    from ..fileio import atomic_output_dir, check_output_dir
 
     out = check_output_dir(args.output)      # not a file, link or device: before any work
     bundle = bundle_from_args(args)
@@ -68,7 +68,7 @@ def _cmd_verilog(args) -> int:
 
 
 def _cmd_latency(args) -> int:
-    from sc_neurocore.latency import latency_report, latency_summary
+    from sc_neurocore.hw.latency import latency_report, latency_summary
 
     positive_int("--limit", args.limit)
     bundle = bundle_from_args(args)
@@ -79,7 +79,7 @@ def _cmd_latency(args) -> int:
     result = {"worst_case_cycles": rep["worst_case_cycles"], "lower_bound_cycles": rep["lower_bound_cycles"]}
     ds = None
     if args.dataset or args.data_dir:
-        from .data import load_dataset
+        from ..data import load_dataset
 
         ds = load_dataset(args.dataset or "mnist", args.data_dir)
         x = ds.test_x[:args.limit] if args.limit is not None else ds.test_x

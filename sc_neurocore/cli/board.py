@@ -1,0 +1,60 @@
+"""``sc-neurocore board``: a UART board top for a bundle, as a bitstream or as pin-level Verilog + constraints.
+
+(``python -m sc_neurocore.hw.board`` is an alias of this command.)
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .common import add_bundle_args, bundle_from_args, parse_sizes, positive_int, printable
+
+
+def _cmd_board(args) -> int:
+    from sc_neurocore.hw.board import board_config, build_bitstream, parse_board, write_board_verilog
+    from sc_neurocore.hw.config import CoreConfig
+
+    b = parse_board(args.board)
+    positive_int("--lanes", args.lanes)
+    positive_int("--baud", args.baud, allow_none=False)
+    if args.random:
+        from sc_neurocore.bundle import random_bundle
+
+        if args.bundle is not None or args.pretrained is not None:
+            raise ValueError("give a bundle, --pretrained NAME or --random SIZES, not several")
+        bundle = random_bundle(parse_sizes(args.random, "--random"), args.T)
+    else:
+        bundle = bundle_from_args(args)
+    cfg = board_config(b)
+    if args.lanes:
+        cfg = CoreConfig(lanes=args.lanes, events=cfg.events, pixels_per_beat=cfg.pixels_per_beat)
+    if args.verilog_only or not b.buildable:
+        rep = write_board_verilog(b, bundle, args.output, cfg, baud=args.baud)
+        print(f"wrote {printable(rep['verilog'])} and {printable(rep['constraints'])}")
+        if not rep["fit"]["fits"]:
+            print("warning: " + "; ".join(rep["fit"]["reasons"]), file=sys.stderr)
+        return 0
+    rep = build_bitstream(b, bundle, args.output, cfg, baud=args.baud)
+    util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in rep["utilisation"].items())
+    print(f"{printable(rep['bitstream'])}: {util}; Fmax {rep['fmax_mhz']} MHz (clock {rep['clk_mhz']:g} MHz); "
+          f"{rep['seconds']} s")
+    if rep["timing_met"] is False:  # a result, not a usage error: like a simulation mismatch
+        print(f"sc-neurocore: timing not met: Fmax {rep['fmax_mhz']} MHz < {rep['clk_mhz']:g} MHz", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub) -> None:
+    from sc_neurocore.hw.board import BOARDS
+
+    q = sub.add_parser("board", help="a UART board top for a bundle: bitstream (ulx3s, icebreaker) or "
+                                     "pin-level Verilog + constraints (any board, arty_a7)")
+    q.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
+    add_bundle_args(q)
+    q.add_argument("--random", metavar="SIZES", help="development only: a random bundle of SIZES, e.g. 784-128-10")
+    q.add_argument("-T", "--T", dest="T", type=int, default=4, help="timesteps of --random (default 4)")
+    q.add_argument("-o", "--output", "--out", dest="output", required=True, help="output folder")
+    q.add_argument("--baud", type=int, default=115200)
+    q.add_argument("--lanes", type=int, help="override the board's default lanes")
+    q.add_argument("--verilog-only", action="store_true", help="write sc_neurocore_board.v + constraints only")
+    q.set_defaults(func=_cmd_board)

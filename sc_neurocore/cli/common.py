@@ -1,0 +1,92 @@
+"""Helpers shared by the subcommands: how a command takes a bundle, data, sizes; safe printing; checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+
+
+from .. import __version__
+
+EXIT_USAGE = 2
+#: Error messages may span lines (a tool's log tail); every other control character is escaped.
+_KEEP_IN_ERRORS = "\n\t"
+
+
+def add_bundle_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``BUNDLE`` positional or ``--pretrained NAME``: the common way every subcommand takes a bundle."""
+    p.add_argument("bundle", nargs="?", help="path to a .scnb bundle")
+    p.add_argument("--pretrained", metavar="NAME", help="a shipped bundle, e.g. mnist-t4 (see `sc-neurocore info --list`)")
+
+
+def bundle_from_args(args):
+    from ..bundle import resolve_bundle
+
+    return resolve_bundle(args.bundle, args.pretrained)
+
+
+def printable(text, keep: str = "") -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\r``, ``\\u202e``) except those
+    in ``keep``; normal unicode text is kept. Strings from a bundle, a dataset or a file name are shown
+    through this, never raw, so that they cannot move the cursor, recolour or rewrite the terminal."""
+    return "".join(c if c.isprintable() or c in keep else _escape(c) for c in str(text))
+
+
+def _escape(c: str) -> str:
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if c in named:
+        return named[c]
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def positive_int(name: str, value, allow_none: bool = True):
+    """``value`` if it is an integer >= 1 (or None when allowed), else a ValueError naming the option."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def parse_sizes(text: str, option: str = "--sizes") -> tuple[int, ...]:
+    """``784-128-10`` -> ``(784, 128, 10)``: an input size and at least one layer, each a positive integer."""
+    if not re.fullmatch(r"\s*[0-9]+(\s*-\s*[0-9]+)+\s*", text or ""):
+        raise ValueError(f"{option} must be an input size and at least one layer size joined by '-', "
+                         f"e.g. 784-128-10, not {text!r}")
+    sizes = tuple(int(s) for s in text.split("-"))
+    if min(sizes) < 1:
+        raise ValueError(f"{option}: every size must be at least 1, not {text!r}")
+    return sizes
+
+
+def check_test_set(ds, x, y, network) -> None:
+    """The (possibly --limit-ed) test images ``x`` and labels ``y`` of ``ds`` fit ``network``: not empty,
+    the bundle's input count, labels that name one of its classes."""
+    if len(x) == 0:
+        raise ValueError(f"the {printable(ds.name)} test set has no images")
+    if x.shape[1] != network.sizes[0]:
+        raise ValueError(f"the bundle expects {network.sizes[0]} inputs but {printable(ds.name)} images have "
+                         f"{x.shape[1]} pixels")
+    if y is not None and len(y):
+        n_classes = network.sizes[-1]
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"the {printable(ds.name)} test labels range over {lo}..{hi} but the bundle has "
+                             f"{n_classes} classes (labels 0..{n_classes - 1})")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of MNIST-format IDX files instead of --dataset")
+
+
+def _progress(iterable, total, desc, disable):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, disable=disable, unit="batch", file=sys.stderr)
