@@ -18,6 +18,12 @@ Weighted sums are evaluated with a floating-point matrix product whose
 mantissa provably holds every partial sum exactly (see :func:`layer_current`),
 which is what makes the model fast; the result is converted back to int64 and
 the rest is integer arithmetic.
+
+Each layer kind and input kind has one implementation here, registered in
+:data:`LAYERS` / :data:`INPUTS` (``docs/architecture.md``): the LIF dynamics
+(:func:`lif_step`) are the same for every kind, only how a layer turns its
+inputs into currents and how an input stage turns a sample into ``x_0[t]``
+differ.
 """
 
 from __future__ import annotations
@@ -26,9 +32,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .params import INPUT_FORMAT, LayerParams, NetworkParams, lfsr_thresholds
+from .kinds import Registry
+from .params import INPUT_FORMAT, LayerParams, NetworkParams, PixelInput, lfsr_thresholds
 
-__all__ = ["LIFState", "InferenceResult", "encode_input", "layer_current", "lif_step", "infer", "check_pixels"]
+__all__ = ["LIFState", "InferenceResult", "encode_input", "layer_current", "lif_step", "infer", "check_pixels",
+           "LAYERS", "INPUTS"]
+
+#: The golden model's layer kinds: ``current(x, layer, x_max) -> I`` (spec §4 steps 1-2).
+LAYERS: Registry = Registry("golden model", "layer")
+#: The golden model's input kinds: ``check(stage, samples, n_inputs)`` and ``encode(stage, samples, T, t) -> x_0[t]``.
+INPUTS: Registry = Registry("golden model", "input")
 
 
 class LIFState(NamedTuple):
@@ -78,15 +91,43 @@ def check_pixels(pixels, n_inputs: int) -> np.ndarray:
     return a.astype(np.int64)
 
 
+@INPUTS.register("pixels")
+class PixelsGolden:
+    """8-bit images, direct or LFSR rate encoded (spec §3)."""
+
+    @staticmethod
+    def check(stage: PixelInput, pixels, n_inputs: int) -> np.ndarray:
+        return check_pixels(pixels, n_inputs)
+
+    @staticmethod
+    def encode(stage: PixelInput, pixels: np.ndarray, T: int, t: int) -> np.ndarray:
+        if stage.encoding == "direct":
+            return pixels >> stage.shift if stage.shift else pixels
+        R = lfsr_thresholds(stage.rate_seed, T, pixels.shape[1])
+        return (pixels > R[t][None, :].astype(np.int64)).astype(np.int64)
+
+
 def encode_input(params: NetworkParams, pixels: np.ndarray, t: int) -> np.ndarray:
     """Layer-1 input ``x_0[t]`` (spec §3): pixels (their top ``input_bits``) for direct, LFSR spikes for rate."""
-    if params.encoding == "direct":
-        return pixels >> params.input_shift if params.input_shift else pixels
-    R = lfsr_thresholds(params.rate_seed, params.T, pixels.shape[1])
-    return (pixels > R[t][None, :].astype(np.int64)).astype(np.int64)
+    stage = params.input
+    return INPUTS(stage).encode(stage, pixels, params.T, t)
 
 
-def layer_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
+def layer_current(x: np.ndarray, layer, x_max: int) -> np.ndarray:
+    """``I`` of ``layer`` for a batch ``x`` of its inputs with ``0 <= x <= x_max``, for any layer kind."""
+    return LAYERS(layer).current(x, layer, x_max)
+
+
+@LAYERS.register("dense")
+class DenseGolden:
+    """A fully connected layer (:class:`~sc_neurocore.params.LayerParams`)."""
+
+    @staticmethod
+    def current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
+        return _dense_current(x, layer, x_max)
+
+
+def _dense_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
     """``I = (x @ W) >>> s`` for a batch ``x`` of shape (B, n_in) with 0 <= x <= x_max.
 
     Every partial sum of column ``j`` is bounded by ``x_max * sum_i |W[i, j]|``.
@@ -126,7 +167,7 @@ def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
     trains = [np.zeros((params.T, B, layer.n_out), dtype=np.uint8) for layer in layers] if record else None
     trace = np.zeros((params.T, B, layers[-1].n_out), dtype=np.int64) if record else None
     const_current = None
-    if params.encoding == "direct":
+    if params.input.constant:
         # Spec §3.1: layer 1's current is the same at every timestep.
         const_current = layer_current(encode_input(params, px, 0), layers[0], params.input_max(0))
     for t in range(params.T):
@@ -152,7 +193,7 @@ def infer(params: NetworkParams, pixels, *, record: bool = False, batch_size: in
     """Run inferences on a batch of images (B, n_0) of 8-bit pixels; see :class:`InferenceResult`."""
     if not isinstance(params, NetworkParams):
         raise TypeError(f"params must be a NetworkParams, not {type(params).__name__}")
-    px = check_pixels(pixels, params.sizes[0])
+    px = INPUTS(params.input).check(params.input, pixels, params.sizes[0])
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
     parts = [_infer_chunk(params, px[i:i + batch_size], record) for i in range(0, max(1, px.shape[0]), batch_size)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from .fixedpoint import FixedFormat
 
 __all__ = [
     "ENCODINGS", "RESETS", "READOUTS", "INPUT_FORMAT", "MAX_T",
-    "LayerParams", "NetworkParams", "lfsr_thresholds", "LFSR_MASK",
+    "LayerParams", "PixelInput", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T",
 ]
 
 ENCODINGS = ("direct", "rate")
@@ -40,6 +41,11 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
     return value
 
 
+def check_T(value, name: str = "T") -> int:
+    """A number of timesteps, ``1 <= T <= MAX_T`` (spec §1); the one place the range is checked."""
+    return _check_int(name, value, 1, MAX_T)
+
+
 def _check_choice(name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
@@ -48,11 +54,14 @@ def _check_choice(name: str, value, choices) -> str:
 
 @dataclass(frozen=True, eq=False)
 class LayerParams:
-    """One fully connected LIF layer.
+    """One fully connected LIF layer: the ``dense`` layer kind (``docs/architecture.md``).
 
     ``weight`` is input-major: shape ``(n_in, n_out)``, ``weight[i, j]``
     connects input ``i`` to neuron ``j``.
     """
+
+    #: The layer kind every view dispatches on (:class:`sc_neurocore.kinds.Registry`).
+    kind: ClassVar[str] = "dense"
 
     weight: np.ndarray
     weight_bits: int
@@ -120,6 +129,44 @@ class LayerParams:
                 == (other.weight_bits, other.threshold, other.leak_shift, other.current_shift, other.membrane_bits))
 
 
+@dataclass(frozen=True)
+class PixelInput:
+    """The ``pixels`` input kind: an 8-bit image, encoded once per inference (spec §3).
+
+    ``encoding="direct"``: layer 1 sees ``x = p >> (8 - input_bits)`` at every
+    timestep; ``"rate"``: binary spikes ``x[t, i] = [p_i > R[t, i]]`` from the
+    LFSR seeded with ``rate_seed``.
+    """
+
+    kind: ClassVar[str] = "pixels"
+    encoding: str = "direct"
+    input_bits: int = 8
+    rate_seed: int = 0xACE1
+
+    def __post_init__(self) -> None:
+        _check_choice("encoding", self.encoding, ENCODINGS)
+        object.__setattr__(self, "rate_seed", _check_int("rate_seed", self.rate_seed, 1, 0xFFFF))
+        object.__setattr__(self, "input_bits", _check_int("input_bits", self.input_bits, 1, INPUT_FORMAT.width))
+        if self.encoding != "direct" and self.input_bits != INPUT_FORMAT.width:
+            raise ValueError(f"input_bits must be {INPUT_FORMAT.width} with {self.encoding!r} encoding "
+                             f"(it applies to direct encoding only), not {self.input_bits!r}")
+
+    @property
+    def x_max(self) -> int:
+        """Largest value layer 1 sees."""
+        return (1 << self.input_bits) - 1 if self.encoding == "direct" else 1
+
+    @property
+    def shift(self) -> int:
+        """Right shift from an 8-bit pixel to layer 1's direct input (spec §3.1)."""
+        return INPUT_FORMAT.width - self.input_bits
+
+    @property
+    def constant(self) -> bool:
+        """Whether layer 1's input is the same at every timestep (direct encoding, spec §3.1)."""
+        return self.encoding == "direct"
+
+
 @dataclass(frozen=True, eq=False)
 class NetworkParams:
     """A whole network: its layers plus the global parameters of spec §1."""
@@ -147,15 +194,17 @@ class NetworkParams:
                 raise ValueError(
                     f"layers[{i}] has {layers[i].n_in} inputs but layers[{i - 1}] has {layers[i - 1].n_out} outputs")
         object.__setattr__(self, "layers", layers)
-        object.__setattr__(self, "T", _check_int("T", self.T, 1, MAX_T))
-        _check_choice("encoding", self.encoding, ENCODINGS)
+        object.__setattr__(self, "T", check_T(self.T))
+        stage = PixelInput(self.encoding, self.input_bits, self.rate_seed)   # validates the input fields
+        object.__setattr__(self, "rate_seed", stage.rate_seed)
+        object.__setattr__(self, "input_bits", stage.input_bits)
         _check_choice("reset", self.reset, RESETS)
         _check_choice("readout", self.readout, READOUTS)
-        object.__setattr__(self, "rate_seed", _check_int("rate_seed", self.rate_seed, 1, 0xFFFF))
-        object.__setattr__(self, "input_bits", _check_int("input_bits", self.input_bits, 1, INPUT_FORMAT.width))
-        if self.encoding != "direct" and self.input_bits != INPUT_FORMAT.width:
-            raise ValueError(f"input_bits must be {INPUT_FORMAT.width} with {self.encoding!r} encoding "
-                             f"(it applies to direct encoding only), not {self.input_bits!r}")
+
+    @property
+    def input(self) -> PixelInput:
+        """The typed input stage (today always the ``pixels`` kind)."""
+        return PixelInput(self.encoding, self.input_bits, self.rate_seed)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -171,12 +220,12 @@ class NetworkParams:
 
     def input_max(self, index: int) -> int:
         """Largest value an input of layer ``index`` (0-based) can carry."""
-        return (1 << self.input_bits) - 1 if (index == 0 and self.encoding == "direct") else 1
+        return self.input.x_max if index == 0 else 1
 
     @property
     def input_shift(self) -> int:
         """Right shift from an 8-bit pixel to layer 1's direct input (spec §3.1)."""
-        return INPUT_FORMAT.width - self.input_bits
+        return self.input.shift
 
     @property
     def score_format(self) -> FixedFormat:
@@ -236,6 +285,6 @@ def _lfsr_positions() -> np.ndarray:
 def lfsr_thresholds(seed: int, T: int, n: int) -> np.ndarray:
     """The rate-encoding thresholds ``R[t, i]`` of spec §3.2, shape ``(T, n)``, uint8, read-only."""
     _check_int("rate_seed", seed, 1, 0xFFFF)
-    _check_int("T", T, 1, MAX_T)
+    check_T(T)
     _check_int("n", n, 1, 1 << 24)
     return _lfsr_table(int(seed), int(T), int(n))
