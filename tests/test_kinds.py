@@ -1,0 +1,60 @@
+"""sc_neurocore.kinds: one registry per view, dispatch on the kind, clear errors for a missing one."""
+
+import numpy as np
+import pytest
+
+from sc_neurocore import golden
+from sc_neurocore.kinds import KindError, Registry
+from sc_neurocore.params import LayerParams, PixelInput
+
+
+def test_register_and_dispatch():
+    reg = Registry("test view")
+
+    @reg.register("dense")
+    class Dense:
+        pass
+
+    layer = LayerParams(np.ones((2, 2), np.int64), 8, 1, 0)
+    assert reg(layer) is Dense and reg.kinds == ("dense",) and "dense" in reg
+
+
+def test_missing_kind_names_the_view_and_the_kind():
+    reg = Registry("latency model")
+    reg.register("dense")(object)
+
+    class Conv:
+        kind = "conv"
+
+    with pytest.raises(KindError, match="the latency model has no implementation of the 'conv' layer kind "
+                                        r"\(it implements: dense\)"):
+        reg(Conv())
+    with pytest.raises(TypeError, match="has no kind"):
+        reg(object())
+
+
+def test_a_kind_is_registered_once():
+    reg = Registry("golden model")
+    reg.register("dense")(object)
+    with pytest.raises(ValueError, match="already has an implementation of the 'dense' layer kind"):
+        reg.register("dense")(object)
+    with pytest.raises(TypeError, match="kind must be a non-empty string"):
+        reg.register("")
+
+
+def test_the_golden_model_implements_every_shipped_kind():
+    assert golden.LAYERS.kinds == ("dense",) and golden.INPUTS.kinds == ("pixels",)
+    assert LayerParams.kind == "dense" and PixelInput.kind == "pixels"
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"encoding": "sparkle"}, "encoding must be one of 'direct', 'rate', not 'sparkle'"),
+    ({"encoding": "rate", "input_bits": 1}, "input_bits must be 8 with 'rate' encoding"),
+    ({"input_bits": 0}, "input_bits must be between 1 and 8, not 0"),
+    ({"rate_seed": 0}, "rate_seed must be between 1 and 65535, not 0"),
+])
+def test_pixel_input_checks_itself(kw, match):
+    with pytest.raises(ValueError, match=match):
+        PixelInput(**kw)
+    assert PixelInput("direct", 1).x_max == 1 and PixelInput("direct", 3).shift == 5
+    assert PixelInput("rate").x_max == 1 and not PixelInput("rate").constant
