@@ -1,10 +1,14 @@
 """Drive :class:`~sc_neurocore.hw.core.AXIStreamTop` in Amaranth's simulator.
 
 :func:`simulate` streams images through the AXI4-Stream ports cycle by
-cycle, optionally with random gaps on the input, random back-pressure on the
-output and a synchronous reset in the middle, and returns the decoded results
-with the cycle counts the latency model predicts (first input beat accepted
--> output beat valid).
+cycle, optionally with random gaps on the input and random back-pressure on
+the output (a :class:`~sc_neurocore.hw.stream.Traffic`, the same knobs as the
+cocotb testbench) and a synchronous reset in the middle, and returns the
+decoded results with the cycle counts the latency model predicts (first
+input beat accepted -> output beat valid). Beats are packed by the input
+kind's packer of the testbench model (:data:`sc_neurocore.sim.model.INPUT_BEATS`)
+and decoded by :func:`sc_neurocore.hw.stream.unpack_result`, like in the
+cocotb testbench.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import numpy as np
 
 from sc_neurocore.params import NetworkParams
 
-from .config import CLASS_BITS, CoreConfig, CoreGeometry
+from . import stream
+from .config import CoreConfig
+from .stream import Traffic
 
-__all__ = ["SimResult", "pack_image", "decode_result", "simulate"]
+__all__ = ["SimResult", "simulate"]
 
 
 @dataclass
@@ -28,127 +34,156 @@ class SimResult:
     total_cycles: int
 
 
-def pack_image(geom: CoreGeometry, pixels) -> list[int]:
-    """The ``s_axis_tdata`` beats of one image (pixel ``i`` at beat ``i // PPB``, bits ``8*(i % PPB)``)."""
-    ppb = geom.pixels_per_beat
-    px = np.zeros(geom.beats * ppb, dtype=np.int64)
-    px[:geom.n_inputs] = np.asarray(pixels, dtype=np.int64)
-    return [sum(int(px[k * ppb + j]) << (8 * j) for j in range(ppb)) for k in range(geom.beats)]
-
-
-def decode_result(geom: CoreGeometry, word: int) -> tuple[int, list[int]]:
-    cls = word & ((1 << CLASS_BITS) - 1)
-    sw = geom.score_width
-    scores = []
-    for c in range(geom.n_classes):
-        s = (word >> (CLASS_BITS + sw * c)) & ((1 << sw) - 1)
-        if geom.score_signed and s >> (sw - 1):
-            s -= 1 << sw
-        scores.append(s)
-    return cls, scores
-
-
 def simulate(network: NetworkParams, images, config: CoreConfig | None = None, *,
-             in_gap: float = 0.0, out_stall: float = 0.0, seed: int = 0,
-             reset_after: int | None = None, max_cycles: int = 200_000, vcd: str | None = None,
-             weight_writes=None) -> SimResult:
+             traffic: Traffic = Traffic(), reset_after: int | None = None, max_cycles: int = 200_000,
+             vcd: str | None = None, weight_writes=None) -> SimResult:
     """Run ``images`` (B, n_0) through the core; see the module docstring.
 
-    ``in_gap``/``out_stall``: probability that ``s_axis_tvalid`` is low /
-    ``m_axis_tready`` is low in a cycle.  ``reset_after``: assert ``rst`` for
-    one cycle after that many cycles, then restart the stream from the first
-    image (results produced before the reset are discarded).
-    ``weight_writes``: ``(layer, bank, addr, word)`` tuples written through
-    the weight port (``CoreConfig(weight_port=True)``), one per cycle, before
-    the first image; cycle counts start after them.
+    ``traffic``: before each input beat an idle gap (``s_axis_tvalid`` low) of
+    1..``max_gap`` cycles with probability ``gaps``; ``m_axis_tready`` low in
+    a cycle with probability ``backpressure``; drawn from ``seed``
+    (``resets`` must be 0: this bench takes one reset at ``reset_after``).
+    ``reset_after``: assert ``rst`` for one cycle after that many cycles, then
+    restart the stream from the first image (results produced before the
+    reset are discarded). ``weight_writes``: ``(layer, bank, addr, word)``
+    tuples written through the weight port (``CoreConfig(weight_port=True)``),
+    one per cycle, before the first image; cycle counts start after them.
     """
+    from amaranth.hdl import ClockDomain, Module
     from amaranth.sim import Simulator
+
+    from sc_neurocore.sim.model import input_beats
 
     from .core import build_core
 
+    if not isinstance(traffic, Traffic):
+        raise TypeError(f"traffic must be a Traffic, not {type(traffic).__name__}")
+    if traffic.resets:
+        raise ValueError("simulate takes one reset at reset_after, not Traffic.resets "
+                         "(random resets are for the cocotb testbench)")
     top = build_core(network, config or CoreConfig())
-    geom = top.geometry
-    images = np.asarray(images, dtype=np.int64).reshape(-1, geom.n_inputs)
-    beats = [pack_image(geom, im) for im in images]
-    rng = np.random.default_rng(seed)
-    out: dict = {"classes": [], "scores": [], "cycles": [], "total": 0}
+    images = np.asarray(images, dtype=np.int64).reshape(-1, top.geometry.n_inputs)
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.top = top
+    bench = _StreamBench(top, cd, input_beats(network, images, top.geometry.pixels_per_beat), traffic,
+                         reset_after, max_cycles, weight_writes)
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench.run)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return bench.result()
 
-    async def bench(ctx):
-        nonlocal reset_after
-        for layer, bank, addr, word in weight_writes or ():
+
+class _StreamBench:
+    """The Amaranth testbench of :func:`simulate`: one cycle of both streams per :meth:`_cycle`."""
+
+    def __init__(self, top, cd, beats: list[list[int]], traffic: Traffic, reset_after: int | None,
+                 max_cycles: int, weight_writes):
+        self.top, self.cd, self.beats, self.traffic = top, cd, beats, traffic
+        self.geom = top.geometry
+        self.rng = np.random.default_rng(traffic.seed)
+        self.reset_after, self.max_cycles, self.weight_writes = reset_after, max_cycles, weight_writes
+        self.cycle = 0
+        self._restart()
+
+    def _restart(self) -> None:
+        """Back to the first beat of the first image, with no result kept."""
+        self.img, self.beat, self.done, self.valid_since = 0, 0, 0, None
+        self.first_accept: dict[int, int] = {}
+        self.classes: list[int] = []
+        self.scores: list[list[int]] = []
+        self.cycles: list[int] = []
+        self._draw_gap()
+
+    def _draw_gap(self) -> None:
+        """Idle cycles before the next input beat (Traffic.gaps / max_gap)."""
+        t = self.traffic
+        self.gap_left = int(self.rng.integers(1, t.max_gap + 1)) if t.gaps and self.rng.random() < t.gaps else 0
+
+    async def run(self, ctx) -> None:
+        await self._write_weights(ctx)
+        while self.done < len(self.beats):
+            if self.cycle >= self.max_cycles:
+                raise RuntimeError(f"simulation exceeded {self.max_cycles} cycles")
+            if self.reset_after is not None and self.cycle == self.reset_after:
+                await self._reset(ctx)
+            else:
+                await self._cycle(ctx)
+            self.cycle += 1
+
+    async def _write_weights(self, ctx) -> None:
+        top = self.top
+        for layer, bank, addr, word in self.weight_writes or ():
             ctx.set(top.wgt_valid, 1)
             ctx.set(top.wgt_layer, layer)
             ctx.set(top.wgt_bank, bank)
             ctx.set(top.wgt_addr, addr)
             ctx.set(top.wgt_data, word)
             await ctx.tick()
-        if weight_writes:
+        if self.weight_writes:
             ctx.set(top.wgt_valid, 0)
-        img, beat, cycle = 0, 0, 0
-        first_accept: dict[int, int] = {}
-        done_img = 0
-        valid_since = None
-        while done_img < len(images):
-            if cycle >= max_cycles:
-                raise RuntimeError(f"simulation exceeded {max_cycles} cycles")
-            if reset_after is not None and cycle == reset_after:
-                ctx.set(top.s_axis_tvalid, 0)
-                ctx.set(top.m_axis_tready, 0)
-                reset_after = None
-                await _reset(ctx)
-                img, beat, done_img, valid_since = 0, 0, 0, None
-                first_accept.clear()
-                for k in ("classes", "scores", "cycles"):
-                    out[k].clear()
-                cycle += 1
-                continue
-            send = img < len(images) and not (in_gap and rng.random() < in_gap)
-            ctx.set(top.s_axis_tvalid, int(send))
-            if send:
-                ctx.set(top.s_axis_tdata, beats[img][beat])
-                ctx.set(top.s_axis_tlast, int(beat == geom.beats - 1))
-            take = not (out_stall and rng.random() < out_stall)
-            ctx.set(top.m_axis_tready, int(take))
-            if send and ctx.get(top.s_axis_tready):
-                if beat == 0:
-                    first_accept[img] = cycle
-                beat += 1
-                if beat == geom.beats:
-                    img, beat = img + 1, 0
-            if ctx.get(top.m_axis_tvalid):
-                if valid_since is None:
-                    valid_since = cycle
-                    out["cycles"].append(valid_since - first_accept[done_img])
-                if take:
-                    cls, sc = decode_result(geom, ctx.get(top.m_axis_tdata))
-                    assert ctx.get(top.m_axis_tlast) == 1
-                    out["classes"].append(cls)
-                    out["scores"].append(sc)
-                    done_img += 1
-                    valid_since = None
-            await ctx.tick()
-            cycle += 1
-        out["total"] = cycle
 
-    async def _reset(ctx):
-        # A synchronous reset of the whole sync domain for one clock edge.
-        ctx.set(cd.rst, 1)
+    async def _reset(self, ctx) -> None:
+        """A synchronous reset of the whole sync domain for one clock edge; the stream restarts."""
+        ctx.set(self.top.s_axis_tvalid, 0)
+        ctx.set(self.top.m_axis_tready, 0)
+        self.reset_after = None
+        ctx.set(self.cd.rst, 1)
         await ctx.tick()
-        ctx.set(cd.rst, 0)
+        ctx.set(self.cd.rst, 0)
+        self._restart()
 
-    from amaranth.hdl import ClockDomain, Module
+    async def _cycle(self, ctx) -> None:
+        top = self.top
+        send = self._drive_input(ctx)
+        bp = self.traffic.backpressure
+        take = not (bp and self.rng.random() < bp)
+        ctx.set(top.m_axis_tready, int(take))
+        if send and ctx.get(top.s_axis_tready):
+            self._accepted()
+        if ctx.get(top.m_axis_tvalid):
+            self._output(ctx, take)
+        await ctx.tick()
 
-    m = Module()
-    m.domains.sync = cd = ClockDomain("sync")
-    m.submodules.top = top
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
-    return SimResult(np.array(out["classes"], dtype=np.int64),
-                     np.array(out["scores"], dtype=np.int64).reshape(-1, geom.n_classes),
-                     np.array(out["cycles"], dtype=np.int64), out["total"])
+    def _drive_input(self, ctx) -> bool:
+        top = self.top
+        send = self.img < len(self.beats) and not self.gap_left
+        if self.gap_left:
+            self.gap_left -= 1
+        ctx.set(top.s_axis_tvalid, int(send))
+        if send:
+            ctx.set(top.s_axis_tdata, self.beats[self.img][self.beat])
+            ctx.set(top.s_axis_tlast, int(self.beat == self.geom.beats - 1))
+        return send
+
+    def _accepted(self) -> None:
+        if self.beat == 0:
+            self.first_accept[self.img] = self.cycle
+        self.beat += 1
+        if self.beat == self.geom.beats:
+            self.img, self.beat = self.img + 1, 0
+        self._draw_gap()
+
+    def _output(self, ctx, take: bool) -> None:
+        top, geom = self.top, self.geom
+        if self.valid_since is None:
+            self.valid_since = self.cycle
+            self.cycles.append(self.valid_since - self.first_accept[self.done])
+        if take:
+            cls, sc = stream.unpack_result(ctx.get(top.m_axis_tdata), geom.n_classes, geom.score_width,
+                                           geom.score_signed)
+            assert ctx.get(top.m_axis_tlast) == 1
+            self.classes.append(cls)
+            self.scores.append(sc)
+            self.done += 1
+            self.valid_since = None
+
+    def result(self) -> SimResult:
+        return SimResult(np.array(self.classes, dtype=np.int64),
+                         np.array(self.scores, dtype=np.int64).reshape(-1, self.geom.n_classes),
+                         np.array(self.cycles, dtype=np.int64), self.cycle)

@@ -12,26 +12,28 @@ import numpy as np
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, RisingEdge
 
+from sc_neurocore.hw import stream
+
 __all__ = ["StreamDriver", "WeightWriter"]
 
 
 class StreamDriver:
     """Drives ``<prefix>_tdata/tvalid/tlast`` and watches ``<prefix>_tready``.
 
-    ``gap_prob``: probability of an idle gap before each beat, of 1..``max_gap``
-    cycles (uniform), drawn from ``rng``. ``accept_times[index]`` is the sim time
-    (steps) of the rising edge at which the first beat of image ``index`` was
-    accepted.
+    ``gaps``: probability of an idle gap before each beat, of 1..``max_gap``
+    cycles (uniform), drawn from ``rng`` (:class:`sc_neurocore.hw.stream.Traffic`'s
+    knobs). ``accept_times[index]`` is the sim time (steps) of the rising edge
+    at which the first beat of image ``index`` was accepted.
     """
 
-    def __init__(self, dut, clk, prefix: str = "s_axis", *, gap_prob: float = 0.0, max_gap: int = 3,
+    def __init__(self, dut, clk, prefix: str = stream.S_AXIS, *, gaps: float = 0.0, max_gap: int = 3,
                  rng: np.random.Generator | None = None):
         self.clk = clk
         self.tdata = getattr(dut, f"{prefix}_tdata")
         self.tvalid = getattr(dut, f"{prefix}_tvalid")
         self.tlast = getattr(dut, f"{prefix}_tlast")
         self.tready = getattr(dut, f"{prefix}_tready")
-        self.gap_prob = float(gap_prob)
+        self.gaps = float(gaps)
         self.max_gap = int(max_gap)
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.accept_times: dict[int, int] = {}
@@ -53,16 +55,16 @@ class StreamDriver:
         """Send images (each a list of beat ints) back to back; returns when the last beat was accepted."""
         tdata, tvalid, tlast, tready = self.tdata, self.tvalid, self.tlast, self.tready
         edge = self._edge
-        gaps = self.gap_prob > 0
+        shaped = self.gaps > 0
         rng = self.rng
         for k, beats in enumerate(beats_per_image):
             index = indices[k] if indices is not None else self.sent
             n = len(beats)
             gap_before = None
-            if gaps:
-                gap_before = np.where(rng.random(n) < self.gap_prob, rng.integers(1, self.max_gap + 1, n), 0)
+            if shaped:
+                gap_before = np.where(rng.random(n) < self.gaps, rng.integers(1, self.max_gap + 1, n), 0)
             for j in range(n):
-                if gaps and gap_before[j]:
+                if shaped and gap_before[j]:
                     if self._valid:
                         tvalid.value = 0
                         self._valid = 0

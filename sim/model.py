@@ -1,16 +1,9 @@
-"""Reference side of the testbench: the golden model, the bus encodings and the latency model.
+"""Reference side of the testbench: the golden model, the input packers and the latency model.
 
 Nothing here imports cocotb, so the same code serves the cocotb test module
-(inside the simulator) and the pytest/CLI side (outside it).
-
-Bus contract of ``sc_neurocore_top`` (docs/verification.md):
-
-* input: an image is ``ceil(n_0 / PPB)`` beats; pixel ``i`` sits in beat
-  ``i // PPB`` at bits ``[8*(i % PPB) +: 8]``; padding pixels are 0; ``tlast``
-  on the last beat;
-* output: one beat per image; bits ``[15:0]`` the class (unsigned), the score
-  of class ``c`` at ``[16 + SW*c +: SW]`` (two's complement when
-  ``score_signed``); ``tlast`` = 1.
+(inside the simulator), the Amaranth testbench (:mod:`sc_neurocore.hw.testbench`)
+and the pytest/CLI side (outside them). The bus contract itself (names,
+widths, beat layout, packing, traffic knobs) lives in :mod:`sc_neurocore.hw.stream`.
 """
 
 from __future__ import annotations
@@ -21,7 +14,25 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CoreInfo", "GoldenModel", "pack_images", "unpack_output", "pack_output", "expected_cycles"]
+from sc_neurocore.hw import latency as lm
+from sc_neurocore.hw import stream
+from sc_neurocore.kinds import Registry
+
+__all__ = ["CoreInfo", "GoldenModel", "INPUT_BEATS", "input_beats", "expected_cycles"]
+
+#: The testbench model's input kinds: ``pack(samples, pixels_per_beat) -> beats of every sample``
+#: (a list of ``s_axis_tdata`` ints per sample), shared by the cocotb and the Amaranth testbench.
+INPUT_BEATS: Registry = Registry("testbench model", "input")
+
+
+@INPUT_BEATS.register("pixels")
+def _pixel_beats(images, pixels_per_beat: int) -> list[list[int]]:
+    return stream.pack_images(images, pixels_per_beat)
+
+
+def input_beats(network, samples, pixels_per_beat: int) -> list[list[int]]:
+    """The input beats of every sample of ``network``'s input stage (dispatch on ``network.input.kind``)."""
+    return INPUT_BEATS(network.input)(samples, pixels_per_beat)
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class CoreInfo:
     s_width: int
     m_width: int
     T: int = 1
-    top: str = "sc_neurocore_top"
+    top: str = stream.TOP_NAME
     report: dict | None = None
 
     @classmethod
@@ -44,7 +55,7 @@ class CoreInfo:
         return cls(int(report["pixels_per_beat"]), int(report["n_inputs"]), int(report["n_classes"]),
                    int(report["score_width"]), bool(report["score_signed"]),
                    int(report["s_axis_tdata_width"]), int(report["m_axis_tdata_width"]),
-                   int(report.get("T", 1)), report.get("top", "sc_neurocore_top"), report)
+                   int(report.get("T", 1)), report.get("top", stream.TOP_NAME), report)
 
     @classmethod
     def load(cls, path) -> "CoreInfo":
@@ -52,46 +63,11 @@ class CoreInfo:
 
     @property
     def beats_per_image(self) -> int:
-        return -(-self.n_inputs // self.pixels_per_beat)
+        return stream.beats_per_image(self.n_inputs, self.pixels_per_beat)
 
-
-def pack_images(images: np.ndarray, ppb: int) -> list[list[int]]:
-    """Input beats (as Python ints) of every image: pixel ``i`` in beat ``i // ppb``, byte lane ``i % ppb``."""
-    px = np.asarray(images)
-    if px.ndim == 1:
-        px = px[None, :]
-    if px.size and (px.min() < 0 or px.max() > 255):
-        raise ValueError("pixels must be 0..255")
-    B, n = px.shape
-    beats = -(-n // ppb)
-    buf = np.zeros((B, beats * ppb), dtype=np.uint8)
-    buf[:, :n] = px
-    raw = buf.reshape(B, beats, ppb)
-    frm = int.from_bytes
-    return [[frm(raw[b, k].tobytes(), "little") for k in range(beats)] for b in range(B)]
-
-
-def unpack_output(word: int, n_classes: int, score_width: int, signed: bool) -> tuple[int, list[int]]:
-    """``(class, scores)`` of one output beat."""
-    word = int(word)
-    mask = (1 << score_width) - 1
-    half = 1 << (score_width - 1)
-    scores = []
-    for c in range(n_classes):
-        v = (word >> (16 + score_width * c)) & mask
-        if signed and v & half:
-            v -= 1 << score_width
-        scores.append(v)
-    return word & 0xFFFF, scores
-
-
-def pack_output(cls: int, scores, score_width: int) -> int:
-    """Inverse of :func:`unpack_output` (used by the tests of the testbench itself)."""
-    mask = (1 << score_width) - 1
-    word = int(cls) & 0xFFFF
-    for c, s in enumerate(scores):
-        word |= (int(s) & mask) << (16 + score_width * c)
-    return word
+    def unpack(self, word: int) -> tuple[int, list[int]]:
+        """``(class, scores)`` of one ``m_axis_tdata`` word of this core."""
+        return stream.unpack_result(word, self.n_classes, self.score_width, self.score_signed)
 
 
 class GoldenModel:
@@ -109,29 +85,17 @@ class GoldenModel:
         return r.classes.astype(np.int64), r.scores.astype(np.int64)
 
 
-def expected_cycles(network, report: dict | None, images: np.ndarray) -> np.ndarray | None:
+def expected_cycles(network, report: dict | None, images: np.ndarray) -> np.ndarray:
     """Cycles per image (first input beat accepted -> output beat valid) predicted by the latency model.
 
     A report may pin the number with ``latency.cycles_per_image`` (an int, used
     by the hand-written fixture); otherwise :mod:`sc_neurocore.hw.latency` is
-    asked. ``None`` when no model is available.
+    asked.
     """
     images = np.asarray(images)
     lat = (report or {}).get("latency") or {}
     if isinstance(lat.get("cycles_per_image"), int) and lat.get("fixed", False):
         return np.full(len(images), int(lat["cycles_per_image"]), dtype=np.int64)
-    try:
-        from sc_neurocore.hw import latency as lm
-    except ImportError:
-        return None
-    return _latency_from_module(lm, network, report, images)
-
-
-def _latency_from_module(lm, network, report, images):
-    """Adapter to :func:`sc_neurocore.hw.latency.image_cycles` (its API is owned by the hardware module)."""
-    fn = getattr(lm, "image_cycles", None)
-    if fn is None:
-        return None
     from sc_neurocore.hw.config import CoreConfig
 
     gen = dict((report or {}).get("generator") or {})
@@ -139,5 +103,5 @@ def _latency_from_module(lm, network, report, images):
                         if k in ("lanes", "events", "pixels_per_beat")})
     out = []
     for i in range(0, len(images), 2000):
-        out.append(np.asarray(fn(network, cfg, images[i:i + 2000]), dtype=np.int64))
+        out.append(np.asarray(lm.image_cycles(network, cfg, images[i:i + 2000]), dtype=np.int64))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

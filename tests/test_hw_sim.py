@@ -17,6 +17,7 @@ import pytest
 from sc_neurocore.bundle import random_bundle
 from sc_neurocore.golden import infer
 from sc_neurocore.hw.config import CoreConfig
+from sc_neurocore.hw.stream import Traffic
 from sc_neurocore.hw.testbench import simulate
 from sc_neurocore.hw.latency import image_cycles, worst_case_cycles
 from sc_neurocore.params import LayerParams, NetworkParams
@@ -66,9 +67,11 @@ def test_gaps_and_backpressure_exact():
     net = random_bundle((16, 8, 4), T=2, seed=11, readout="spike_count").network
     x = _images(16, 4, seed=3)
     # Gaps change the timing, so only the values are compared here.
-    _check(net, x, CoreConfig(lanes=4, pixels_per_beat=4), timing=False, in_gap=0.3, out_stall=0.5, seed=5)
+    _check(net, x, CoreConfig(lanes=4, pixels_per_beat=4), timing=False,
+           traffic=Traffic(gaps=0.3, backpressure=0.5, seed=5))
     net = random_bundle((16, 8, 4), T=2, seed=12, encoding="rate").network
-    _check(net, x, CoreConfig(lanes=4, pixels_per_beat=4), timing=False, in_gap=0.4, out_stall=0.4, seed=6)
+    _check(net, x, CoreConfig(lanes=4, pixels_per_beat=4), timing=False,
+           traffic=Traffic(gaps=0.4, backpressure=0.4, seed=6))
 
 
 @pytest.mark.parametrize("encoding", ["direct", "rate"])

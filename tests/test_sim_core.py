@@ -23,7 +23,8 @@ import pytest
 from sc_neurocore.bundle import Bundle, random_bundle
 from sc_neurocore.hw.config import CoreConfig
 from sc_neurocore.params import LayerParams, NetworkParams
-from sc_neurocore.sim.runner import Core, available_simulators, generate_core, run_case
+from sc_neurocore.hw.stream import Traffic
+from sc_neurocore.sim.runner import CaseOptions, Core, available_simulators, generate_core, run_case
 
 try:
     import sc_neurocore.hw.export  # noqa: F401
@@ -219,7 +220,7 @@ def test_core(sim, name):
     case = CASES[name]
     core, _ = _core(name)
     images = case.images()
-    r = run_case(core, sim, images, case=f"pytest-{name}", **case.run)
+    r = run_case(core, sim, images, case=f"pytest-{name}", traffic=Traffic(**case.run))
     assert r["failed"] == 0 and r["mismatched_vectors"] == 0 and r["cycle_mismatches"] == 0, _fmt(r)
     assert r["checked"] == len(images)
     no_traffic_shaping = not case.run.get("gaps") and not case.run.get("backpressure")
@@ -287,7 +288,7 @@ def test_weight_port_core(sim):
     x = corner_images(20, 16, 9)
     assert (infer(built.network, x).scores != infer(loaded.network, x).scores).any()
     core = generate_core(built, pixels_per_beat=4, lanes=(3, 5), events=(2, 3), weight_port=True)
-    r = run_case(core, sim, x, case="pytest-weight-port", load_bundle=loaded)
+    r = run_case(core, sim, x, case="pytest-weight-port", options=CaseOptions(load_bundle=loaded))
     assert r["failed"] == 0 and r["mismatched_vectors"] == 0 and r["cycle_mismatches"] == 0, _fmt(r)
     geo = CoreConfig(**core.report["generator"]).geometry(built.network)
     assert r["checked"] == 16 and r["weight_words_written"] == len(geo.weight_writes(loaded.network)) > 0

@@ -20,32 +20,13 @@ from stub_core import DELAY, stub_bundle, stub_core, stub_images  # noqa: E402
 
 from sc_neurocore.golden import infer  # noqa: E402
 from sc_neurocore.sim.checker import InOrderChecker  # noqa: E402
-from sc_neurocore.sim.model import pack_images, pack_output, unpack_output  # noqa: E402
+from sc_neurocore.hw.stream import Traffic  # noqa: E402
 from sc_neurocore.sim.runner import available_simulators, run_case  # noqa: E402
 
 SIMS = available_simulators()
 
 
-# -- pure Python --------------------------------------------------------------
-def test_pack_images_layout():
-    x = np.arange(1, 11, dtype=np.uint8)[None, :]
-    beats = pack_images(x, 4)[0]
-    assert len(beats) == 3
-    for i in range(10):
-        assert (beats[i // 4] >> (8 * (i % 4))) & 0xFF == i + 1
-    assert beats[2] >> 16 == 0  # padding pixels are zero
-    assert pack_images(np.full((1, 3), 255), 8)[0] == [0xFFFFFF]
-
-
-@pytest.mark.parametrize("signed", [True, False])
-def test_output_word_roundtrip(signed):
-    rng = np.random.default_rng(1)
-    for sw in (1, 3, 8, 17, 32):
-        lo, hi = (-(1 << (sw - 1)), 1 << (sw - 1)) if signed and sw > 1 else (0, 1 << sw)
-        scores = rng.integers(lo, hi, size=7).tolist()
-        word = pack_output(5, scores, sw)
-        assert unpack_output(word, 7, sw, signed and sw > 1) == (5, scores)
-
+# -- pure Python (the bus packing itself: tests/test_sim_model.py) -------------
 
 def test_checker_reports_index_and_fields():
     ck = InOrderChecker()
@@ -96,8 +77,8 @@ def test_stub_back_to_back_and_latency(sim):
 @pytest.mark.sim
 @pytest.mark.parametrize("sim", SIMS)
 def test_stub_gaps_and_backpressure(sim):
-    r = run_case(stub_core(), sim, stub_images(200, seed=3), case="pytest-gaps", gaps=0.3, max_gap=4,
-                 backpressure=0.5, seed=7)
+    r = run_case(stub_core(), sim, stub_images(200, seed=3), case="pytest-gaps",
+                 traffic=Traffic(gaps=0.3, max_gap=4, backpressure=0.5, seed=7))
     assert r["failed"] == 0 and r["mismatched_vectors"] == 0, _fmt(r)
     assert r["checked"] == 200 and not r["cycles_checked"]
     assert max(r["cycles"]) > DELAY + 5  # the gaps and back-pressure did stretch some images
@@ -106,7 +87,7 @@ def test_stub_gaps_and_backpressure(sim):
 @pytest.mark.sim
 @pytest.mark.parametrize("sim", SIMS)
 def test_stub_reset_mid_inference(sim):
-    r = run_case(stub_core(), sim, stub_images(60, seed=4), case="pytest-reset", resets=6, seed=5)
+    r = run_case(stub_core(), sim, stub_images(60, seed=4), case="pytest-reset", traffic=Traffic(resets=6, seed=5))
     assert r["failed"] == 0 and r["mismatched_vectors"] == 0, _fmt(r)
     assert r["checked"] == 60 and len(r["resets"]) == 6
     assert all(d["dropped"] == [d["image"]] for d in r["resets"])

@@ -29,18 +29,21 @@ def _simulators(text: str) -> list[str]:
     return sims
 
 
-def _probability(name: str, v: float) -> float:
-    if not 0.0 <= v < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), not {v}")
-    return v
+def _traffic(args):
+    """The run's Traffic; its validation message names the command-line option (the fields share its names)."""
+    from sc_neurocore.hw.stream import Traffic
+
+    try:
+        return Traffic(gaps=args.gaps, backpressure=args.backpressure, resets=args.resets, seed=args.seed)
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
 
 
 def _cmd_sim(args) -> int:
     from sc_neurocore.sim.runner import run_regression
 
     sims = _simulators(args.simulator)
-    gaps = _probability("--gaps", args.gaps)
-    bp = _probability("--backpressure", args.backpressure)
+    traffic = _traffic(args)
     if args.n is not None and args.n < 1:
         raise ValueError(f"--n must be at least 1, not {args.n}")
     if args.random is not None:
@@ -66,8 +69,7 @@ def _cmd_sim(args) -> int:
     results = []
     ok = True
     for sim in sims:
-        r = run_regression(bundle, x, y, simulator=sim, gaps=gaps, backpressure=bp, seed=args.seed,
-                           resets=args.resets, generator_options=gen)
+        r = run_regression(bundle, x, y, simulator=sim, traffic=traffic, generator_options=gen)
         results.append(r)
         ok &= r["ok"]
         if not args.json:
