@@ -172,7 +172,7 @@ def test_distill_refuses_to_replace_its_teacher(tmp_path, capsys):
 @pytest.mark.parametrize("cmd", ["train", "train-ann", "distill-self"])
 def test_bad_labels_are_refused_before_training(tmp_path, capsys, monkeypatch, labels, cmd):
     d = _idx_dir(tmp_path / "idx", side=12, train_labels=labels)
-    monkeypatch.setattr(tr, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(tr.pipeline, "fit", lambda *a, **k: pytest.fail("training started"))
     argv = {"train": ["train"], "train-ann": ["train", "--ann"], "distill-self": ["distill", "--method", "self"]}[cmd]
     rc = main([*argv, "--data-dir", str(d), *FAST, "-o", str(tmp_path / "o.scnb")])
     err = _err(capsys)
@@ -267,7 +267,7 @@ def test_augment_on_non_square_images_is_refused_before_training(tmp_path, capsy
     from test_data import make_idx_dir
 
     make_idx_dir(d)  # 4 x 5 images
-    monkeypatch.setattr(tr, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(tr.pipeline, "fit", lambda *a, **k: pytest.fail("training started"))
     assert main(["train", "--data-dir", str(d), "--T", "2", "--epochs", "1", "--quiet",
                  "-o", str(tmp_path / "o.scnb")]) == 2
     assert "--augment 1 needs square images, but idx images have 20 pixels; use --augment 0" in _err(capsys)
@@ -344,8 +344,8 @@ def test_train_writes_bundle_and_checkpoint_together(tmp_path, capsys, monkeypat
     monkeypatch.undo()
     # and the pair written for real: both files; the checkpoint has the bytes it always had
     saved = []
-    real_object = tr._checkpoint_object
-    monkeypatch.setattr(tr, "_checkpoint_object", lambda *a: saved.append(real_object(*a)) or saved[-1])
+    real_object = tr.pipeline._checkpoint_object
+    monkeypatch.setattr(tr.pipeline, "_checkpoint_object", lambda *a: saved.append(real_object(*a)) or saved[-1])
     assert main(["train", "--data-dir", str(d), *FAST, "-o", str(out / "m.scnb")]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["m.pt", "m.scnb"]
     torch.save(saved[0], tmp_path / "m.pt.tmp")  # how checkpoints were always saved: to OUT.pt.tmp

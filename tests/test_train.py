@@ -115,7 +115,7 @@ def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, enc
     x = torch.as_tensor(mnist.test_x[:96])
     y = torch.as_tensor(mnist.test_y[:96])
     seen = set()
-    backward = tr._LIFLayer.backward
+    backward = tr.kernels._LIFLayer.backward
 
     def spy(ctx, g):  # which branch of the hand-written backward runs
         pre = ctx.saved_tensors[0]
@@ -125,7 +125,7 @@ def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, enc
                           + ["zero"] * (spiking and not subtract)))
         return backward(ctx, g)
 
-    monkeypatch.setattr(tr._LIFLayer, "backward", staticmethod(spy))
+    monkeypatch.setattr(tr.kernels._LIFLayer, "backward", staticmethod(spy))
     res = []
     for reference in (False, True):
         m = _scaled_model(cfg, gain=gain)
@@ -263,7 +263,8 @@ def test_recipe_options_reach_the_trainer(tmp_path):
 
 
 def test_teacher_cache_equals_teacher_forward(mnist):
-    from sc_neurocore.train import ANNTeacher, _shift_images, _TeacherCache
+    from sc_neurocore.train import ANNTeacher
+    from sc_neurocore.train.loop import _shift_images, _TeacherCache
 
     teacher = ANNTeacher(784, 10, seed=3).eval()
     x = torch.as_tensor(mnist.train_x[:300])
@@ -306,17 +307,6 @@ def test_idx_data_dir_with_validation_split(tmp_path):
     with zipfile.ZipFile(tmp_path / "o.scnb") as zf:
         prov = json.loads(zf.read("manifest.json"))["provenance"]
     assert prov["dataset"] == "idx" and prov["test_images"] == 200
-
-
-def test_demo_small(tmp_path):
-    from sc_neurocore.train import demo
-
-    s = demo(tmp_path / "demo", teacher_epochs=1, student_epochs=1, T_teacher=8, T_student=2, limit=400,
-             threads=1, quiet=True, log=lambda m: None)
-    assert (tmp_path / "demo" / "student-t2.scnb").is_file() and (tmp_path / "demo" / "summary.json").is_file()
-    b = load_bundle(tmp_path / "demo" / "student-t2.scnb")
-    assert b.T == 2 and b.provenance["method"] == "distill-temporal"
-    assert s["student"]["test_accuracy"] == b.provenance["test_accuracy"] > 0.25
 
 
 @pytest.mark.parametrize("input_bits", [1, 3])
@@ -378,11 +368,11 @@ _JUNK = st.one_of(
 
 
 def _valid_snn_checkpoint() -> dict:
-    return tr._checkpoint_object(SpikingMLP(_SNN_CFG, seed=0), {"test_acc": 0.5})
+    return tr.checkpoint._checkpoint_object(SpikingMLP(_SNN_CFG, seed=0), {"test_acc": 0.5})
 
 
 def _valid_ann_checkpoint() -> dict:
-    return tr._checkpoint_object(tr.ANNTeacher(144, 3), {})
+    return tr.checkpoint._checkpoint_object(tr.ANNTeacher(144, 3), {})
 
 
 @st.composite
@@ -510,7 +500,7 @@ def test_prepare_data_checks_labels(monkeypatch, labels, needle):
 ])
 @pytest.mark.parametrize("entry", ["train", "distill", "ann"])
 def test_training_entry_points_check_labels_first(tmp_path, monkeypatch, labels, needle, entry):
-    monkeypatch.setattr(tr, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(tr.pipeline, "fit", lambda *a, **k: pytest.fail("training started"))
     tc = TrainConfig(epochs=1, augment=0, quiet=True, method="self" if entry == "distill" else "none")
     with pytest.raises(ValueError, match=re.escape(needle)):
         if entry == "train":
@@ -533,7 +523,7 @@ def test_training_entry_points_check_labels_first(tmp_path, monkeypatch, labels,
     ({"augment": 1}, "image shifts (augment=1) need square images, not 15 pixels; use augment=0"),
 ])
 def test_train_model_checks_options_before_training(tmp_path, monkeypatch, change, needle):
-    monkeypatch.setattr(tr, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(tr.pipeline, "fit", lambda *a, **k: pytest.fail("training started"))
     tc = dataclasses.replace(TrainConfig(epochs=1, augment=0, quiet=True), **change)
     with pytest.raises(ValueError, match=r"^" + re.escape(needle)) as e:
         train_model(SNNConfig(sizes=(15, 4, 3), T=2), tc, _tiny_data(pixels=15), tmp_path / "o.scnb")
@@ -577,20 +567,3 @@ def test_save_checkpoint_interrupted_leaves_nothing(tmp_path, monkeypatch):
 
 def _tree(d: Path) -> list[str]:
     return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
-
-
-@pytest.mark.parametrize("change,needle", [
-    ({"teacher_epochs": 0}, "teacher_epochs must be at least 1, not 0"),
-    ({"student_epochs": 0}, "student_epochs must be at least 1, not 0"),
-    ({"T_student": 0}, "T_student must be an integer between 1 and 65535, not 0"),
-    ({"T_teacher": 70000}, "T_teacher must be an integer between 1 and 65535, not 70000"),
-    ({"limit": 0}, "limit must be at least 1, not 0"),
-    ({"seed": -1}, "seed must be an integer between 0 and"),
-])
-def test_demo_checks_everything_before_it_starts(tmp_path, monkeypatch, change, needle):
-    from sc_neurocore.train import demo
-
-    monkeypatch.setattr(tr, "prepare_data", lambda *a, **k: pytest.fail("the data was loaded"))
-    with pytest.raises(ValueError, match=r"^" + re.escape(needle)):
-        demo(tmp_path / "demo", **{"teacher_epochs": 1, "student_epochs": 1, "quiet": True, **change})
-    assert list(tmp_path.iterdir()) == []

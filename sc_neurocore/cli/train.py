@@ -57,7 +57,7 @@ def _check_device(device: str) -> None:
 
 def _check_outputs(args, ann: bool = False) -> None:
     """``-o``: OUT.scnb and OUT.pt (``--ann``: OUT.pt only) can be written; nothing is created."""
-    from ..train import _ann_checkpoint_path, output_paths
+    from ..train.pipeline import _ann_checkpoint_path, output_paths
 
     out = Path(args.output)
     if out.is_dir() and not out.is_symlink():
@@ -198,7 +198,7 @@ def _cmd_distill(args) -> int:
     if args.teacher is not None and not Path(args.teacher).exists():
         raise FileNotFoundError(f"teacher checkpoint not found: {args.teacher}")
     if args.teacher is not None:
-        from ..train import _same_file, checkpoint_path
+        from ..train.pipeline import _same_file, checkpoint_path
 
         if _same_file(args.teacher, checkpoint_path(args.output)):
             raise ValueError(f"-o {args.output} would replace the teacher checkpoint {args.teacher} with the "
@@ -232,7 +232,7 @@ def _cmd_distill(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from ..train import demo
+    from ..demo import run_demo
 
     for flag, v in (("--T", args.T), ("--teacher-T", args.teacher_T)):
         if not 1 <= v <= MAX_T:
@@ -248,13 +248,6 @@ def _cmd_demo(args) -> int:
     _check_device(args.device)
     if args.rtl_images < 0:
         raise ValueError(f"--rtl-images must be 0 (skip the hardware steps) or more, not {args.rtl_images}")
-    if args.rtl_images == 0:
-        demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-             T_teacher=args.teacher_T, T_student=args.T, seed=args.seed, threads=args.threads, limit=args.limit,
-             device=args.device, quiet=args.quiet)
-        return 0
-    from ..demo import run_demo
-
     r = run_demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
                  T_teacher=args.teacher_T, T_student=args.T, rtl_images=args.rtl_images, simulator=args.simulator,
                  seed=args.seed, threads=args.threads, limit=args.limit, device=args.device, quiet=args.quiet)

@@ -1,0 +1,175 @@
+"""Configuration of a training run: the network (:class:`SNNConfig`) and the optimisation (:class:`TrainConfig`).
+
+Both validate every field on construction (messages name the library's field names; the command line
+maps them to its flags).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from ..params import ENCODINGS, MAX_T, READOUTS, RESETS
+
+__all__ = ["SNNConfig", "TrainConfig", "MAX_SEED"]
+
+
+def _is_int(v) -> bool:
+    """A Python or NumPy integer (not a bool)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    """A Python or NumPy integer or float (not a bool)."""
+    return _is_int(v) or isinstance(v, (float, np.floating))
+
+
+@dataclass(frozen=True)
+class SNNConfig:
+    """Architecture and number formats of a trainable LIF network (spec §1 parameters)."""
+
+    sizes: tuple = (784, 128, 10)
+    T: int = 32
+    encoding: str = "direct"
+    reset: str = "subtract"
+    readout: str = "membrane"
+    weight_bits: int = 8
+    membrane_bits: int = 16
+    leak_shift: int = 4          # hidden (spiking) layers
+    out_leak_shift: int = 0      # output layer (0: the membrane readout integrates the currents)
+    rate_seed: int = 0xACE1
+    theta: float = 0.5           # threshold in real units (weights ~ U(+-1/sqrt(n_in)) at init)
+    surrogate_slope: float = 4.0
+    input_bits: int = 8          # direct encoding: layer 1 sees pixel >> (8 - input_bits) (spec §3.1)
+
+    def __post_init__(self) -> None:
+        try:
+            sizes = tuple(int(s) for s in self.sizes)
+        except (TypeError, ValueError):
+            raise ValueError(f"sizes must be a sequence of positive integers, not {self.sizes!r}") from None
+        object.__setattr__(self, "sizes", sizes)
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ValueError(f"sizes must have at least 2 positive entries, not {self.sizes!r}")
+        if not _is_int(self.T) or not 1 <= self.T <= MAX_T:
+            raise ValueError(f"T must be an integer between 1 and {MAX_T}, not {self.T!r}")
+        object.__setattr__(self, "T", int(self.T))
+        for name, allowed in (("encoding", ENCODINGS), ("reset", RESETS), ("readout", READOUTS)):
+            v = getattr(self, name)
+            if not isinstance(v, str) or v not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {v!r}")
+        if not _is_int(self.weight_bits) or not 2 <= self.weight_bits <= 16:
+            raise ValueError(f"weight_bits must be an integer between 2 and 16, not {self.weight_bits!r}")
+        if not _is_int(self.membrane_bits) or not 4 <= self.membrane_bits <= 32:
+            raise ValueError(f"membrane_bits must be an integer between 4 and 32, not {self.membrane_bits!r}")
+        for name in ("leak_shift", "out_leak_shift"):
+            k = getattr(self, name)
+            if not _is_int(k) or not 0 <= k <= self.membrane_bits - 1:
+                raise ValueError(f"{name} must be an integer between 0 and membrane_bits-1, not {k!r}")
+        if isinstance(self.input_bits, bool) or not isinstance(self.input_bits, (int, np.integer)) \
+                or not 1 <= self.input_bits <= 8:
+            raise ValueError(f"input_bits must be an integer between 1 and 8, not {self.input_bits!r}")
+        if self.encoding != "direct" and self.input_bits != 8:
+            raise ValueError(f"input_bits must be 8 with {self.encoding!r} encoding (direct only), "
+                             f"not {self.input_bits!r}")
+        if not _is_int(self.rate_seed) or not 1 <= self.rate_seed <= 0xFFFF:
+            raise ValueError(f"rate_seed must be an integer between 1 and 65535, not {self.rate_seed!r}")
+        if not (_is_real(self.theta) and self.theta > 0 and math.isfinite(self.theta)):
+            raise ValueError(f"theta must be positive, not {self.theta!r}")
+        if not (_is_real(self.surrogate_slope) and self.surrogate_slope > 0 and math.isfinite(self.surrogate_slope)):
+            raise ValueError(f"surrogate_slope must be positive and finite, not {self.surrogate_slope!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SNNConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: (tuple(v) if k == "sizes" else v) for k, v in d.items() if k in names})
+
+    def replace(self, **kw) -> "SNNConfig":
+        d = self.to_dict()
+        d.update(kw)
+        return SNNConfig.from_dict(d)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def spiking(self, li: int) -> bool:
+        return li < self.n_layers - 1 or self.readout == "spike_count"
+
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    threads: int | None = None
+    device: str = "cpu"
+    quiet: bool = False
+    # distillation
+    method: str = "none"          # none | temporal | average | self
+    alpha: float = 0.5
+    temperature: float = 3.0
+    entropy_weight: float = 0.0
+    teacher_T: int | None = None  # T at which an SNN teacher (or the self-teacher) runs
+    augment: int = 1              # random image shifts of up to this many pixels (square images only)
+    dropout: float = 0.0          # dropout on hidden spikes during training (SNN only)
+    label_smoothing: float = 0.0  # of the cross-entropy on the labels (the task term when distilling)
+    weight_decay: float = 0.0     # decoupled (AdamW) decay of the weights
+    train_on_val: bool = False    # train on training + validation images; keep the last epoch
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("quiet")
+        return d
+
+
+MAX_SEED = (1 << 63) - 2  # the seed and seed + 1 seed NumPy's and torch's generators
+
+
+def _finite(v) -> bool:
+    return _is_real(v) and _finite_float(v)
+
+
+def _finite_float(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
+def _check_train_config(tc: TrainConfig) -> None:
+    """Every option of ``tc`` in range, before any data is touched (messages name the fields)."""
+    def need(ok: bool, what: str, value) -> None:
+        if not ok:
+            raise ValueError(f"{what}, not {value!r}")
+
+    need(_is_int(tc.epochs) and tc.epochs >= 1, "epochs must be at least 1", tc.epochs)
+    need(_is_int(tc.batch_size) and tc.batch_size >= 1, "batch_size must be at least 1", tc.batch_size)
+    need(_finite(tc.lr) and tc.lr > 0, "lr must be a positive finite number", tc.lr)
+    need(_is_int(tc.seed) and 0 <= tc.seed <= MAX_SEED, f"seed must be an integer between 0 and {MAX_SEED}", tc.seed)
+    need(tc.threads is None or (_is_int(tc.threads) and tc.threads >= 1), "threads must be at least 1", tc.threads)
+    need(isinstance(tc.device, str) and tc.device.split(":")[0] in ("cpu", "cuda"), "device must be cpu or cuda",
+         tc.device)
+    need(tc.method in ("none", "temporal", "average", "self"),
+         "method must be 'none', 'temporal', 'average' or 'self'", tc.method)
+    need(_finite(tc.alpha) and 0.0 <= tc.alpha <= 1.0, "alpha must be a number in [0, 1]", tc.alpha)
+    need(_finite(tc.temperature) and tc.temperature > 0, "temperature must be a positive finite number",
+         tc.temperature)
+    need(_finite(tc.entropy_weight) and tc.entropy_weight >= 0, "entropy_weight must be a non-negative finite number",
+         tc.entropy_weight)
+    need(tc.teacher_T is None or (_is_int(tc.teacher_T) and 1 <= tc.teacher_T <= MAX_T),
+         f"teacher_T must be an integer between 1 and {MAX_T}", tc.teacher_T)
+    need(_is_int(tc.augment) and tc.augment >= 0, "augment must be at least 0", tc.augment)
+    need(_finite(tc.dropout) and 0.0 <= tc.dropout < 1.0, "dropout must be in [0, 1)", tc.dropout)
+    need(_finite(tc.label_smoothing) and 0.0 <= tc.label_smoothing < 1.0, "label_smoothing must be in [0, 1)",
+         tc.label_smoothing)
+    need(_finite(tc.weight_decay) and tc.weight_decay >= 0.0, "weight_decay must be a finite number >= 0",
+         tc.weight_decay)

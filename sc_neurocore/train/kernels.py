@@ -1,0 +1,225 @@
+"""The torch.autograd.Function pieces of the QAT emulation (exact integer forward, surrogate backward)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class _RoundSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)  # half to even, like numpy.rint (spec §7)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _FloorSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _ExactCurrent(torch.autograd.Function):
+    """``I = clamp(floor((x @ W) / 2^s), -2^m, 2^m)`` computed exactly; straight-through backward.
+
+    The clamp to ``±2^m`` never changes the saturated sum ``clamp(v' + I)`` (|v'| < 2^(m-1)),
+    it only keeps ``I`` exactly representable in the float dtype of the membrane.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, shift, lim, exact64, out_dtype):
+        if exact64:
+            a = x.to(torch.float64) @ w.to(torch.float64)
+        else:
+            a = x @ w
+        cur = torch.clamp(torch.floor(a * (1.0 / (1 << shift))), -lim, lim).to(out_dtype)
+        ctx.save_for_backward(x, w)
+        ctx.scale = 1.0 / (1 << shift)
+        return cur
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        g = g.to(w.dtype) * ctx.scale
+        gx = g @ w.t() if ctx.needs_input_grad[0] else None
+        gw = x.to(g.dtype).t() @ g if ctx.needs_input_grad[1] else None
+        return gx, gw, None, None, None, None
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside ``u >= theta`` with the fast-sigmoid surrogate ``1/(1 + slope*|u-theta|/theta)^2 / theta``."""
+
+    @staticmethod
+    def forward(ctx, u, theta, slope):
+        ctx.save_for_backward(u)
+        ctx.theta, ctx.slope = theta, slope
+        return (u >= theta).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (u,) = ctx.saved_tensors
+        x = (u - ctx.theta) * (ctx.slope / ctx.theta)
+        return g / (ctx.theta * (1.0 + x.abs()) ** 2), None, None
+
+
+class _QuantDense(torch.autograd.Function):
+    """Weight quantisation and the exact current of one layer in one node (the fast training path).
+
+    Forward: ``q = clamp(rint(w * alpha), ±wmax)`` (spec §7), ``I = clamp(floor((x @ q) / 2^s), ±2^m)``
+    (§4.1-4.2), bit for bit what :meth:`SpikingMLP.int_weight` and :class:`_ExactCurrent` compute.
+    The weighted sum runs in float32 whenever that is exact: always for 0/1 inputs (``exact64``
+    False), and for a direct-encoded layer 1 when this batch's bound ``max_b sum_i x_bi * max|q|``
+    is below 2^24 (every partial sum of the matmul is then an exactly representable integer, in
+    any summation order); otherwise in float64. Backward: straight-through round and shift, zero
+    gradient where the clamp to ``±wmax`` is active (the gradients of the plain-autograd path).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, alpha, wmax, shift, lim, exact64, out_dtype, nonneg):
+        r = torch.round(w * alpha)
+        lo, hi = torch.aminmax(r)
+        rmax = max(-float(lo), float(hi))
+        keep = None
+        if rmax > wmax:  # 1.0 where |r| <= wmax, else 0.0 (r holds integers; float ops, no slow boolean tensor)
+            keep = torch.rsub(r.abs(), wmax + 1.0).clamp_(0.0, 1.0)
+            r.clamp_(-wmax, wmax)
+            rmax = float(wmax)
+        q = r
+        scale = 1.0 / (1 << shift)
+        if exact64 and float((x if nonneg else x.abs()).sum(1).max()) * rmax >= (1 << 24):
+            a = x.to(torch.float64) @ q.to(torch.float64)
+        else:
+            a = x @ q
+        cur = a.mul_(scale).floor_().clamp_(-lim, lim).to(out_dtype)
+        ctx.save_for_backward(x, q, keep)
+        ctx.gain = (scale, alpha)
+        return cur
+
+    @staticmethod
+    def backward(ctx, g):
+        x, q, keep = ctx.saved_tensors
+        scale, alpha = ctx.gain
+        g = g.to(q.dtype)
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = (g * scale) @ q.t()
+        if ctx.needs_input_grad[1]:
+            gw = (x.t() @ g).mul_(scale * alpha)
+            if keep is not None:
+                gw.mul_(keep)
+        return gx, gw, None, None, None, None, None, None, None
+
+
+def _mantissa_bits(dtype: torch.dtype) -> int:
+    return 24 if dtype == torch.float32 else 53
+
+
+class _LIFLayer(torch.autograd.Function):
+    """The whole LIF recurrence of one layer over T steps (spec §4 steps 3-6) with a hand-written BPTT.
+
+    Forward equals the integer spec exactly; backward is the same surrogate-gradient BPTT as the
+    plain-autograd loop :meth:`SpikingMLP._lif_reference` (straight-through leak, clamp gradient,
+    fast-sigmoid surrogate, detached reset) without building a graph of ~10 nodes per step.
+    Input: the currents (B, n) (constant over time) or (T, B, n). Output (T, B, n): spikes, or
+    the membrane increments ``v_t - v_{t-1}`` of a non-spiking layer.
+
+    Speed (the per-step work is a handful of small tensor ops, so their number is what counts):
+    with integer states, the leak-and-integrate ``v - floor(v / 2^k) + I`` is ``ceil(I + (1 - 2^-k) v)``
+    (one fused multiply-add and a ceil, exact while the operands fit the mantissa), the spike
+    ``u >= theta`` is ``clamp(u - theta + 1, 0, 1)`` (float ops only, no boolean tensors), and the
+    backward evaluates the surrogate for all steps at once; with subtract reset and no saturation
+    the backward recurrence is linear, ``g_t = A_t + lambda g_{t+1}``, and for a constant current
+    its sum over ``t`` is one weighted sum of the ``A_t``.
+    """
+
+    @staticmethod
+    def forward(ctx, cur, T, constant, theta, leak, mmin, mmax, spiking, subtract, slope):
+        B, n = cur.shape[-2], cur.shape[-1]
+        dt = cur.dtype
+        pre = torch.empty(T, B, n, dtype=dt, device=cur.device)
+        out = torch.empty(T, B, n, dtype=dt, device=cur.device)
+        lam = 1.0 - 1.0 / (1 << leak)
+        mbits = int(mmax + 1).bit_length()  # membrane width m: |I| <= 2^m, |v| < 2^(m-1)
+        fma = leak > 0 and mbits + 1 + leak <= _mantissa_bits(dt)
+        inv = 1.0 / (1 << leak)
+        v = None
+        for t in range(T):
+            I = cur if constant else cur[t]
+            p = pre[t]
+            if v is None:                       # v_0 = 0: nothing leaks
+                p.copy_(I)
+            elif leak == 0:
+                torch.add(I, v, out=p)
+            elif fma:                           # v - floor(v/2^k) + I == ceil(I + (1-2^-k) v) for integers
+                torch.add(I, v, alpha=lam, out=p).ceil_()
+            else:
+                torch.sub(v, torch.floor(v * inv), out=p).add_(I)
+            u = torch.clamp(p, mmin, mmax)
+            if spiking:
+                z = torch.sub(u, theta - 1.0, out=out[t]).clamp_(0.0, 1.0)  # == (u >= theta) for integers
+                v = u.sub_(z, alpha=theta) if subtract else u.mul_(1.0 - z)
+            else:
+                if v is None:
+                    out[t].copy_(u)
+                else:
+                    torch.sub(u, v, out=out[t])
+                v = u
+        ctx.save_for_backward(pre, out if (spiking and not subtract) else None)
+        ctx.cfg = (T, constant, theta, leak, mmin, mmax, spiking, subtract, slope)
+        return out
+
+    @staticmethod
+    def backward(ctx, gout):
+        pre, zs = ctx.saved_tensors
+        T, constant, theta, leak, mmin, mmax, spiking, subtract, slope = ctx.cfg
+        lam = 1.0 - 1.0 / (1 << leak) if leak else 1.0
+        gout = gout.to(pre.dtype)
+        lo, hi = torch.aminmax(pre)
+        mask = None  # the clamp's gradient: 1 where mmin <= pre <= mmax, else 0 (pre holds integers)
+        if bool(lo < mmin) or bool(hi > mmax):
+            mask = torch.rsub((pre - 0.5 * (mmin + mmax)).abs_(), 0.5 * (mmax - mmin) + 1.0).clamp_(0.0, 1.0)
+        if not spiking:
+            # g_t = mask_t (gout_t + gv_{t+1}), gv_t = lam g_t - gout_t
+            G = torch.empty_like(gout)
+            gv = None
+            for t in range(T - 1, -1, -1):
+                gu = gout[t] if gv is None else gout[t] + gv
+                gp = torch.mul(gu, mask[t], out=G[t]) if mask is not None else G[t].copy_(gu)
+                gv = torch.sub(gp * lam if leak else gp, gout[t])
+            gcur = G.sum(0) if constant else G
+            return gcur, None, None, None, None, None, None, None, None, None
+        # surrogate: 1 / (theta (1 + k |u - theta|)^2) = coef / y^2 with y = |u - theta| + 1/k, coef = 1/(theta k^2);
+        # u = clamp(pre) only differs from pre where mask = 0, so y uses pre
+        k = slope / theta
+        coef = 1.0 / (theta * k * k)
+        y = (pre - theta).abs_().add_(1.0 / k)
+        A = torch.div(gout, y).div_(y)  # gout_t * surrogate_t / coef
+        if mask is not None:
+            A.mul_(mask)
+        # g_t = mask_t (A_t + lam r_t g_{t+1}) with r = 1 (subtract reset) or 1 - z_t (zero reset): D_t = lam mask_t r_t
+        D = None
+        if not subtract:
+            D = torch.rsub(zs, 1.0).mul_(lam)
+            if mask is not None:
+                D.mul_(mask)
+        elif mask is not None:
+            D = mask.mul_(lam)
+        if D is None and constant:
+            # sum_t g_t = sum_s A_s (1 + lam + ... + lam^s): one weighted sum over the steps
+            c = torch.tensor([coef * ((1.0 - lam ** (s + 1)) / (1.0 - lam) if lam != 1.0 else s + 1.0)
+                              for s in range(T)], dtype=pre.dtype, device=pre.device)
+            return torch.tensordot(c, A, dims=1), None, None, None, None, None, None, None, None, None
+        G = A  # in place, from the last step back
+        for t in range(T - 2, -1, -1):
+            if D is None:
+                G[t].add_(G[t + 1], alpha=lam)
+            else:
+                G[t].addcmul_(D[t], G[t + 1])
+        gcur = G.sum(0).mul_(coef) if constant else G.mul_(coef)
+        return gcur, None, None, None, None, None, None, None, None, None

@@ -1,0 +1,347 @@
+"""The training loop: data preparation and split, the optimiser, the teacher cache, :func:`fit`, :func:`evaluate`."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig, _check_train_config, _is_int
+from .model import SpikingMLP
+
+__all__ = ["Data", "prepare_data", "evaluate", "fit", "make_optimizer", "MAX_CLASSES"]
+
+
+@dataclass
+class Data:
+    name: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0)) + 1)
+
+
+_DATASETS: dict = {}
+MAX_CLASSES = 1 << 16  # the output layer has a neuron per class: a stray huge label must not size it
+
+
+def _check_labels(name: str, split: str, y, n_classes: int | None = None) -> None:
+    """Labels are integers in [0, n_classes) (in [0, MAX_CLASSES) when the network is not known yet)."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        bad = y[~np.isfinite(y) | (y != np.floor(y))] if y.size else y
+        if bad.size:
+            raise ValueError(f"{name}: the {split} labels must be integers, found {float(bad.flat[0])}")
+    elif y.dtype.kind not in "iu":
+        raise ValueError(f"{name}: the {split} labels must be integers, not {y.dtype}")
+    if y.ndim != 1:
+        raise ValueError(f"{name}: the {split} labels must be a 1-D array, not shape {y.shape}")
+    if not y.size:
+        return
+    lo, hi = y.min(), y.max()
+    limit = MAX_CLASSES if n_classes is None else n_classes
+    if lo < 0 or hi >= limit:
+        bad = lo if lo < 0 else hi
+        if n_classes is None:
+            raise ValueError(f"{name}: the {split} labels must be integers in [0, {MAX_CLASSES}) (class indices), "
+                             f"found {int(bad)}")
+        raise ValueError(f"{name}: the {split} labels must be integers in [0, {n_classes}) for a network with "
+                         f"{n_classes} outputs, found {int(bad)}")
+
+
+def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None) -> Data:
+    """Load the dataset; the validation split is MNIST's, or the last 1/6 of the training set for IDX folders.
+
+    ``limit`` keeps the first ``limit`` training images and at most ``limit`` validation / test images.
+    """
+    from ..data import load_dataset
+
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        raise ValueError(f"limit must be at least 1, not {limit!r}")
+    if data_dir is None:  # the named dataset is read once per process (its arrays are never modified)
+        if dataset not in _DATASETS:
+            _DATASETS[dataset] = load_dataset(dataset, None)
+        ds = _DATASETS[dataset]
+    else:
+        ds = load_dataset(dataset, data_dir)
+    for split, y in (("training", ds.train_y), ("validation", ds.val_y), ("test", ds.test_y)):
+        if y is not None:
+            _check_labels(ds.name, split, y)
+    trx, try_ = ds.train_x, ds.train_y
+    if ds.val_x is not None and len(ds.val_x):
+        vax, vay = ds.val_x, ds.val_y
+    else:
+        n_val = max(1, len(trx) // 6)
+        if len(trx) < 2:
+            raise ValueError(f"{ds.name}: need at least 2 training images to split off a validation set")
+        trx, try_, vax, vay = trx[:-n_val], try_[:-n_val], trx[-n_val:], try_[-n_val:]
+    tex, tey = ds.test_x, ds.test_y
+    if limit is not None:
+        trx, try_, vax, vay, tex, tey = trx[:limit], try_[:limit], vax[:limit], vay[:limit], tex[:limit], tey[:limit]
+    return Data(ds.name, np.ascontiguousarray(trx), np.asarray(try_, np.int64), np.ascontiguousarray(vax),
+                np.asarray(vay, np.int64), np.ascontiguousarray(tex), np.asarray(tey, np.int64))
+
+
+def _setup_torch(tc: TrainConfig) -> torch.device:
+    _check_train_config(tc)
+    if tc.threads is not None:
+        torch.set_num_threads(int(tc.threads))
+    try:
+        dev = torch.device(tc.device)
+    except RuntimeError:
+        raise ValueError(f"device must be cpu or cuda, not {tc.device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {tc.device!r}: no CUDA device is available")
+        # exact float32 integer sums need true fp32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be cpu or cuda, not {tc.device!r}")
+    torch.manual_seed(tc.seed)
+    return dev
+
+
+def _progress(iterable, total, desc, disable):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=disable, unit="batch", file=sys.stderr,
+                leave=False, dynamic_ncols=True)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None = None,
+             batch_size: int = 1000) -> float:
+    """Accuracy of ``model`` (the QAT emulation: equals the golden model's integer accuracy)."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            s = model.forward(xb, T).scores if isinstance(model, SpikingMLP) else model(xb)
+            correct += int((s.argmax(1) == y[i:i + batch_size]).sum())
+    model.train()
+    return correct / max(1, len(x))
+
+
+def _shift_images(xb: torch.Tensor, max_shift: int, gen: torch.Generator | None, d: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift every image by a random (dx, dy) in [-max_shift, max_shift]^2 (or by ``d``), filling with zeros.
+
+    Returns the shifted images and the shifts ``d`` (2, B, 1, 1)."""
+    B, n = xb.shape
+    side = int(round(math.sqrt(n)))
+    if side * side != n:
+        raise ValueError(f"image shifts (augment) need square images, not {n} pixels")
+    if d is None:
+        d = torch.randint(-max_shift, max_shift + 1, (2, B, 1, 1), generator=gen).to(xb.device)
+    ar = torch.arange(side, device=xb.device)
+    rows = ar.view(1, side, 1) - d[0]
+    cols = ar.view(1, 1, side) - d[1]
+    valid = ((rows >= 0) & (rows < side) & (cols >= 0) & (cols < side)).view(B, n)
+    src = (rows.clamp(0, side - 1) * side + cols.clamp(0, side - 1)).view(B, n)
+    return torch.gather(xb, 1, src) * valid.to(xb.dtype), d
+
+
+def _teacher_logits(teacher, xb: torch.Tensor, T: int | None) -> torch.Tensor:
+    with torch.no_grad():
+        if isinstance(teacher, SpikingMLP):
+            return teacher.forward(xb, T).logits
+        return teacher(xb)
+
+
+class _TeacherCache:
+    """The logits of a (deterministic, float) ANN teacher for every training image and every shift the
+    augmentation can draw, computed once: a CNN forward per batch costs more than the student's whole step."""
+
+    MAX_VIEWS = 25  # shifts of up to 2 px
+    _last: tuple = (None, None)  # (key, logits): students of one teacher in one process share the table
+
+    @staticmethod
+    def _key(teacher: nn.Module, x: torch.Tensor, max_shift: int) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for t in [*teacher.state_dict().values(), x]:
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return f"{h.hexdigest()}-{tuple(x.shape)}-{max_shift}-{x.device}"
+
+    def __init__(self, teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000) -> None:
+        self.a = max_shift
+        key = self._key(teacher, x, max_shift)
+        if _TeacherCache._last[0] == key:
+            self.logits = _TeacherCache._last[1]
+            return
+        k = 2 * max_shift + 1
+        views = []
+        with torch.no_grad():
+            for dy in range(-max_shift, max_shift + 1):
+                for dx in range(-max_shift, max_shift + 1):
+                    out = []
+                    for i in range(0, len(x), batch_size):
+                        xb = x[i:i + batch_size]
+                        if max_shift:
+                            d = torch.tensor([dy, dx], device=x.device).view(2, 1, 1, 1).expand(2, len(xb), 1, 1)
+                            xb, _ = _shift_images(xb, max_shift, None, d)
+                        out.append(teacher(xb))
+                    views.append(torch.cat(out))
+        self.logits = torch.stack(views).reshape(k * k, len(x), -1)
+        _TeacherCache._last = (key, self.logits)
+
+    @staticmethod
+    def worth_it(max_shift: int, epochs: int) -> bool:
+        views = (2 * max_shift + 1) ** 2
+        return views <= _TeacherCache.MAX_VIEWS and views < epochs
+
+    def get(self, idx: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
+        if d is None:
+            return self.logits[0, idx]
+        view = (d[0].view(-1) + self.a) * (2 * self.a + 1) + (d[1].view(-1) + self.a)
+        return self.logits[view, idx]
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (AdamW with ``weight_decay`` > 0, which spares the logit temperature), as one fused kernel per
+    step where this torch supports it for the model's device (the same maths as the for-loop kernel)."""
+    if weight_decay:
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+        other = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+        cls = torch.optim.AdamW
+    else:
+        groups, cls = list(model.parameters()), torch.optim.Adam
+    try:
+        return cls(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or no fused kernel for this device
+        return cls(groups, lr=lr)
+
+
+def _check_augment(tc: TrainConfig, n_inputs: int) -> None:
+    side = int(round(math.sqrt(n_inputs)))
+    if tc.augment and side * side != n_inputs:
+        raise ValueError(f"image shifts (augment={tc.augment}) need square images, not {n_inputs} pixels; "
+                         "use augment=0")
+
+
+def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | None = None,
+        log: Callable[[str], None] | None = None) -> dict:
+    """Train ``model`` in place (keeping the best-validation epoch); returns a history dict."""
+    from ..distillation import SelfDistiller, TemporalDistillationLoss
+
+    dev = _setup_torch(tc)
+    model.to(dev)
+    model.train()
+    if teacher is not None:
+        teacher.to(dev).eval()
+    is_snn = isinstance(model, SpikingMLP)
+    if is_snn:
+        model.dropout = tc.dropout
+    log = log or (lambda s: None)
+    if tc.train_on_val:  # the validation images become training images: no model selection (last epoch)
+        trx = torch.as_tensor(np.concatenate([data.train_x, data.val_x]), device=dev)
+        tr_y = torch.as_tensor(np.concatenate([data.train_y, data.val_y]), device=dev)
+    else:
+        trx = torch.as_tensor(data.train_x, device=dev)
+        tr_y = torch.as_tensor(data.train_y, device=dev)
+    vax = torch.as_tensor(data.val_x, device=dev)
+    va_y = torch.as_tensor(data.val_y, device=dev)
+    n = len(trx)
+    if n < 1:
+        raise ValueError("the training set is empty")
+    _check_augment(tc, data.n_inputs)
+    steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
+    opt = make_optimizer(model, tc.lr, tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
+                                                pct_start=0.15, anneal_strategy="cos")
+    loss_fn = None
+    distiller = None
+    if tc.method in ("temporal", "average"):
+        if teacher is None:
+            raise ValueError(f"method {tc.method!r} needs a teacher")
+        loss_fn = TemporalDistillationLoss(tc.temperature, tc.alpha, tc.entropy_weight, mode=tc.method)
+    elif tc.method == "self":
+        distiller = SelfDistiller(tc.teacher_T or 32, model.cfg.T, tc.temperature, alpha=tc.alpha,
+                                  entropy_weight=tc.entropy_weight, mode="temporal")
+    elif tc.method != "none":
+        raise ValueError(f"unknown method {tc.method!r}")
+    tcache = None
+    if loss_fn is not None and not isinstance(teacher, SpikingMLP) and _TeacherCache.worth_it(tc.augment, tc.epochs):
+        t0 = time.perf_counter()
+        tcache = _TeacherCache(teacher, trx, tc.augment)
+        log(f"teacher logits for {len(trx)} images x {tcache.logits.shape[0]} shifts ({time.perf_counter() - t0:.1f} s)")
+    rng = np.random.default_rng(tc.seed)
+    aug_gen = torch.Generator().manual_seed(tc.seed + 1)
+    best = (-1.0, -1, None)
+    history = []
+    t_start = time.perf_counter()
+    for epoch in range(tc.epochs):
+        perm = torch.as_tensor(rng.permutation(n), device=dev)
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        t0 = time.perf_counter()
+        bar = _progress(range(steps_per_epoch), steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", tc.quiet)
+        for bi in bar:
+            idx = perm[bi * tc.batch_size:(bi + 1) * tc.batch_size]
+            xb, yb = trx[idx], tr_y[idx]
+            d = None
+            if tc.augment:
+                xb, d = _shift_images(xb, tc.augment, aug_gen)
+            if is_snn:
+                out = model(xb)
+                yt = yb
+                if tc.label_smoothing and (loss_fn is not None or distiller is not None):  # soft label rows
+                    C = out.logits.shape[-1]
+                    yt = F.one_hot(yb, C).to(out.logits.dtype) * (1.0 - tc.label_smoothing) + tc.label_smoothing / C
+                if loss_fn is not None:
+                    tl = tcache.get(idx, d) if tcache is not None else _teacher_logits(teacher, xb, tc.teacher_T)
+                    loss = loss_fn.compute(out.logits, tl, yt, student_spikes=out.spikes or None)["total_loss"]
+                elif distiller is not None:
+                    soft = distiller.generate_targets(model.run_logits, inputs=xb)
+                    loss = distiller.loss(out.logits, soft, yt, student_spikes=out.spikes or None)["total_loss"]
+                else:
+                    loss = F.cross_entropy(out.mean_logits, yb, label_smoothing=tc.label_smoothing)
+                pred = out.scores.argmax(1)
+            else:
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing)
+                pred = logits.argmax(1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bs = len(idx)
+            tot_loss += float(loss.detach()) * bs
+            tot_correct += int((pred == yb).sum())
+            seen += bs
+            if not tc.quiet and (bi % 10 == 0 or bi == steps_per_epoch - 1):
+                bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{100 * tot_correct / seen:.2f}%")
+        bar.close()
+        epoch_s = time.perf_counter() - t0
+        val = evaluate(model, vax, va_y)
+        rec = {"epoch": epoch + 1, "loss": tot_loss / seen, "train_acc": tot_correct / seen, "val_acc": val,
+               "seconds": epoch_s}
+        history.append(rec)
+        log(f"epoch {epoch + 1}/{tc.epochs}  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f} %  "
+            f"val {100 * val:.2f} %  ({epoch_s:.1f} s)")
+        if val > best[0] or (tc.train_on_val and epoch == tc.epochs - 1):
+            best = (val, epoch + 1, copy.deepcopy(model.state_dict()))
+    model.load_state_dict(best[2])
+    model.eval()
+    return {"history": history, "best_epoch": best[1], "val_acc": best[0],
+            "train_seconds": time.perf_counter() - t_start, "train_images": n,
+            "selection": "last epoch (validation images trained on)" if tc.train_on_val else "best validation epoch"}

@@ -1,0 +1,318 @@
+r"""The torch QAT model: a fixed-point LIF network whose forward pass equals the golden model.
+
+The torch model :class:`SpikingMLP` *emulates* the integer network of
+``docs/fixed_point.md`` during training: every forward pass computes exactly
+the integers the golden model (:mod:`sc_neurocore.golden`) computes for the
+weights that :func:`to_bundle` exports, so the exported bundle scores exactly
+what the trained model scores. Gradients pass the integer operations as
+follows (surrogate-gradient BPTT):
+
+==========================  ===============================  =======================================
+spec step                   forward (exact)                  backward
+==========================  ===============================  =======================================
+weight quantisation (§7)    ``clamp(rint(w * alpha))``       straight-through inside the range
+weighted sum (§4.1)         float64 (layer 1, direct) or     ordinary matmul gradient
+                            float32 when every sum < 2^24
+current scaling (§4.2)      ``floor(a / 2^s)``               straight-through (``1 / 2^s``)
+leak (§4.3)                 ``v - floor(v / 2^k)``           straight-through (``1 - 2^-k``)
+integrate (§4.4)            ``clamp(v' + I)``                clamp gradient
+fire (§4.5)                 ``u >= theta``                   fast-sigmoid surrogate, width ``theta``
+reset (§4.6)                subtract / zero                  detached (as snnTorch)
+==========================  ===============================  =======================================
+
+All integer quantities of a layer (weights in units of ``1/alpha``, the
+current shift ``s``, the threshold ``theta``, leak ``k``, membrane width ``m``)
+are fixed functions of the configuration (:func:`layer_design`), so a teacher
+and a student with the same sizes share the integer grid and a student can
+start from the teacher's weights at any ``T``.
+
+Two more facts of the spec make the emulation fast: with ``direct`` encoding
+layer 1's current is the same at every step and is computed once per image,
+and because layer ``l`` at step ``t`` only needs layer ``l-1`` at step ``t``,
+the network is evaluated layer by layer with one matmul per layer for all
+``T`` steps (same integers as the step-by-step order of §4).
+
+Per-step logits (what distillation matches) are the increments of the output
+layer's value: the membrane increment ``v_t - v_{t-1}`` (``readout=membrane``)
+or the output spikes (``spike_count``). They sum over time to the integer score,
+so ``mean_t logits_t`` is proportional to the exported score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..bundle import Bundle
+from ..params import MAX_T, LayerParams, NetworkParams, lfsr_thresholds
+from .config import SNNConfig
+from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantDense, _RoundSTE, _Spike
+
+__all__ = ["LayerDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
+           "golden_accuracy"]
+
+
+@dataclass(frozen=True)
+class LayerDesign:
+    alpha: float      # integer weight = rint(latent * alpha)
+    shift: int        # current shift s
+    theta: int        # integer threshold
+    leak: int         # leak shift k
+    mbits: int        # membrane bits m
+    gain: float       # integer membrane units per real unit (alpha * x_max / 2^s)
+    exact64: bool     # the weighted sum needs float64 to be exact
+
+
+def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
+    """The integer parameters of every layer (fixed by the configuration, never learned)."""
+    wmax = (1 << (cfg.weight_bits - 1)) - 1
+    m = cfg.membrane_bits
+    mmax = (1 << (m - 1)) - 1
+    theta_target = max(4, (1 << (m - 1)) // 16)  # room for ~8..16 thresholds in the membrane
+    out = []
+    for li in range(cfg.n_layers):
+        n_in = cfg.sizes[li]
+        bound = 1.0 / math.sqrt(n_in)            # init range of the latent weights
+        alpha = wmax / (2.0 * bound)              # init weights use half the integer range
+        x_max = (1 << cfg.input_bits) - 1 if (li == 0 and cfg.encoding == "direct") else 1
+        g0 = alpha * x_max                         # integer units per real unit before the shift
+        if cfg.spiking(li):
+            s = max(0, int(math.floor(math.log2(g0 * cfg.theta / theta_target))))
+        else:
+            # non-spiking membrane readout: leave room for T_ref=32 steps of |current| <= 4
+            s = max(0, int(math.ceil(math.log2(g0 * 4 * 32 / (1 << (m - 1))))))
+        s = min(s, 31)
+        gain = g0 / (1 << s)
+        theta = int(min(mmax, max(1, round(cfg.theta * gain))))
+        k = cfg.leak_shift if li < cfg.n_layers - 1 else cfg.out_leak_shift
+        acc_bound = n_in * x_max * wmax
+        out.append(LayerDesign(alpha, s, theta, k, m, gain, acc_bound >= (1 << 24)))
+    return out
+
+
+@dataclass
+class SNNOutput:
+    """Result of :meth:`SpikingMLP.forward`.
+
+    ``logits``: (T, B, C) per-step real logits (for losses and distillation);
+    ``scores``: (B, C) the integer scores of spec §5 (float tensor holding integers);
+    ``spikes``: per spiking layer (T, B, n) 0/1 tensors (with gradients).
+    """
+
+    logits: torch.Tensor
+    scores: torch.Tensor
+    spikes: list = field(default_factory=list)
+
+    @property
+    def mean_logits(self) -> torch.Tensor:
+        return self.logits.mean(0)
+
+
+class SpikingMLP(nn.Module):
+    """Fully connected LIF network whose forward pass equals the golden model on the exported integers."""
+
+    kind = "snn"
+
+    def __init__(self, cfg: SNNConfig, seed: int | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.design = layer_design(cfg)
+        gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        ws = []
+        for li in range(cfg.n_layers):
+            n_in, n_out = cfg.sizes[li], cfg.sizes[li + 1]
+            bound = 1.0 / math.sqrt(n_in)
+            ws.append(nn.Parameter((torch.rand(n_in, n_out, generator=gen) * 2 - 1) * bound))
+        self.weights = nn.ParameterList(ws)  # latent weights, input-major (n_in, n_out)
+        # learnable temperature of the logits (does not change the integer argmax)
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(4.0)))
+        self._rate_cache: dict = {}
+        self.autograd_reference = False  # True: the slow plain-autograd LIF loop (for tests)
+        self.dropout = 0.0  # training only: dropout on the spikes entering layers 2..L (1/(1-p) rescaled)
+
+    @property
+    def n_classes(self) -> int:
+        return self.cfg.sizes[-1]
+
+    def _state_dtype(self, li: int) -> torch.dtype:
+        return torch.float32 if self.design[li].mbits <= 23 else torch.float64
+
+    def int_weight(self, li: int) -> torch.Tensor:
+        """The integer weights of layer ``li`` (float tensor of integers, straight-through gradient)."""
+        d = self.design[li]
+        wmax = (1 << (self.cfg.weight_bits - 1)) - 1
+        return torch.clamp(_RoundSTE.apply(self.weights[li] * d.alpha), -wmax, wmax)
+
+    def _rate_thresholds(self, T: int, n: int, device) -> torch.Tensor:
+        key = (T, n, str(device))
+        if key not in self._rate_cache:
+            R = lfsr_thresholds(self.cfg.rate_seed, T, n)
+            self._rate_cache = {key: torch.as_tensor(np.array(R, dtype=np.float32), device=device)}
+        return self._rate_cache[key]
+
+    def forward(self, pixels: torch.Tensor, T: int | None = None) -> SNNOutput:
+        """Run ``T`` timesteps (default ``cfg.T``) on a batch of pixels (B, n_0), values 0..255."""
+        cfg = self.cfg
+        T = cfg.T if T is None else int(T)
+        if not 1 <= T <= MAX_T:
+            raise ValueError(f"T must be between 1 and {MAX_T}, not {T}")
+        x = pixels.to(torch.float32)
+        if cfg.encoding == "direct" and cfg.input_bits < 8:
+            # spec §3.1: the top input_bits of each pixel (exact: floor of a power-of-two division)
+            x = torch.floor(x / float(1 << (8 - cfg.input_bits)))
+        B = x.shape[0]
+        spikes_out = []
+        constant = False
+        cur = None
+        fast = not self.autograd_reference
+        for li, d in enumerate(self.design):
+            lim = float(1 << d.mbits)
+            sdt = self._state_dtype(li)
+            if fast:
+                wmax = float((1 << (cfg.weight_bits - 1)) - 1)
+
+                def current(inp, exact64, w=self.weights[li], d=d, lim=lim, sdt=sdt, wmax=wmax, nonneg=False):
+                    return _QuantDense.apply(inp, w, d.alpha, wmax, d.shift, lim, exact64, sdt, nonneg)
+            else:
+                wq = self.int_weight(li)
+
+                def current(inp, exact64, w=wq, d=d, lim=lim, sdt=sdt, nonneg=False):
+                    return _ExactCurrent.apply(inp, w, d.shift, lim, exact64, sdt)
+            if li == 0:
+                if cfg.encoding == "direct":
+                    unsigned = not pixels.dtype.is_floating_point and not pixels.dtype.is_signed
+                    cur = current(x, d.exact64, nonneg=unsigned)  # (B, n): the same at every step
+                    constant = True
+                else:
+                    R = self._rate_thresholds(T, x.shape[1], x.device)
+                    xin = (x[None, :, :] > R[:, None, :]).to(torch.float32).reshape(T * B, -1)
+                    cur = current(xin, d.exact64).reshape(T, B, -1)
+            else:
+                prev = spikes_out[-1]
+                if self.training and self.dropout > 0:  # not part of the integer network: training only
+                    keep = (torch.rand(prev.shape[1:], device=prev.device) >= self.dropout).to(prev.dtype)
+                    prev = prev * (keep / (1.0 - self.dropout))
+                cur = current(prev.reshape(T * B, -1).to(torch.float32), d.exact64).reshape(T, B, -1)
+                constant = False
+            mmin, mmax = -float(1 << (d.mbits - 1)), float((1 << (d.mbits - 1)) - 1)
+            spiking = cfg.spiking(li)
+            if not fast:
+                seq = self._lif_reference(cur, T, constant, d, spiking, mmin, mmax)
+            elif not spiking and d.leak == 0 and not constant and self._never_saturates(cur, mmin, mmax):
+                seq = cur  # v_t = v_{t-1} + I_t never clamped: the increments are the currents
+            else:
+                seq = _LIFLayer.apply(cur, T, constant, float(d.theta), d.leak, mmin, mmax, spiking,
+                                      cfg.reset == "subtract", cfg.surrogate_slope)
+            v = seq.sum(0) if not spiking else None  # membrane readout: the increments sum to v_T
+            if spiking:
+                spikes_out.append(seq)
+            if li == cfg.n_layers - 1:
+                scores = seq.sum(0) if spiking else v
+                out_seq = seq
+        d = self.design[-1]
+        unit = 1.0 if cfg.spiking(cfg.n_layers - 1) else 1.0 / d.gain
+        logits = out_seq.to(torch.float32) * (unit * self.log_logit_scale.exp())
+        return SNNOutput(logits, scores.detach(), spikes_out)
+
+    @staticmethod
+    def _never_saturates(cur: torch.Tensor, mmin: float, mmax: float) -> bool:
+        """True when the running sums of the currents ``(T, B, n)`` stay inside the membrane range."""
+        with torch.no_grad():
+            lo, hi = torch.aminmax(cur.cumsum(0))
+        return bool(lo >= mmin) and bool(hi <= mmax)
+
+    def _lif_reference(self, cur, T, constant, d, spiking, mmin, mmax):
+        """The LIF recurrence written with plain autograd ops (slow; tests compare gradients with it)."""
+        cfg = self.cfg
+        B, n = cur.shape[-2], cur.shape[-1]
+        v = torch.zeros(B, n, dtype=cur.dtype, device=cur.device)
+        theta = float(d.theta)
+        inv = 1.0 / (1 << d.leak)
+        outs = []
+        for t in range(T):
+            I = cur if constant else cur[t]
+            vp = v - _FloorSTE.apply(v * inv) if d.leak else v
+            u = torch.clamp(vp + I, mmin, mmax)
+            if spiking:
+                z = _Spike.apply(u, theta, cfg.surrogate_slope)
+                zd = z.detach()
+                v = u - theta * zd if cfg.reset == "subtract" else u * (1.0 - zd)
+                outs.append(z)
+            else:
+                outs.append(u - v)
+                v = u
+        return torch.stack(outs)
+
+    def run_logits(self, inputs: torch.Tensor, T: int) -> torch.Tensor:
+        """``(T, B, C)`` per-step logits at ``T`` steps (the ``run_model`` of :class:`SelfDistiller`)."""
+        return self.forward(inputs, T).logits
+
+    def predict_scores(self, pixels: torch.Tensor, T: int | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self.forward(pixels, T).scores
+
+
+class ANNTeacher(nn.Module):
+    """A small float CNN (non-spiking) teacher for cross-architecture distillation; square images only."""
+
+    kind = "ann"
+
+    def __init__(self, n_inputs: int = 784, n_classes: int = 10, seed: int = 0) -> None:
+        super().__init__()
+        side = int(round(math.sqrt(n_inputs)))
+        if side * side != n_inputs or side < 12:
+            raise ValueError(f"the ANN teacher needs square images of at least 12x12, not {n_inputs} pixels")
+        self.side = side
+        self.cfg = {"n_inputs": n_inputs, "n_classes": n_classes}
+        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the global generator
+            torch.manual_seed(seed)
+            self.conv1 = nn.Conv2d(1, 16, 5, padding=2)
+            self.conv2 = nn.Conv2d(16, 32, 5, padding=2)
+            self.fc1 = nn.Linear(32 * (side // 4) ** 2, 128)
+            self.fc2 = nn.Linear(128, n_classes)
+
+    @property
+    def n_classes(self) -> int:
+        return self.cfg["n_classes"]
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels.to(torch.float32) / 255.0).reshape(-1, 1, self.side, self.side)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+def to_network(model: SpikingMLP, T: int | None = None) -> NetworkParams:
+    cfg = model.cfg
+    T = cfg.T if T is None else T
+    layers = []
+    with torch.no_grad():
+        for li, d in enumerate(model.design):
+            w = model.int_weight(li).detach().cpu().numpy().astype(np.int64)
+            layers.append(LayerParams(w, cfg.weight_bits, d.theta, d.leak, d.shift, d.mbits))
+    return NetworkParams(tuple(layers), int(T), cfg.encoding, cfg.reset, cfg.readout, cfg.rate_seed,
+                         cfg.input_bits)
+
+
+def to_bundle(model: SpikingMLP, T: int | None = None, provenance: dict | None = None) -> Bundle:
+    """Export the integer network the model emulates, for ``T`` timesteps (default: the training T)."""
+    if not isinstance(model, SpikingMLP):
+        raise TypeError(f"only a SpikingMLP can be exported, not {type(model).__name__}")
+    if T is not None and (isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 1 <= T <= MAX_T):
+        raise ValueError(f"T must be an integer between 1 and {MAX_T}, not {T!r}")
+    return Bundle(to_network(model, T), dict(provenance or {}))
+
+
+def golden_accuracy(network: NetworkParams, x: np.ndarray, y: np.ndarray, batch_size: int = 2000) -> float:
+    """Accuracy of the integer network (golden model) on images ``x``."""
+    from ..golden import infer
+
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((infer(network, x[i:i + batch_size], batch_size=batch_size).classes == y[i:i + batch_size]).sum())
+    return correct / max(1, len(x))
