@@ -16,10 +16,9 @@ from dataclasses import dataclass, asdict
 
 from sc_neurocore.params import NetworkParams
 
-__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "Timing", "CLASS_BITS"]
+from .stream import beats_per_image, in_width, out_width
 
-#: Width of the class field at the bottom of ``m_axis_tdata``.
-CLASS_BITS = 16
+__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "Timing"]
 
 
 class Timing:
@@ -100,8 +99,8 @@ class CoreConfig:
         spike inputs (adders only).  For the first layer it must divide
         ``pixels_per_beat`` (an event chunk never straddles two input beats).
     pixels_per_beat:
-        Pixels per ``s_axis`` beat (``s_axis_tdata`` is ``8 * pixels_per_beat``
-        bits), 1 … 64.  Default 8 (a 64-bit bus).
+        Pixels per ``s_axis`` beat (``s_axis_tdata`` is
+        ``hw.stream.in_width(pixels_per_beat)`` bits), 1 … 64.  Default 8 (a 64-bit bus).
     weight_port:
         Add a write port to every weight memory (``wgt_*`` ports of the top),
         so new weights of the same shape can be loaded at run time without
@@ -289,7 +288,7 @@ class CoreGeometry:
     @property
     def beats(self) -> int:
         """K = ceil(n_0 / PPB): input beats per image."""
-        return -(-self.n_inputs // self.pixels_per_beat)
+        return beats_per_image(self.n_inputs, self.pixels_per_beat)
 
     @property
     def chunks_per_beat(self) -> int:
@@ -297,7 +296,7 @@ class CoreGeometry:
 
     @property
     def s_axis_tdata_width(self) -> int:
-        return 8 * self.pixels_per_beat
+        return in_width(self.pixels_per_beat)
 
     @property
     def score_signed(self) -> bool:
@@ -309,7 +308,7 @@ class CoreGeometry:
 
     @property
     def m_axis_tdata_width(self) -> int:
-        return CLASS_BITS + self.score_width * self.n_classes
+        return out_width(self.n_classes, self.score_width)
 
     @property
     def count_width(self) -> int:

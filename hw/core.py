@@ -28,9 +28,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from sc_neurocore.params import LayerParams, NetworkParams
+from sc_neurocore.params import LFSR_STEPS_PER_INPUT, LayerParams, NetworkParams
 
-from .config import CLASS_BITS, CoreConfig, CoreGeometry, LayerGeometry
+from .config import CoreConfig, CoreGeometry, LayerGeometry
+from .stream import CLASS_BITS, PIXEL_BITS, TOP_NAME
 from .lfsr import WIDTH as LFSR_WIDTH, step_matrix
 
 __all__ = ["event_layout", "weight_write_layout", "LIFLayer", "BeatChunker", "SpikeScanner", "RateEncoder", "Argmax",
@@ -538,7 +539,7 @@ class RateEncoder(wiring.Component):
         self._geom = geom
         ppb = geom.pixels_per_beat
         super().__init__({
-            "fill": In(stream.Signature(data.ArrayLayout(unsigned(8), ppb))),
+            "fill": In(stream.Signature(data.ArrayLayout(unsigned(PIXEL_BITS), ppb))),
             "start": In(1),
             "clear": In(1),
             "busy": Out(1),
@@ -559,7 +560,7 @@ class RateEncoder(wiring.Component):
         ppb, K, n0 = geo.pixels_per_beat, geo.beats, geo.n_inputs
         last_real = n0 - (K - 1) * ppb   # real pixels in the last beat
         seed = geo.network.rate_seed
-        m.submodules.pixels = mem = Memory(shape=unsigned(8 * ppb), depth=K, init=[])
+        m.submodules.pixels = mem = Memory(shape=unsigned(geo.s_axis_tdata_width), depth=K, init=[])
         wr = mem.write_port()
         rd = mem.read_port()
 
@@ -574,11 +575,12 @@ class RateEncoder(wiring.Component):
         next_ptr = Signal(_index(K + 1))
         m.d.comb += rd.en.eq(0)
         # R_j of the head beat: the state 8*(j+1) steps ahead, low byte.
+        steps, pb = LFSR_STEPS_PER_INPUT, PIXEL_BITS
         for j in range(ppb):
-            r = self._advance(m, lfsr, 8 * (j + 1), f"lfsr_ahead{j}")
-            m.d.comb += self.beats.payload[j].eq(rd.data[8 * j:8 * j + 8] > r[:8])
-        full = self._advance(m, lfsr, 8 * ppb, "lfsr_full")
-        part = self._advance(m, lfsr, 8 * last_real, "lfsr_last")
+            r = self._advance(m, lfsr, steps * (j + 1), f"lfsr_ahead{j}")
+            m.d.comb += self.beats.payload[j].eq(rd.data[pb * j:pb * (j + 1)] > r[:pb])
+        full = self._advance(m, lfsr, steps * ppb, "lfsr_full")
+        part = self._advance(m, lfsr, steps * last_real, "lfsr_last")
         m.d.comb += self.beats.valid.eq(head_valid)
         with m.If(self.start):
             m.d.comb += [rd.addr.eq(0), rd.en.eq(1)]
@@ -639,7 +641,8 @@ class Argmax(wiring.Component):
 
 
 def result_layout(geom: CoreGeometry) -> data.StructLayout:
-    """``m_axis_tdata``: class at bits [15:0], score ``c`` at ``16 + SW*c``."""
+    """``m_axis_tdata`` (:mod:`sc_neurocore.hw.stream`): class at bits ``[CLASS_BITS-1:0]``, score ``c`` at
+    ``CLASS_BITS + SW*c``."""
     shape = signed(geom.score_width) if geom.score_signed else unsigned(geom.score_width)
     return data.StructLayout({"cls": unsigned(CLASS_BITS), "scores": data.ArrayLayout(shape, geom.n_classes)})
 
@@ -663,7 +666,7 @@ class LIFCore(wiring.Component):
         self.network = network
         geo = self.geometry
         members = {
-            "pixels": In(stream.Signature(data.ArrayLayout(unsigned(8), geo.pixels_per_beat))),
+            "pixels": In(stream.Signature(data.ArrayLayout(unsigned(PIXEL_BITS), geo.pixels_per_beat))),
             "result": Out(stream.Signature(result_layout(geo))),
         }
         L, direct = len(network.layers), network.encoding == "direct"

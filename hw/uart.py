@@ -59,19 +59,24 @@ def divisor_for(clk_hz, baud) -> int:
     return div
 
 
-def _checked_divisor(component, divisor) -> int:
-    try:
-        return check_divisor(divisor)
-    except ValueError:
-        component._MustUse__silence = True     # no "created but never used" warning for a rejected block
-        raise
+class _DivisorChecked(wiring.Component):
+    """A component whose first argument is a clock divisor, checked before the object exists.
+
+    A component that raised in ``__init__`` would already be an elaboratable
+    that is never used, and Amaranth would warn about it; validating in
+    ``__new__`` means a rejected divisor creates nothing.
+    """
+
+    def __new__(cls, divisor, *args, **kwargs):
+        check_divisor(divisor)
+        return super().__new__(cls, src_loc_at=1)
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_DivisorChecked):
     """8N1 transmitter: ``data`` stream in, ``tx`` line out (idle high)."""
 
     def __init__(self, divisor: int):
-        self.divisor = _checked_divisor(self, divisor)
+        self.divisor = check_divisor(divisor)
         super().__init__({
             "data": In(stream.Signature(8)),
             "tx": Out(1, init=1),
@@ -96,11 +101,11 @@ class UARTTx(wiring.Component):
         return m
 
 
-class UARTRx(wiring.Component):
+class UARTRx(_DivisorChecked):
     """8N1 receiver: ``rx`` line in, ``data`` stream out, ``frame_error`` / ``overrun`` pulses."""
 
     def __init__(self, divisor: int):
-        self.divisor = _checked_divisor(self, divisor)
+        self.divisor = check_divisor(divisor)
         super().__init__({
             "rx": In(1, init=1),
             "data": Out(stream.Signature(8)),

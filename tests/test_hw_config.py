@@ -74,3 +74,27 @@ def test_lfsr_matrix_equals_steps(k):
         for _ in range(k):
             ref = lfsr_step(ref)
         assert apply_matrix(rows, s) == ref
+
+
+def test_lfsr_mask_is_the_one_the_step_matrices_are_built_for():
+    # Was an import-time assert in hw/lfsr.py: spec §3.2's mask, maximal length.
+    from sc_neurocore.params import LFSR_MASK, lfsr_step
+
+    assert LFSR_MASK == 0xB400
+    s, n = 1, 0
+    while True:
+        s, n = lfsr_step(s), n + 1
+        if s == 1:
+            break
+    assert n == 65535
+
+
+def test_geometry_reads_the_bus_contract():
+    from sc_neurocore.hw import config, stream
+    from sc_neurocore.hw.formal import small_network
+
+    geo = CoreGeometry(small_network(), CoreConfig(pixels_per_beat=3))
+    assert geo.s_axis_tdata_width == stream.in_width(3) == 3 * stream.PIXEL_BITS
+    assert geo.m_axis_tdata_width == stream.out_width(geo.n_classes, geo.score_width)
+    assert geo.beats == stream.beats_per_image(4, 3) == 2
+    assert not hasattr(config, "CLASS_BITS")   # one definition: hw.stream
