@@ -16,24 +16,10 @@ import numpy as np
 
 from sc_neurocore.hw import latency as lm
 from sc_neurocore.hw import stream
-from sc_neurocore.kinds import Registry
+# The input packers sit below both testbenches (hw must not import sim: tests/test_architecture.py).
+from sc_neurocore.hw.testbench import INPUT_BEATS, input_beats
 
 __all__ = ["CoreInfo", "GoldenModel", "INPUT_BEATS", "input_beats", "expected_cycles"]
-
-#: The testbench model's input kinds: ``pack(samples, pixels_per_beat) -> beats of every sample``
-#: (a list of ``s_axis_tdata`` ints per sample), shared by the cocotb and the Amaranth testbench.
-INPUT_BEATS: Registry = Registry("testbench model", "input")
-
-
-@INPUT_BEATS.register("pixels")
-def _pixel_beats(images, pixels_per_beat: int) -> list[list[int]]:
-    return stream.pack_images(images, pixels_per_beat)
-
-
-def input_beats(network, samples, pixels_per_beat: int) -> list[list[int]]:
-    """The input beats of every sample of ``network``'s input stage (dispatch on ``network.input.kind``)."""
-    return INPUT_BEATS(network.input)(samples, pixels_per_beat)
-
 
 @dataclass(frozen=True)
 class CoreInfo:
