@@ -37,6 +37,9 @@ class Timing:
     #: after its (registered) start, so the two overlap by one cycle.
     #: ``LayerGeometry.accumulate_cycles`` adds the segment select stage.
     ACCUMULATE_BASE = 5
+    #: The segment-select register a bank of more than one segment adds to the
+    #: accumulate path (``LayerGeometry.accumulate_cycles``).
+    SEGMENT_SELECT = 1
     #: Most words in one weight-memory segment (see ``LayerGeometry.segments``):
     #: an ECP5 DP16KD is 512 words deep in its widest (x36) mode, an iCE40
     #: SB_RAM40_4K 512 deep in x8 mode, so one segment is one row of block RAMs.
@@ -47,6 +50,17 @@ class Timing:
     UPDATE = 3
     #: An event-scan phase that finds no event still costs its start cycle.
     SCAN_EMPTY = 1
+    #: The beat chunker frees its buffer one cycle after the last beat's last
+    #: chunk is issued (the end of an input pass is at least that).
+    CHUNK_DRAIN = 1
+    #: Rate encoding: each timestep's replay pass starts this many cycles late
+    #: (the pixel buffer's read latency).
+    REPLAY_START = 1
+    #: Cycles the sequencer waits for the argmax tree, at least (a one-class
+    #: network has no tree level but still one wait cycle).
+    ARGMAX_MIN_WAIT = 1
+    #: The output register after the argmax tree.
+    OUTPUT_REGISTER = 1
 
 
 def _positive_int(name: str, value, *, hi: int | None = None) -> int:
@@ -169,7 +183,7 @@ class LayerGeometry:
     def accumulate_cycles(self) -> int:
         """Issue of the last event chunk -> earliest update start: ``ACCUMULATE_BASE``,
         plus the segment-select stage when a bank has more than one segment."""
-        return Timing.ACCUMULATE_BASE + (1 if self.segments > 1 else 0)
+        return Timing.ACCUMULATE_BASE + (Timing.SEGMENT_SELECT if self.segments > 1 else 0)
 
     @property
     def scan_cycles(self) -> int:
@@ -353,10 +367,15 @@ class CoreGeometry:
         return (self.n_classes - 1).bit_length()
 
     @property
+    def argmax_wait(self) -> int:
+        """Cycles the sequencer waits for the argmax tree: its levels, at least ``Timing.ARGMAX_MIN_WAIT``."""
+        return max(Timing.ARGMAX_MIN_WAIT, self.argmax_levels)
+
+    @property
     def readout_cycles(self) -> int:
         """From the end of the last update phase to ``m_axis_tvalid``: the argmax
-        tree (at least one cycle of wait) plus the output register."""
-        return max(1, self.argmax_levels) + 1
+        wait plus the output register."""
+        return self.argmax_wait + Timing.OUTPUT_REGISTER
 
     def __repr__(self) -> str:
         return (f"CoreGeometry(sizes={self.network.sizes}, lanes={[g.lanes for g in self.layers]}, "

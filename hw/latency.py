@@ -29,6 +29,11 @@ previous one ends (``G_l`` = groups of layer ``l``, ``Timing`` constants from
 The data-dependent counts (non-zero pixel chunks, spiking chunks per
 timestep and layer) come from :func:`sc_neurocore.golden.infer` with
 ``record=True``; the model is vectorised over a batch of images.
+
+Every constant is a :class:`~sc_neurocore.hw.config.Timing` field or a
+geometry property.  The input stage and each layer are costed by the
+implementation registered for their kind in :data:`INPUTS` / :data:`LAYERS`
+(:class:`sc_neurocore.kinds.Registry`): a new kind adds one class here.
 """
 
 from __future__ import annotations
@@ -36,14 +41,23 @@ from __future__ import annotations
 import numpy as np
 
 from sc_neurocore.golden import check_pixels, encode_input, infer
+from sc_neurocore.kinds import Registry
 from sc_neurocore.params import NetworkParams, lfsr_thresholds
 
-__all__ = ["image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report"]
+from .config import CoreConfig, CoreGeometry, Timing
+
+__all__ = ["image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report",
+           "LAYERS", "INPUTS"]
+
+#: The latency model's layer kinds: ``scan(geom, index, spikes)``, ``scan_bound(geom, index, spikes)``
+#: (cycles of the event scan feeding layer ``index``) and ``update(lg)`` / ``update_bound(lg)``.
+LAYERS: Registry = Registry("latency model", "layer")
+#: The latency model's input kinds: ``work(geom, pixels)``, ``all_active(geom)`` (issue cycles per beat),
+#: ``cycles(geom, w)`` and ``bound(geom, w)`` (the input phase).
+INPUTS: Registry = Registry("latency model", "input")
 
 
 def _geometry(network, config):
-    from .config import CoreConfig, CoreGeometry
-
     if not isinstance(network, NetworkParams):
         from sc_neurocore.bundle import Bundle
 
@@ -74,22 +88,86 @@ def _beat_pass(w: np.ndarray, accumulate: int) -> np.ndarray:
     start = np.zeros((B, K), dtype=np.int64)      # a_k relative to a_0
     start[:, 1:] = np.cumsum(dur[:, :-1], axis=1)
     A = start[:, -1]
-    # The chunker drains one cycle after the last beat's last chunk.
-    end = A + 1 + w[:, -1]
+    # The chunker drains Timing.CHUNK_DRAIN after the last beat's last chunk.
+    end = A + Timing.CHUNK_DRAIN + w[:, -1]
     issue_end = np.where(w > 0, start + w, np.iinfo(np.int64).min // 2).max(axis=1)
     return np.maximum(end, issue_end + accumulate)
 
 
-def _scan_cycles(geom, index: int, spikes: np.ndarray) -> np.ndarray:
-    """Event-scan phase of layer ``index`` (>= 1) for input spikes (..., n_in)."""
-    from .config import Timing
-
-    lg = geom.layers[index]
+def _chunks_with_events(lg, spikes: np.ndarray) -> np.ndarray:
+    """Chunks of ``lg.events`` inputs with at least one spike, per row of ``spikes`` (..., n_in)."""
     shape = spikes.shape[:-1]
     padded = np.zeros(shape + (lg.chunks * lg.events,), dtype=bool)
     padded[..., :lg.n_in] = spikes != 0
-    nz = padded.reshape(shape + (lg.chunks, lg.events)).any(-1).sum(-1).astype(np.int64)
-    return np.where(nz > 0, nz * lg.groups + lg.scan_cycles, Timing.SCAN_EMPTY)
+    return padded.reshape(shape + (lg.chunks, lg.events)).any(-1).sum(-1).astype(np.int64)
+
+
+@LAYERS.register("dense")
+class DenseLatency:
+    """A dense layer: an event scan over the previous layer's spikes, then ``G + Timing.UPDATE`` update cycles."""
+
+    @staticmethod
+    def scan(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        """Event-scan phase of layer ``index`` (>= 1) for input spikes (..., n_in)."""
+        lg = geom.layers[index]
+        nz = _chunks_with_events(lg, spikes)
+        return np.where(nz > 0, nz * lg.groups + lg.scan_cycles, Timing.SCAN_EMPTY)
+
+    @staticmethod
+    def scan_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        """One weight-bank read per issued chunk-group (no fill or hand-over)."""
+        lg = geom.layers[index]
+        return _chunks_with_events(lg, spikes) * lg.groups
+
+    @staticmethod
+    def update(lg) -> int:
+        return lg.update_cycles
+
+    @staticmethod
+    def update_bound(lg) -> int:
+        return lg.groups
+
+
+def _rate_inputs(net, px) -> np.ndarray:
+    R = lfsr_thresholds(net.rate_seed, net.T, px.shape[1]).astype(np.int64)
+    return (px[None, :, :] > R[:, None, :]).astype(np.uint8)   # (T, B, n_0)
+
+
+@INPUTS.register("pixels")
+class PixelsLatency:
+    """The pixel input: direct (the ``K`` beats accumulated into layer 1 as they arrive) or rate
+    (``K`` store cycles, then one replay pass per timestep through the LFSR)."""
+
+    @staticmethod
+    def work(geom, px) -> np.ndarray:
+        """Issue cycles per beat: direct (B, K); rate (T, B, K)."""
+        net = geom.network
+        if net.input.encoding == "direct":
+            return _beat_work(geom, encode_input(net, px, 0))   # the skipped zeros are those of x, not p
+        x0 = _rate_inputs(net, px)
+        return np.stack([_beat_work(geom, x0[t]) for t in range(net.T)])
+
+    @staticmethod
+    def all_active(geom) -> np.ndarray:
+        w = _beat_work(geom, np.ones((1, geom.n_inputs), dtype=np.int64))
+        if geom.network.input.encoding != "direct":
+            w = np.broadcast_to(w, (geom.network.T,) + w.shape)
+        return w
+
+    @staticmethod
+    def cycles(geom, w) -> np.ndarray:
+        acc = geom.layers[0].accumulate_cycles
+        if geom.network.input.encoding == "direct":
+            return _beat_pass(w, acc)
+        # K cycles to store the image (one beat per cycle), then per timestep a
+        # replay pass that starts Timing.REPLAY_START late (pixel-buffer read).
+        return geom.beats + sum(Timing.REPLAY_START + _beat_pass(w[t], acc) for t in range(geom.network.T))
+
+    @staticmethod
+    def bound(geom, w) -> np.ndarray:
+        if geom.network.input.encoding == "direct":
+            return np.maximum(geom.beats, w.sum(axis=-1))
+        return geom.beats + w.sum(axis=-1).sum(axis=0)
 
 
 def _cycles_from_activity(geom, w_in, spikes) -> np.ndarray:
@@ -99,23 +177,12 @@ def _cycles_from_activity(geom, w_in, spikes) -> np.ndarray:
     layer ``l`` (only layers 0 … L-2 are read: they feed layers 1 … L-1).
     """
     net = geom.network
-    T = net.T
-    update = sum(lg.update_cycles for lg in geom.layers)
-    if net.encoding == "direct":
-        total = _beat_pass(w_in, geom.layers[0].accumulate_cycles)
-    else:
-        # K cycles to store the image, then per timestep a replay pass that
-        # starts one cycle late (pixel-buffer read).
-        total = geom.beats + sum(1 + _beat_pass(w_in[t], geom.layers[0].accumulate_cycles) for t in range(T))
-    total = total + T * update
+    kinds = [LAYERS(lp) for lp in net.layers]
+    update = sum(k.update(lg) for k, lg in zip(kinds, geom.layers))
+    total = INPUTS(net.input).cycles(geom, w_in) + net.T * update
     for i in range(1, len(geom.layers)):
-        total = total + _scan_cycles(geom, i, spikes[i - 1]).sum(axis=0)
+        total = total + kinds[i].scan(geom, i, spikes[i - 1]).sum(axis=0)
     return total + geom.readout_cycles
-
-
-def _rate_inputs(net, px) -> np.ndarray:
-    R = lfsr_thresholds(net.rate_seed, net.T, px.shape[1]).astype(np.int64)
-    return (px[None, :, :] > R[:, None, :]).astype(np.uint8)   # (T, B, n_0)
 
 
 def image_cycles(network, config=None, pixels=None) -> np.ndarray:
@@ -129,22 +196,13 @@ def _activity(geom, pixels):
     net = geom.network
     px = check_pixels(pixels, geom.n_inputs)
     res = infer(net, px, record=True)
-    if net.encoding == "direct":
-        w = _beat_work(geom, encode_input(net, px, 0))   # the skipped zeros are those of x, not p
-    else:
-        x0 = _rate_inputs(net, px)
-        w = np.stack([_beat_work(geom, x0[t]) for t in range(net.T)])
-    return w, res.spikes
+    return INPUTS(net.input).work(geom, px), res.spikes
 
 
 def _all_active(geom):
-    net = geom.network
-    T = net.T
-    w = _beat_work(geom, np.ones((1, geom.n_inputs), dtype=np.int64))
-    if net.encoding != "direct":
-        w = np.broadcast_to(w, (T,) + w.shape)
+    T = geom.network.T
     spikes = [np.ones((T, 1, lg.n_out), dtype=np.uint8) for lg in geom.layers]
-    return w, spikes
+    return INPUTS(geom.network.input).all_active(geom), spikes
 
 
 def worst_case_cycles(network, config=None) -> int:
@@ -161,20 +219,11 @@ def worst_case_cycles(network, config=None) -> int:
 
 def _lower_bound_from_activity(geom, w_in, spikes) -> np.ndarray:
     net = geom.network
-    K = geom.beats
-    upd = sum(lg.groups for lg in geom.layers)
-    if net.encoding == "direct":
-        total = np.maximum(K, w_in.sum(axis=-1))
-    else:
-        total = K + w_in.sum(axis=-1).sum(axis=0)
-    total = total + net.T * upd
+    kinds = [LAYERS(lp) for lp in net.layers]
+    upd = sum(k.update_bound(lg) for k, lg in zip(kinds, geom.layers))
+    total = INPUTS(net.input).bound(geom, w_in) + net.T * upd
     for i in range(1, len(geom.layers)):
-        lg = geom.layers[i]
-        s = spikes[i - 1]
-        padded = np.zeros(s.shape[:-1] + (lg.chunks * lg.events,), dtype=bool)
-        padded[..., :lg.n_in] = s != 0
-        nz = padded.reshape(s.shape[:-1] + (lg.chunks, lg.events)).any(-1).sum(-1)
-        total = total + (nz * lg.groups).sum(axis=0)
+        total = total + kinds[i].scan_bound(geom, i, spikes[i - 1]).sum(axis=0)
     return total
 
 
@@ -223,8 +272,6 @@ def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> 
 
 def latency_report(network, config=None) -> dict:
     """Input-independent latency facts for ``report.json``."""
-    from .config import Timing
-
     geom = _geometry(network, config)
     return {
         "definition": "cycles from the cycle the first s_axis beat is accepted to the first cycle "

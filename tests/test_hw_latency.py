@@ -93,3 +93,27 @@ def test_latency_cli_names_the_data_dir_dataset(tmp_path, capsys):
     import json
     res = json.loads(capsys.readouterr().out)
     assert res["dataset"] == "fashion" and res["typical"]["n"] == 3
+
+
+def test_latency_registry_names_the_view_for_an_unknown_kind():
+    from sc_neurocore.hw.latency import INPUTS, LAYERS
+    from sc_neurocore.kinds import KindError
+
+    assert "dense" in LAYERS and "pixels" in INPUTS
+    with pytest.raises(KindError, match="latency model has no implementation of the 'conv' layer kind"):
+        LAYERS.get("conv")
+    with pytest.raises(KindError, match="latency model has no implementation of the 'events' input kind"):
+        INPUTS.get("events")
+
+
+@pytest.mark.parametrize("name", ["ACCUMULATE_BASE", "UPDATE"])
+def test_gateware_depth_is_tied_to_timing(monkeypatch, name):
+    # A stage added to the model (or the gateware) alone must not go unnoticed.
+    from sc_neurocore.hw.core import build_core
+    from sc_neurocore.hw.formal import small_network
+    from amaranth.hdl import Fragment
+
+    monkeypatch.setattr(Timing, name, getattr(Timing, name) + 1)
+    top = build_core(small_network(), CoreConfig(pixels_per_beat=2))
+    with pytest.raises(AssertionError, match="register stages, but Timing"):
+        Fragment.get(top.core.layers[0], None)
