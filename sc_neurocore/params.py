@@ -18,7 +18,8 @@ from .fixedpoint import FixedFormat
 
 __all__ = [
     "ENCODINGS", "RESETS", "READOUTS", "INPUT_FORMAT", "MAX_T",
-    "LayerParams", "PixelInput", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T",
+    "LayerParams", "PixelInput", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
+    "check_choice", "WEIGHT_BITS", "MEMBRANE_BITS",
 ]
 
 ENCODINGS = ("direct", "rate")
@@ -30,6 +31,9 @@ MAX_T = 65535
 LFSR_MASK = 0xB400
 #: Steps of the LFSR per input per timestep (spec §3.2).
 LFSR_STEPS_PER_INPUT = 8
+#: The ranges of the layer formats (spec §1).
+WEIGHT_BITS = (2, 16)
+MEMBRANE_BITS = (4, 32)
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -39,6 +43,16 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
     return value
+
+
+def check_int(name: str, value, lo: int, hi: int) -> int:
+    """``value`` as an int if it is an integer (not a bool) in ``[lo, hi]``; else TypeError/ValueError naming ``name``."""
+    return _check_int(name, value, lo, hi)
+
+
+def check_choice(name: str, value, choices):
+    """``value`` if it is one of ``choices``; else a ValueError naming ``name``."""
+    return _check_choice(name, value, choices)
 
 
 def check_T(value, name: str = "T") -> int:
@@ -71,8 +85,8 @@ class LayerParams:
     membrane_bits: int = 16
 
     def __post_init__(self) -> None:
-        wb = _check_int("weight_bits", self.weight_bits, 2, 16)
-        mb = _check_int("membrane_bits", self.membrane_bits, 4, 32)
+        wb = _check_int("weight_bits", self.weight_bits, *WEIGHT_BITS)
+        mb = _check_int("membrane_bits", self.membrane_bits, *MEMBRANE_BITS)
         _check_int("threshold", self.threshold, 1, (1 << (mb - 1)) - 1)
         _check_int("leak_shift", self.leak_shift, 0, mb - 1)
         _check_int("current_shift", self.current_shift, 0, 31)
@@ -113,7 +127,7 @@ class LayerParams:
 
     def accumulator_format(self, x_max: int) -> FixedFormat:
         """Signed format that holds every weighted sum ``a`` exactly (spec §6)."""
-        bound = self.n_in * int(x_max) * ((1 << (self.weight_bits - 1)) - 1)
+        bound = self.n_in * int(x_max) * self.weight_format.max
         return FixedFormat(max(2, bound.bit_length() + 1), overflow="error")
 
     def current_format(self, x_max: int) -> FixedFormat:

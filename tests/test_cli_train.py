@@ -241,17 +241,17 @@ def test_output_in_a_read_only_folder(tmp_path, capsys, no_data, monkeypatch):
 @pytest.mark.parametrize("argv,needle", [
     (["train", "--lr", "nan"], "--lr must be a positive finite number, not nan"),
     (["train", "--lr", "inf"], "--lr must be a positive finite number, not inf"),
-    (["train", "--weight-decay", "nan"], "--weight-decay must be at least 0 (and finite), not nan"),
-    (["train", "--weight-decay", "inf"], "--weight-decay must be at least 0 (and finite), not inf"),
+    (["train", "--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, not nan"),
+    (["train", "--weight-decay", "inf"], "--weight-decay must be a finite number >= 0, not inf"),
     (["train", "--ann", "--lr", "inf"], "--lr must be a positive finite number, not inf"),
-    (["train", "--seed", "-1"], "--seed must be between 0 and"),
+    (["train", "--seed", "-1"], "--seed must be an integer between 0 and"),
     (["train", "--hidden", "abc"], "--hidden must be positive integers separated by commas"),
     (["train", "--hidden", "64,x"], "--hidden must be positive integers separated by commas"),
-    (["train", "--weight-bits", "1"], "weight_bits must be an integer between 2 and 16, not 1"),
-    (["train", "--encoding", "rate", "--input-bits", "1"], "input_bits must be 8 with 'rate' encoding"),
+    (["train", "--weight-bits", "1"], "--weight-bits must be between 2 and 16, not 1"),
+    (["train", "--encoding", "rate", "--input-bits", "1"], "--input-bits must be 8 with 'rate' encoding"),
     (["distill", "--method", "self", "--alpha", "nan"], "--alpha must be a number in [0, 1], not nan"),
     (["distill", "--method", "self", "--temperature", "inf"], "--temperature must be a positive finite number"),
-    (["distill", "--method", "self", "--entropy-weight", "inf"], "--entropy-weight must be at least 0"),
+    (["distill", "--method", "self", "--entropy-weight", "inf"], "--entropy-weight must be a non-negative finite number"),
     (["distill", "--method", "self", "--T", "4", "--teacher-T", "4"], "--method self needs --teacher-T greater"),
     (["distill", "--method", "self", "--hidden", "abc"], "--hidden must be positive integers separated by commas"),
 ])
@@ -285,7 +285,7 @@ def test_augment_on_non_square_images_is_refused_before_training(tmp_path, capsy
     (["--teacher-epochs", "0"], "--teacher-epochs must be at least 1, not 0"),
     (["--student-epochs", "0"], "--student-epochs must be at least 1, not 0"),
     (["--limit", "0"], "--limit must be at least 1, not 0"),
-    (["--seed", "-1"], "--seed must be between 0 and"),
+    (["--seed", "-1"], "--seed must be an integer between 0 and"),
 ])
 @pytest.mark.parametrize("rtl", ["0", "3"])
 def test_demo_bad_option_creates_nothing(tmp_path, capsys, no_data, argv, needle, rtl):
@@ -359,3 +359,31 @@ def test_train_ann_interrupted_leaves_no_temporary_file(tmp_path, capsys, monkey
     monkeypatch.setattr(torch, "save", _failing_save(KeyboardInterrupt()))
     assert main(["train", "--ann", "--data-dir", str(d), *FAST, "-o", str(out / "cnn.pt")]) == 130
     assert list(out.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# one validation, in the library; the command line only maps field names to flags
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_cli_maps_a_library_field_name_to_its_flag():
+    from sc_neurocore.cli.train import DEMO_FLAGS, flagged
+    from sc_neurocore.train import TrainConfig
+
+    with pytest.raises(ValueError) as e:
+        TrainConfig(label_smoothing=1.0)
+    assert str(e.value) == "label_smoothing must be in [0, 1), not 1.0"  # the library names its field
+    assert str(flagged(e.value)) == "--label-smoothing must be in [0, 1), not 1.0"
+    assert str(flagged(ValueError("T_student must be between 1 and 65535, not 0"), DEMO_FLAGS)) \
+        == "--T must be between 1 and 65535, not 0"
+    other = ValueError("the training set is empty")
+    assert flagged(other) is other  # a message that does not start with a field is left alone
+
+
+def test_the_library_messages_name_no_flags():
+    import re as _re
+
+    root = Path(__file__).resolve().parent.parent / "sc_neurocore"
+    for f in [*sorted((root / "train").glob("*.py")), root / "params.py", root / "demo.py"]:
+        for m in _re.finditer(r'raise \w+\(f?"([^"]*)', f.read_text()):
+            assert " --" not in " " + m.group(1), f"{f.name}: {m.group(1)!r} names a command-line flag"

@@ -12,7 +12,7 @@ import argparse
 import math
 from pathlib import Path
 
-from ..params import ENCODINGS, MAX_T, READOUTS, RESETS
+from ..params import ENCODINGS, READOUTS, RESETS
 
 
 def _parse_sizes(args, n_inputs: int, n_classes: int) -> tuple:
@@ -36,15 +36,42 @@ def _parse_sizes(args, n_inputs: int, n_classes: int) -> tuple:
     return (n_inputs, 128, n_classes)
 
 
-def _finite(x: float) -> bool:
-    return math.isfinite(x)
+#: Library field name -> command-line flag: the library validates every option once
+#: (:class:`~sc_neurocore.train.TrainConfig`, :class:`~sc_neurocore.train.SNNConfig`, ...) and names
+#: its fields; :func:`flagged` puts the flag in their place when the command prints the message.
+FLAGS = {
+    "T": "--T", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+    "threads": "--threads", "device": "--device", "augment": "--augment", "dropout": "--dropout",
+    "label_smoothing": "--label-smoothing", "weight_decay": "--weight-decay", "limit": "--limit",
+    "surrogate_slope": "--surrogate-slope", "encoding": "--encoding", "reset": "--reset", "readout": "--readout",
+    "weight_bits": "--weight-bits", "membrane_bits": "--membrane-bits", "leak_shift": "--leak-shift",
+    "rate_seed": "--rate-seed", "input_bits": "--input-bits", "method": "--method", "alpha": "--alpha",
+    "temperature": "--temperature", "entropy_weight": "--entropy-weight", "teacher_T": "--teacher-T",
+    "init": "--init",
+}
+#: ``demo``'s flags for the options of :func:`sc_neurocore.demo.run_demo`.
+DEMO_FLAGS = {**FLAGS, "T_student": "--T", "T_teacher": "--teacher-T", "teacher_epochs": "--teacher-epochs",
+              "student_epochs": "--student-epochs", "rtl_images": "--rtl-images", "simulator": "--simulator"}
 
 
-def _check_seed(seed: int) -> None:
-    from ..train import MAX_SEED
+def flagged(e: BaseException, flags: dict = FLAGS) -> BaseException:
+    """``e`` with the library field name that starts its message (``lr must be ...``) replaced by its flag."""
+    msg = str(e)
+    field = msg.split(" ", 1)[0]
+    if field in flags and msg[len(field):].startswith(" must "):
+        try:
+            return type(e)(flags[field] + msg[len(field):])
+        except TypeError:  # an exception type with another constructor
+            return ValueError(flags[field] + msg[len(field):])
+    return e
 
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"--seed must be between 0 and {MAX_SEED}, not {seed}")
+
+def _library_check(fn, *args, flags: dict = FLAGS, **kw):
+    """Call a library constructor or check; its TypeError/ValueError comes back naming the flag."""
+    try:
+        return fn(*args, **kw)
+    except (TypeError, ValueError) as e:
+        raise flagged(e, flags) from None
 
 
 def _check_device(device: str) -> None:
@@ -72,27 +99,10 @@ def _check_outputs(args, ann: bool = False) -> None:
 
 
 def _check_common(args) -> None:
-    if not 1 <= args.T <= MAX_T:
-        raise ValueError(f"--T must be between 1 and {MAX_T}, not {args.T}")
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, not {args.epochs}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
-    if not (args.lr > 0 and _finite(args.lr)):
-        raise ValueError(f"--lr must be a positive finite number, not {args.lr}")
-    _check_seed(args.seed)
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, not {args.threads}")
-    if args.augment < 0:
-        raise ValueError(f"--augment must be at least 0, not {args.augment}")
-    if not 0.0 <= args.dropout < 1.0:
-        raise ValueError(f"--dropout must be in [0, 1), not {args.dropout}")
-    if not 0.0 <= args.label_smoothing < 1.0:
-        raise ValueError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
-    if not (args.weight_decay >= 0.0 and _finite(args.weight_decay)):
-        raise ValueError(f"--weight-decay must be at least 0 (and finite), not {args.weight_decay}")
-    if not (args.surrogate_slope > 0 and args.surrogate_slope < float("inf")):
-        raise ValueError(f"--surrogate-slope must be positive, not {args.surrogate_slope}")
+    from ..params import check_T
+
+    _library_check(check_T, args.T)
+    _train_config(args)  # every training option, validated by TrainConfig
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, not {args.limit}")
     _check_device(args.device)
@@ -100,14 +110,7 @@ def _check_common(args) -> None:
 
 
 def _check_distill_options(args) -> None:
-    if not (0.0 <= args.alpha <= 1.0):
-        raise ValueError(f"--alpha must be a number in [0, 1], not {args.alpha}")
-    if not (args.temperature > 0 and _finite(args.temperature)):
-        raise ValueError(f"--temperature must be a positive finite number, not {args.temperature}")
-    if not (args.entropy_weight >= 0 and _finite(args.entropy_weight)):
-        raise ValueError(f"--entropy-weight must be at least 0 (and finite), not {args.entropy_weight}")
-    if args.teacher_T is not None and not 1 <= args.teacher_T <= MAX_T:
-        raise ValueError(f"--teacher-T must be between 1 and {MAX_T}, not {args.teacher_T}")
+    _distill_config(args)  # the distillation options, validated by TrainConfig
     if args.method == "self" and args.teacher_T is not None and args.teacher_T <= args.T:
         raise ValueError(f"--method self needs --teacher-T greater than --T ({args.teacher_T} <= {args.T})")
 
@@ -117,7 +120,7 @@ def _check_config(args) -> None:
     from ..train import SNNConfig
 
     sizes = _parse_sizes(args, 1, 1)  # the real input and class counts come with the data
-    SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
+    _library_check(SNNConfig, sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
               weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
               rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope, input_bits=args.input_bits)
 
@@ -133,7 +136,7 @@ def _config(args, data):
     from ..train import SNNConfig
 
     sizes = _parse_sizes(args, data.n_inputs, data.n_classes)
-    return SNNConfig(sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
+    return _library_check(SNNConfig, sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
                      weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
                      rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope, input_bits=args.input_bits)
 
@@ -157,12 +160,17 @@ def _command(name: str, args, extra: tuple = ()) -> str:
 def _train_config(args, **kw):
     from ..train import TrainConfig
 
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    return _library_check(TrainConfig, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        threads=args.threads, device=args.device, quiet=args.quiet,
                        augment=getattr(args, "augment", 0), dropout=getattr(args, "dropout", 0.0),
                        label_smoothing=getattr(args, "label_smoothing", 0.0),
                        weight_decay=getattr(args, "weight_decay", 0.0),
                        train_on_val=getattr(args, "train_on_val", False), **kw)
+
+
+def _distill_config(args):
+    return _train_config(args, method=args.method, alpha=args.alpha, temperature=args.temperature,
+                         entropy_weight=args.entropy_weight, teacher_T=args.teacher_T)
 
 
 def _log(args):
@@ -220,8 +228,7 @@ def _cmd_distill(args) -> int:
                 raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.cfg.sizes[-1]} "
                                  f"classes, {data.name} has {cfg.sizes[-1]}")
             cfg = teacher.cfg.replace(T=args.T, surrogate_slope=args.surrogate_slope)
-    tc = _train_config(args, method=args.method, alpha=args.alpha, temperature=args.temperature,
-                       entropy_weight=args.entropy_weight, teacher_T=args.teacher_T)
+    tc = _distill_config(args)
     cmd = _command("distill", args, ("method", "alpha", "temperature", "entropy_weight", "teacher_T", "init"))
     if args.teacher is not None:
         cmd += f" --teacher {Path(args.teacher).name}"
@@ -234,23 +241,11 @@ def _cmd_distill(args) -> int:
 def _cmd_demo(args) -> int:
     from ..demo import run_demo
 
-    for flag, v in (("--T", args.T), ("--teacher-T", args.teacher_T)):
-        if not 1 <= v <= MAX_T:
-            raise ValueError(f"{flag} must be between 1 and {MAX_T}, not {v}")
-    for flag, v in (("--teacher-epochs", args.teacher_epochs), ("--student-epochs", args.student_epochs)):
-        if v < 1:
-            raise ValueError(f"{flag} must be at least 1, not {v}")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, not {args.limit}")
-    _check_seed(args.seed)
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, not {args.threads}")
     _check_device(args.device)
-    if args.rtl_images < 0:
-        raise ValueError(f"--rtl-images must be 0 (skip the hardware steps) or more, not {args.rtl_images}")
-    r = run_demo(args.output, teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-                 T_teacher=args.teacher_T, T_student=args.T, rtl_images=args.rtl_images, simulator=args.simulator,
-                 seed=args.seed, threads=args.threads, limit=args.limit, device=args.device, quiet=args.quiet)
+    r = _library_check(run_demo, args.output, teacher_epochs=args.teacher_epochs,
+                       student_epochs=args.student_epochs, T_teacher=args.teacher_T, T_student=args.T,
+                       rtl_images=args.rtl_images, simulator=args.simulator, seed=args.seed, threads=args.threads,
+                       limit=args.limit, device=args.device, quiet=args.quiet, flags=DEMO_FLAGS)
     return 0 if r["ok"] else 1
 
 

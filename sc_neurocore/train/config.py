@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..params import ENCODINGS, MAX_T, READOUTS, RESETS
+from ..fixedpoint import FixedFormat
+from ..params import (MEMBRANE_BITS, READOUTS, RESETS, WEIGHT_BITS, PixelInput, check_choice, check_int,
+                      check_T)
 
 __all__ = ["SNNConfig", "TrainConfig", "MAX_SEED"]
 
@@ -52,29 +54,15 @@ class SNNConfig:
         object.__setattr__(self, "sizes", sizes)
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(f"sizes must have at least 2 positive entries, not {self.sizes!r}")
-        if not _is_int(self.T) or not 1 <= self.T <= MAX_T:
-            raise ValueError(f"T must be an integer between 1 and {MAX_T}, not {self.T!r}")
-        object.__setattr__(self, "T", int(self.T))
-        for name, allowed in (("encoding", ENCODINGS), ("reset", RESETS), ("readout", READOUTS)):
-            v = getattr(self, name)
-            if not isinstance(v, str) or v not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, not {v!r}")
-        if not _is_int(self.weight_bits) or not 2 <= self.weight_bits <= 16:
-            raise ValueError(f"weight_bits must be an integer between 2 and 16, not {self.weight_bits!r}")
-        if not _is_int(self.membrane_bits) or not 4 <= self.membrane_bits <= 32:
-            raise ValueError(f"membrane_bits must be an integer between 4 and 32, not {self.membrane_bits!r}")
+        # the fields of the integer network are checked by the parameter types' own validators (params.py)
+        object.__setattr__(self, "T", check_T(self.T))
+        _ = self.input  # the pixels input stage checks encoding, input_bits and rate_seed
+        check_choice("reset", self.reset, RESETS)
+        check_choice("readout", self.readout, READOUTS)
+        check_int("weight_bits", self.weight_bits, *WEIGHT_BITS)
+        mb = check_int("membrane_bits", self.membrane_bits, *MEMBRANE_BITS)
         for name in ("leak_shift", "out_leak_shift"):
-            k = getattr(self, name)
-            if not _is_int(k) or not 0 <= k <= self.membrane_bits - 1:
-                raise ValueError(f"{name} must be an integer between 0 and membrane_bits-1, not {k!r}")
-        if isinstance(self.input_bits, bool) or not isinstance(self.input_bits, (int, np.integer)) \
-                or not 1 <= self.input_bits <= 8:
-            raise ValueError(f"input_bits must be an integer between 1 and 8, not {self.input_bits!r}")
-        if self.encoding != "direct" and self.input_bits != 8:
-            raise ValueError(f"input_bits must be 8 with {self.encoding!r} encoding (direct only), "
-                             f"not {self.input_bits!r}")
-        if not _is_int(self.rate_seed) or not 1 <= self.rate_seed <= 0xFFFF:
-            raise ValueError(f"rate_seed must be an integer between 1 and 65535, not {self.rate_seed!r}")
+            check_int(name, getattr(self, name), 0, mb - 1)
         if not (_is_real(self.theta) and self.theta > 0 and math.isfinite(self.theta)):
             raise ValueError(f"theta must be positive, not {self.theta!r}")
         if not (_is_real(self.surrogate_slope) and self.surrogate_slope > 0 and math.isfinite(self.surrogate_slope)):
@@ -94,6 +82,20 @@ class SNNConfig:
         d = self.to_dict()
         d.update(kw)
         return SNNConfig.from_dict(d)
+
+    @property
+    def input(self) -> PixelInput:
+        """The typed input stage of the network (validates its fields)."""
+        return PixelInput(self.encoding, self.input_bits, self.rate_seed)
+
+    @property
+    def weight_format(self) -> FixedFormat:
+        """The format of every layer's integer weights (the one place ``weight_bits`` becomes a range)."""
+        return FixedFormat(self.weight_bits, symmetric=True, rounding="nearest_even")
+
+    @property
+    def membrane_format(self) -> FixedFormat:
+        return FixedFormat(self.membrane_bits, overflow="saturate")
 
     @property
     def n_layers(self) -> int:
@@ -124,6 +126,9 @@ class TrainConfig:
     label_smoothing: float = 0.0  # of the cross-entropy on the labels (the task term when distilling)
     weight_decay: float = 0.0     # decoupled (AdamW) decay of the weights
     train_on_val: bool = False    # train on training + validation images; keep the last epoch
+
+    def __post_init__(self) -> None:
+        _check_train_config(self)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -165,8 +170,8 @@ def _check_train_config(tc: TrainConfig) -> None:
          tc.temperature)
     need(_finite(tc.entropy_weight) and tc.entropy_weight >= 0, "entropy_weight must be a non-negative finite number",
          tc.entropy_weight)
-    need(tc.teacher_T is None or (_is_int(tc.teacher_T) and 1 <= tc.teacher_T <= MAX_T),
-         f"teacher_T must be an integer between 1 and {MAX_T}", tc.teacher_T)
+    if tc.teacher_T is not None:
+        check_T(tc.teacher_T, "teacher_T")
     need(_is_int(tc.augment) and tc.augment >= 0, "augment must be at least 0", tc.augment)
     need(_finite(tc.dropout) and 0.0 <= tc.dropout < 1.0, "dropout must be in [0, 1)", tc.dropout)
     need(_finite(tc.label_smoothing) and 0.0 <= tc.label_smoothing < 1.0, "label_smoothing must be in [0, 1)",

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bundle import Bundle
-from ..params import MAX_T, LayerParams, NetworkParams, lfsr_thresholds
+from ..params import LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
 from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantDense, _RoundSTE, _Spike
 
@@ -70,16 +70,16 @@ class LayerDesign:
 
 def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
     """The integer parameters of every layer (fixed by the configuration, never learned)."""
-    wmax = (1 << (cfg.weight_bits - 1)) - 1
+    wmax = cfg.weight_format.max
     m = cfg.membrane_bits
-    mmax = (1 << (m - 1)) - 1
+    mmax = cfg.membrane_format.max
     theta_target = max(4, (1 << (m - 1)) // 16)  # room for ~8..16 thresholds in the membrane
     out = []
     for li in range(cfg.n_layers):
         n_in = cfg.sizes[li]
         bound = 1.0 / math.sqrt(n_in)            # init range of the latent weights
         alpha = wmax / (2.0 * bound)              # init weights use half the integer range
-        x_max = (1 << cfg.input_bits) - 1 if (li == 0 and cfg.encoding == "direct") else 1
+        x_max = cfg.input.x_max if li == 0 else 1
         g0 = alpha * x_max                         # integer units per real unit before the shift
         if cfg.spiking(li):
             s = max(0, int(math.floor(math.log2(g0 * cfg.theta / theta_target))))
@@ -145,7 +145,7 @@ class SpikingMLP(nn.Module):
     def int_weight(self, li: int) -> torch.Tensor:
         """The integer weights of layer ``li`` (float tensor of integers, straight-through gradient)."""
         d = self.design[li]
-        wmax = (1 << (self.cfg.weight_bits - 1)) - 1
+        wmax = self.cfg.weight_format.max
         return torch.clamp(_RoundSTE.apply(self.weights[li] * d.alpha), -wmax, wmax)
 
     def _rate_thresholds(self, T: int, n: int, device) -> torch.Tensor:
@@ -158,9 +158,7 @@ class SpikingMLP(nn.Module):
     def forward(self, pixels: torch.Tensor, T: int | None = None) -> SNNOutput:
         """Run ``T`` timesteps (default ``cfg.T``) on a batch of pixels (B, n_0), values 0..255."""
         cfg = self.cfg
-        T = cfg.T if T is None else int(T)
-        if not 1 <= T <= MAX_T:
-            raise ValueError(f"T must be between 1 and {MAX_T}, not {T}")
+        T = cfg.T if T is None else check_T(T)
         x = pixels.to(torch.float32)
         if cfg.encoding == "direct" and cfg.input_bits < 8:
             # spec §3.1: the top input_bits of each pixel (exact: floor of a power-of-two division)
@@ -174,7 +172,7 @@ class SpikingMLP(nn.Module):
             lim = float(1 << d.mbits)
             sdt = self._state_dtype(li)
             if fast:
-                wmax = float((1 << (cfg.weight_bits - 1)) - 1)
+                wmax = float(cfg.weight_format.max)
 
                 def current(inp, exact64, w=self.weights[li], d=d, lim=lim, sdt=sdt, wmax=wmax, nonneg=False):
                     return _QuantDense.apply(inp, w, d.alpha, wmax, d.shift, lim, exact64, sdt, nonneg)
@@ -303,8 +301,8 @@ def to_bundle(model: SpikingMLP, T: int | None = None, provenance: dict | None =
     """Export the integer network the model emulates, for ``T`` timesteps (default: the training T)."""
     if not isinstance(model, SpikingMLP):
         raise TypeError(f"only a SpikingMLP can be exported, not {type(model).__name__}")
-    if T is not None and (isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 1 <= T <= MAX_T):
-        raise ValueError(f"T must be an integer between 1 and {MAX_T}, not {T!r}")
+    if T is not None:
+        check_T(T)
     return Bundle(to_network(model, T), dict(provenance or {}))
 
 
