@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sc_neurocore.kinds import Registry
 from sc_neurocore.params import INPUT_FORMAT
 
 __all__ = ["TOP_NAME", "PIXEL_BITS", "CLASS_BITS", "S_AXIS", "M_AXIS", "in_width", "out_width", "beats_per_image",
-           "pack_images", "pack_image", "unpack_result", "pack_result", "Traffic"]
+           "pack_images", "pack_image", "unpack_result", "pack_result", "Traffic", "INPUT_BEATS", "input_beats"]
 
 #: Name of the generated top-level module (and of its Verilog file, ``sc_neurocore_top.v``).
 TOP_NAME = "sc_neurocore_top"
@@ -77,6 +78,21 @@ def pack_images(images, pixels_per_beat: int) -> list[list[int]]:
 def pack_image(pixels, pixels_per_beat: int) -> list[int]:
     """The beats of one image."""
     return pack_images(np.asarray(pixels)[None, :], pixels_per_beat)[0]
+
+
+#: How each input kind travels on ``s_axis``: ``pack(samples, pixels_per_beat) -> beats of every sample``
+#: (a list of ``s_axis_tdata`` ints per sample); the Amaranth and the cocotb testbenches both use it.
+INPUT_BEATS: Registry = Registry("bus contract", "input")
+
+
+@INPUT_BEATS.register("pixels")
+def _pixel_beats(images, pixels_per_beat: int) -> list[list[int]]:
+    return pack_images(images, pixels_per_beat)
+
+
+def input_beats(network, samples, pixels_per_beat: int) -> list[list[int]]:
+    """The input beats of every sample of ``network``'s input stage (dispatch on ``network.input.kind``)."""
+    return INPUT_BEATS(network.input)(samples, pixels_per_beat)
 
 
 def unpack_result(word: int, n_classes: int, score_width: int, signed: bool) -> tuple[int, list[int]]:

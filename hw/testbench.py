@@ -6,7 +6,7 @@ the output (a :class:`~sc_neurocore.hw.stream.Traffic`, the same knobs as the
 cocotb testbench) and a synchronous reset in the middle, and returns the
 decoded results with the cycle counts the latency model predicts (first
 input beat accepted -> output beat valid). Beats are packed by the input
-kind's packer (:data:`INPUT_BEATS`, also the cocotb testbench's)
+kind's packer (:data:`sc_neurocore.hw.stream.INPUT_BEATS`, also the cocotb testbench's)
 and decoded by :func:`sc_neurocore.hw.stream.unpack_result`, like in the
 cocotb testbench.
 """
@@ -17,30 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sc_neurocore.kinds import Registry
 from sc_neurocore.params import NetworkParams
 
 from . import stream
 from .config import CoreConfig
 from .stream import Traffic
 
-__all__ = ["SimResult", "simulate", "INPUT_BEATS", "input_beats"]
-
-#: The testbench model's input kinds: ``pack(samples, pixels_per_beat) -> beats of every sample``
-#: (a list of ``s_axis_tdata`` ints per sample), shared by the Amaranth testbench here and the cocotb one
-#: (:mod:`sc_neurocore.sim`, which re-exports it from :mod:`sc_neurocore.sim.model`).
-INPUT_BEATS: Registry = Registry("testbench model", "input")
-
-
-@INPUT_BEATS.register("pixels")
-def _pixel_beats(images, pixels_per_beat: int) -> list[list[int]]:
-    return stream.pack_images(images, pixels_per_beat)
-
-
-def input_beats(network, samples, pixels_per_beat: int) -> list[list[int]]:
-    """The input beats of every sample of ``network``'s input stage (dispatch on ``network.input.kind``)."""
-    return INPUT_BEATS(network.input)(samples, pixels_per_beat)
-
+__all__ = ["SimResult", "simulate"]
 
 @dataclass
 class SimResult:
@@ -80,7 +63,7 @@ def simulate(network: NetworkParams, images, config: CoreConfig | None = None, *
     m = Module()
     m.domains.sync = cd = ClockDomain("sync")
     m.submodules.top = top
-    bench = _StreamBench(top, cd, input_beats(network, images, top.geometry.pixels_per_beat), traffic,
+    bench = _StreamBench(top, cd, stream.input_beats(network, images, top.geometry.pixels_per_beat), traffic,
                          reset_after, max_cycles, weight_writes)
     sim = Simulator(m)
     sim.add_clock(1e-8)

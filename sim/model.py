@@ -17,7 +17,7 @@ import numpy as np
 from sc_neurocore.hw import latency as lm
 from sc_neurocore.hw import stream
 # The input packers sit below both testbenches (hw must not import sim: tests/test_architecture.py).
-from sc_neurocore.hw.testbench import INPUT_BEATS, input_beats
+from sc_neurocore.hw.stream import INPUT_BEATS, input_beats
 
 __all__ = ["CoreInfo", "GoldenModel", "INPUT_BEATS", "input_beats", "expected_cycles"]
 

@@ -48,7 +48,7 @@ def test_input_beats_dispatch_on_the_input_kind():
     class Events:
         kind = "events"
 
-    with pytest.raises(KindError, match="the testbench model has no implementation of the 'events' input kind"):
+    with pytest.raises(KindError, match="the bus contract has no implementation of the 'events' input kind"):
         model.INPUT_BEATS(Events())
 
 
