@@ -826,7 +826,7 @@ class LIFCore(wiring.Component):
         m.d.comb += argmax.scores.eq(scores)
 
         t = Signal(_index(T), name="timestep")
-        wait = Signal(_index(max(1, geo.argmax_levels) + 1))
+        wait = Signal(_index(geo.argmax_wait + 1))
         clear = Signal()
         m.d.comb += [lay.clear.eq(clear) for lay in layers]
         if encoder is not None:
@@ -898,7 +898,7 @@ class LIFCore(wiring.Component):
             with m.State("ARGMAX"):
                 # The tree needs `levels` cycles after the scores settle; the
                 # output register may still hold the previous image's result.
-                with m.If(wait != max(1, geo.argmax_levels) - 1):
+                with m.If(wait != geo.argmax_wait - 1):
                     m.d.sync += wait.eq(wait + 1)
                 with m.Elif(~self.result.valid | self.result.ready):
                     m.d.sync += [self.result.payload.cls.eq(argmax.index),
