@@ -39,11 +39,12 @@ import numpy as np
 from . import __version__
 from .fileio import atomic_write_bytes
 from .fileio import format_bytes as _nbytes
+from .kinds import KindError, Registry
 from .params import LayerParams, NetworkParams, _check_int
 
 __all__ = ["Bundle", "BundleError", "save_bundle", "load_bundle", "random_bundle", "resolve_bundle",
            "SCHEMA_VERSION", "FORMAT_NAME", "pretrained_names", "pretrained_path", "MAX_WEIGHTS",
-           "MAX_MANIFEST_BYTES", "MAX_MANIFEST_DEPTH"]
+           "MAX_MANIFEST_BYTES", "MAX_MANIFEST_DEPTH", "LAYER_SCHEMA"]
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "sc_neurocore.bundle"
@@ -92,17 +93,58 @@ def _weight_dtype(bits: int):
     return np.int8 if bits <= 8 else np.int16
 
 
+#: The bundle schema's view of the layer kinds: how a layer is written to and read from the manifest.
+#: A layer object without a ``"kind"`` field is ``dense`` (the kind of every bundle written so far,
+#: which therefore never records it: the bytes of existing bundles stay the same).
+LAYER_SCHEMA: Registry = Registry("bundle schema", "layer")
+_DEFAULT_KIND = "dense"
+
+
+@LAYER_SCHEMA.register("dense")
+class DenseSchema:
+    """``{"weights": member, "shape": [n_in, n_out], "weight_bits", "membrane_bits", "threshold", ...}``."""
+
+    keys = _LAYER_KEYS
+    ints = ("weight_bits", "membrane_bits", "threshold", "leak_shift", "current_shift")
+
+    @staticmethod
+    def write(i: int, layer: LayerParams) -> tuple[dict, str, np.ndarray]:
+        name = f"layer{i}.weight.npy"
+        array = np.ascontiguousarray(layer.weight.astype(np.dtype(_weight_dtype(layer.weight_bits)).newbyteorder("<")))
+        entry = {
+            "weights": name, "shape": list(layer.weight.shape),
+            "weight_bits": layer.weight_bits, "membrane_bits": layer.membrane_bits,
+            "threshold": layer.threshold, "leak_shift": layer.leak_shift, "current_shift": layer.current_shift,
+        }
+        return entry, name, array
+
+    @classmethod
+    def read(cls, ld: dict, where: str, w: np.ndarray) -> LayerParams:
+        kw = {k: _req(ld, k, where, int) for k in cls.ints}
+        try:
+            return LayerParams(weight=w, **kw)
+        except (TypeError, ValueError) as e:
+            raise BundleError(f"{where}: {e}") from None
+
+
+def _layer_schema(ld: dict, where: str):
+    """The schema of the layer object ``ld`` (its ``"kind"``, ``dense`` when absent)."""
+    kind = ld.get("kind", _DEFAULT_KIND)
+    if not isinstance(kind, str):
+        raise BundleError(f"{where}.kind must be str, not {_short(kind)}")
+    try:
+        return LAYER_SCHEMA.get(kind)
+    except KindError as e:
+        raise BundleError(f"{where}: unknown layer kind {_short(kind)} ({e})") from None
+
+
 def _manifest_and_arrays(bundle: Bundle) -> tuple[dict, list[tuple[str, np.ndarray]]]:
     net = bundle.network
     layers, arrays = [], []
     for i, layer in enumerate(net.layers):
-        name = f"layer{i}.weight.npy"
-        arrays.append((name, np.ascontiguousarray(layer.weight.astype(np.dtype(_weight_dtype(layer.weight_bits)).newbyteorder("<")))))
-        layers.append({
-            "weights": name, "shape": list(layer.weight.shape),
-            "weight_bits": layer.weight_bits, "membrane_bits": layer.membrane_bits,
-            "threshold": layer.threshold, "leak_shift": layer.leak_shift, "current_shift": layer.current_shift,
-        })
+        entry, name, array = LAYER_SCHEMA(layer).write(i, layer)
+        arrays.append((name, array))
+        layers.append(entry)
     manifest = {
         "format": FORMAT_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -367,7 +409,8 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
         where = f"network.layers[{i}]"
         if not isinstance(ld, dict):
             raise BundleError(f"{where} must be an object")
-        unknown = set(ld) - _LAYER_KEYS
+        schema = _layer_schema(ld, where)
+        unknown = set(ld) - schema.keys - {"kind"}
         if unknown:
             raise BundleError(f"{where} has unknown field(s): {_cut(', '.join(sorted(map(str, unknown))), 200)}")
         name = _req(ld, "weights", where, str)
@@ -386,22 +429,17 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
         if total > MAX_WEIGHTS:
             raise BundleError(f"network has more than {MAX_WEIGHTS} weights (the limit; {where} alone declares "
                               f"{_count(n_max)}, {_nbytes(n_max * 8)} as int64)")
-        members.append((where, ld, infos[name], shape, n_max))
+        members.append((where, ld, infos[name], shape, n_max, schema))
     extra = [n for n in infos if n != _MANIFEST and n not in used]
     if extra:
         raise BundleError(f"{path} is not a bundle: unexpected member(s) {_cut(', '.join(map(_short, extra)), 200)} "
                           "(a bundle holds manifest.json and the weight files its layers name)")
     arrays = []
     layers = []
-    for i, (where, ld, info, shape, n_max) in enumerate(members):
+    for i, (where, ld, info, shape, n_max, schema) in enumerate(members):
         w = _read_npy(zf, info, n_max, path, where, shape, sizes, i)
         arrays.append((info.filename, w))
-        kw = {k: _req(ld, k, where, int) for k in
-              ("weight_bits", "membrane_bits", "threshold", "leak_shift", "current_shift")}
-        try:
-            layers.append(LayerParams(weight=w, **kw))
-        except (TypeError, ValueError) as e:
-            raise BundleError(f"{where}: {e}") from None
+        layers.append(schema.read(ld, where, w))
     expected = _checksum(manifest, arrays)
     if checksum != expected:
         raise BundleError(f"checksum mismatch: manifest says {_cut(checksum, 80)}, content gives {expected} "
@@ -430,7 +468,7 @@ def random_bundle(sizes=(784, 128, 10), T: int = 4, *, weight_bits: int = 8, see
     sizes = tuple(_check_int(f"sizes[{i}]", n, 1, MAX_WEIGHTS) for i, n in enumerate(sizes))
     # The parameters' own checks (ranges, types, choices) on a 1x1 probe layer, before any allocation.
     probe = LayerParams(np.zeros((1, 1), dtype=np.int64), weight_bits, 1, leak_shift, 0, membrane_bits)
-    NetworkParams((probe,), T, encoding, reset, readout, input_bits=input_bits)
+    probe_net = NetworkParams((probe,), T, encoding, reset, readout, input_bits=input_bits)
     seed = _check_int("seed", seed, 0, (1 << 64) - 1)
     n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     if n_weights > MAX_WEIGHTS:
@@ -439,14 +477,14 @@ def random_bundle(sizes=(784, 128, 10), T: int = 4, *, weight_bits: int = 8, see
             f"({n_weights} weights, drawn as int64); the limit is {MAX_WEIGHTS} weights ({_nbytes(8 * MAX_WEIGHTS)})")
     rng = np.random.default_rng(seed)
     layers = []
-    wmax = (1 << (weight_bits - 1)) - 1
+    wmax = probe.weight_format.max
+    mmax = probe.membrane_format.max
     for i in range(len(sizes) - 1):
         n_in, n_out = sizes[i], sizes[i + 1]
         w = rng.integers(-wmax, wmax + 1, size=(n_in, n_out), dtype=np.int64)
-        x_max = (1 << input_bits) - 1 if (i == 0 and encoding == "direct") else 1
+        x_max = probe_net.input_max(i)
         # Typical |current| ~ sqrt(n_in * active) * wmax * x_max / 2; scale it into the membrane range.
         typical = max(1.0, np.sqrt(n_in * 0.3) * wmax * x_max * 0.6)
-        mmax = (1 << (membrane_bits - 1)) - 1
         shift = max(0, int(np.ceil(np.log2(typical / (mmax / 16)))))
         shift = min(shift, 31)
         thr = int(max(1, min(mmax, typical / (1 << shift))))

@@ -177,6 +177,9 @@ def test_checksum_mismatch_refused(saved):
     (lambda m: m["network"]["layers"][0].update(shape=[1, 1]), r"weights has shape \[12, 6\] but shape says \[1, 1\]"),
     (lambda m: m["network"]["layers"][1].update(weights="nope.npy"), r"member 'nope.npy' is missing"),
     (lambda m: m.pop("provenance"), r"manifest.provenance is missing"),
+    (lambda m: m["network"]["layers"][1].update(kind="conv"), r"network.layers\[1\]: unknown layer kind 'conv' "
+                                                              r"\(the bundle schema has no implementation"),
+    (lambda m: m["network"]["layers"][0].update(kind=3), r"network.layers\[0\].kind must be str, not 3"),
 ])
 def test_field_errors_named(saved, edit, message):
     rewrite(saved, edit, fix_checksum=True)
@@ -576,3 +579,16 @@ def test_cli_random_bundle_too_big_writes_nothing(tmp_path, capsys):
     assert main(["random-bundle", "-o", str(out), "--sizes", "1000000-1000000-10"]) == 2
     assert "sc-neurocore: error: random_bundle with sizes 1000000-1000000-10 needs 8.0 TB" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_a_layer_without_kind_is_dense_and_dense_is_never_written(saved):
+    """Existing bundles have no "kind" field: they stay dense and byte-identical; an explicit "dense" reads too."""
+    from sc_neurocore.bundle import LAYER_SCHEMA
+
+    assert "dense" in LAYER_SCHEMA
+    with zipfile.ZipFile(saved) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    assert all("kind" not in ld for ld in manifest["network"]["layers"])
+    before = load_bundle(saved)
+    rewrite(saved, lambda m: m["network"]["layers"][0].update(kind="dense"), fix_checksum=True)
+    assert load_bundle(saved).network == before.network

@@ -23,7 +23,7 @@ from __future__ import annotations
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from .config import MAX_SEED, SNNConfig, TrainConfig
 from .loop import MAX_CLASSES, Data, evaluate, fit, make_optimizer, prepare_data
-from .model import (ANNTeacher, LayerDesign, SNNOutput, SpikingMLP, golden_accuracy, layer_design,
+from .model import (QAT_LAYERS, ANNTeacher, LayerDesign, SNNOutput, SpikingMLP, golden_accuracy, layer_design,
                     to_bundle, to_network)
 from .pipeline import checkpoint_path, command_string, distill_model, output_paths, train_ann, train_model
 
@@ -31,5 +31,5 @@ __all__ = [
     "SNNConfig", "SpikingMLP", "ANNTeacher", "layer_design", "to_bundle", "to_network", "evaluate", "fit", "golden_accuracy",
     "TrainConfig", "train_model", "train_ann", "distill_model", "save_checkpoint", "load_checkpoint",
     "prepare_data", "CHECKPOINT_FORMAT", "CheckpointError", "Data", "LayerDesign", "SNNOutput", "MAX_SEED",
-    "MAX_CLASSES", "make_optimizer", "checkpoint_path", "output_paths", "command_string",
+    "MAX_CLASSES", "make_optimizer", "checkpoint_path", "output_paths", "command_string", "QAT_LAYERS",
 ]

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -49,16 +50,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bundle import Bundle
+from ..kinds import Registry
 from ..params import LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
 from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantDense, _RoundSTE, _Spike
 
-__all__ = ["LayerDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
+__all__ = ["QAT_LAYERS", "DenseQAT", "LayerDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
            "golden_accuracy"]
 
 
 @dataclass(frozen=True)
 class LayerDesign:
+    """The integer parameters of one layer of the QAT model; ``kind`` is the layer kind it dispatches on."""
+
+    kind: ClassVar[str] = "dense"
     alpha: float      # integer weight = rint(latent * alpha)
     shift: int        # current shift s
     theta: int        # integer threshold
@@ -93,6 +98,30 @@ def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
         acc_bound = n_in * x_max * wmax
         out.append(LayerDesign(alpha, s, theta, k, m, gain, acc_bound >= (1 << 24)))
     return out
+
+
+#: The torch QAT view of the layer kinds (:class:`sc_neurocore.kinds.Registry`).
+QAT_LAYERS: Registry = Registry("torch QAT model", "layer")
+
+
+@QAT_LAYERS.register("dense")
+class DenseQAT:
+    """The ``dense`` layer kind: ``I = clamp(floor((x @ q) / 2^s))`` of the quantised weights ``q``."""
+
+    @staticmethod
+    def current(model: "SpikingMLP", li: int, d: LayerDesign, lim: float, sdt: torch.dtype, fast: bool) -> Callable:
+        """``current(inp, exact64, nonneg=False)``: layer ``li``'s current for a batch of inputs."""
+        if fast:  # weight quantisation and the exact current in one autograd node
+            wmax = float(model.cfg.weight_format.max)
+
+            def current(inp, exact64, w=model.weights[li], d=d, lim=lim, sdt=sdt, wmax=wmax, nonneg=False):
+                return _QuantDense.apply(inp, w, d.alpha, wmax, d.shift, lim, exact64, sdt, nonneg)
+        else:
+            wq = model.int_weight(li)
+
+            def current(inp, exact64, w=wq, d=d, lim=lim, sdt=sdt, nonneg=False):
+                return _ExactCurrent.apply(inp, w, d.shift, lim, exact64, sdt)
+        return current
 
 
 @dataclass
@@ -171,16 +200,7 @@ class SpikingMLP(nn.Module):
         for li, d in enumerate(self.design):
             lim = float(1 << d.mbits)
             sdt = self._state_dtype(li)
-            if fast:
-                wmax = float(cfg.weight_format.max)
-
-                def current(inp, exact64, w=self.weights[li], d=d, lim=lim, sdt=sdt, wmax=wmax, nonneg=False):
-                    return _QuantDense.apply(inp, w, d.alpha, wmax, d.shift, lim, exact64, sdt, nonneg)
-            else:
-                wq = self.int_weight(li)
-
-                def current(inp, exact64, w=wq, d=d, lim=lim, sdt=sdt, nonneg=False):
-                    return _ExactCurrent.apply(inp, w, d.shift, lim, exact64, sdt)
+            current = QAT_LAYERS(d).current(self, li, d, lim, sdt, fast)
             if li == 0:
                 if cfg.encoding == "direct":
                     unsigned = not pixels.dtype.is_floating_point and not pixels.dtype.is_signed
