@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,16 +29,12 @@ def ints(a) -> bytes:
 
 
 def main(out_path: str) -> None:
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from sc_neurocore.bundle import bundle_bytes, load_bundle, pretrained_names, pretrained_path
     from sc_neurocore.data import load_mnist
     from sc_neurocore.golden import infer
     from sc_neurocore.hw.config import CoreConfig
     from sc_neurocore.hw.export import verilog_text
-    try:
-        from sc_neurocore.hw.latency import image_cycles
-    except ImportError:
-        from sc_neurocore.hw.latency import image_cycles
+    from sc_neurocore.hw.latency import image_cycles
 
     x = load_mnist().test_x[:1000]
     x = np.concatenate([x, np.zeros((1, 784), np.uint8), np.full((1, 784), 255, np.uint8)])
