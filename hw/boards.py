@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import CoreConfig, CoreGeometry
-from .devices import FPGA, FPGAS
+from .devices import FPGA, FPGAS, OnChip
 from .export import _network
 
 __all__ = ["Board", "BOARDS", "parse_board", "board_config", "fit_check"]
 
 
 @dataclass(frozen=True)
-class Board:
+class Board(OnChip):
     """A board: its clock, LEDs, FPGA (capacities in :data:`~sc_neurocore.hw.devices.FPGAS`) and the
     generator options picked for it."""
 
@@ -35,39 +35,6 @@ class Board:
     events: int | None
     pixels_per_beat: int
     buildable: bool        # bitstream with the open tools here
-
-    @property
-    def family(self) -> str:
-        """``"ecp5"`` | ``"ice40"`` | ``"xilinx7"``."""
-        return self.chip.family
-
-    @property
-    def luts(self) -> int:
-        return self.chip.luts
-
-    @property
-    def ffs(self) -> int:
-        return self.chip.ffs
-
-    @property
-    def brams(self) -> int:
-        return self.chip.brams
-
-    @property
-    def bram_bits(self) -> int:
-        return self.chip.bram_bits
-
-    @property
-    def dsps(self) -> int:
-        return self.chip.dsps
-
-    @property
-    def lutram_bits(self) -> int:
-        return self.chip.lutram_bits
-
-    @property
-    def bram_total_bits(self) -> int:
-        return self.chip.bram_total_bits
 
 
 BOARDS = {

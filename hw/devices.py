@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["FPGA", "FPGAS", "Device", "DEVICES", "parse_device", "BRAM_SHAPES"]
+__all__ = ["FPGA", "FPGAS", "OnChip", "Device", "DEVICES", "parse_device", "BRAM_SHAPES"]
 
 #: ``(width, depth)`` configurations of one block RAM, per family.
 BRAM_SHAPES = {
@@ -62,38 +62,29 @@ FPGAS = {
 }
 
 
+class OnChip:
+    """Mixin: the capacities of ``self.chip`` (an :class:`FPGA`) as read-only attributes.
+
+    A synthesis target (:class:`Device`) and a board (``hw.boards.Board``) both
+    sit on a chip of :data:`FPGAS`; neither copies its numbers.
+    """
+
+    chip: FPGA
+
+
+for _fact in ("family", "luts", "ffs", "brams", "bram_bits", "dsps", "lutram_bits", "bram_total_bits", "bram_kbits"):
+    setattr(OnChip, _fact, property(lambda self, _f=_fact: getattr(self.chip, _f), doc=f"The chip's ``{_fact}``."))
+del _fact
+
+
 @dataclass(frozen=True)
-class Device:
+class Device(OnChip):
     """An FPGA we can synthesise for with open tools: a chip of :data:`FPGAS` in a package."""
 
     name: str
     chip: FPGA
     pnr_args: tuple[str, ...]
     target_mhz: float
-
-    @property
-    def family(self) -> str:
-        return self.chip.family
-
-    @property
-    def luts(self) -> int:
-        return self.chip.luts
-
-    @property
-    def ffs(self) -> int:
-        return self.chip.ffs
-
-    @property
-    def brams(self) -> int:
-        return self.chip.brams
-
-    @property
-    def dsps(self) -> int:
-        return self.chip.dsps
-
-    @property
-    def bram_kbits(self) -> int:
-        return self.chip.bram_kbits
 
     @property
     def yosys_synth(self) -> str:
