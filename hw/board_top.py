@@ -164,7 +164,7 @@ class BoardPins(wiring.Component):
     def __init__(self, board, network, config: CoreConfig | None = None, *, baud: float = 115200,
                  idle_timeout: float | None = 0.1):
         self.board = board if isinstance(board, Board) else parse_board(board)
-        cfg = config if config is not None else board_config(self.board, network)
+        cfg = config if config is not None else board_config(self.board)
         self.top = BoardTop(network, cfg, self.board.clk_hz, baud, n_leds=self.board.n_leds,
                             idle_timeout=idle_timeout)
         members = {"clk": In(1), "rst_n": In(1), "uart_rx": In(1), "uart_tx": Out(1), "led": Out(self.board.n_leds)}

@@ -58,7 +58,7 @@ def parse_board(name, *, buildable: bool = False) -> Board:
     return BOARDS[name.lower()]
 
 
-def board_config(board, network=None) -> CoreConfig:
+def board_config(board) -> CoreConfig:
     """The generator options picked for ``board``: few lanes (the UART, at ~87 µs a pixel at
     115 200 baud, is the bottleneck, not the core), events/PPB sized to the board's multipliers."""
     b = board if isinstance(board, Board) else parse_board(board)
@@ -75,7 +75,7 @@ def fit_check(board, network, config: CoreConfig | None = None) -> dict:
     """
     b = board if isinstance(board, Board) else parse_board(board)
     net = _network(network)
-    cfg = config if config is not None else board_config(b, net)
+    cfg = config if config is not None else board_config(b)
     geo = CoreGeometry(net, cfg)
     weight_bits = sum(lg.memory_width * lg.memory_depth * lg.events for lg in geo.layers)
     # Each bank is built from segments of at most segment_depth words (LayerGeometry.segments).

@@ -16,7 +16,7 @@ EXIT_USAGE = 2
 _KEEP_IN_ERRORS = "\n\t"
 
 
-def add_bundle_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+def add_bundle_args(p: argparse.ArgumentParser) -> None:
     """``BUNDLE`` positional or ``--pretrained NAME``: the common way every subcommand takes a bundle."""
     p.add_argument("bundle", nargs="?", help="path to a .scnb bundle")
     p.add_argument("--pretrained", metavar="NAME", help="a shipped bundle, e.g. mnist-t4 (see `sc-neurocore info --list`)")
