@@ -1,0 +1,115 @@
+"""The gateware of the ``pixels`` input kind: :class:`PixelsInput`, the input stage of the sequencer.
+
+An input stage is registered in :data:`sc_neurocore.hw.kinds.INPUTS` and
+built by :class:`~sc_neurocore.hw.core.LIFCore` as ``impl(core, m)``: it adds
+its blocks to the core's module (here the :class:`~sc_neurocore.hw.events.BeatChunker`
+into layer 1 and, for rate encoding, the :class:`~sc_neurocore.hw.encoder.RateEncoder`)
+and provides the sequencer's hooks:
+
+* :meth:`~PixelsInput.clear` - wire the start-of-image clear;
+* :meth:`~PixelsInput.accept` - the body of phase ``IN`` (the ``K`` beats of an image);
+* :meth:`~PixelsInput.states` - its own phases (rate: ``ENC``, the replay);
+* :meth:`~PixelsInput.start_timestep` - what starts layer 1 at each timestep;
+* :meth:`~PixelsInput.done` - the result is loaded: ready for the next image.
+
+Direct encoding accumulates each beat into layer 1 as it arrives (its current
+stays in the accumulators for all ``T`` timesteps); rate encoding stores the
+image and replays it through the LFSR once per timestep.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.lib import wiring
+
+from .encoder import RateEncoder
+from .events import BeatChunker
+from .kinds import INPUTS
+from .logic import _index
+
+__all__ = ["PixelsInput"]
+
+
+@INPUTS.register("pixels")
+class PixelsInput:
+    """The pixel input stage, direct or rate (``network.input.encoding``)."""
+
+    def __init__(self, core, m):
+        net, geo = core.network, core.geometry
+        K, ppb = geo.beats, geo.pixels_per_beat
+        self._core = core
+        self._layer1 = core.layers[0]
+        self._K, self._ppb = K, ppb
+        self._input_shift = net.input_shift
+        self.direct = net.input.encoding == "direct"
+        m.submodules.chunker = self.chunker = chunker = BeatChunker(geo)
+        wiring.connect(m, chunker.events, self._layer1.events)
+
+        # Padding pixels of the last beat are forced to zero, whatever the
+        # source sends, so they never become events.
+        self.beats_in = beats_in = Signal(_index(K + 1), name="beats_in")
+        last_real = net.sizes[0] - (K - 1) * ppb
+        self.masked = masked = Signal(core.pixels.payload.shape(), name="masked")
+        for j in range(ppb):
+            pad = (beats_in == K - 1) if j >= last_real else Const(0)
+            m.d.comb += masked[j].eq(Mux(pad, 0, core.pixels.payload[j]))
+
+        self.encoder = None
+        if not self.direct:
+            m.submodules.encoder = self.encoder = encoder = RateEncoder(geo)
+            wiring.connect(m, encoder.beats, chunker.beats)
+            m.d.comb += encoder.fill.payload.eq(masked)
+
+    def clear(self, m, clear) -> None:
+        """The start-of-image clear reaches the encoder (the layers are the core's)."""
+        if self.encoder is not None:
+            m.d.comb += self.encoder.clear.eq(clear)
+
+    def start_timestep(self, m) -> None:
+        """Start of a timestep: rate replays the image, direct goes straight
+        to the update (its current is already in the accumulators)."""
+        if self.direct:
+            m.d.comb += self._layer1.update.eq(1)
+            m.next = "UPD0"
+        else:
+            m.d.comb += [self.encoder.start.eq(1), self.chunker.clear.eq(1)]
+            m.next = "ENC"
+
+    def accept(self, m) -> None:
+        """Phase ``IN``: take the image's ``K`` beats, then start the first timestep."""
+        pixels, chunker, beats_in, K = self._core.pixels, self.chunker, self.beats_in, self._K
+        accept = Signal(name="accept")
+        if self.direct:
+            m.d.comb += [
+                chunker.beats.valid.eq(pixels.valid & (beats_in != K)),
+                # Layer 1 sees each pixel's top input_bits bits (spec §3.1).
+                chunker.beats.payload.eq(Cat(*[self.masked[j][self._input_shift:] for j in range(self._ppb)])),
+                pixels.ready.eq(chunker.beats.ready & (beats_in != K)),
+            ]
+        else:
+            m.d.comb += [
+                self.encoder.fill.valid.eq(pixels.valid & (beats_in != K)),
+                pixels.ready.eq(beats_in != K),
+            ]
+        m.d.comb += accept.eq(pixels.valid & pixels.ready)
+        with m.If(accept):
+            m.d.sync += beats_in.eq(beats_in + 1)
+        if self.direct:
+            with m.If((beats_in == K) & ~chunker.busy & ~self._layer1.acc_busy):
+                self.start_timestep(m)
+        else:
+            with m.If(beats_in == K):
+                self.start_timestep(m)
+
+    def states(self, m) -> None:
+        """Rate: phase ``ENC``, the replay pass into layer 1, then its update."""
+        if not self.direct:
+            with m.State("ENC"):
+                with m.If(~self.encoder.busy & ~self.chunker.busy & ~self._layer1.acc_busy):
+                    m.d.comb += self._layer1.update.eq(1)
+                    m.next = "UPD0"
+
+    def done(self, m) -> None:
+        """The result is loaded: clear the chunker and wait for the next image's beats."""
+        m.d.comb += self.chunker.clear.eq(1)
+        m.d.sync += self.beats_in.eq(0)
