@@ -70,7 +70,21 @@ __all__ = [
     "LOSS_KEYS",
     "SelfDistiller",
     "TemporalDistillationLoss",
+    "align_teacher",
     "alignment_matrix",
+    "average_kd",
+    "kl_divergence",
+    "output_entropy",
+    "rate_entropy",
+    "soft_targets",
+    "spike_entropy",
+    "student_array",
+    "target_rows",
+    "task_loss",
+    "teacher_trajectory",
+    "temporal_distillation_loss",
+    "temporal_kd",
+    "total_loss",
 ]
 
 #: Keys of the dict returned by :meth:`TemporalDistillationLoss.compute`.
@@ -204,8 +218,336 @@ def alignment_matrix(T_student: int, T_teacher: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# the loss
+# the loss terms, as pure functions (the class below validates its parameters and composes them)
 # ---------------------------------------------------------------------------
+
+
+def _check_distribution(p: Any, xp: Any, name: str) -> None:
+    if bool(xp.any(p < 0)) or bool(xp.any(xp.abs(xp.sum(p, axis=-1) - 1.0) > _PROB_ATOL)):
+        raise ValueError(
+            f"{name} rows must be probability distributions (non-negative, summing to 1)"
+        )
+
+
+def student_array(student: Any, name: str = "student_logits") -> tuple[Any, Any, Any]:
+    """Check time-first student logits ``(Ts, C)`` / ``(Ts, B, C)``; return ``(student, xp, device)``.
+
+    The student defines the namespace ``xp``, the device and the float dtype of every term.
+    Integer or bool logits (spike counts) are cast to the namespace's default float dtype.
+    Needs ``Ts >= 1``, ``B >= 1``, ``C >= 2`` and finite values.
+    """
+    _require_array(student, name)
+    xp = _aac.array_namespace(student)
+    dev = _aac.device(student)
+    if student.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be time-first with shape (T, C) or (T, B, C), "
+            f"got shape {tuple(student.shape)}"
+        )
+    if not xp.isdtype(student.dtype, "real floating"):
+        if not xp.isdtype(student.dtype, ("integral", "bool")):
+            raise TypeError(f"{name} must have a real dtype, not {student.dtype}")
+        student = xp.astype(student, _default_float(xp, dev))
+    ts, classes = int(student.shape[0]), int(student.shape[-1])
+    if ts < 1:
+        raise ValueError(f"{name} must have at least one timestep, got shape {tuple(student.shape)}")
+    if student.ndim == 3 and int(student.shape[1]) < 1:
+        raise ValueError(f"{name} must have a batch size of at least 1, got shape {tuple(student.shape)}")
+    if classes < 2:
+        raise ValueError(f"{name} must have at least 2 classes, got {classes}")
+    _check_finite(student, xp, name)
+    return student, xp, dev
+
+
+def teacher_trajectory(
+    teacher: Any,
+    student: Any,
+    *,
+    is_probs: bool = False,
+    name: str = "teacher_logits",
+    student_name: str = "student_logits",
+) -> Any:
+    """The teacher as a time-first ``(Tt, [B], C)`` constant in the student's namespace, device and dtype.
+
+    A teacher without a time axis (``(C,)`` / ``(B, C)``: a non-spiking teacher, or soft
+    targets) becomes the constant trajectory ``Tt = 1``.  It is detached: no gradient flows
+    into it.  ``is_probs``: the rows are already probabilities (no time axis allowed; each
+    row non-negative and summing to 1 within ``1e-3``).
+    """
+    xp = _aac.array_namespace(student)
+    dev, dtype = _aac.device(student), student.dtype
+    student_ndim, classes = student.ndim, int(student.shape[-1])
+    batch_shape = tuple(student.shape[1:-1])  # () or (B,)
+    _require_array(teacher, name)
+    teacher = _to_namespace(teacher, xp, dev, detach=True)
+    if teacher.ndim == student_ndim - 1:  # no time axis: ANN teacher / soft targets
+        teacher = xp.expand_dims(teacher, axis=0)
+    elif teacher.ndim != student_ndim or is_probs:
+        shapes = ("(C,)" if not batch_shape else "(B, C)")
+        timed = "" if is_probs else (" or time-first (T, C)" if not batch_shape else " or time-first (T, B, C)")
+        raise ValueError(
+            f"{name} must have shape {shapes}{timed} to match {student_name} of rank "
+            f"{student_ndim}, got shape {tuple(teacher.shape)}"
+        )
+    if int(teacher.shape[0]) < 1:
+        raise ValueError(f"{name} must have at least one timestep, got shape {tuple(teacher.shape)}")
+    if int(teacher.shape[-1]) != classes:
+        raise ValueError(f"{name} has {int(teacher.shape[-1])} classes but {student_name} has {classes}")
+    if tuple(teacher.shape[1:-1]) != batch_shape:
+        raise ValueError(
+            f"{name} has batch size {int(teacher.shape[1])} but {student_name} has {batch_shape[0]}"
+        )
+    if not xp.isdtype(teacher.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must have a real dtype, not {teacher.dtype}")
+    teacher = _as_float(teacher, xp, dtype)
+    _check_finite(teacher, xp, name)
+    if is_probs:
+        _check_distribution(teacher, xp, name)
+    return teacher
+
+
+def align_teacher(teacher: Any, T_student: int) -> Any:
+    r"""The teacher trajectory resampled to the student's steps: ``zbar^T_s = sum_u A[s, u] z^T_u``.
+
+    ``teacher`` is time-first ``(Tt, [B], C)``; ``A`` is :func:`alignment_matrix` ``(Ts, Tt)``
+    in the teacher's dtype, applied as one matmul over the flattened trailing axes.
+    Returns ``(Ts, [B], C)``.
+    """
+    xp = _aac.array_namespace(teacher)
+    tt = int(teacher.shape[0])
+    a = xp.asarray(alignment_matrix(T_student, tt), dtype=teacher.dtype, device=_aac.device(teacher))
+    flat = xp.reshape(teacher, (tt, -1))
+    return xp.reshape(xp.matmul(a, flat), (T_student, *teacher.shape[1:]))
+
+
+def kl_divergence(teacher: Any, log_q: Any, temperature: float, *, is_probs: bool = False) -> Any:
+    r"""``KL(p || q) = sum_c p_c (ln p_c - ln q_c)`` over the last (class) axis, clamped at 0.
+
+    ``p = sigma(teacher / tau)`` from teacher logits, or ``p = teacher`` when ``is_probs``
+    (``p_c = 0`` contributes ``0``); ``log_q`` is the student's log-probabilities.
+    """
+    xp = _aac.array_namespace(log_q)
+    if is_probs:
+        p = teacher
+        tiny = xp.finfo(teacher.dtype).smallest_normal
+        log_p = xp.log(xp.clip(p, tiny, None))  # p == 0 contributes 0 * finite = 0
+    else:
+        log_p = _log_softmax(teacher / temperature, xp)
+        p = xp.exp(log_p)
+    return _nonneg(xp.sum(p * (log_p - log_q), axis=-1), xp)
+
+
+def temporal_kd(student: Any, teacher: Any, temperature: float, *, is_probs: bool = False) -> Any:
+    r"""Per-step KD: ``tau^2 * mean_{s,b} KL( sigma(zbar^T_s / tau) || sigma(z^S_s / tau) )``.
+
+    ``student`` ``(Ts, [B], C)``; ``teacher`` ``(Tt, [B], C)`` from :func:`teacher_trajectory`,
+    aligned to ``Ts`` steps by :func:`align_teacher`.  Zero only if the student matches the
+    teacher at every step.
+    """
+    xp = _aac.array_namespace(student)
+    tau = temperature
+    log_q_steps = _log_softmax(student / tau, xp)  # (Ts, [B], C)
+    aligned = align_teacher(teacher, int(student.shape[0]))
+    kl = kl_divergence(aligned, log_q_steps, tau, is_probs=is_probs)  # (Ts, [B])
+    return (tau * tau) * xp.mean(kl)
+
+
+def average_kd(student_mean: Any, teacher: Any, temperature: float, *, is_probs: bool = False) -> Any:
+    r"""Hinton KD on the time means: ``tau^2 * mean_b KL( sigma(mean_u z^T_u / tau) || sigma(mean_s z^S_s / tau) )``.
+
+    ``student_mean`` is ``mean_s z^S_s`` ``([B], C)``; ``teacher`` ``(Tt, [B], C)``.
+    """
+    xp = _aac.array_namespace(student_mean)
+    tau = temperature
+    log_q_mean = _log_softmax(student_mean / tau, xp)
+    kl = kl_divergence(xp.mean(teacher, axis=0), log_q_mean, tau, is_probs=is_probs)  # ([B],)
+    return (tau * tau) * xp.mean(kl)
+
+
+def target_rows(targets: Any, student_mean: Any) -> Any:
+    """The targets as probability rows ``y`` of shape ``([B], C)`` in the student's dtype, or ``None``.
+
+    Accepts ``None``, probability rows ``(C,)`` / ``(B, C)`` (one-hot or soft; non-negative,
+    summing to 1 within ``1e-3``), or integer class indices (``(B,)``, or a scalar for one
+    sample), which become one-hot rows.  ``student_mean`` ``([B], C)`` gives the shapes.
+    """
+    if targets is None:
+        return None
+    xp = _aac.array_namespace(student_mean)
+    dev, dtype = _aac.device(student_mean), student_mean.dtype
+    batch_shape, classes = tuple(student_mean.shape[:-1]), int(student_mean.shape[-1])
+    if isinstance(targets, bool) or isinstance(targets, np.bool_):
+        raise TypeError(f"targets must be an array or an integer class index, not {targets!r}")
+    if isinstance(targets, numbers.Integral) and not _is_array(targets):
+        targets = np.asarray(int(targets))
+    elif isinstance(targets, np.integer):
+        targets = np.asarray(targets)
+    _require_array(targets, "targets")
+    targets = _to_namespace(targets, xp, dev, detach=True)
+    n_batch = len(batch_shape)
+    if targets.ndim == n_batch + 1:  # probability rows
+        if tuple(targets.shape[:-1]) != batch_shape:
+            raise ValueError(
+                f"targets has batch size {int(targets.shape[0])} but student_logits has {batch_shape[0]}"
+            )
+        if int(targets.shape[-1]) != classes:
+            hint = ""
+            if xp.isdtype(targets.dtype, "integral"):
+                hint = (" (integer targets of this rank are read as one-hot rows; class indices "
+                        f"need shape {'(B,)' if n_batch else '() -- a scalar'})")
+            raise ValueError(
+                f"targets has {int(targets.shape[-1])} classes but student_logits has {classes}{hint}"
+            )
+        if not xp.isdtype(targets.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"targets must have a real dtype, not {targets.dtype}")
+        y = _as_float(targets, xp, dtype)
+        _check_finite(y, xp, "targets")
+        _check_distribution(y, xp, "targets")
+        return y
+    if targets.ndim == n_batch:  # class indices
+        if not xp.isdtype(targets.dtype, "integral"):
+            raise TypeError(
+                f"class-index targets must have an integer dtype, not {targets.dtype} "
+                f"(probability targets need shape {'(B, C)' if n_batch else '(C,)'})"
+            )
+        if tuple(targets.shape) != batch_shape:
+            raise ValueError(
+                f"targets has batch size {int(targets.shape[0])} but student_logits has {batch_shape[0]}"
+            )
+        if bool(xp.any(targets < 0)) or bool(xp.any(targets >= classes)):
+            raise ValueError(
+                f"targets class index out of range [0, {classes}): got values from "
+                f"{int(xp.min(targets))} to {int(xp.max(targets))}"
+            )
+        return xp.astype(xp.expand_dims(targets, axis=-1) == xp.arange(classes, device=dev), dtype)
+    shapes = "(C,) probabilities or a scalar class index" if not n_batch else \
+        "(B, C) probabilities or (B,) class indices"
+    raise ValueError(f"targets must have shape {shapes}, got shape {tuple(targets.shape)}")
+
+
+def task_loss(y: Any, student_mean: Any) -> Any:
+    r"""``mean_b CE(y_b, sigma(mean_s z^S_s)) = -mean_b sum_c y_{b,c} ln sigma(mean_s z^S_s)_c``; 0 if ``y`` is ``None``.
+
+    ``y`` from :func:`target_rows`; ``student_mean`` ``([B], C)``.
+    """
+    xp = _aac.array_namespace(student_mean)
+    if y is None:
+        return xp.zeros((), dtype=student_mean.dtype, device=_aac.device(student_mean))
+    log_q = _log_softmax(student_mean, xp)  # ([B], C)
+    return xp.mean(-xp.sum(y * log_q, axis=-1))
+
+
+def output_entropy(student_mean: Any) -> Any:
+    r"""``mean_b (ln C - H(sigma(mean_s z^S_s))) / ln C`` (0 for uniform outputs, 1 for one-hot).
+
+    The entropy regulariser when no spikes are given; ``student_mean`` ``([B], C)``.
+    """
+    xp = _aac.array_namespace(student_mean)
+    log_p = _log_softmax(student_mean, xp)
+    h = -xp.sum(xp.exp(log_p) * log_p, axis=-1)
+    ln_c = math.log(int(student_mean.shape[-1]))
+    return xp.mean(_nonneg((ln_c - h) / ln_c, xp))
+
+
+def rate_entropy(spikes: Any, eps: float) -> Any:
+    r"""``mean_n (ln 2 - H_b(p_n)) / ln 2`` with ``p_n = eps + (1 - 2 eps) mean_s spikes_n``.
+
+    ``H_b(p) = -p ln p - (1-p) ln(1-p)``.  The affine squeeze into ``[eps, 1 - eps]`` keeps the
+    value and gradient finite and non-zero at rates 0 and 1.  ``spikes``: time-first floats
+    in ``[0, 1]``, any trailing shape.
+    """
+    xp = _aac.array_namespace(spikes)
+    ln2 = math.log(2.0)
+    p = eps + (1.0 - 2.0 * eps) * xp.mean(spikes, axis=0)
+    h = -(p * xp.log(p) + (1.0 - p) * xp.log1p(-p))
+    return xp.mean(_nonneg((ln2 - h) / ln2, xp))
+
+
+def _spike_layer(layer: Any, name: str, xp: Any, dev: Any, dtype: Any, ts: int) -> Any:
+    """One layer of ``student_spikes`` checked and cast: ``ts`` steps first, finite, in ``[0, 1]``."""
+    _require_array(layer, name)
+    layer = _to_namespace(layer, xp, dev, detach=False)
+    if layer.ndim < 1 or int(layer.shape[0]) != ts:
+        raise ValueError(
+            f"{name} must be time-first with {ts} timesteps like student_logits, "
+            f"got shape {tuple(layer.shape)}"
+        )
+    if not xp.isdtype(layer.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must have a real dtype, not {layer.dtype}")
+    layer = _as_float(layer, xp, dtype)
+    _check_finite(layer, xp, name)
+    if bool(xp.any(layer < 0)) or bool(xp.any(layer > 1)):
+        raise ValueError(f"{name} must hold spikes / firing values in [0, 1]")
+    return layer
+
+
+def spike_entropy(spikes: Any, student: Any) -> Any:
+    """The mean over layers of :func:`rate_entropy` (``eps = max(1e-6, machine epsilon)``).
+
+    ``spikes``: one time-first array or a list/tuple of them (one per layer), each with the
+    student's ``Ts`` steps; converted to the student's namespace, device and dtype.
+    """
+    xp = _aac.array_namespace(student)
+    dev, dtype, ts = _aac.device(student), student.dtype, int(student.shape[0])
+    layers = list(spikes) if isinstance(spikes, (list, tuple)) else [spikes]
+    if not layers:
+        raise ValueError("student_spikes must not be an empty list")
+    eps = max(_RATE_EPS, float(xp.finfo(dtype).eps))
+    per_layer = []
+    for i, layer in enumerate(layers):
+        name = "student_spikes" if len(layers) == 1 and not isinstance(spikes, (list, tuple)) \
+            else f"student_spikes[{i}]"
+        per_layer.append(rate_entropy(_spike_layer(layer, name, xp, dev, dtype, ts), eps))
+    total = per_layer[0]
+    for term in per_layer[1:]:
+        total = total + term
+    return total / len(per_layer)
+
+
+def total_loss(task: Any, distill: Any, entropy: Any, alpha: float, entropy_weight: float) -> Any:
+    """``(1 - alpha) * task + alpha * distill + entropy_weight * entropy``."""
+    return (1.0 - alpha) * task + alpha * distill + entropy_weight * entropy
+
+
+def temporal_distillation_loss(
+    student_logits: Any,
+    teacher_logits: Any,
+    targets: Any,
+    *,
+    temperature: float = 3.0,
+    alpha: float = 0.5,
+    entropy_weight: float = 0.1,
+    mode: str = "temporal",
+    student_spikes: Any = None,
+    teacher_is_probs: bool = False,
+    student_name: str = "student_logits",
+    teacher_name: str = "teacher_logits",
+) -> dict[str, Any]:
+    """The loss dict of :meth:`TemporalDistillationLoss.compute` as one function (the terms composed).
+
+    ``teacher_is_probs``: ``teacher_logits`` are already-softened probability rows without a
+    time axis (the soft targets of :class:`SelfDistiller`).  The parameters are validated as
+    by the class.
+    """
+    tau = _check_temperature(temperature)
+    alpha = _check_alpha(alpha)
+    entropy_weight = _check_entropy_weight(entropy_weight)
+    mode = _check_mode(mode)
+    student, xp, _ = student_array(student_logits, student_name)
+    teacher = teacher_trajectory(teacher_logits, student, is_probs=teacher_is_probs, name=teacher_name,
+                                 student_name=student_name)
+    student_mean = xp.mean(student, axis=0)  # ([B], C)
+    if mode == "temporal":
+        distill = temporal_kd(student, teacher, tau, is_probs=teacher_is_probs)
+    else:
+        distill = average_kd(student_mean, teacher, tau, is_probs=teacher_is_probs)
+    task = task_loss(target_rows(targets, student_mean), student_mean)
+    entropy = output_entropy(student_mean) if student_spikes is None else spike_entropy(student_spikes, student)
+    total = total_loss(task, distill, entropy, alpha, entropy_weight)
+    out = {"total_loss": total, "distill_loss": distill, "task_loss": task, "entropy_loss": entropy}
+    if _aac.is_numpy_namespace(xp):
+        return {k: float(v) for k, v in out.items()}
+    return out
 
 
 class TemporalDistillationLoss:
@@ -230,6 +572,11 @@ class TemporalDistillationLoss:
       ``p_n = eps + (1 - 2 eps) mean_s spikes`` (0 at rate 0.5, at most 1,
       finite value and gradient at rates 0 and 1).  Without spikes it falls back to the outputs:
       ``mean_b (ln C - H(softmax(mean_s z^S_s))) / ln C``.
+
+    A thin wrapper: it validates its parameters once and calls
+    :func:`temporal_distillation_loss`, which composes the pure term functions
+    (:func:`temporal_kd`, :func:`average_kd`, :func:`task_loss`,
+    :func:`spike_entropy`, :func:`output_entropy`, :func:`total_loss`).
 
     Parameters
     ----------
@@ -295,219 +642,12 @@ class TemporalDistillationLoss:
         (with gradients).  Inputs of another library or device are converted
         to the student's namespace, device and dtype.
         """
-        return self._compute(student_logits, teacher_logits, targets, student_spikes)
+        return temporal_distillation_loss(
+            student_logits, teacher_logits, targets, temperature=self.temperature, alpha=self.alpha,
+            entropy_weight=self.entropy_weight, mode=self.mode, student_spikes=student_spikes,
+        )
 
     __call__ = compute
-
-    # -- implementation ----------------------------------------------------
-
-    def _compute(
-        self,
-        student: Any,
-        teacher: Any,
-        targets: Any,
-        spikes: Any,
-        *,
-        teacher_is_probs: bool = False,
-        student_name: str = "student_logits",
-        teacher_name: str = "teacher_logits",
-    ) -> dict[str, Any]:
-        # ---- student: defines namespace, device, dtype ----
-        _require_array(student, student_name)
-        xp = _aac.array_namespace(student)
-        dev = _aac.device(student)
-        if student.ndim not in (2, 3):
-            raise ValueError(
-                f"{student_name} must be time-first with shape (T, C) or (T, B, C), "
-                f"got shape {tuple(student.shape)}"
-            )
-        if not xp.isdtype(student.dtype, "real floating"):
-            if not xp.isdtype(student.dtype, ("integral", "bool")):
-                raise TypeError(f"{student_name} must have a real dtype, not {student.dtype}")
-            student = xp.astype(student, _default_float(xp, dev))
-        dtype = student.dtype
-        ts, classes = int(student.shape[0]), int(student.shape[-1])
-        batched = student.ndim == 3
-        if ts < 1:
-            raise ValueError(f"{student_name} must have at least one timestep, got shape {tuple(student.shape)}")
-        if batched and int(student.shape[1]) < 1:
-            raise ValueError(f"{student_name} must have a batch size of at least 1, got shape {tuple(student.shape)}")
-        if classes < 2:
-            raise ValueError(f"{student_name} must have at least 2 classes, got {classes}")
-        _check_finite(student, xp, student_name)
-        batch_shape = tuple(student.shape[1:-1])  # () or (B,)
-
-        # ---- teacher ----
-        teacher = self._teacher(teacher, xp, dev, dtype, student.ndim, batch_shape, classes,
-                                teacher_is_probs, teacher_name, student_name)
-        tau = self.temperature
-        log_q_steps = _log_softmax(student / tau, xp)  # (Ts, [B], C)
-        student_mean = xp.mean(student, axis=0)  # ([B], C)
-
-        # ---- distillation ----
-        if self.mode == "temporal":
-            tt = int(teacher.shape[0])
-            a = xp.asarray(alignment_matrix(ts, tt), dtype=dtype, device=dev)
-            flat = xp.reshape(teacher, (tt, -1))
-            aligned = xp.reshape(xp.matmul(a, flat), (ts, *teacher.shape[1:]))
-            kl = self._kl(aligned, log_q_steps, xp, teacher_is_probs)  # (Ts, [B])
-        else:
-            log_q_mean = _log_softmax(student_mean / tau, xp)
-            kl = self._kl(xp.mean(teacher, axis=0), log_q_mean, xp, teacher_is_probs)  # ([B],)
-        distill = (tau * tau) * xp.mean(kl)
-
-        # ---- task ----
-        task = self._task(targets, xp, dev, dtype, student_mean, batch_shape, classes)
-
-        # ---- entropy ----
-        if spikes is None:
-            log_p = _log_softmax(student_mean, xp)
-            h = -xp.sum(xp.exp(log_p) * log_p, axis=-1)
-            ln_c = math.log(classes)
-            entropy = xp.mean(_nonneg((ln_c - h) / ln_c, xp))
-        else:
-            entropy = self._spike_entropy(spikes, xp, dev, dtype, ts)
-
-        total = (1.0 - self.alpha) * task + self.alpha * distill + self.entropy_weight * entropy
-        out = {"total_loss": total, "distill_loss": distill, "task_loss": task, "entropy_loss": entropy}
-        if _aac.is_numpy_namespace(xp):
-            return {k: float(v) for k, v in out.items()}
-        return out
-
-    @staticmethod
-    def _teacher(teacher, xp, dev, dtype, student_ndim, batch_shape, classes, is_probs,
-                 name, student_name):
-        _require_array(teacher, name)
-        teacher = _to_namespace(teacher, xp, dev, detach=True)
-        if teacher.ndim == student_ndim - 1:  # no time axis: ANN teacher / soft targets
-            teacher = xp.expand_dims(teacher, axis=0)
-        elif teacher.ndim != student_ndim or is_probs:
-            shapes = ("(C,)" if not batch_shape else "(B, C)")
-            timed = "" if is_probs else (" or time-first (T, C)" if not batch_shape else " or time-first (T, B, C)")
-            raise ValueError(
-                f"{name} must have shape {shapes}{timed} to match {student_name} of rank "
-                f"{student_ndim}, got shape {tuple(teacher.shape)}"
-            )
-        if int(teacher.shape[0]) < 1:
-            raise ValueError(f"{name} must have at least one timestep, got shape {tuple(teacher.shape)}")
-        if int(teacher.shape[-1]) != classes:
-            raise ValueError(f"{name} has {int(teacher.shape[-1])} classes but {student_name} has {classes}")
-        if tuple(teacher.shape[1:-1]) != batch_shape:
-            raise ValueError(
-                f"{name} has batch size {int(teacher.shape[1])} but {student_name} has {batch_shape[0]}"
-            )
-        if not xp.isdtype(teacher.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"{name} must have a real dtype, not {teacher.dtype}")
-        teacher = _as_float(teacher, xp, dtype)
-        _check_finite(teacher, xp, name)
-        if is_probs:
-            _check_distribution(teacher, xp, name)
-        return teacher
-
-    def _kl(self, teacher, log_q, xp, is_probs):
-        """KL(p || q) over classes, p from teacher logits (softened) or probabilities."""
-        if is_probs:
-            p = teacher
-            tiny = xp.finfo(teacher.dtype).smallest_normal
-            log_p = xp.log(xp.clip(p, tiny, None))  # p == 0 contributes 0 * finite = 0
-        else:
-            log_p = _log_softmax(teacher / self.temperature, xp)
-            p = xp.exp(log_p)
-        return _nonneg(xp.sum(p * (log_p - log_q), axis=-1), xp)
-
-    @staticmethod
-    def _task(targets, xp, dev, dtype, student_mean, batch_shape, classes):
-        if targets is None:
-            return xp.zeros((), dtype=dtype, device=dev)
-        if isinstance(targets, bool) or isinstance(targets, np.bool_):
-            raise TypeError(f"targets must be an array or an integer class index, not {targets!r}")
-        if isinstance(targets, numbers.Integral) and not _is_array(targets):
-            targets = np.asarray(int(targets))
-        elif isinstance(targets, np.integer):
-            targets = np.asarray(targets)
-        _require_array(targets, "targets")
-        targets = _to_namespace(targets, xp, dev, detach=True)
-        n_batch = len(batch_shape)
-        log_q = _log_softmax(student_mean, xp)  # ([B], C)
-        if targets.ndim == n_batch + 1:  # probability rows
-            if tuple(targets.shape[:-1]) != batch_shape:
-                raise ValueError(
-                    f"targets has batch size {int(targets.shape[0])} but student_logits has {batch_shape[0]}"
-                )
-            if int(targets.shape[-1]) != classes:
-                hint = ""
-                if xp.isdtype(targets.dtype, "integral"):
-                    hint = (" (integer targets of this rank are read as one-hot rows; class indices "
-                            f"need shape {'(B,)' if n_batch else '() -- a scalar'})")
-                raise ValueError(
-                    f"targets has {int(targets.shape[-1])} classes but student_logits has {classes}{hint}"
-                )
-            if not xp.isdtype(targets.dtype, ("real floating", "integral", "bool")):
-                raise TypeError(f"targets must have a real dtype, not {targets.dtype}")
-            y = _as_float(targets, xp, dtype)
-            _check_finite(y, xp, "targets")
-            _check_distribution(y, xp, "targets")
-        elif targets.ndim == n_batch:  # class indices
-            if not xp.isdtype(targets.dtype, "integral"):
-                raise TypeError(
-                    f"class-index targets must have an integer dtype, not {targets.dtype} "
-                    f"(probability targets need shape {'(B, C)' if n_batch else '(C,)'})"
-                )
-            if tuple(targets.shape) != batch_shape:
-                raise ValueError(
-                    f"targets has batch size {int(targets.shape[0])} but student_logits has {batch_shape[0]}"
-                )
-            if bool(xp.any(targets < 0)) or bool(xp.any(targets >= classes)):
-                raise ValueError(
-                    f"targets class index out of range [0, {classes}): got values from "
-                    f"{int(xp.min(targets))} to {int(xp.max(targets))}"
-                )
-            y = xp.astype(xp.expand_dims(targets, axis=-1) == xp.arange(classes, device=dev), dtype)
-        else:
-            shapes = "(C,) probabilities or a scalar class index" if not n_batch else \
-                "(B, C) probabilities or (B,) class indices"
-            raise ValueError(f"targets must have shape {shapes}, got shape {tuple(targets.shape)}")
-        return xp.mean(-xp.sum(y * log_q, axis=-1))
-
-    @staticmethod
-    def _spike_entropy(spikes, xp, dev, dtype, ts):
-        layers = list(spikes) if isinstance(spikes, (list, tuple)) else [spikes]
-        if not layers:
-            raise ValueError("student_spikes must not be an empty list")
-        eps = max(_RATE_EPS, float(xp.finfo(dtype).eps))
-        ln2 = math.log(2.0)
-        per_layer = []
-        for i, layer in enumerate(layers):
-            name = "student_spikes" if len(layers) == 1 and not isinstance(spikes, (list, tuple)) \
-                else f"student_spikes[{i}]"
-            _require_array(layer, name)
-            layer = _to_namespace(layer, xp, dev, detach=False)
-            if layer.ndim < 1 or int(layer.shape[0]) != ts:
-                raise ValueError(
-                    f"{name} must be time-first with {ts} timesteps like student_logits, "
-                    f"got shape {tuple(layer.shape)}"
-                )
-            if not xp.isdtype(layer.dtype, ("real floating", "integral", "bool")):
-                raise TypeError(f"{name} must have a real dtype, not {layer.dtype}")
-            layer = _as_float(layer, xp, dtype)
-            _check_finite(layer, xp, name)
-            if bool(xp.any(layer < 0)) or bool(xp.any(layer > 1)):
-                raise ValueError(f"{name} must hold spikes / firing values in [0, 1]")
-            # affine squeeze into [eps, 1 - eps]: finite and non-zero gradient at rates 0 and 1
-            p = eps + (1.0 - 2.0 * eps) * xp.mean(layer, axis=0)
-            h = -(p * xp.log(p) + (1.0 - p) * xp.log1p(-p))
-            per_layer.append(xp.mean(_nonneg((ln2 - h) / ln2, xp)))
-        total = per_layer[0]
-        for term in per_layer[1:]:
-            total = total + term
-        return total / len(per_layer)
-
-
-def _check_distribution(p: Any, xp: Any, name: str) -> None:
-    if bool(xp.any(p < 0)) or bool(xp.any(xp.abs(xp.sum(p, axis=-1) - 1.0) > _PROB_ATOL)):
-        raise ValueError(
-            f"{name} rows must be probability distributions (non-negative, summing to 1)"
-        )
 
 
 # ---------------------------------------------------------------------------
@@ -551,6 +691,27 @@ def _split_time(out: Any, T: int, time_major: bool | None, what: str) -> tuple[A
     if has_time and int(out.shape[0]) != T:
         raise ValueError(f"{what} has {int(out.shape[0])} steps on its time axis, expected {T}")
     return out, has_time
+
+
+def soft_targets(out: Any, temperature: float, *, has_time: bool, name: str = "run_model output") -> Any:
+    r"""``sigma(mean_t out_t / tau)`` (``sigma(out / tau)`` without a time axis), detached.
+
+    ``out``: a model output ``(T, [B], C)`` when ``has_time``, else ``([B], C)``; integer
+    outputs (spike counts) are cast to the library's default float dtype.  Rows sum to 1.
+    """
+    if _aac.is_torch_array(out):
+        out = out.detach()
+    xp = _aac.array_namespace(out)
+    if not xp.isdtype(out.dtype, "real floating"):
+        if not xp.isdtype(out.dtype, ("integral", "bool")):
+            raise TypeError(f"{name} must have a real dtype, not {out.dtype}")
+        out = xp.astype(out, _default_float(xp, _aac.device(out)))
+    _check_finite(out, xp, name)
+    if has_time:
+        out = xp.mean(out, axis=0)
+    if int(out.shape[-1]) < 2:
+        raise ValueError(f"{name} must have at least 2 classes, got {int(out.shape[-1])}")
+    return xp.exp(_log_softmax(out / temperature, xp))
 
 
 class SelfDistiller:
@@ -620,19 +781,7 @@ class SelfDistiller:
         with _no_grad():
             out = run_model(inputs, self.T_teacher)
         out, has_time = _split_time(out, self.T_teacher, time_major, "run_model output")
-        if _aac.is_torch_array(out):
-            out = out.detach()
-        xp = _aac.array_namespace(out)
-        if not xp.isdtype(out.dtype, "real floating"):
-            if not xp.isdtype(out.dtype, ("integral", "bool")):
-                raise TypeError(f"run_model output must have a real dtype, not {out.dtype}")
-            out = xp.astype(out, _default_float(xp, _aac.device(out)))
-        _check_finite(out, xp, "run_model output")
-        if has_time:
-            out = xp.mean(out, axis=0)
-        if int(out.shape[-1]) < 2:
-            raise ValueError(f"run_model output must have at least 2 classes, got {int(out.shape[-1])}")
-        return xp.exp(_log_softmax(out / self.temperature, xp))
+        return soft_targets(out, self.temperature, has_time=has_time)
 
     def loss(
         self,
@@ -651,16 +800,12 @@ class SelfDistiller:
         probabilities from :meth:`generate_targets`.  ``alpha`` and
         ``entropy_weight`` override the constructor's values for this call.
         """
-        loss_fn = self.loss_fn
-        if alpha is not None or entropy_weight is not None:
-            loss_fn = TemporalDistillationLoss(
-                self.temperature,
-                loss_fn.alpha if alpha is None else alpha,
-                loss_fn.entropy_weight if entropy_weight is None else entropy_weight,
-                mode=loss_fn.mode,
-            )
-        return loss_fn._compute(
-            student_out, soft_targets, targets, student_spikes,
+        lf = self.loss_fn
+        return temporal_distillation_loss(
+            student_out, soft_targets, targets, temperature=self.temperature,
+            alpha=lf.alpha if alpha is None else alpha,
+            entropy_weight=lf.entropy_weight if entropy_weight is None else entropy_weight,
+            mode=lf.mode, student_spikes=student_spikes,
             teacher_is_probs=True, student_name="student_out", teacher_name="soft_targets",
         )
 

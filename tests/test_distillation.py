@@ -841,3 +841,68 @@ def test_module_doctests():
 
     result = doctest.testmod(mod)
     assert result.attempted >= 2 and result.failed == 0
+
+
+# ---------------------------------------------------------------------------
+# the pure term functions the class composes
+# ---------------------------------------------------------------------------
+
+
+def test_functional_form_is_the_class_bit_for_bit():
+    from sc_neurocore.distillation import temporal_distillation_loss
+
+    rng = np.random.default_rng(3)
+    s, t = rng.normal(size=(3, 4, 5)), rng.normal(size=(7, 4, 5))
+    y = np.array([0, 4, 2, 1])
+    spikes = [rng.random((3, 4, 6)), (rng.random((3, 4, 2)) > 0.5).astype(np.float64)]
+    for mode in ("temporal", "average"):
+        for sp in (None, spikes):
+            want = TemporalDistillationLoss(2.0, 0.3, 0.2, mode=mode).compute(s, t, y, student_spikes=sp)
+            got = temporal_distillation_loss(s, t, y, temperature=2.0, alpha=0.3, entropy_weight=0.2, mode=mode,
+                                             student_spikes=sp)
+            assert got == want  # the same operations in the same order: identical floats
+
+
+def test_functional_form_validates_its_parameters():
+    from sc_neurocore.distillation import temporal_distillation_loss
+
+    s = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="alpha must be a number in"):
+        temporal_distillation_loss(s, s, None, alpha=2.0)
+    with pytest.raises(ValueError, match="mode must be 'temporal' or 'average'"):
+        temporal_distillation_loss(s, s, None, mode="x")
+
+
+def test_terms_one_by_one():
+    import array_api_compat as _aac
+
+    from sc_neurocore.distillation import (align_teacher, average_kd, kl_divergence, output_entropy, rate_entropy,
+                                           student_array, target_rows, task_loss, teacher_trajectory, temporal_kd,
+                                           total_loss)
+
+    rng = np.random.default_rng(5)
+    s, t = rng.normal(size=(2, 3, 4)), rng.normal(size=(5, 3, 4))
+    student, xp, _ = student_array(s)
+    assert student is s and _aac.is_numpy_namespace(xp)
+    teacher = teacher_trajectory(t, student)
+    np.testing.assert_allclose(align_teacher(teacher, 2), np.einsum("su,ubc->sbc", alignment_matrix(2, 5), t),
+                               rtol=1e-13)
+    # an ANN teacher (no time axis) is the constant trajectory
+    assert teacher_trajectory(t[0], student).shape == (1, 3, 4)
+    # KL of a distribution with itself is 0; temporal KD of a student equal to its aligned teacher is 0
+    log_q = s - np.log(np.exp(s).sum(-1, keepdims=True))
+    np.testing.assert_allclose(kl_divergence(s, log_q, 1.0), 0.0, atol=1e-15)
+    assert abs(float(temporal_kd(align_teacher(teacher, 2), teacher, 3.0))) < 1e-12
+    assert abs(float(average_kd(teacher.mean(0), teacher, 3.0))) < 1e-12
+    # targets: class indices become one-hot rows; None gives a zero task term
+    y = target_rows(np.array([1, 0, 3]), s.mean(0))
+    np.testing.assert_array_equal(y, np.eye(4)[[1, 0, 3]])
+    assert target_rows(None, s.mean(0)) is None and float(task_loss(None, s.mean(0))) == 0.0
+    m = s.mean(0)
+    ce = -np.mean(np.log(np.exp(m) / np.exp(m).sum(-1, keepdims=True))[np.arange(3), [1, 0, 3]])
+    np.testing.assert_allclose(float(task_loss(y, m)), ce, rtol=1e-12)
+    # entropy terms: uniform outputs / rate 0.5 give 0, one-hot rates give ~1
+    assert abs(float(output_entropy(np.zeros((3, 4))))) < 1e-15
+    assert abs(float(rate_entropy(np.array([[0.0, 1.0], [1.0, 0.0]]), 1e-6))) < 1e-12
+    assert float(rate_entropy(np.zeros((2, 3)), 1e-6)) > 0.99
+    assert total_loss(1.0, 2.0, 3.0, 0.25, 0.5) == 0.75 * 1.0 + 0.25 * 2.0 + 0.5 * 3.0
