@@ -239,20 +239,8 @@ def _check_augment(tc: TrainConfig, n_inputs: int) -> None:
                          "use augment=0")
 
 
-def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | None = None,
-        log: Callable[[str], None] | None = None) -> dict:
-    """Train ``model`` in place (keeping the best-validation epoch); returns a history dict."""
-    from ..distillation import SelfDistiller, TemporalDistillationLoss
-
-    dev = _setup_torch(tc)
-    model.to(dev)
-    model.train()
-    if teacher is not None:
-        teacher.to(dev).eval()
-    is_snn = isinstance(model, SpikingMLP)
-    if is_snn:
-        model.dropout = tc.dropout
-    log = log or (lambda s: None)
+def _train_tensors(data: Data, tc: TrainConfig, dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """``(train_x, train_y, val_x, val_y)`` on ``dev``; ``train_on_val``: the validation images are trained on too."""
     if tc.train_on_val:  # the validation images become training images: no model selection (last epoch)
         trx = torch.as_tensor(np.concatenate([data.train_x, data.val_x]), device=dev)
         tr_y = torch.as_tensor(np.concatenate([data.train_y, data.val_y]), device=dev)
@@ -261,14 +249,29 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         tr_y = torch.as_tensor(data.train_y, device=dev)
     vax = torch.as_tensor(data.val_x, device=dev)
     va_y = torch.as_tensor(data.val_y, device=dev)
-    n = len(trx)
-    if n < 1:
+    if len(trx) < 1:
         raise ValueError("the training set is empty")
-    _check_augment(tc, data.n_inputs)
-    steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
-    opt = make_optimizer(model, tc.lr, tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
-                                                pct_start=0.15, anneal_strategy="cos")
+    return trx, tr_y, vax, va_y
+
+
+#: ``batch_loss(xb, yb, idx, d) -> (loss, predictions)`` for the batch of training images ``idx`` shifted by ``d``.
+BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"],
+                     tuple[torch.Tensor, torch.Tensor]]
+
+
+def _soft_labels(yb: torch.Tensor, logits: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """The labels as smoothed probability rows ``(1 - e) one_hot + e / C`` (the distillation task term)."""
+    C = logits.shape[-1]
+    return F.one_hot(yb, C).to(logits.dtype) * (1.0 - label_smoothing) + label_smoothing / C
+
+
+def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, trx: torch.Tensor,
+                log: Callable[[str], None]) -> BatchLoss:
+    """The loss of one batch for ``tc.method``: the task cross-entropy (``none``), the distillation terms
+    against a teacher (``temporal`` / ``average``; a float ANN teacher's logits cached when worth it) or the
+    student's own run at ``teacher_T`` (``self``)."""
+    from ..distillation import SelfDistiller, TemporalDistillationLoss
+
     loss_fn = None
     distiller = None
     if tc.method in ("temporal", "average"):
@@ -285,6 +288,91 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         t0 = time.perf_counter()
         tcache = _TeacherCache(teacher, trx, tc.augment)
         log(f"teacher logits for {len(trx)} images x {tcache.logits.shape[0]} shifts ({time.perf_counter() - t0:.1f} s)")
+
+    if not isinstance(model, SpikingMLP):
+        def ann_loss(xb, yb, idx, d):
+            logits = model(xb)
+            return F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing), logits.argmax(1)
+        return ann_loss
+
+    def snn_loss(xb, yb, idx, d):
+        out = model(xb)
+        yt = yb
+        if tc.label_smoothing and (loss_fn is not None or distiller is not None):  # soft label rows
+            yt = _soft_labels(yb, out.logits, tc.label_smoothing)
+        if loss_fn is not None:
+            tl = tcache.get(idx, d) if tcache is not None else _teacher_logits(teacher, xb, tc.teacher_T)
+            loss = loss_fn.compute(out.logits, tl, yt, student_spikes=out.spikes or None)["total_loss"]
+        elif distiller is not None:
+            soft = distiller.generate_targets(model.run_logits, inputs=xb)
+            loss = distiller.loss(out.logits, soft, yt, student_spikes=out.spikes or None)["total_loss"]
+        else:
+            loss = F.cross_entropy(out.mean_logits, yb, label_smoothing=tc.label_smoothing)
+        return loss, out.scores.argmax(1)
+    return snn_loss
+
+
+def _train_step(batch_loss: BatchLoss, opt: torch.optim.Optimizer, sched, xb: torch.Tensor, yb: torch.Tensor,
+                idx: torch.Tensor, d: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on one batch; returns the batch's loss and predictions."""
+    loss, pred = batch_loss(xb, yb, idx, d)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss, pred
+
+
+def _train_epoch(epoch: int, tc: TrainConfig, trx: torch.Tensor, tr_y: torch.Tensor, perm: torch.Tensor,
+                 steps_per_epoch: int, batch_loss: BatchLoss, opt, sched,
+                 aug_gen: torch.Generator) -> tuple[float, int, int]:
+    """One pass over the training images in the order ``perm``; returns ``(summed loss, correct, seen)``."""
+    tot_loss, tot_correct, seen = 0.0, 0, 0
+    bar = _progress(range(steps_per_epoch), steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", tc.quiet)
+    for bi in bar:
+        idx = perm[bi * tc.batch_size:(bi + 1) * tc.batch_size]
+        xb, yb = trx[idx], tr_y[idx]
+        d = None
+        if tc.augment:
+            xb, d = _shift_images(xb, tc.augment, aug_gen)
+        loss, pred = _train_step(batch_loss, opt, sched, xb, yb, idx, d)
+        bs = len(idx)
+        tot_loss += float(loss.detach()) * bs
+        tot_correct += int((pred == yb).sum())
+        seen += bs
+        if not tc.quiet and (bi % 10 == 0 or bi == steps_per_epoch - 1):
+            bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{100 * tot_correct / seen:.2f}%")
+    bar.close()
+    return tot_loss, tot_correct, seen
+
+
+def _select(best: tuple, model: nn.Module, val: float, epoch: int, tc: TrainConfig) -> tuple:
+    """Model selection: ``(val_acc, epoch, state)`` of the best validation epoch so far (strictly better wins;
+    ``train_on_val``: the last epoch)."""
+    if val > best[0] or (tc.train_on_val and epoch == tc.epochs - 1):
+        return (val, epoch + 1, copy.deepcopy(model.state_dict()))
+    return best
+
+
+def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | None = None,
+        log: Callable[[str], None] | None = None) -> dict:
+    """Train ``model`` in place (keeping the best-validation epoch); returns a history dict."""
+    dev = _setup_torch(tc)
+    model.to(dev)
+    model.train()
+    if teacher is not None:
+        teacher.to(dev).eval()
+    if isinstance(model, SpikingMLP):
+        model.dropout = tc.dropout
+    log = log or (lambda s: None)
+    trx, tr_y, vax, va_y = _train_tensors(data, tc, dev)
+    n = len(trx)
+    _check_augment(tc, data.n_inputs)
+    steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
+    opt = make_optimizer(model, tc.lr, tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
+                                                pct_start=0.15, anneal_strategy="cos")
+    batch_loss = _batch_loss(model, tc, teacher, trx, log)
     rng = np.random.default_rng(tc.seed)
     aug_gen = torch.Generator().manual_seed(tc.seed + 1)
     best = (-1.0, -1, None)
@@ -292,45 +380,9 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     t_start = time.perf_counter()
     for epoch in range(tc.epochs):
         perm = torch.as_tensor(rng.permutation(n), device=dev)
-        tot_loss, tot_correct, seen = 0.0, 0, 0
         t0 = time.perf_counter()
-        bar = _progress(range(steps_per_epoch), steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", tc.quiet)
-        for bi in bar:
-            idx = perm[bi * tc.batch_size:(bi + 1) * tc.batch_size]
-            xb, yb = trx[idx], tr_y[idx]
-            d = None
-            if tc.augment:
-                xb, d = _shift_images(xb, tc.augment, aug_gen)
-            if is_snn:
-                out = model(xb)
-                yt = yb
-                if tc.label_smoothing and (loss_fn is not None or distiller is not None):  # soft label rows
-                    C = out.logits.shape[-1]
-                    yt = F.one_hot(yb, C).to(out.logits.dtype) * (1.0 - tc.label_smoothing) + tc.label_smoothing / C
-                if loss_fn is not None:
-                    tl = tcache.get(idx, d) if tcache is not None else _teacher_logits(teacher, xb, tc.teacher_T)
-                    loss = loss_fn.compute(out.logits, tl, yt, student_spikes=out.spikes or None)["total_loss"]
-                elif distiller is not None:
-                    soft = distiller.generate_targets(model.run_logits, inputs=xb)
-                    loss = distiller.loss(out.logits, soft, yt, student_spikes=out.spikes or None)["total_loss"]
-                else:
-                    loss = F.cross_entropy(out.mean_logits, yb, label_smoothing=tc.label_smoothing)
-                pred = out.scores.argmax(1)
-            else:
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing)
-                pred = logits.argmax(1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bs = len(idx)
-            tot_loss += float(loss.detach()) * bs
-            tot_correct += int((pred == yb).sum())
-            seen += bs
-            if not tc.quiet and (bi % 10 == 0 or bi == steps_per_epoch - 1):
-                bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{100 * tot_correct / seen:.2f}%")
-        bar.close()
+        tot_loss, tot_correct, seen = _train_epoch(epoch, tc, trx, tr_y, perm, steps_per_epoch, batch_loss, opt,
+                                                   sched, aug_gen)
         epoch_s = time.perf_counter() - t0
         val = evaluate(model, vax, va_y)
         rec = {"epoch": epoch + 1, "loss": tot_loss / seen, "train_acc": tot_correct / seen, "val_acc": val,
@@ -338,8 +390,7 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         history.append(rec)
         log(f"epoch {epoch + 1}/{tc.epochs}  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f} %  "
             f"val {100 * val:.2f} %  ({epoch_s:.1f} s)")
-        if val > best[0] or (tc.train_on_val and epoch == tc.epochs - 1):
-            best = (val, epoch + 1, copy.deepcopy(model.state_dict()))
+        best = _select(best, model, val, epoch, tc)
     model.load_state_dict(best[2])
     model.eval()
     return {"history": history, "best_epoch": best[1], "val_acc": best[0],

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bundle import Bundle
+from ..fixedpoint import FixedFormat
 from ..kinds import Registry
 from ..params import LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
@@ -71,6 +72,11 @@ class LayerDesign:
     mbits: int        # membrane bits m
     gain: float       # integer membrane units per real unit (alpha * x_max / 2^s)
     exact64: bool     # the weighted sum needs float64 to be exact
+
+    @property
+    def membrane_format(self) -> FixedFormat:
+        """The saturating ``mbits``-bit membrane format (as :attr:`LayerParams.membrane_format`)."""
+        return FixedFormat(self.mbits, overflow="saturate")
 
 
 def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
@@ -184,58 +190,73 @@ class SpikingMLP(nn.Module):
             self._rate_cache = {key: torch.as_tensor(np.array(R, dtype=np.float32), device=device)}
         return self._rate_cache[key]
 
-    def forward(self, pixels: torch.Tensor, T: int | None = None) -> SNNOutput:
-        """Run ``T`` timesteps (default ``cfg.T``) on a batch of pixels (B, n_0), values 0..255."""
+    def _pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The pixels as float32; direct encoding with ``input_bits < 8``: the top ``input_bits`` (spec §3.1)."""
         cfg = self.cfg
-        T = cfg.T if T is None else check_T(T)
         x = pixels.to(torch.float32)
         if cfg.encoding == "direct" and cfg.input_bits < 8:
             # spec §3.1: the top input_bits of each pixel (exact: floor of a power-of-two division)
             x = torch.floor(x / float(1 << (8 - cfg.input_bits)))
+        return x
+
+    def _first_input(self, current, d: LayerDesign, x: torch.Tensor, pixels: torch.Tensor,
+                     T: int) -> tuple[torch.Tensor, bool]:
+        """Layer 1's currents and whether they are constant over time: ``(B, n)`` for the direct encoding
+        (the same at every step), ``(T, B, n)`` for the rate encoding (LFSR thresholds)."""
+        if self.cfg.encoding == "direct":
+            unsigned = not pixels.dtype.is_floating_point and not pixels.dtype.is_signed
+            return current(x, d.exact64, nonneg=unsigned), True
         B = x.shape[0]
+        R = self._rate_thresholds(T, x.shape[1], x.device)
+        xin = (x[None, :, :] > R[:, None, :]).to(torch.float32).reshape(T * B, -1)
+        return current(xin, d.exact64).reshape(T, B, -1), False
+
+    def _hidden_input(self, current, d: LayerDesign, prev: torch.Tensor, T: int) -> torch.Tensor:
+        """The ``(T, B, n)`` currents of a later layer from the previous layer's spikes (training dropout first)."""
+        B = prev.shape[1]
+        if self.training and self.dropout > 0:  # not part of the integer network: training only
+            keep = (torch.rand(prev.shape[1:], device=prev.device) >= self.dropout).to(prev.dtype)
+            prev = prev * (keep / (1.0 - self.dropout))
+        return current(prev.reshape(T * B, -1).to(torch.float32), d.exact64).reshape(T, B, -1)
+
+    def _membrane(self, cur: torch.Tensor, T: int, constant: bool, d: LayerDesign, spiking: bool) -> torch.Tensor:
+        """The LIF layer over ``T`` steps: the ``(T, B, n)`` spikes, or (readout) the membrane increments."""
+        cfg = self.cfg
+        fmt = d.membrane_format
+        mmin, mmax = float(fmt.min), float(fmt.max)
+        if self.autograd_reference:
+            return self._lif_reference(cur, T, constant, d, spiking, mmin, mmax)
+        if not spiking and d.leak == 0 and not constant and self._never_saturates(cur, mmin, mmax):
+            return cur  # v_t = v_{t-1} + I_t never clamped: the increments are the currents
+        return _LIFLayer.apply(cur, T, constant, float(d.theta), d.leak, mmin, mmax, spiking,
+                               cfg.reset == "subtract", cfg.surrogate_slope)
+
+    def _readout_logits(self, out_seq: torch.Tensor) -> torch.Tensor:
+        """Per-step real logits from the output layer's sequence (membrane units / gain, times the temperature)."""
+        cfg = self.cfg
+        unit = 1.0 if cfg.spiking(cfg.n_layers - 1) else 1.0 / self.design[-1].gain
+        return out_seq.to(torch.float32) * (unit * self.log_logit_scale.exp())
+
+    def forward(self, pixels: torch.Tensor, T: int | None = None) -> SNNOutput:
+        """Run ``T`` timesteps (default ``cfg.T``) on a batch of pixels (B, n_0), values 0..255."""
+        cfg = self.cfg
+        T = cfg.T if T is None else check_T(T)
+        x = self._pixels(pixels)
         spikes_out = []
-        constant = False
-        cur = None
         fast = not self.autograd_reference
         for li, d in enumerate(self.design):
             lim = float(1 << d.mbits)
-            sdt = self._state_dtype(li)
-            current = QAT_LAYERS(d).current(self, li, d, lim, sdt, fast)
+            current = QAT_LAYERS(d).current(self, li, d, lim, self._state_dtype(li), fast)
             if li == 0:
-                if cfg.encoding == "direct":
-                    unsigned = not pixels.dtype.is_floating_point and not pixels.dtype.is_signed
-                    cur = current(x, d.exact64, nonneg=unsigned)  # (B, n): the same at every step
-                    constant = True
-                else:
-                    R = self._rate_thresholds(T, x.shape[1], x.device)
-                    xin = (x[None, :, :] > R[:, None, :]).to(torch.float32).reshape(T * B, -1)
-                    cur = current(xin, d.exact64).reshape(T, B, -1)
+                cur, constant = self._first_input(current, d, x, pixels, T)
             else:
-                prev = spikes_out[-1]
-                if self.training and self.dropout > 0:  # not part of the integer network: training only
-                    keep = (torch.rand(prev.shape[1:], device=prev.device) >= self.dropout).to(prev.dtype)
-                    prev = prev * (keep / (1.0 - self.dropout))
-                cur = current(prev.reshape(T * B, -1).to(torch.float32), d.exact64).reshape(T, B, -1)
-                constant = False
-            mmin, mmax = -float(1 << (d.mbits - 1)), float((1 << (d.mbits - 1)) - 1)
+                cur, constant = self._hidden_input(current, d, spikes_out[-1], T), False
             spiking = cfg.spiking(li)
-            if not fast:
-                seq = self._lif_reference(cur, T, constant, d, spiking, mmin, mmax)
-            elif not spiking and d.leak == 0 and not constant and self._never_saturates(cur, mmin, mmax):
-                seq = cur  # v_t = v_{t-1} + I_t never clamped: the increments are the currents
-            else:
-                seq = _LIFLayer.apply(cur, T, constant, float(d.theta), d.leak, mmin, mmax, spiking,
-                                      cfg.reset == "subtract", cfg.surrogate_slope)
-            v = seq.sum(0) if not spiking else None  # membrane readout: the increments sum to v_T
+            seq = self._membrane(cur, T, constant, d, spiking)
             if spiking:
                 spikes_out.append(seq)
-            if li == cfg.n_layers - 1:
-                scores = seq.sum(0) if spiking else v
-                out_seq = seq
-        d = self.design[-1]
-        unit = 1.0 if cfg.spiking(cfg.n_layers - 1) else 1.0 / d.gain
-        logits = out_seq.to(torch.float32) * (unit * self.log_logit_scale.exp())
-        return SNNOutput(logits, scores.detach(), spikes_out)
+        # the output layer: spike counts, or the membrane v_T (its increments sum to v_T)
+        return SNNOutput(self._readout_logits(seq), seq.sum(0).detach(), spikes_out)
 
     @staticmethod
     def _never_saturates(cur: torch.Tensor, mmin: float, mmax: float) -> bool:
