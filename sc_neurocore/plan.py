@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 __all__ = ["Candidate", "Choice", "parse_duration", "parse_frequency", "choose", "format_table", "pareto_plot",
-           "plot_format"]
+           "plot_format", "measure", "plan", "synth_bundle"]
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
 _FREQ = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
@@ -222,3 +224,75 @@ def candidate_dict(c: Candidate) -> dict:
     d = asdict(c)
     d.update(worst_s=c.worst_s, typical_s=c.typical_s)
     return d
+
+
+def synth_bundle(bundle, config, device: str, use_cache: bool = True, timeout: float = 7200) -> dict:
+    """Generate the core for ``bundle`` with ``config`` and synthesise + place-and-route it for ``device``."""
+    from .hw.export import generate_verilog
+    from .hw.synth import synthesize
+
+    with tempfile.TemporaryDirectory(prefix="scn-v-") as tmp:
+        generate_verilog(bundle, tmp, **config.to_dict())
+        return synthesize(tmp, device, use_cache=use_cache, timeout=timeout)
+
+
+def measure(name: str, bundle, config, x, y, *, clock_hz: float | None = None,
+            device: str | None = None) -> Candidate:
+    """One candidate: golden-model accuracy on ``(x, y)``, worst-case / mean cycles of the exact latency model,
+    and the clock (``clock_hz``, or the Fmax that ``device`` reaches, with its LUT/BRAM use and fit)."""
+    import numpy as np
+
+    from .golden import infer
+    from .hw.latency import latency_summary
+
+    acc = float(np.mean(infer(bundle.network, x).classes == y))
+    lat = latency_summary(bundle.network, config, x)
+    luts = brams = None
+    fits, note, hz = True, "", clock_hz
+    if device:
+        r = synth_bundle(bundle, config, device)
+        fits = bool(r.get("fits"))
+        note = r.get("reason", "")
+        util = r.get("utilisation", {})
+        luts = (util.get("lut") or {}).get("used")
+        brams = (util.get("bram") or {}).get("used")
+        hz = (r.get("fmax_mhz") or 1e-9) * 1e6
+    return Candidate(name, bundle.network.T, acc, int(lat["worst_case_cycles"]), float(lat["mean_cycles"]),
+                     hz, luts, brams, fits, note)
+
+
+def plan(bundles, config, x, y, budget_s: float, *, clock_hz: float | None = None, device: str | None = None,
+         typical: bool = False, check: Callable | None = None) -> tuple[list[Candidate], Choice]:
+    """Measure every candidate and choose ``T`` against the latency budget: ``(candidates, choice)``.
+
+    ``bundles``: ``(name, bundle)`` pairs, bundles, or bundle paths / pretrained names (resolved by
+    :func:`sc_neurocore.bundle.resolve_bundle`); ``config``: the core options (:class:`~sc_neurocore.hw.config`
+    ``CoreConfig``); exactly one of ``clock_hz`` or ``device`` (synthesised; its Fmax is the clock);
+    ``(x, y)``: the test images and labels (already limited).  Every candidate is checked (``check(name,
+    network)``, then the core geometry) before the first is measured.
+    """
+    if (clock_hz is None) == (device is None):
+        raise ValueError("give exactly one of clock_hz or device")
+    pairs = [_named_bundle(b) for b in bundles]
+    if not pairs:
+        raise ValueError("no candidate bundles")
+    for name, b in pairs:
+        if check is not None:
+            check(name, b.network)
+        config.geometry(b.network)
+    cands = [measure(name, b, config, x, y, clock_hz=clock_hz, device=device) for name, b in pairs]
+    return cands, choose(cands, budget_s, typical)
+
+
+def _named_bundle(item) -> tuple[str, object]:
+    """``(name, bundle)`` from a pair, a bundle (named by its T) or a path / pretrained name."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return item
+    if hasattr(item, "network"):
+        return f"T={item.network.T}", item
+    from .bundle import load_bundle, resolve_bundle
+
+    p = Path(item)
+    if p.exists():
+        return p.stem, load_bundle(p)
+    return str(item), resolve_bundle(pretrained=str(item))

@@ -249,3 +249,23 @@ def test_plan_refuses_labels_beyond_the_bundles_classes(plan_dir, capsys):
     save_bundle(random_bundle((20, 6, 2), 2), plan_dir / "r.scnb")  # 2 classes; the labels are 0..2
     assert main(_plan(plan_dir)) == 2
     assert "r: the digits test labels range over 0..2 but the bundle has 2 classes" in capsys.readouterr().err
+
+
+def test_plan_library_measures_and_chooses_without_the_cli(tmp_path):
+    from sc_neurocore.bundle import load_bundle
+    from sc_neurocore.hw.config import CoreConfig
+    from sc_neurocore.plan import plan
+
+    for T in (1, 3):
+        save_bundle(random_bundle((20, 6, 3), T, seed=1), tmp_path / f"r{T}.scnb")
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (12, 20), dtype=np.uint8), rng.integers(0, 3, 12)
+    seen = []
+    cands, choice = plan([tmp_path / "r1.scnb", ("three", load_bundle(tmp_path / "r3.scnb"))], CoreConfig(), x, y,
+                         1.0, clock_hz=100e6, check=lambda name, net: seen.append((name, net.T)))
+    assert seen == [("r1", 1), ("three", 3)]  # every candidate checked before any is measured
+    assert [c.name for c in cands] == ["r1", "three"] and [c.T for c in cands] == [1, 3]
+    assert all(c.worst_cycles >= c.typical_cycles > 0 and c.clock_hz == 100e6 for c in cands)
+    assert choice.chosen in cands
+    with pytest.raises(ValueError, match="exactly one of clock_hz or device"):
+        plan([tmp_path / "r1.scnb"], CoreConfig(), x, y, 1.0)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from .common import add_bundle_args, add_data_args, bundle_from_args, check_test_set, positive_int, printable
 from .hw import add_generator_args as add_core_args, core_config
@@ -16,13 +14,9 @@ SYNTH_OUTPUTS = ("synth.json", "synth.md")
 
 
 def _synth_bundle(bundle, config, device: str, use_cache: bool = True, timeout: float = 7200) -> dict:
-    from sc_neurocore.hw.export import generate_verilog
+    from ..plan import synth_bundle
 
-    from sc_neurocore.hw.synth import synthesize
-
-    with tempfile.TemporaryDirectory(prefix="scn-v-") as tmp:
-        generate_verilog(bundle, tmp, **config.to_dict())
-        return synthesize(tmp, device, use_cache=use_cache, timeout=timeout)
+    return synth_bundle(bundle, config, device, use_cache=use_cache, timeout=timeout)
 
 
 def _synth_md(r: dict) -> str:
@@ -105,9 +99,7 @@ def _plot_path(text) -> Path:
 def _cmd_plan(args) -> int:
     from ..bundle import load_bundle, pretrained_names, resolve_bundle
     from ..data import load_dataset
-    from ..golden import infer
-    from sc_neurocore.hw.latency import latency_summary
-    from ..plan import Candidate, candidate_dict, choose, format_table, parse_duration, parse_frequency, pareto_plot
+    from ..plan import candidate_dict, format_table, parse_duration, parse_frequency, pareto_plot, plan
 
     budget = parse_duration(args.latency_budget)
     if (args.clock_mhz is None) == (args.device is None):
@@ -131,29 +123,15 @@ def _cmd_plan(args) -> int:
     ds = load_dataset(args.dataset, args.data_dir)
     x, y = ds.test_x[:args.limit], ds.test_y[:args.limit]
     cfg = core_config(args)
-    for name, b in bundles:  # every candidate is checked before the first is measured
+
+    def check(name, network):  # every candidate is checked before the first is measured
         try:
-            check_test_set(ds, x, y, b.network)
+            check_test_set(ds, x, y, network)
         except ValueError as e:
             raise ValueError(f"{printable(name)}: {e}") from None
-        cfg.geometry(b.network)
-    cands = []
-    for name, b in bundles:
-        acc = float(np.mean(infer(b.network, x).classes == y))
-        lat = latency_summary(b.network, cfg, x)
-        luts = brams = None
-        fits, note, hz = True, "", clock
-        if args.device:
-            r = _synth_bundle(b, cfg, args.device)
-            fits = bool(r.get("fits"))
-            note = r.get("reason", "")
-            util = r.get("utilisation", {})
-            luts = (util.get("lut") or {}).get("used")
-            brams = (util.get("bram") or {}).get("used")
-            hz = (r.get("fmax_mhz") or 1e-9) * 1e6
-        cands.append(Candidate(name, b.network.T, acc, int(lat["worst_case_cycles"]), float(lat["mean_cycles"]),
-                               hz, luts, brams, fits, note))
-    choice = choose(cands, budget, args.typical)
+
+    cands, choice = plan(bundles, cfg, x, y, budget, clock_hz=clock, device=args.device, typical=args.typical,
+                         check=check)
     table = format_table(cands, budget, args.typical, choice.chosen)
     if args.json:
         print(json.dumps({"budget_s": budget, "typical": args.typical, "candidates": [candidate_dict(c) for c in cands],
