@@ -39,15 +39,14 @@ def check_demo_options(out_dir, *, teacher_epochs, student_epochs, T_teacher, T_
     """Check every training option of :func:`run_demo` and its output paths; creates nothing. Returns ``out_dir`` as a Path."""
     import torch
 
-    from .train.config import TrainConfig, _check_train_config, _is_int
+    from .train.config import TrainConfig, _check_train_config, _is_int, check_limit
 
     for name, v in (("T_teacher", T_teacher), ("T_student", T_student)):
         check_T(v, name)
     for name, v in (("teacher_epochs", teacher_epochs), ("student_epochs", student_epochs)):
         if not _is_int(v) or v < 1:
             raise ValueError(f"{name} must be at least 1, not {v!r}")
-    if limit is not None and (not _is_int(limit) or limit < 1):
-        raise ValueError(f"limit must be at least 1, not {limit!r}")
+    check_limit(limit)
     _check_train_config(TrainConfig(seed=seed, threads=threads, device=device))
     if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r}: no CUDA device is available")

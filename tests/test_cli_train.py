@@ -252,7 +252,7 @@ def test_output_in_a_read_only_folder(tmp_path, capsys, no_data, monkeypatch):
     (["distill", "--method", "self", "--alpha", "nan"], "--alpha must be a number in [0, 1], not nan"),
     (["distill", "--method", "self", "--temperature", "inf"], "--temperature must be a positive finite number"),
     (["distill", "--method", "self", "--entropy-weight", "inf"], "--entropy-weight must be a non-negative finite number"),
-    (["distill", "--method", "self", "--T", "4", "--teacher-T", "4"], "--method self needs --teacher-T greater"),
+    (["distill", "--method", "self", "--T", "4", "--teacher-T", "4"], "self-distillation needs --teacher-T greater than the student's T (4 <= 4)"),
     (["distill", "--method", "self", "--hidden", "abc"], "--hidden must be positive integers separated by commas"),
 ])
 def test_bad_options_are_refused_before_the_data_is_loaded(tmp_path, capsys, no_data, argv, needle):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 from ..params import ENCODINGS, READOUTS, RESETS
@@ -59,11 +60,15 @@ def flagged(e: BaseException, flags: dict = FLAGS) -> BaseException:
     msg = str(e)
     field = msg.split(" ", 1)[0]
     if field in flags and msg[len(field):].startswith(" must "):
-        try:
-            return type(e)(flags[field] + msg[len(field):])
-        except TypeError:  # an exception type with another constructor
-            return ValueError(flags[field] + msg[len(field):])
-    return e
+        new = flags[field] + msg[len(field):]
+    else:  # a rule between fields: the snake_case field names in the message (teacher_T) become flags
+        new = re.sub(r"\b[A-Za-z]+_[A-Za-z_]+\b", lambda m: flags.get(m.group(0), m.group(0)), msg)
+        if new == msg:
+            return e
+    try:
+        return type(e)(new)
+    except TypeError:  # an exception type with another constructor
+        return ValueError(new)
 
 
 def _library_check(fn, *args, flags: dict = FLAGS, **kw):
@@ -102,17 +107,19 @@ def _check_common(args) -> None:
     from ..params import check_T
 
     _library_check(check_T, args.T)
+    from ..train.config import check_limit
+
     _train_config(args)  # every training option, validated by TrainConfig
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, not {args.limit}")
+    _library_check(check_limit, args.limit)
     _check_device(args.device)
     _check_outputs(args, ann=getattr(args, "ann", False))
 
 
 def _check_distill_options(args) -> None:
+    from ..train.config import check_self_distillation
+
     _distill_config(args)  # the distillation options, validated by TrainConfig
-    if args.method == "self" and args.teacher_T is not None and args.teacher_T <= args.T:
-        raise ValueError(f"--method self needs --teacher-T greater than --T ({args.teacher_T} <= {args.T})")
+    _library_check(check_self_distillation, args.method, args.teacher_T, args.T)
 
 
 def _check_config(args) -> None:

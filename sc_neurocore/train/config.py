@@ -15,7 +15,7 @@ from ..fixedpoint import FixedFormat
 from ..params import (MEMBRANE_BITS, READOUTS, RESETS, WEIGHT_BITS, PixelInput, check_choice, check_int,
                       check_T)
 
-__all__ = ["SNNConfig", "TrainConfig", "MAX_SEED"]
+__all__ = ["SNNConfig", "TrainConfig", "MAX_SEED", "check_limit", "check_self_distillation"]
 
 
 def _is_int(v) -> bool:
@@ -178,3 +178,16 @@ def _check_train_config(tc: TrainConfig) -> None:
          tc.label_smoothing)
     need(_finite(tc.weight_decay) and tc.weight_decay >= 0.0, "weight_decay must be a finite number >= 0",
          tc.weight_decay)
+
+
+def check_limit(limit) -> int | None:
+    """``limit`` (the first N images of each split) is ``None`` or an integer >= 1."""
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        raise ValueError(f"limit must be at least 1, not {limit!r}")
+    return limit
+
+
+def check_self_distillation(method: str, teacher_T: int | None, T: int) -> None:
+    """Self-distillation runs the student's teacher at more steps than the student: ``teacher_T > T``."""
+    if method == "self" and teacher_T is not None and teacher_T <= T:
+        raise ValueError(f"self-distillation needs teacher_T greater than the student's T ({teacher_T} <= {T})")

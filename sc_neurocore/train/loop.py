@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TrainConfig, _check_train_config, _is_int
+from .config import TrainConfig, _check_train_config, check_limit
 from .model import SpikingMLP
 
 __all__ = ["Data", "prepare_data", "evaluate", "fit", "make_optimizer", "MAX_CLASSES"]
@@ -75,8 +75,7 @@ def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None
     """
     from ..data import load_dataset
 
-    if limit is not None and (not _is_int(limit) or limit < 1):
-        raise ValueError(f"limit must be at least 1, not {limit!r}")
+    check_limit(limit)
     if data_dir is None:  # the named dataset is read once per process (its arrays are never modified)
         if dataset not in _DATASETS:
             _DATASETS[dataset] = load_dataset(dataset, None)
