@@ -17,7 +17,8 @@ from sc_neurocore.kinds import KindError
 from sc_neurocore.params import LayerParams, PixelInput
 
 # A block whose elaboration is made to fail leaves its submodules unelaborated.
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"),
+              pytest.mark.usefixtures("rejected_components")]
 
 
 def _top(encoding="direct"):

@@ -107,7 +107,7 @@ def test_latency_registry_names_the_view_for_an_unknown_kind():
 
 
 @pytest.mark.parametrize("name", ["ACCUMULATE_BASE", "UPDATE"])
-def test_gateware_depth_is_tied_to_timing(monkeypatch, name):
+def test_gateware_depth_is_tied_to_timing(monkeypatch, name, rejected_components):
     # A stage added to the model (or the gateware) alone must not go unnoticed.
     from sc_neurocore.hw.core import build_core
     from sc_neurocore.hw.formal import small_network
