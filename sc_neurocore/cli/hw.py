@@ -100,7 +100,9 @@ def _cmd_latency(args) -> int:
 
 
 def register(subparsers) -> None:
-    q = subparsers.add_parser("verilog", help="generate the Verilog LIF core (sc_neurocore_top) for a bundle")
+    from sc_neurocore.hw.stream import TOP_NAME
+
+    q = subparsers.add_parser("verilog", help=f"generate the Verilog LIF core ({TOP_NAME}) for a bundle")
     add_bundle_args(q)
     q.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     add_generator_args(q)
