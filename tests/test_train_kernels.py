@@ -1,0 +1,77 @@
+"""Tests of sc_neurocore.train.kernels: the fused training kernels (_QuantDense, _LIFLayer) against the plain-autograd reference."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from tolerance import rel_tol
+
+from sc_neurocore import train as tr
+from sc_neurocore.data import load_mnist
+from sc_neurocore.train import SNNConfig
+from test_train import _scaled_model
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+GRAD_CASES = [  # (encoding, reset, readout, membrane_bits, out_leak_shift, gain, output shift) and the paths taken
+    ("direct", "subtract", "membrane", 16, 0, 1.0, None, {"spk const", "spk seq", "readout = currents"}),
+    ("direct", "subtract", "membrane", 10, 0, 3.0, None, {"spk const sat", "spk seq sat", "readout = currents"}),
+    ("direct", "zero", "spike_count", 10, 0, 3.0, None, {"spk const sat zero", "spk seq sat zero"}),
+    ("rate", "subtract", "membrane", 16, 2, 1.0, None, {"spk seq", "out seq"}),
+    ("rate", "zero", "membrane", 9, 0, 8.0, 0, {"spk seq sat zero", "out seq sat"}),
+]
+
+
+@pytest.mark.parametrize("encoding,reset,readout,mbits,out_leak,gain,out_shift,paths", GRAD_CASES)
+def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, encoding, reset, readout, mbits,
+                                                         out_leak, gain, out_shift, paths):
+    """The fused training path (_QuantDense, _LIFLayer) against the plain-autograd reference loop."""
+    from sc_neurocore import train as tr
+
+    cfg = SNNConfig(sizes=(784, 48, 24, 10), T=6, encoding=encoding, reset=reset, readout=readout, leak_shift=3,
+                    membrane_bits=mbits, out_leak_shift=out_leak)
+    x = torch.as_tensor(mnist.test_x[:96])
+    y = torch.as_tensor(mnist.test_y[:96])
+    seen = set()
+    backward = tr.kernels._LIFLayer.backward
+
+    def spy(ctx, g):  # which branch of the hand-written backward runs
+        pre = ctx.saved_tensors[0]
+        _, constant, _, _, mmin, mmax, spiking, subtract, _ = ctx.cfg
+        sat = bool(pre.min() < mmin) or bool(pre.max() > mmax)
+        seen.add(" ".join(["spk" if spiking else "out", "const" if constant else "seq"] + ["sat"] * sat
+                          + ["zero"] * (spiking and not subtract)))
+        return backward(ctx, g)
+
+    monkeypatch.setattr(tr.kernels._LIFLayer, "backward", staticmethod(spy))
+    res = []
+    for reference in (False, True):
+        m = _scaled_model(cfg, gain=gain)
+        if out_shift is not None:  # large output currents: the readout membrane saturates
+            m.design[-1] = dataclasses.replace(m.design[-1], shift=out_shift)
+        m.autograd_reference = reference
+        out = m(x)
+        loss = torch.nn.functional.cross_entropy(out.mean_logits, y) + 0.1 * sum(s.mean() for s in out.spikes)
+        loss.backward()
+        res.append((out, [w.grad for w in m.weights] + [m.log_logit_scale.grad]))
+    (fast, gfast), (ref, gref) = res
+    assert torch.equal(fast.scores, ref.scores) and torch.equal(fast.logits, ref.logits)
+    assert all(torch.equal(a, b) for a, b in zip(fast.spikes, ref.spikes))
+    for a, b in zip(gfast, gref):
+        assert torch.count_nonzero(b) > 0
+        # each gradient entry reduces over batch x time x the neurons downstream, in a different order on each path
+        terms = len(x) * cfg.T * sum(cfg.sizes[1:])
+        assert torch.allclose(a, b, rtol=0, atol=rel_tol(np.float32, terms) * float(b.abs().max())), \
+            float((a - b).abs().max())
+    if readout == "membrane" and not any(p.startswith("out") for p in seen):
+        seen.add("readout = currents")  # the non-spiking output skipped _LIFLayer (never saturated)
+    assert seen == paths

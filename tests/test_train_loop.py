@@ -1,0 +1,69 @@
+"""Tests of sc_neurocore.train.loop: the training loop: data preparation, the teacher cache."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from tolerance import rel_tol
+
+from sc_neurocore import train as tr
+from sc_neurocore.data import Dataset, load_mnist
+from sc_neurocore.train import prepare_data
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+def test_teacher_cache_equals_teacher_forward(mnist):
+    from sc_neurocore.train import ANNTeacher
+    from sc_neurocore.train.loop import _shift_images, _TeacherCache
+
+    teacher = ANNTeacher(784, 10, seed=3).eval()
+    x = torch.as_tensor(mnist.train_x[:300])
+    cache = _TeacherCache(teacher, x, 1, batch_size=128)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(300, generator=gen)[:64]
+    xb, d = _shift_images(x[idx], 1, gen)
+    assert len(set(map(tuple, d.view(2, -1).t().tolist()))) > 4  # several different shifts drawn
+    with torch.no_grad():
+        want = teacher(xb)
+        # the cache ran the same network on other batch sizes: a chain of reductions of each layer's fan-in
+        terms = sum(p[0].numel() for n, p in teacher.named_parameters() if n.endswith("weight"))
+        tol = rel_tol(np.float32, terms) * max(float(want.abs().max()), 1.0)
+        assert torch.allclose(cache.get(idx, d), want, rtol=0, atol=tol)
+    assert _TeacherCache(teacher, x, 1).logits is cache.logits  # reused within the process
+
+
+def _tiny_data(n_train=24, n_val=6, n_test=8, pixels=16, classes=3, **labels) -> tr.Data:
+    rng = np.random.default_rng(0)
+    ys = {s: np.arange(n) % classes for s, n in (("train_y", n_train), ("val_y", n_val), ("test_y", n_test))}
+    ys.update(labels)
+    return tr.Data("tiny", rng.integers(0, 256, (n_train, pixels), dtype=np.uint8), ys["train_y"],
+                   rng.integers(0, 256, (n_val, pixels), dtype=np.uint8), ys["val_y"],
+                   rng.integers(0, 256, (n_test, pixels), dtype=np.uint8), ys["test_y"])
+
+
+@pytest.mark.parametrize("labels,needle", [
+    (np.array([0, 1, 2, 1.5] * 5), "the training labels must be integers, found 1.5"),
+    (np.array([0, 1, 2, np.nan] * 5), "the training labels must be integers, found nan"),
+    (np.array([0, 1, 2, -1] * 5),
+     "the training labels must be integers in [0, 65536) (class indices), found -1"),
+    (np.array([0, 1, 2, 2**40] * 5),
+     "the training labels must be integers in [0, 65536) (class indices), found 1099511627776"),
+    (np.array([True, False] * 10), "the training labels must be integers, not bool"),
+])
+def test_prepare_data_checks_labels(monkeypatch, labels, needle):
+    from sc_neurocore import data as data_mod
+
+    x = np.zeros((20, 16), np.uint8)
+    ds = Dataset("bad", x, labels, x[:4], np.arange(4) % 3)
+    monkeypatch.setattr(data_mod, "load_dataset", lambda *a: ds)
+    with pytest.raises(ValueError, match=r"^bad: " + re.escape(needle)):
+        prepare_data(data_dir="anywhere")
