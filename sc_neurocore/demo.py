@@ -133,10 +133,11 @@ def run_demo(out_dir, *, teacher_epochs: int = 3, student_epochs: int = 3, T_tea
 
     log("[3/4] generating the Verilog core for the student")
     from sc_neurocore.hw.export import generate_verilog
+    from sc_neurocore.hw.stream import TOP_NAME
 
     vdir = out / "verilog"
     report = generate_verilog(student, vdir)
-    log(f"      {vdir / 'sc_neurocore_top.v'}  (ports: s_axis {report['s_axis_tdata_width']} bits, "
+    log(f"      {vdir / (TOP_NAME + '.v')}  (ports: s_axis {report['s_axis_tdata_width']} bits, "
         f"m_axis {report['m_axis_tdata_width']} bits)")
 
     ds = load_mnist()

@@ -14,7 +14,7 @@ from .. import __version__
 from ..bundle import Bundle, bundle_bytes
 from ..fileio import atomic_write_files, check_output_file
 from .checkpoint import _checkpoint_bytes, _checkpoint_object, _sha256, load_checkpoint, save_checkpoint
-from .config import SNNConfig, TrainConfig, _check_train_config, _finite
+from .config import SNNConfig, TrainConfig, _check_train_config, _finite, check_self_distillation
 from .loop import Data, _check_augment, _check_labels, _setup_torch, evaluate, fit
 from .model import ANNTeacher, SpikingMLP, golden_accuracy, layer_design, to_network
 
@@ -149,9 +149,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
         raise ValueError(f"init must be 'auto', 'teacher' or 'random', not {init!r}")
     if teacher_path is None and tc.method != "self":
         raise ValueError(f"method {tc.method!r} needs a teacher checkpoint")
-    if tc.method == "self" and tc.teacher_T is not None and tc.teacher_T <= cfg.T:
-        raise ValueError(f"self-distillation needs teacher_T greater than the student's T "
-                         f"({tc.teacher_T} <= {cfg.T})")
+    check_self_distillation(tc.method, tc.teacher_T, cfg.T)
     if out_path is not None:
         _, ck = output_paths(out_path)
         if teacher_path is not None and _same_file(teacher_path, ck):
@@ -183,8 +181,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
         tc = TrainConfig(**{**asdict(tc), "teacher_T": max(32, cfg.T * 2)})
     if isinstance(teacher, SpikingMLP) and tc.teacher_T is None:
         tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.cfg.T})
-    if tc.method == "self" and tc.teacher_T <= cfg.T:
-        raise ValueError(f"self-distillation needs teacher_T greater than the student's T ({tc.teacher_T} <= {cfg.T})")
+    check_self_distillation(tc.method, tc.teacher_T, cfg.T)
     result = fit(model, data, tc, teacher=teacher if tc.method != "self" else None, log=log)
     prov = {"method": f"distill-{tc.method}", "seed": tc.seed, "config": cfg.to_dict(),
             "train_config": tc.to_dict(), "init": "teacher" if use_init else "random",
