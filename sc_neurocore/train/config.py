@@ -13,7 +13,7 @@ import numpy as np
 
 from ..fixedpoint import FixedFormat
 from ..params import (MEMBRANE_BITS, READOUTS, RESETS, WEIGHT_BITS, PixelInput, check_choice, check_int,
-                      check_T)
+                      check_T, membrane_format, weight_format)
 
 __all__ = ["SNNConfig", "TrainConfig", "MAX_SEED", "check_limit", "check_self_distillation"]
 
@@ -90,12 +90,12 @@ class SNNConfig:
 
     @property
     def weight_format(self) -> FixedFormat:
-        """The format of every layer's integer weights (the one place ``weight_bits`` becomes a range)."""
-        return FixedFormat(self.weight_bits, symmetric=True, rounding="nearest_even")
+        """The format of every layer's integer weights (``params.weight_format``)."""
+        return weight_format(self.weight_bits)
 
     @property
     def membrane_format(self) -> FixedFormat:
-        return FixedFormat(self.membrane_bits, overflow="saturate")
+        return membrane_format(self.membrane_bits)
 
     @property
     def n_layers(self) -> int:

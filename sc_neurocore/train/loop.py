@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import class_count
 from .config import TrainConfig, _check_train_config, check_limit
 from .model import SpikingMLP
 
@@ -37,7 +38,7 @@ class Data:
 
     @property
     def n_classes(self) -> int:
-        return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0)) + 1)
+        return class_count(self.train_y, self.test_y)
 
 
 _DATASETS: dict = {}
