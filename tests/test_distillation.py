@@ -837,10 +837,10 @@ def test_kl_is_zero_iff_the_distributions_are_equal(problem, data):
 def test_module_doctests():
     import doctest
 
-    import sc_neurocore.distillation as mod
+    from sc_neurocore.distillation import functional, module
 
-    result = doctest.testmod(mod)
-    assert result.attempted >= 2 and result.failed == 0
+    results = [doctest.testmod(mod) for mod in (functional, module)]
+    assert sum(r.attempted for r in results) >= 2 and sum(r.failed for r in results) == 0
 
 
 # ---------------------------------------------------------------------------

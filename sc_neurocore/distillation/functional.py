@@ -1,58 +1,8 @@
-r"""Knowledge-distillation losses for spiking networks (teacher at large T, student at small T).
+"""The distillation losses as pure functions (``docs/distillation.md``): the equations live here.
 
-One implementation serves NumPy and PyTorch (and any other library that speaks
-the Python array-API standard): every computation goes through the namespace
-returned by :func:`array_api_compat.array_namespace` for the *student's*
-output.  NumPy in gives Python ``float`` values out; torch in gives 0-d tensors
-that carry gradients, so ``loss["total_loss"].backward()`` works.  torch is
-never imported by this module unless the caller has already imported it.
-
-Notation
---------
-``Ts`` / ``Tt``: student / teacher timesteps, ``C`` classes, ``B`` batch size,
-``tau`` the temperature, ``z^S_s`` the student logits at step ``s``,
-``z^T_u`` the teacher logits at step ``u``, ``sigma`` the softmax over classes.
-Arrays are **time-first**: ``(T, C)`` for one sample, ``(T, B, C)`` for a batch.
-
-Temporal alignment
-------------------
-Student step ``s`` covers the fraction ``[s/Ts, (s+1)/Ts)`` of the run and
-teacher step ``u`` covers ``[u/Tt, (u+1)/Tt)``.  The alignment matrix
-``A`` (shape ``(Ts, Tt)``) holds the overlap weights, normalised so each row
-sums to one::
-
-    A[s, u] = Ts * |[s/Ts, (s+1)/Ts) ∩ [u/Tt, (u+1)/Tt)|
-
-    zbar^T_s = sum_u A[s, u] z^T_u            (a matmul over the time axis)
-
-``Tt = 32, Ts = 4`` gives plain means over windows of 8 teacher steps;
-``Tt = 5, Ts = 2`` gives rows ``[.4, .4, .2, 0, 0]`` and ``[0, 0, .2, .4, .4]``
-(fractional weight where a teacher step straddles the boundary); ``Tt = 2,
-Ts = 4`` shares each teacher step between two student steps.  A non-spiking
-(ANN/CNN) teacher output without a time axis is the constant trajectory
-(``Tt = 1``).  See :func:`alignment_matrix` and ``docs/distillation.md``.
-
-Loss terms
-----------
-::
-
-    task    = mean_b CE(y_b, sigma(mean_s z^S_s))          (0 if targets is None)
-    distill = tau^2 * mean_{s,b} KL( sigma(zbar^T_s / tau) || sigma(z^S_s / tau) )
-              [mode="temporal"; mode="average" is Hinton KD on the time means:
-               tau^2 * mean_b KL( sigma(mean_u z^T_u / tau) || sigma(mean_s z^S_s / tau) )]
-    entropy = mean_n (ln 2 - H_b(p_n)) / ln 2,  p_n = eps + (1 - 2 eps) mean_s spikes_n
-              [with student_spikes; otherwise on the outputs:
-               mean_b (ln C - H(sigma(mean_s z^S_s))) / ln C]
-    total   = (1 - alpha) * task + alpha * distill + entropy_weight * entropy
-
-``H_b(p) = -p ln p - (1-p) ln(1-p)`` is the binary entropy in nats, ``H`` the
-Shannon entropy of a distribution, ``eps = 1e-6`` (or the dtype's machine
-epsilon if that is larger).  The rates are squeezed affinely into
-``[eps, 1 - eps]`` rather than clipped, so a dead (rate 0) or saturated (rate 1)
-neuron still gets a finite, non-zero gradient back towards ``p = 0.5`` (a clip
-would give it none); the value differs from clipping by at most ``~2e-5``.  All log-softmaxes use the log-sum-exp shift, so
-logits of ``±1e4`` give finite values and gradients.  KL and entropy terms are
-clamped at zero against round-off (they are non-negative mathematically).
+Each function takes NumPy arrays or torch tensors (one array-API implementation for both) and
+returns arrays of the same namespace; :mod:`sc_neurocore.distillation.module` wraps them in the
+classes of the tutorial API (validated parameters, a dict of the four losses).
 """
 
 from __future__ import annotations
@@ -61,31 +11,14 @@ import contextlib
 import math
 import numbers
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import array_api_compat as _aac
 import numpy as np
 
-__all__ = [
-    "LOSS_KEYS",
-    "SelfDistiller",
-    "TemporalDistillationLoss",
-    "align_teacher",
-    "alignment_matrix",
-    "average_kd",
-    "kl_divergence",
-    "output_entropy",
-    "rate_entropy",
-    "soft_targets",
-    "spike_entropy",
-    "student_array",
-    "target_rows",
-    "task_loss",
-    "teacher_trajectory",
-    "temporal_distillation_loss",
-    "temporal_kd",
-    "total_loss",
-]
+__all__ = ["LOSS_KEYS", "align_teacher", "alignment_matrix", "average_kd", "kl_divergence", "output_entropy",
+           "rate_entropy", "soft_targets", "spike_entropy", "student_array", "target_rows", "task_loss",
+           "teacher_trajectory", "temporal_distillation_loss", "temporal_kd", "total_loss"]
 
 #: Keys of the dict returned by :meth:`TemporalDistillationLoss.compute`.
 LOSS_KEYS = ("total_loss", "distill_loss", "task_loss", "entropy_loss")
@@ -550,106 +483,6 @@ def temporal_distillation_loss(
     return out
 
 
-class TemporalDistillationLoss:
-    r"""Temporal knowledge-distillation loss for a spiking student.
-
-    ``total = (1 - alpha) * task + alpha * distill + entropy_weight * entropy``
-
-    * ``task = mean_b CE(y_b, softmax(mean_s z^S_s))`` -- cross-entropy of the
-      student's time-averaged logits against the targets (one-hot or soft rows,
-      or integer class indices); 0 when ``targets`` is ``None``.
-    * ``distill`` (``mode="temporal"``, default) ``= tau^2 * mean_{s,b}
-      KL(softmax(zbar^T_s / tau) || softmax(z^S_s / tau))`` where
-      ``zbar^T = A @ z^T`` is the teacher trajectory aligned to the student's
-      ``Ts`` steps by the overlap matrix ``A`` of :func:`alignment_matrix`.
-      It is zero only if the student matches the teacher *at every step*; a
-      student with the right time average but the wrong trajectory pays.
-      ``mode="average"`` is classic Hinton KD on the time-averaged logits,
-      ``tau^2 * mean_b KL(softmax(mean_u z^T_u / tau) || softmax(mean_s z^S_s / tau))``.
-    * ``entropy`` -- spike-entropy regulariser against collapse to
-      always-fire / never-fire.  With ``student_spikes``:
-      ``mean_n (ln 2 - H_b(p_n)) / ln 2`` over the per-neuron firing rates
-      ``p_n = eps + (1 - 2 eps) mean_s spikes`` (0 at rate 0.5, at most 1,
-      finite value and gradient at rates 0 and 1).  Without spikes it falls back to the outputs:
-      ``mean_b (ln C - H(softmax(mean_s z^S_s))) / ln C``.
-
-    A thin wrapper: it validates its parameters once and calls
-    :func:`temporal_distillation_loss`, which composes the pure term functions
-    (:func:`temporal_kd`, :func:`average_kd`, :func:`task_loss`,
-    :func:`spike_entropy`, :func:`output_entropy`, :func:`total_loss`).
-
-    Parameters
-    ----------
-    temperature:
-        ``tau > 0``; softens both distributions in the distillation term.
-    alpha:
-        Weight of the distillation term in ``[0, 1]`` (0 = task only, 1 =
-        distillation only).
-    entropy_weight:
-        Weight ``>= 0`` of the entropy regulariser.
-    mode:
-        ``"temporal"`` (per-step matching) or ``"average"`` (Hinton KD on time means).
-    """
-
-    def __init__(
-        self,
-        temperature: float = 3.0,
-        alpha: float = 0.5,
-        entropy_weight: float = 0.1,
-        *,
-        mode: str = "temporal",
-    ) -> None:
-        self.temperature = _check_temperature(temperature)
-        self.alpha = _check_alpha(alpha)
-        self.entropy_weight = _check_entropy_weight(entropy_weight)
-        self.mode = _check_mode(mode)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(temperature={self.temperature!r}, alpha={self.alpha!r}, "
-            f"entropy_weight={self.entropy_weight!r}, mode={self.mode!r})"
-        )
-
-    def compute(
-        self,
-        student_logits: Any,
-        teacher_logits: Any,
-        targets: Any,
-        *,
-        student_spikes: Any = None,
-    ) -> dict[str, Any]:
-        """Return ``{"total_loss", "distill_loss", "task_loss", "entropy_loss"}``.
-
-        Parameters
-        ----------
-        student_logits:
-            Time-first ``(Ts, C)`` or ``(Ts, B, C)`` array/tensor.
-        teacher_logits:
-            Time-first ``(Tt, C)`` / ``(Tt, B, C)`` (``Tt`` may differ from
-            ``Ts``), or without a time axis, ``(C,)`` / ``(B, C)`` (a non-spiking
-            teacher, used as a constant trajectory).  Treated as a constant:
-            no gradient flows into it.
-        targets:
-            ``None`` (pure distillation), probability rows ``(C,)`` / ``(B, C)``
-            (one-hot or soft), or integer class indices: ``(B,)`` for a batch, a
-            scalar (Python/NumPy int or 0-d integer array) for one sample.
-        student_spikes:
-            Optional spikes / firing values in ``[0, 1]``, time-first with
-            ``Ts`` steps and any trailing shape, or a list/tuple of such arrays
-            (one per layer; the per-layer losses are averaged).
-
-        NumPy student in -> Python floats out; torch student in -> 0-d tensors
-        (with gradients).  Inputs of another library or device are converted
-        to the student's namespace, device and dtype.
-        """
-        return temporal_distillation_loss(
-            student_logits, teacher_logits, targets, temperature=self.temperature, alpha=self.alpha,
-            entropy_weight=self.entropy_weight, mode=self.mode, student_spikes=student_spikes,
-        )
-
-    __call__ = compute
-
-
 # ---------------------------------------------------------------------------
 # self-distillation
 # ---------------------------------------------------------------------------
@@ -712,119 +545,3 @@ def soft_targets(out: Any, temperature: float, *, has_time: bool, name: str = "r
     if int(out.shape[-1]) < 2:
         raise ValueError(f"{name} must have at least 2 classes, got {int(out.shape[-1])}")
     return xp.exp(_log_softmax(out / temperature, xp))
-
-
-class SelfDistiller:
-    r"""Self-distillation: the same model at ``T_teacher`` steps teaches itself at ``T_student``.
-
-    :meth:`generate_targets` runs ``run_model(inputs, T_teacher)`` (under
-    ``torch.no_grad()`` when torch is loaded) and returns the softened targets
-    ``softmax(out / tau)``; :meth:`loss` turns them and the student's output at
-    ``T_student`` into the :class:`TemporalDistillationLoss` terms, treating the
-    soft targets as an already-softened constant teacher::
-
-        distill = tau^2 * mean_{s,b} KL(soft || softmax(z^S_s / tau))
-
-    (``mode="average"``: against ``softmax(mean_s z^S_s / tau)``).  :meth:`step`
-    does both, so a training loop is::
-
-        loss = distiller.step(run_model, x, y)
-        loss["total_loss"].backward()
-        optimizer.step(); optimizer.zero_grad()
-
-    Model-output layout (no guessing from sizes, because a batch of 32 looks
-    like 32 timesteps): with ``time_major=None`` (default) a 1-D output is one
-    sample ``(C,)``, 2-D is a batch ``(B, C)`` and 3-D is time-first
-    ``(T, B, C)``; pass ``time_major=True`` when a 2-D output is ``(T, C)``.
-    Time-first teacher outputs are averaged over time before the softmax.
-    """
-
-    def __init__(
-        self,
-        T_teacher: int = 32,
-        T_student: int = 8,
-        temperature: float = 3.0,
-        *,
-        alpha: float = 0.5,
-        entropy_weight: float = 0.1,
-        mode: str = "temporal",
-    ) -> None:
-        self.T_teacher = _check_timesteps(T_teacher, "T_teacher")
-        self.T_student = _check_timesteps(T_student, "T_student")
-        if self.T_teacher <= self.T_student:
-            raise ValueError(
-                f"T_teacher must be greater than T_student, not {T_teacher!r} <= {T_student!r}"
-            )
-        self.temperature = _check_temperature(temperature)
-        self.loss_fn = TemporalDistillationLoss(self.temperature, alpha, entropy_weight, mode=mode)
-
-    def __repr__(self) -> str:
-        lf = self.loss_fn
-        return (
-            f"{type(self).__name__}(T_teacher={self.T_teacher}, T_student={self.T_student}, "
-            f"temperature={self.temperature!r}, alpha={lf.alpha!r}, "
-            f"entropy_weight={lf.entropy_weight!r}, mode={lf.mode!r})"
-        )
-
-    def generate_targets(
-        self, run_model: Callable[[Any, int], Any], inputs: Any, *, time_major: bool | None = None
-    ) -> Any:
-        """Soft targets ``softmax(mean_t out / tau)`` from ``out = run_model(inputs, T_teacher)``.
-
-        Returns ``(C,)`` for a one-sample output, ``(B, C)`` for a batch; rows
-        sum to 1.  Same library as the model output (NumPy -> float ndarray,
-        torch -> detached tensor).  Integer outputs (spike counts) are cast to
-        the library's default float dtype.
-        """
-        if not callable(run_model):
-            raise TypeError(f"run_model must be callable, not {type(run_model).__name__}")
-        with _no_grad():
-            out = run_model(inputs, self.T_teacher)
-        out, has_time = _split_time(out, self.T_teacher, time_major, "run_model output")
-        return soft_targets(out, self.temperature, has_time=has_time)
-
-    def loss(
-        self,
-        student_out: Any,
-        soft_targets: Any,
-        targets: Any = None,
-        *,
-        alpha: float | None = None,
-        entropy_weight: float | None = None,
-        student_spikes: Any = None,
-    ) -> dict[str, Any]:
-        """Loss dict (as :meth:`TemporalDistillationLoss.compute`) for a student output.
-
-        ``student_out`` is time-first ``(Ts, C)`` / ``(Ts, B, C)`` (normally
-        ``Ts = T_student``); ``soft_targets`` are the ``(C,)`` / ``(B, C)``
-        probabilities from :meth:`generate_targets`.  ``alpha`` and
-        ``entropy_weight`` override the constructor's values for this call.
-        """
-        lf = self.loss_fn
-        return temporal_distillation_loss(
-            student_out, soft_targets, targets, temperature=self.temperature,
-            alpha=lf.alpha if alpha is None else alpha,
-            entropy_weight=lf.entropy_weight if entropy_weight is None else entropy_weight,
-            mode=lf.mode, student_spikes=student_spikes,
-            teacher_is_probs=True, student_name="student_out", teacher_name="soft_targets",
-        )
-
-    def step(
-        self,
-        run_model: Callable[[Any, int], Any],
-        inputs: Any,
-        targets: Any = None,
-        *,
-        time_major: bool | None = None,
-    ) -> dict[str, Any]:
-        """Soft targets at ``T_teacher`` + student run at ``T_student`` + :meth:`loss`.
-
-        The student run keeps its gradients.  A student output without a time
-        axis (``(C,)`` / ``(B, C)``) is used as a single step.
-        """
-        soft = self.generate_targets(run_model, inputs, time_major=time_major)
-        out = run_model(inputs, self.T_student)
-        out, has_time = _split_time(out, self.T_student, time_major, "run_model output")
-        if not has_time:
-            out = _aac.array_namespace(out).expand_dims(out, axis=0)
-        return self.loss(out, soft, targets)
