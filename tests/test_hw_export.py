@@ -1,4 +1,5 @@
-"""Verilog export, its reports, Verilator lint and the `verilog` / `latency` CLI."""
+"""Verilog export (``sc_neurocore.hw.export``), its reports and Verilator lint (the ``verilog`` / ``latency``
+subcommands are in tests/test_cli_hw.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import re
 
 import pytest
 
-from sc_neurocore.bundle import random_bundle, save_bundle
-from sc_neurocore.cli import main
+from sc_neurocore.bundle import random_bundle
 from sc_neurocore.hw.export import generate_verilog, lint_verilog, verilator_path
 from sc_neurocore.hw.latency import lower_bound_cycles, worst_case_cycles
 
@@ -87,29 +87,3 @@ def test_verilator_lint_wall(opts, tmp_path):
     assert ok, log
 
 
-def test_cli_verilog_and_latency(tmp_path, capsys):
-    bpath = tmp_path / "net.scnb"
-    save_bundle(random_bundle(SMALL["sizes"], SMALL["T"], seed=2), bpath)
-    out = tmp_path / "out"
-    assert main(["verilog", str(bpath), "-o", str(out), "--lanes", "4,2", "--pixels-per-beat", "4"]) == 0
-    text = capsys.readouterr().out
-    assert "latency worst case" in text
-    rep = json.loads((out / "report.json").read_text())
-    assert rep["generator"]["lanes"] == [4, 2]
-    assert rep["weight_port"] is None
-    assert main(["verilog", str(bpath), "-o", str(tmp_path / "wp"), "--weight-port"]) == 0
-    capsys.readouterr()
-    rep = json.loads((tmp_path / "wp" / "report.json").read_text())
-    assert rep["generator"]["weight_port"] is True and rep["weight_port"]["words"] > 0
-    assert "wgt_data" in (tmp_path / "wp" / "sc_neurocore_top.v").read_text()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sc_neurocore-verilog-")]
-    # user errors: exit 2, nothing written
-    bad = tmp_path / "bad"
-    assert main(["verilog", str(bpath), "-o", str(bad), "--lanes", "0"]) == 2
-    assert main(["verilog", str(bpath), "-o", str(bad), "--events", "3,1"]) == 2
-    assert not bad.exists()
-    assert "lanes must be positive" in capsys.readouterr().err
-    assert main(["latency", str(bpath), "--pixels-per-beat", "4"]) == 0
-    assert "worst case" in capsys.readouterr().out
-    assert main(["latency", str(bpath), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["worst_case_cycles"] > 0

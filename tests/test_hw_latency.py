@@ -77,24 +77,6 @@ def test_summary_refuses_an_empty_batch():
         latency_summary(net, None, _x(64, 3, 0), batch=0)
 
 
-def test_latency_cli_names_the_data_dir_dataset(tmp_path, capsys):
-    from sc_neurocore.bundle import save_bundle
-    from sc_neurocore.cli import main
-    from test_data import make_idx_dir
-
-    b = save_bundle(random_bundle((20, 8, 3), 2), tmp_path / "r.scnb")
-    d = tmp_path / "fashion"
-    d.mkdir()
-    make_idx_dir(d, n_test=7)
-    assert main(["latency", str(b), "--data-dir", str(d)]) == 0
-    out = capsys.readouterr().out
-    assert "cycles over 7 fashion test images" in out and "None" not in out
-    assert main(["latency", str(b), "--data-dir", str(d), "--limit", "3", "--json"]) == 0
-    import json
-    res = json.loads(capsys.readouterr().out)
-    assert res["dataset"] == "fashion" and res["typical"]["n"] == 3
-
-
 def test_latency_registry_names_the_view_for_an_unknown_kind():
     from sc_neurocore.hw.latency import INPUTS, LAYERS
     from sc_neurocore.kinds import KindError

@@ -1,11 +1,11 @@
-"""Synthesis and place-and-route of a small core with YoWASP (slow-ish: one ECP5 and one iCE40 run)."""
+"""Synthesis and place-and-route of a small core with YoWASP (``sc_neurocore.hw.synth``; slow-ish: one ECP5 and one
+iCE40 run). The ``synth`` subcommand is in tests/test_cli_synth.py."""
 
 import json
 
 import pytest
 
-from sc_neurocore.bundle import random_bundle, save_bundle
-from sc_neurocore.cli import main
+from sc_neurocore.bundle import random_bundle
 from sc_neurocore.hw.export import generate_verilog
 from sc_neurocore.hw.synth import DEVICES, parse_device, synth_wrapper, synthesize
 
@@ -53,18 +53,6 @@ def test_wrapper_has_narrow_ports(tiny_core):
 def test_bad_device():
     with pytest.raises(ValueError, match=r"device must be one of ecp5-85f, ecp5-25f, ice40-up5k, not 'xc7'"):
         parse_device("xc7")
-
-
-def test_synth_cli_bad_device(tmp_path, capsys):
-    p = save_bundle(random_bundle((8, 4, 3), 2), tmp_path / "b.scnb")
-    assert main(["synth", str(p), "--device", "xc7"]) == 2
-    assert "device must be one of" in capsys.readouterr().err
-
-
-def test_synth_cli_bad_timeout(tmp_path, capsys):
-    p = save_bundle(random_bundle((8, 4, 3), 2), tmp_path / "b.scnb")
-    assert main(["synth", str(p), "--device", "ecp5-25f", "--timeout", "0"]) == 2
-    assert "--timeout must be a positive number of seconds, not 0.0" in capsys.readouterr().err
 
 
 def test_synth_without_report(tmp_path):
@@ -125,60 +113,3 @@ endmodule
     out = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], capture_output=True, text=True, check=True).stdout
     got = [int(line.split()[1]) for line in out.splitlines() if line.startswith("CLASS")]
     assert np.array_equal(np.array(got), expected)
-
-
-# --- issue 12: synth -o is checked before the (minutes-long) run and gets both files or neither --------
-
-def _fake_synth(calls):
-    def fake(bundle, config, device, use_cache=True, timeout=7200):
-        calls.append(device)
-        return {"device": device, "fits": True, "fmax_mhz": 50.0, "utilisation": {},
-                "latency": {"worst_case_cycles": 100}}
-    return fake
-
-
-@pytest.mark.parametrize("kind", ["file", "fifo-json", "fifo-md", "link-md", "dir-md"])
-def test_synth_cli_checks_the_output_before_running(tmp_path, capsys, monkeypatch, kind):
-    import os
-
-    calls = []
-    monkeypatch.setattr("sc_neurocore.cli.synth._synth_bundle", _fake_synth(calls))
-    p = save_bundle(random_bundle((8, 4, 3), 2), tmp_path / "b.scnb")
-    out = tmp_path / "out"
-    if kind == "file":
-        out.write_text("not a folder")
-        message = "is not a directory"
-    else:
-        out.mkdir()
-        what, name = kind.split("-")
-        target = out / f"synth.{name}"
-        if what == "fifo":
-            os.mkfifo(target)
-            message = "it is a FIFO"
-        elif what == "link":
-            (tmp_path / "elsewhere.md").write_text("keep")
-            os.symlink(tmp_path / "elsewhere.md", target)
-            message = "it is a symbolic link"
-        else:
-            target.mkdir()
-            message = "it is a directory"
-    before = sorted(str(q.relative_to(tmp_path)) for q in tmp_path.rglob("*"))
-    assert main(["synth", str(p), "--device", "ecp5-25f", "-o", str(out)]) == 2
-    assert message in capsys.readouterr().err
-    assert calls == []  # refused before any synthesis
-    assert sorted(str(q.relative_to(tmp_path)) for q in tmp_path.rglob("*")) == before  # no synth.json alone
-    # with the obstacle gone, the folder gets both reports
-    if kind == "file":
-        out.unlink()
-    elif kind == "dir-md":
-        target.rmdir()
-    else:
-        target.unlink()
-    assert main(["synth", str(p), "--device", "ecp5-25f", "-o", str(out)]) == 0
-    assert calls == ["ecp5-25f"] and sorted(q.name for q in out.iterdir()) == ["synth.json", "synth.md"]
-    assert json.loads((out / "synth.json").read_text())["worst_case_latency_us"] == 2.0
-
-
-def test_synth_cli_checks_device_before_loading(tmp_path, capsys):
-    assert main(["synth", str(tmp_path / "missing.scnb"), "--device", "xc7"]) == 2
-    assert "device must be one of" in capsys.readouterr().err
