@@ -14,7 +14,7 @@ from sc_neurocore import bundle as bmod
 from sc_neurocore import fileio
 from sc_neurocore.bundle import (Bundle, BundleError, bundle_bytes, load_bundle, random_bundle, resolve_bundle,
                                  save_bundle)
-from sc_neurocore.params import LayerParams, NetworkParams
+from sc_neurocore.params import NetworkParams
 
 
 @pytest.fixture
@@ -211,22 +211,6 @@ def test_resolve_bundle_arguments(tmp_path, small):
         resolve_bundle(None, "nope")
     p = save_bundle(small, tmp_path / "r.scnb")
     assert resolve_bundle(p) == small
-
-
-def test_params_validation_messages():
-    w = np.zeros((2, 2), dtype=np.int64)
-    with pytest.raises(TypeError, match="weight must have an integer dtype, not float64"):
-        LayerParams(np.zeros((2, 2)), 4, 1, 0)
-    with pytest.raises(ValueError, match=r"weight must be a non-empty 2-D"):
-        LayerParams(np.zeros((2,), dtype=np.int64), 4, 1, 0)
-    with pytest.raises(TypeError, match="threshold must be an integer, not 1.5"):
-        LayerParams(w, 4, 1.5, 0)
-    with pytest.raises(ValueError, match=r"layers\[1\] has 3 inputs but layers\[0\] has 2 outputs"):
-        NetworkParams((LayerParams(w, 4, 1, 0), LayerParams(np.zeros((3, 1), dtype=np.int64), 4, 1, 0)), 1)
-    with pytest.raises(ValueError, match="layers must be a non-empty sequence"):
-        NetworkParams((), 1)
-    with pytest.raises(TypeError, match=r"layers\[0\] must be a LayerParams, not str"):
-        NetworkParams(("x",), 1)
 
 
 def test_input_bits_round_trip_and_absent_means_8(tmp_path, small):

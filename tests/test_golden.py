@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from naive_model import lfsr_R, naive_infer
+from naive_model import naive_infer
 from sc_neurocore.golden import LIFState, check_pixels, infer, lif_step
-from sc_neurocore.params import LayerParams, NetworkParams, lfsr_thresholds
+from sc_neurocore.params import LayerParams, NetworkParams
 
 
 def to_naive(net: NetworkParams) -> dict:
@@ -126,14 +126,6 @@ def test_argmax_tie_goes_to_lowest_index():
     assert res.scores.tolist() == [[1, 3, 3]] and res.classes[0] == 1
 
 
-def test_lfsr_table_matches_naive_and_is_maximal():
-    assert np.array_equal(lfsr_thresholds(0xACE1, 3, 17), np.array(lfsr_R(0xACE1, 3, 17), dtype=np.uint8))
-    assert np.array_equal(lfsr_thresholds(1, 2, 5), np.array(lfsr_R(1, 2, 5), dtype=np.uint8))
-    # Hand check of the first step: seed 1 -> lsb 1 -> (1 >> 1) ^ 0xB400 = 0xB400.
-    from sc_neurocore.params import lfsr_step
-    assert lfsr_step(1) == 0xB400 and lfsr_step(2) == 1
-
-
 def test_direct_input_current_constant_rate_varies():
     rng = np.random.default_rng(3)
     layer = LayerParams(rng.integers(-3, 4, (30, 4)), 3, 10**6, 0, 0, 24)
@@ -199,15 +191,3 @@ def test_input_bits_quantise_direct_pixels(input_bits):
         assert np.array_equal(infer(net, imgs[4:5]).scores, infer(net, np.zeros((1, 20))).scores)
 
 
-def test_input_bits_validation():
-    layer = LayerParams(np.zeros((2, 2), dtype=np.int64), 4, 1, 0)
-    with pytest.raises(ValueError, match="input_bits must be between 1 and 8, not 0"):
-        NetworkParams((layer,), 1, input_bits=0)
-    with pytest.raises(ValueError, match="input_bits must be between 1 and 8, not 9"):
-        NetworkParams((layer,), 1, input_bits=9)
-    with pytest.raises(TypeError, match="input_bits must be an integer, not True"):
-        NetworkParams((layer,), 1, input_bits=True)
-    with pytest.raises(ValueError, match="input_bits must be 8 with 'rate' encoding"):
-        NetworkParams((layer,), 1, encoding="rate", input_bits=4)
-    assert NetworkParams((layer,), 1, input_bits=2) != NetworkParams((layer,), 1)
-    assert NetworkParams((layer,), 1, input_bits=2).with_T(3).input_bits == 2

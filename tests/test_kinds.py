@@ -47,14 +47,3 @@ def test_the_golden_model_implements_every_shipped_kind():
     assert LayerParams.kind == "dense" and PixelInput.kind == "pixels"
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"encoding": "sparkle"}, "encoding must be one of 'direct', 'rate', not 'sparkle'"),
-    ({"encoding": "rate", "input_bits": 1}, "input_bits must be 8 with 'rate' encoding"),
-    ({"input_bits": 0}, "input_bits must be between 1 and 8, not 0"),
-    ({"rate_seed": 0}, "rate_seed must be between 1 and 65535, not 0"),
-])
-def test_pixel_input_checks_itself(kw, match):
-    with pytest.raises(ValueError, match=match):
-        PixelInput(**kw)
-    assert PixelInput("direct", 1).x_max == 1 and PixelInput("direct", 3).shift == 5
-    assert PixelInput("rate").x_max == 1 and not PixelInput("rate").constant
