@@ -1,6 +1,6 @@
 """The cocotb testbench itself (sc_neurocore.sim), on the hand-written fixture core tests/fixtures/stub_top.v.
 
-Pure-Python parts (bus packing, checker) are tested directly; the cocotb
+The bus packing and the checker are tested in tests/test_hw_stream.py and tests/test_sim_checker.py; the cocotb
 parts run the fixture in both simulators, which follows the same port
 contract as the generated core and implements a real (trivial) network
 bit-exactly, so the same checker and latency comparison apply.
@@ -19,34 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 from stub_core import DELAY, stub_bundle, stub_core, stub_images  # noqa: E402
 
 from sc_neurocore.golden import infer  # noqa: E402
-from sc_neurocore.sim.checker import InOrderChecker  # noqa: E402
 from sc_neurocore.hw.stream import Traffic  # noqa: E402
 from sc_neurocore.sim.runner import available_simulators, run_case  # noqa: E402
 
 SIMS = available_simulators()
 
 
-# -- pure Python (the bus packing itself: tests/test_sim_model.py) -------------
-
-def test_checker_reports_index_and_fields():
-    ck = InOrderChecker()
-    ck.expect(0, 1, [3, 4])
-    ck.expect(1, 0, [5, 2])
-    ck.expect(2, 1, [0, 9])
-    assert ck.observe(1, [3, 4]) == (0, True)
-    assert ck.observe(1, [5, 6]) == (1, False)
-    s = ck.summary()
-    assert s["checked"] == 2 and s["mismatched_vectors"] == 1
-    assert {(m["index"], m["field"], m["expected"], m["got"]) for m in s["mismatches"]} == {
-        (1, "class", 0, 1), (1, "score[1]", 2, 6)}
-    assert ck.flush() == [2]
-    assert ck.observe(0, [0, 0]) == (-1, False)  # nothing expected any more
-    ck.expect(3, 0, [1, 1])
-    ck.finish()
-    fields = [m.field for m in ck.mismatches]
-    assert fields == ["class", "score[1]", "unexpected", "missing"]
-    assert ck.summary()["mismatched_vectors"] == 3
-
+# -- pure Python (the bus packing: tests/test_hw_stream.py; the checker: tests/test_sim_checker.py) ----
 
 def test_stub_bundle_matches_fixture_arithmetic():
     x = stub_images(20)
