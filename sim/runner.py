@@ -19,7 +19,9 @@ decides.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -37,7 +39,7 @@ from sc_neurocore.hw.stream import TOP_NAME, Traffic
 
 __all__ = ["SIMULATORS", "Core", "CaseOptions", "Traffic", "ensure_simulator", "available_simulators", "build_root",
            "generator_fingerprint", "generate_core", "build", "run_case", "run_regression", "VERILATOR_ARGS",
-           "COCOTB_VERSION"]
+           "COCOTB_VERSION", "default_jobs", "shard_seed"]
 
 SIMULATORS = ("icarus", "verilator")
 TEST_MODULE = "sc_neurocore.sim.tb_core"
@@ -462,24 +464,150 @@ def _case_name(prefix: str, *parts) -> str:
     return f"{prefix}-{h}"
 
 
+def default_jobs() -> int:
+    """The CPUs this process may use (``os.process_cpu_count()`` on Python >= 3.13, else the affinity mask, else
+    ``os.cpu_count()``), at least 1: the default of ``sc-neurocore sim --jobs``."""
+    count = getattr(os, "process_cpu_count", None)
+    n = count() if count is not None else None
+    if n is None and hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    return max(1, n or os.cpu_count() or 1)
+
+
+def _check_jobs(jobs) -> int:
+    if jobs is None:
+        return default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1 (simulator processes), not {jobs!r}")
+    return int(jobs)
+
+
+def shard_seed(seed: int, shard: int) -> int:
+    """The traffic seed of shard ``shard`` (0-based) of a run with seed ``seed`` split over several processes.
+
+    ``numpy.random.SeedSequence(seed, spawn_key=(shard,)).generate_state(1)[0]`` (a 32-bit integer): the
+    shards' gaps, back-pressure and reset points are independent draws, the same on every run with the same
+    seed and number of processes. A run in one process keeps ``seed`` itself.
+    """
+    return int(np.random.SeedSequence(int(seed), spawn_key=(int(shard),)).generate_state(1, np.uint32)[0])
+
+
+@dataclass(frozen=True)
+class _Shard:
+    index: int
+    start: int
+    stop: int
+    traffic: Traffic
+    case: str
+
+
+def _plan_shards(n_images: int, jobs: int, traffic: Traffic, case: str) -> list[_Shard]:
+    """Contiguous slices of the images, one per process (never empty), with their traffic and case folder.
+
+    One shard keeps the run's traffic and case name unchanged. With several, shard ``k`` gets the seed
+    :func:`shard_seed(seed, k) <shard_seed>`, ``traffic.resets`` spread over the shards as evenly as
+    ``numpy.array_split`` spreads them (the first shards get one more), and the case ``<case>-j<N>-<k>``.
+    """
+    k = max(1, min(jobs, n_images))
+    if k == 1:
+        return [_Shard(0, 0, n_images, traffic, case)]
+    bounds = [len(a) for a in np.array_split(np.arange(n_images), k)]
+    resets = [len(a) for a in np.array_split(np.arange(traffic.resets), k)]
+    out, start = [], 0
+    for i, size in enumerate(bounds):
+        t = dataclasses.replace(traffic, seed=shard_seed(traffic.seed, i), resets=resets[i])
+        out.append(_Shard(i, start, start + size, t, f"{case}-j{k}-{i}"))
+        start += size
+    return out
+
+
+#: Order of the checker's reports within one run: field mismatches as the beats come out, then the
+#: results that never came out (``InOrderChecker.finish``), then the latencies (checked at the end).
+_PHASE = {"missing": 1, "cycles": 2}
+
+
+def _sum(values):
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _merge_shards(shards: list[_Shard], results: list[dict], max_report: int) -> dict:
+    """One report from the shards' ``run_case`` results, image indices made global.
+
+    ``mismatches`` is what a single process would keep: every shard's list (each in its own order) with
+    global indices, stably ordered by the checker's report phase (:data:`_PHASE`), the first
+    ``max_report``; ``cycles`` are concatenated in image order (-1 where no result came out).
+    """
+    mism, cycles, walls, per_s = [], [], [], []
+    for s, r in zip(shards, results):
+        for m in r.get("mismatches") or []:
+            m = dict(m)
+            if isinstance(m.get("index"), int) and m["index"] >= 0:
+                m["index"] += s.start
+            mism.append(m)
+        c = list(r.get("cycles") or [])
+        cycles.extend(c if len(c) == s.stop - s.start else [-1] * (s.stop - s.start))
+        walls.append(r.get("wall_s"))
+        per_s.append(r.get("images_per_s"))
+    mism.sort(key=lambda m: _PHASE.get(m.get("field"), 0))
+    n = shards[-1].stop if shards else 0
+    sim_wall = None if any(w is None for w in walls) else max(walls, default=0.0)
+    failed_first = next((r for r in results if r.get("failed") or r.get("simulator_exit")), results[0])
+    out = {
+        "vectors_checked": sum(r.get("checked", 0) for r in results),
+        "mismatched_vectors": _sum([r.get("mismatched_vectors") for r in results]),
+        "mismatched_fields": _sum([r.get("mismatched_fields") for r in results]),
+        "mismatches": mism[:max_report],
+        "cycle_mismatches": _sum([r.get("cycle_mismatches") for r in results]),
+        "cycles_checked": all(r.get("cycles_checked", False) for r in results),
+        "cycles": cycles,
+        "images_per_s": n / sim_wall if sim_wall else None,
+        "images_per_s_per_process": per_s,
+        "sim_wall_s": sim_wall,
+        "sim_cycles": _sum([r.get("sim_cycles") for r in results]),
+        "case_dir": failed_first.get("case_dir"),
+        "failed": sum(r.get("failed") or 0 for r in results),
+        "stalled": any(bool(r.get("stalled")) for r in results),
+        "stall_cycles": results[0].get("stall_cycles"),
+        "shards": [{"shard": s.index, "first_image": s.start, "n_images": s.stop - s.start, "seed": s.traffic.seed,
+                    "resets": s.traffic.resets, "case_dir": r.get("case_dir"), "vectors_checked": r.get("checked", 0),
+                    "mismatched_vectors": r.get("mismatched_vectors"), "cycle_mismatches": r.get("cycle_mismatches"),
+                    "images_per_s": r.get("images_per_s"), "sim_wall_s": r.get("wall_s"),
+                    "process_wall_s": r.get("process_wall_s"), "failed": r.get("failed"),
+                    "stalled": bool(r.get("stalled"))} for s, r in zip(shards, results)],
+    }
+    if "log_tail" in failed_first:
+        out["log_tail"] = failed_first["log_tail"]
+    return out
+
+
 def run_regression(bundle, images, labels=None, simulator: str = "verilator", n: int | None = None, *,
                    gaps: bool | float = False, backpressure: bool | float = False, seed: int = 0,
                    resets: int = 0, generator_options: dict | None = None, core: Core | None = None,
                    waves: bool | None = None, check_cycles: bool = True, case: str | None = None,
-                   traffic: Traffic | None = None) -> dict:
+                   traffic: Traffic | None = None, jobs: int | None = 1) -> dict:
     """Run ``n`` images through the generated core of ``bundle`` in ``simulator`` and check every result.
 
     ``gaps``/``backpressure``: True for the default probability (0.2 / 0.3) or a
     probability; with ``seed`` and ``resets`` they make the run's
     :class:`~sc_neurocore.hw.stream.Traffic`, which may be given whole as
-    ``traffic`` instead. Returns ``{"simulator", "vectors_checked", "mismatched_vectors",
-    "mismatches", "images_per_s", "cycles_mean", "cycle_mismatches",
-    "accuracy" (with labels), "ok", …}``.
+    ``traffic`` instead. ``jobs``: simulator processes (None: :func:`default_jobs`);
+    the core is generated and built once, the images are split into ``jobs``
+    contiguous shards (at most one per image), each run concurrently in its own
+    case folder (:func:`_plan_shards`: with shaped traffic each shard draws from
+    :func:`shard_seed`), and the results are merged (:func:`_merge_shards`):
+    the same checks, image indices global. Returns ``{"simulator",
+    "vectors_checked", "mismatched_vectors", "mismatches", "images_per_s",
+    "cycles_mean", "cycle_mismatches", "cycles", "jobs", "shards",
+    "accuracy" (with labels), "ok", …}``; ``images_per_s`` is the images over
+    the slowest process's simulation time, ``images_per_s_per_process`` each
+    process's own, ``process_wall_s`` the wall time of all the simulator
+    processes (start-up included) and ``build_s`` the build, apart.
     """
     from sc_neurocore.bundle import Bundle
 
     if not isinstance(bundle, Bundle):
         raise TypeError(f"bundle must be a Bundle, not {type(bundle).__name__}")
+    jobs = _check_jobs(jobs)
     x = np.asarray(images)
     if x.ndim != 2 or x.shape[1] != bundle.network.sizes[0]:
         raise ValueError(f"images must have shape (N, {bundle.network.sizes[0]}), not {x.shape}")
@@ -503,36 +631,56 @@ def run_regression(bundle, images, labels=None, simulator: str = "verilator", n:
     t_build = time.perf_counter() - t1
     name = case or _case_name("regression", len(x), traffic.gaps, traffic.backpressure, traffic.seed, traffic.resets,
                               hashlib.sha256(x.tobytes()).hexdigest())
-    res = run_case(core, simulator, x, case=name, traffic=traffic,
-                   options=CaseOptions(check_cycles=check_cycles, fail_on_mismatch=False), waves=waves)
-    cyc = np.asarray(res.get("cycles") or [], dtype=np.int64)
+    options = CaseOptions(check_cycles=check_cycles, fail_on_mismatch=False)
+    shards = _plan_shards(len(x), jobs, traffic, name)
+
+    def run_shard(s: _Shard) -> dict:
+        return run_case(core, simulator, x[s.start:s.stop], case=s.case, traffic=s.traffic, options=options,
+                        waves=waves)
+
+    t2 = time.perf_counter()
+    if len(shards) == 1:
+        results = [run_shard(shards[0])]
+    else:
+        # Each run_case waits on its own simulator subprocess, so threads are enough. The environment is
+        # prepared once here: run_case's own _runner_environ then changes nothing that another thread reads.
+        with _runner_environ(), concurrent.futures.ThreadPoolExecutor(max_workers=len(shards)) as pool:
+            results = list(pool.map(run_shard, shards))
+    merged = _merge_shards(shards, results, options.max_report)
+    cyc = np.asarray(merged["cycles"], dtype=np.int64)
     out = {
         "simulator": simulator,
-        "vectors_checked": res.get("checked", 0),
+        "vectors_checked": merged["vectors_checked"],
         "n_images": len(x),
-        "mismatched_vectors": res.get("mismatched_vectors"),
-        "mismatches": res.get("mismatches", []),
-        "cycle_mismatches": res.get("cycle_mismatches"),
-        "cycles_checked": res.get("cycles_checked", False),
-        "images_per_s": res.get("images_per_s"),
-        "sim_wall_s": res.get("wall_s"),
-        "process_wall_s": res.get("process_wall_s"),
+        "mismatched_vectors": merged["mismatched_vectors"],
+        "mismatches": merged["mismatches"],
+        "cycle_mismatches": merged["cycle_mismatches"],
+        "cycles_checked": merged["cycles_checked"],
+        "images_per_s": merged["images_per_s"],
+        "sim_wall_s": merged["sim_wall_s"],
+        "process_wall_s": results[0].get("process_wall_s") if len(shards) == 1 else time.perf_counter() - t2,
         "generate_s": t_gen, "build_s": t_build,
         "cycles_mean": float(cyc[cyc >= 0].mean()) if (cyc >= 0).any() else None,
         "cycles_min": int(cyc[cyc >= 0].min()) if (cyc >= 0).any() else None,
         "cycles_max": int(cyc[cyc >= 0].max()) if (cyc >= 0).any() else None,
-        "sim_cycles": res.get("sim_cycles"),
-        "case_dir": res.get("case_dir"),
-        "failed": res.get("failed"),
-        "stalled": bool(res.get("stalled")),
-        "stall_cycles": res.get("stall_cycles"),
+        "sim_cycles": merged["sim_cycles"],
+        "case_dir": merged["case_dir"],
+        "failed": merged["failed"],
+        "stalled": merged["stalled"],
+        "stall_cycles": merged["stall_cycles"],
+        "mismatched_fields": merged["mismatched_fields"],
+        "cycles": merged["cycles"],
+        "jobs": len(shards),
+        "images_per_s_per_process": merged["images_per_s_per_process"],
+        "shards": merged["shards"],
     }
-    if labels is not None and res.get("checked"):
+    out["images_per_s_end_to_end"] = len(x) / out["process_wall_s"] if out["process_wall_s"] else None
+    if labels is not None and out["vectors_checked"]:
         from sc_neurocore.golden import infer
 
         out["accuracy"] = float((infer(bundle.network, x).classes == labels).mean())
-    out["ok"] = bool(res.get("failed") == 0 and out["mismatched_vectors"] == 0 and not out["cycle_mismatches"]
+    out["ok"] = bool(out["failed"] == 0 and out["mismatched_vectors"] == 0 and not out["cycle_mismatches"]
                      and out["vectors_checked"] == len(x))
-    if "log_tail" in res:
-        out["log_tail"] = res["log_tail"]
+    if "log_tail" in merged:
+        out["log_tail"] = merged["log_tail"]
     return out

@@ -4,6 +4,12 @@ Every output beat is compared, in order, with the golden model (class and
 every score); with input gaps and back-pressure off, the measured cycles per
 image are compared with the latency model too. Exit status 0 when everything
 matched, 1 on any mismatch, 2 on a usage error.
+
+``--jobs N`` (default: the CPUs this process may use) splits the images into
+N contiguous shards, simulated at once by N simulator processes on one build,
+and merges their results into one report (image indices global); with shaped
+traffic shard k draws its gaps, back-pressure and reset points from a seed
+derived from ``--seed`` and k (``sc_neurocore.sim.runner.shard_seed``).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ def _cmd_sim(args) -> int:
     traffic = _traffic(args)
     if args.n is not None and args.n < 1:
         raise ValueError(f"--n must be at least 1, not {args.n}")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1 (simulator processes), not {args.jobs}")
     if args.random is not None:
         from sc_neurocore.bundle import random_bundle
 
@@ -69,7 +77,7 @@ def _cmd_sim(args) -> int:
     results = []
     ok = True
     for sim in sims:
-        r = run_regression(bundle, x, y, simulator=sim, traffic=traffic, generator_options=gen)
+        r = run_regression(bundle, x, y, simulator=sim, traffic=traffic, generator_options=gen, jobs=args.jobs)
         results.append(r)
         ok &= r["ok"]
         if not args.json:
@@ -88,6 +96,11 @@ def _print(r: dict, show: int) -> None:
           f"mismatches {r['mismatched_vectors']}  images/s {r['images_per_s'] or 0:,.1f}  "
           f"(sim {r['sim_wall_s'] or 0:.1f} s, build {r['build_s']:.1f} s)  {cyc}"
           + (f"  accuracy {100 * r['accuracy']:.2f} %" if "accuracy" in r else ""))
+    if r.get("jobs", 1) > 1:
+        per = ", ".join(f"{v or 0:,.1f}" for v in r["images_per_s_per_process"])
+        print(f"  {r['jobs']} simulator processes: images/s per process {per}; total {r['images_per_s'] or 0:,.1f} "
+              f"(slowest simulation {r['sim_wall_s'] or 0:.1f} s), {r['images_per_s_end_to_end'] or 0:,.1f} "
+              f"end to end ({r['process_wall_s'] or 0:.1f} s with start-up)")
     if r.get("stalled"):
         print(f"  the core stalled: no progress for {r.get('stall_cycles')} cycles "
               f"({r['n_images'] - r['vectors_checked']} results never came out)")
@@ -116,6 +129,8 @@ def register(subparsers) -> None:
     p.add_argument("--pixels-per-beat", type=int, dest="pixels_per_beat", help="core generator option")
     p.add_argument("--lanes", type=int, help="core generator option")
     p.add_argument("--events", type=int, help="core generator option")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="simulator processes the images are split over (default: the number of CPU cores)")
     p.add_argument("--show", type=int, default=10, help="mismatches to print (default 10)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=_cmd_sim)
