@@ -4,11 +4,15 @@ Every command ends in a bundle for the chosen target ``T`` (plus a ``.pt``
 checkpoint next to it that ``distill --teacher`` accepts) whose provenance
 records the dataset, seed, configuration, command and the test accuracy
 measured with the golden integer model.
+
+``train`` and ``distill`` also run data-parallel under ``torchrun`` (torch DDP; ``--batch-size`` is the
+global batch; rank 0 alone logs and writes): see :mod:`sc_neurocore.train.distributed`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 from pathlib import Path
@@ -184,29 +188,61 @@ def _log(args):
     return (lambda s: None) if args.quiet else print
 
 
+@contextlib.contextmanager
+def _process_group(args):
+    """The world torchrun started this process in (joined for the run, left after it); one process without
+    torchrun. The global ``--batch-size`` must split evenly over the processes."""
+    from ..train.distributed import check_global_batch, env_world, init, shutdown
+
+    world = env_world()
+    if not world.distributed:
+        yield world
+        return
+    _library_check(check_global_batch, args.batch_size, world.size)
+    if not (args.dist_timeout > 0 and math.isfinite(args.dist_timeout)):
+        raise ValueError(f"--dist-timeout must be a positive number of seconds, not {args.dist_timeout!r}")
+    world = init(world, args.device, args.dist_timeout)
+    try:
+        yield world
+    finally:
+        shutdown()
+
+
 def _cmd_train(args) -> int:
+    _check_common(args)
+    with _process_group(args) as world:
+        return _run_train(args, world)
+
+
+def _run_train(args, world) -> int:
     from ..train import prepare_data, train_ann, train_model
 
-    _check_common(args)
     if not args.ann:
         _check_config(args)  # syntax and range errors before the (slow) data loading
     data = prepare_data(args.dataset, args.data_dir, args.limit)
     _check_images(args, data)
     if args.ann:
         r = train_ann(_train_config(args), data, args.output, log=_log(args))
-        print(f"wrote {r['checkpoint']} (ANN teacher, float test accuracy {100 * r['test_acc']:.2f} %)")
+        if world.main:
+            print(f"wrote {r['checkpoint']} (ANN teacher, float test accuracy {100 * r['test_acc']:.2f} %)")
         return 0
     cfg = _config(args, data)
     r = train_model(cfg, _train_config(args), data, args.output, log=_log(args), command=_command("train", args))
-    print(f"wrote {r['bundle_path']} and {r['checkpoint']}  (T={cfg.T}, integer test accuracy "
+    if world.main:
+        print(f"wrote {r['bundle_path']} and {r['checkpoint']}  (T={cfg.T}, integer test accuracy "
           f"{100 * r['test_acc']:.2f} %, val {100 * r['val_acc']:.2f} % at epoch {r['best_epoch']})")
     return 0
 
 
 def _cmd_distill(args) -> int:
+    _check_common(args)
+    with _process_group(args) as world:
+        return _run_distill(args, world)
+
+
+def _run_distill(args, world) -> int:
     from ..train import distill_model, prepare_data
 
-    _check_common(args)
     _check_distill_options(args)
     if args.teacher is None and args.method != "self":
         raise ValueError(f"--method {args.method} needs --teacher CHECKPOINT (a .pt written by `sc-neurocore train`)")
@@ -240,20 +276,30 @@ def _cmd_distill(args) -> int:
     if args.teacher is not None:
         cmd += f" --teacher {Path(args.teacher).name}"
     r = distill_model(cfg, tc, data, args.teacher, args.output, init=args.init, log=_log(args), command=cmd)
-    print(f"wrote {r['bundle_path']} and {r['checkpoint']}  (T={cfg.T}, {args.method} distillation, integer "
+    if world.main:
+        print(f"wrote {r['bundle_path']} and {r['checkpoint']}  (T={cfg.T}, {args.method} distillation, integer "
           f"test accuracy {100 * r['test_acc']:.2f} %, val {100 * r['val_acc']:.2f} % at epoch {r['best_epoch']})")
     return 0
 
 
 def _cmd_demo(args) -> int:
     from ..demo import run_demo
+    from ..train.distributed import env_world
 
+    if env_world().distributed:
+        raise ValueError("demo runs in one process; start it without torchrun (train and distill run "
+                         "data-parallel under torchrun)")
     _check_device(args.device)
     r = _library_check(run_demo, args.output, teacher_epochs=args.teacher_epochs,
                        student_epochs=args.student_epochs, T_teacher=args.teacher_T, T_student=args.T,
                        rtl_images=args.rtl_images, simulator=args.simulator, seed=args.seed, threads=args.threads,
                        limit=args.limit, device=args.device, quiet=args.quiet, flags=DEMO_FLAGS)
     return 0 if r["ok"] else 1
+
+
+#: ``--dist-timeout`` default (= :data:`sc_neurocore.train.distributed.DEFAULT_TIMEOUT_S`; not imported here:
+#: building the parser must not import torch).
+DIST_TIMEOUT_S = 600.0
 
 
 def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epochs: int, default_lr: float) -> None:
@@ -294,6 +340,9 @@ def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epoch
                    help="train on training + validation images and keep the last epoch (no model selection; "
                         "choose the other options on the validation split first)")
     q.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    q.add_argument("--dist-timeout", type=float, default=DIST_TIMEOUT_S, metavar="SECONDS",
+                   help="under torchrun: how long the rendezvous and every collective may wait for the other "
+                        f"processes before the run fails (default {DIST_TIMEOUT_S:g})")
 
 
 def register(sub) -> None:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..data import class_count
 from .config import TrainConfig, _check_train_config, check_limit
+from .distributed import World, all_reduce_sum, check_global_batch, current_world, shard_bounds
 from .model import SpikingMLP
 
 __all__ = ["Data", "prepare_data", "evaluate", "fit", "make_optimizer", "MAX_CLASSES"]
@@ -131,6 +132,12 @@ def _progress(iterable, total, desc, disable):
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None = None,
              batch_size: int = 1000) -> float:
     """Accuracy of ``model`` (the QAT emulation: equals the golden model's integer accuracy)."""
+    return _correct(model, x, y, T, batch_size) / max(1, len(x))
+
+
+def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None = None,
+             batch_size: int = 1000) -> int:
+    """How many of ``x`` ``model`` classifies as ``y``."""
     model.eval()
     correct = 0
     with torch.no_grad():
@@ -139,7 +146,17 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int | None =
             s = model.forward(xb, T).scores if isinstance(model, SpikingMLP) else model(xb)
             correct += int((s.argmax(1) == y[i:i + batch_size]).sum())
     model.train()
-    return correct / max(1, len(x))
+    return correct
+
+
+def _evaluate_sharded(model: nn.Module, x: torch.Tensor, y: torch.Tensor, world: World) -> float:
+    """:func:`evaluate` with each rank scoring its slice of ``x`` and the counts all-reduced: the same value,
+    and so the same model selection, on every rank."""
+    if not world.distributed:
+        return evaluate(model, x, y)
+    lo, hi = shard_bounds(len(x), world.rank, world.size)
+    correct, = all_reduce_sum([_correct(model, x[lo:hi], y[lo:hi])], x.device)
+    return int(round(correct)) / max(1, len(x))
 
 
 def _shift_images(xb: torch.Tensor, max_shift: int, gen: torch.Generator | None, d: torch.Tensor | None = None
@@ -182,12 +199,38 @@ class _TeacherCache:
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
         return f"{h.hexdigest()}-{tuple(x.shape)}-{max_shift}-{x.device}"
 
-    def __init__(self, teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000) -> None:
+    def __init__(self, teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000,
+                 world: World | None = None) -> None:
         self.a = max_shift
-        key = self._key(teacher, x, max_shift)
+        world = world or World()
+        key = self._key(teacher, x, max_shift) + (f"-{world.rank}/{world.size}" if world.distributed else "")
         if _TeacherCache._last[0] == key:
             self.logits = _TeacherCache._last[1]
             return
+        if world.distributed:  # each rank computes the logits of its slice of the images; all ranks get all
+            self.logits = self._gathered(teacher, x, max_shift, batch_size, world)
+            _TeacherCache._last = (key, self.logits)
+            return
+        self.logits = self._table(teacher, x, max_shift, batch_size)
+        _TeacherCache._last = (key, self.logits)
+
+    @staticmethod
+    def _gathered(teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int, world: World) -> torch.Tensor:
+        import torch.distributed as dist
+
+        lo, hi = shard_bounds(len(x), world.rank, world.size)
+        mine = _TeacherCache._table(teacher, x[lo:hi], max_shift, batch_size)
+        longest = shard_bounds(len(x), 0, world.size)[1]  # rank 0's slice is the longest
+        pad = torch.zeros((mine.shape[0], longest, mine.shape[2]), dtype=mine.dtype, device=mine.device)
+        pad[:, :hi - lo] = mine
+        parts = [torch.empty_like(pad) for _ in range(world.size)]
+        dist.all_gather(parts, pad)
+        return torch.cat([p[:, :b - a] for r, p in enumerate(parts)
+                          for a, b in [shard_bounds(len(x), r, world.size)]], dim=1)
+
+    @staticmethod
+    def _table(teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000) -> torch.Tensor:
+        """``(views, len(x), C)``: the teacher's logits for every image at every shift."""
         k = 2 * max_shift + 1
         views = []
         with torch.no_grad():
@@ -201,8 +244,7 @@ class _TeacherCache:
                             xb, _ = _shift_images(xb, max_shift, None, d)
                         out.append(teacher(xb))
                     views.append(torch.cat(out))
-        self.logits = torch.stack(views).reshape(k * k, len(x), -1)
-        _TeacherCache._last = (key, self.logits)
+        return torch.stack(views).reshape(k * k, len(x), -1)
 
     @staticmethod
     def worth_it(max_shift: int, epochs: int) -> bool:
@@ -266,10 +308,12 @@ def _soft_labels(yb: torch.Tensor, logits: torch.Tensor, label_smoothing: float)
 
 
 def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, trx: torch.Tensor,
-                log: Callable[[str], None]) -> BatchLoss:
+                log: Callable[[str], None], forward: nn.Module | None = None,
+                world: World | None = None) -> BatchLoss:
     """The loss of one batch for ``tc.method``: the task cross-entropy (``none``), the distillation terms
     against a teacher (``temporal`` / ``average``; a float ANN teacher's logits cached when worth it) or the
-    student's own run at ``teacher_T`` (``self``)."""
+    student's own run at ``teacher_T`` (``self``). ``forward``: the module the training forward pass runs
+    through (the DDP wrapper of ``model``; ``model`` itself by default)."""
     from ..distillation import SelfDistiller, TemporalDistillationLoss
 
     loss_fn = None
@@ -286,17 +330,18 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
     tcache = None
     if loss_fn is not None and not isinstance(teacher, SpikingMLP) and _TeacherCache.worth_it(tc.augment, tc.epochs):
         t0 = time.perf_counter()
-        tcache = _TeacherCache(teacher, trx, tc.augment)
+        tcache = _TeacherCache(teacher, trx, tc.augment, world=world)
         log(f"teacher logits for {len(trx)} images x {tcache.logits.shape[0]} shifts ({time.perf_counter() - t0:.1f} s)")
 
+    fwd = model if forward is None else forward
     if not isinstance(model, SpikingMLP):
         def ann_loss(xb, yb, idx, d):
-            logits = model(xb)
+            logits = fwd(xb)
             return F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing), logits.argmax(1)
         return ann_loss
 
     def snn_loss(xb, yb, idx, d):
-        out = model(xb)
+        out = fwd(xb)
         yt = yb
         if tc.label_smoothing and (loss_fn is not None or distiller is not None):  # soft label rows
             yt = _soft_labels(yb, out.logits, tc.label_smoothing)
@@ -346,6 +391,60 @@ def _train_epoch(epoch: int, tc: TrainConfig, trx: torch.Tensor, tr_y: torch.Ten
     return tot_loss, tot_correct, seen
 
 
+def _train_epoch_sharded(epoch: int, tc: TrainConfig, trx: torch.Tensor, tr_y: torch.Tensor, perm: torch.Tensor,
+                         steps_per_epoch: int, batch_loss: BatchLoss, opt, sched, aug_gen: torch.Generator,
+                         world: World) -> tuple[float, int, int]:
+    """:func:`_train_epoch` for one rank of a data-parallel run: the same global batches of ``perm`` as a
+    single process, of which this rank takes its slice (:func:`~.distributed.shard_bounds`), with the shifts
+    drawn for the whole global batch; the slice's mean loss is weighted by ``len(slice) * world / len(batch)``
+    so that DDP's average of the ranks' gradients is the gradient of the global batch's mean loss. Returns
+    this rank's ``(summed loss, correct, seen)``."""
+    tot_loss, tot_correct, seen = 0.0, 0, 0
+    bar = _progress(range(steps_per_epoch), steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}",
+                    tc.quiet or not world.main)
+    for bi in bar:
+        gidx = perm[bi * tc.batch_size:(bi + 1) * tc.batch_size]
+        G = len(gidx)
+        dg = None
+        if tc.augment:  # the single process's draw for the global batch
+            dg = torch.randint(-tc.augment, tc.augment + 1, (2, G, 1, 1), generator=aug_gen).to(trx.device)
+        lo, hi = shard_bounds(G, world.rank, world.size)
+        bs = hi - lo
+        weight = bs * world.size / G
+        if bs == 0:  # a last global batch smaller than the world: this rank still joins the gradient all-reduce
+            lo, hi, weight = 0, 1, 0.0
+        idx = gidx[lo:hi]
+        xb, yb = trx[idx], tr_y[idx]
+        d = None
+        if tc.augment:
+            d = dg[:, lo:hi].contiguous()
+            xb, _ = _shift_images(xb, tc.augment, None, d)
+        loss, pred = batch_loss(xb, yb, idx, d)
+        opt.zero_grad(set_to_none=True)
+        (loss * weight).backward()  # DDP all-reduces (averages) the gradients during the backward pass
+        opt.step()
+        sched.step()
+        if bs:
+            tot_loss += float(loss.detach()) * bs
+            tot_correct += int((pred == yb).sum())
+            seen += bs
+        if not tc.quiet and world.main and seen and (bi % 10 == 0 or bi == steps_per_epoch - 1):
+            bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{100 * tot_correct / seen:.2f}%")
+    bar.close()
+    return tot_loss, tot_correct, seen
+
+
+def _ddp(model: nn.Module, dev: torch.device, world: World) -> nn.Module:
+    """``model`` wrapped in :class:`torch.nn.parallel.DistributedDataParallel` (rank 0's parameters are
+    broadcast; gradients are averaged over the ranks in the backward pass)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index], output_device=index)
+    return DistributedDataParallel(model)
+
+
 def _select(best: tuple, model: nn.Module, val: float, epoch: int, tc: TrainConfig) -> tuple:
     """Model selection: ``(val_acc, epoch, state)`` of the best validation epoch so far (strictly better wins;
     ``train_on_val``: the last epoch)."""
@@ -356,8 +455,18 @@ def _select(best: tuple, model: nn.Module, val: float, epoch: int, tc: TrainConf
 
 def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | None = None,
         log: Callable[[str], None] | None = None) -> dict:
-    """Train ``model`` in place (keeping the best-validation epoch); returns a history dict."""
+    """Train ``model`` in place (keeping the best-validation epoch); returns a history dict.
+
+    In a joined process group of more than one process (:mod:`~sc_neurocore.train.distributed`, started
+    by ``torchrun``) the model trains data-parallel under DDP: ``tc.batch_size`` is the global batch, every
+    rank ends with the same model, and only rank 0 logs and shows progress."""
+    world = current_world()
+    check_global_batch(tc.batch_size, world.size)
     dev = _setup_torch(tc)
+    if world.distributed:
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        torch.manual_seed(tc.seed + world.rank)  # dropout masks differ per rank (rank 0 as a single process)
     model.to(dev)
     model.train()
     if teacher is not None:
@@ -365,6 +474,8 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     if isinstance(model, SpikingMLP):
         model.dropout = tc.dropout
     log = log or (lambda s: None)
+    if not world.main:
+        log = lambda s: None  # noqa: E731 - rank 0 logs
     trx, tr_y, vax, va_y = _train_tensors(data, tc, dev)
     n = len(trx)
     _check_augment(tc, data.n_inputs)
@@ -372,7 +483,8 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     opt = make_optimizer(model, tc.lr, tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
                                                 pct_start=0.15, anneal_strategy="cos")
-    batch_loss = _batch_loss(model, tc, teacher, trx, log)
+    wrapped = _ddp(model, dev, world) if world.distributed else None
+    batch_loss = _batch_loss(model, tc, teacher, trx, log, forward=wrapped, world=world)
     rng = np.random.default_rng(tc.seed)
     aug_gen = torch.Generator().manual_seed(tc.seed + 1)
     best = (-1.0, -1, None)
@@ -381,10 +493,16 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     for epoch in range(tc.epochs):
         perm = torch.as_tensor(rng.permutation(n), device=dev)
         t0 = time.perf_counter()
-        tot_loss, tot_correct, seen = _train_epoch(epoch, tc, trx, tr_y, perm, steps_per_epoch, batch_loss, opt,
-                                                   sched, aug_gen)
+        if world.distributed:
+            tot_loss, tot_correct, seen = _train_epoch_sharded(epoch, tc, trx, tr_y, perm, steps_per_epoch,
+                                                               batch_loss, opt, sched, aug_gen, world)
+            tot_loss, tot_correct, seen = all_reduce_sum([tot_loss, tot_correct, seen], dev)
+            tot_correct, seen = int(round(tot_correct)), int(round(seen))
+        else:
+            tot_loss, tot_correct, seen = _train_epoch(epoch, tc, trx, tr_y, perm, steps_per_epoch, batch_loss,
+                                                       opt, sched, aug_gen)
         epoch_s = time.perf_counter() - t0
-        val = evaluate(model, vax, va_y)
+        val = _evaluate_sharded(model, vax, va_y, world)
         rec = {"epoch": epoch + 1, "loss": tot_loss / seen, "train_acc": tot_correct / seen, "val_acc": val,
                "seconds": epoch_s}
         history.append(rec)
@@ -393,6 +511,9 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
         best = _select(best, model, val, epoch, tc)
     model.load_state_dict(best[2])
     model.eval()
-    return {"history": history, "best_epoch": best[1], "val_acc": best[0],
-            "train_seconds": time.perf_counter() - t_start, "train_images": n,
-            "selection": "last epoch (validation images trained on)" if tc.train_on_val else "best validation epoch"}
+    out = {"history": history, "best_epoch": best[1], "val_acc": best[0],
+           "train_seconds": time.perf_counter() - t_start, "train_images": n,
+           "selection": "last epoch (validation images trained on)" if tc.train_on_val else "best validation epoch"}
+    if world.distributed:
+        out["world"] = world
+    return out

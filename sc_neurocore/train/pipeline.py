@@ -15,14 +15,28 @@ from ..bundle import Bundle, bundle_bytes
 from ..fileio import atomic_write_files, check_output_file
 from .checkpoint import _checkpoint_bytes, _checkpoint_object, _sha256, load_checkpoint, save_checkpoint
 from .config import SNNConfig, TrainConfig, _check_train_config, _finite, check_self_distillation
+from .distributed import World
 from .loop import Data, _check_augment, _check_labels, _setup_torch, evaluate, fit
 from .model import ANNTeacher, SpikingMLP, golden_accuracy, layer_design, to_network
 
 __all__ = ["train_model", "train_ann", "distill_model", "checkpoint_path", "output_paths", "command_string"]
 
 
+def _world_provenance(result: dict) -> dict:
+    """``world_size`` and ``backend`` of a data-parallel run (nothing for one process: its bytes stay)."""
+    world = result.get("world")
+    if isinstance(world, World) and world.distributed:
+        return {"world_size": world.size, "backend": world.backend}
+    return {}
+
+
 def _finish(model: SpikingMLP, data: Data, result: dict, out_path, provenance: dict,
             log: Callable[[str], None]) -> dict:
+    world = result.get("world") or World()
+    if not world.main:  # rank 0 scores the model with the golden model and writes the files
+        return {"test_acc": None, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
+                "history": result["history"], "train_seconds": result["train_seconds"], "bundle": None,
+                "model": model, "rank": world.rank}
     net = to_network(model)
     t0 = time.perf_counter()
     test_acc = golden_accuracy(net, data.test_x, data.test_y)
@@ -36,6 +50,7 @@ def _finish(model: SpikingMLP, data: Data, result: dict, out_path, provenance: d
         "model_selection": result.get("selection", "best validation epoch"),
         "tool": "sc_neurocore", "tool_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
+        **_world_provenance(result),
     })
     bundle = Bundle(net, prov)
     out = {"test_acc": test_acc, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
@@ -109,6 +124,10 @@ def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str]
     model = ANNTeacher(data.n_inputs, data.n_classes, seed=tc.seed)
     result = fit(model, data, tc, log=log)
     model.cpu()
+    world = result.get("world") or World()
+    if not world.main:  # rank 0 scores the teacher and writes the checkpoint
+        return {"test_acc": None, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
+                "history": result["history"], "train_seconds": result["train_seconds"], "rank": world.rank}
     test_acc = evaluate(model, torch.as_tensor(data.test_x), torch.as_tensor(data.test_y))
     log(f"ANN teacher test accuracy (float): {100 * test_acc:.2f} %")
     out = {"test_acc": test_acc, "val_acc": result["val_acc"], "best_epoch": result["best_epoch"],
@@ -116,7 +135,7 @@ def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str]
     if out_path is not None:
         ck = _ann_checkpoint_path(out_path)
         save_checkpoint(model, ck, {"val_acc": result["val_acc"], "test_acc": test_acc, "seed": tc.seed,
-                                    "dataset": data.name})
+                                    "dataset": data.name, **_world_provenance(result)})
         out["checkpoint"] = str(ck)
     return out
 
