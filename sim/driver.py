@@ -2,7 +2,10 @@
 
 Per accepted beat the Python cost is one ``tdata`` write, one ``tready`` read
 and one ``await`` of a shared :class:`~cocotb.triggers.RisingEdge`; ``tvalid``
-and ``tlast`` are written only when they change. Handshakes are sampled just
+and ``tlast`` are written only when they change. While the core holds
+``tready`` low (e.g. computing an image) the driver sleeps on the rising edge
+of ``tready`` instead of waking up every clock, then samples it at the next
+clock edge exactly as before. Handshakes are sampled just
 after the rising edge (the values the flops saw), as cocotbext-axi does.
 """
 
@@ -40,6 +43,7 @@ class StreamDriver:
         self.sent = 0
         self.accepted = 0  # beats accepted so far (progress measure for the stall watchdog)
         self._edge = RisingEdge(clk)
+        self._ready_rise = RisingEdge(self.tready)
         self._valid = 0
         self._last = 0
         self.idle()
@@ -78,8 +82,8 @@ class StreamDriver:
                     tvalid.value = 1
                     self._valid = 1
                 await edge
-                while not tready.value:
-                    await edge
+                if not tready.value:
+                    await self._until_ready()
                 self.accepted += 1
                 if j == 0:
                     self.accept_times[index] = get_sim_time()
@@ -92,6 +96,19 @@ class StreamDriver:
         if self._last:
             tlast.value = 0
             self._last = 0
+
+
+    async def _until_ready(self) -> None:
+        """Return at the first rising clock edge that samples ``tready`` high (called after one that did not).
+
+        Same edge as polling ``tready`` at every clock: ``tready`` only goes high at some time ``t``, and the
+        edges before ``t`` sample it low; the first edge after ``t`` samples it high unless it fell again.
+        """
+        while True:
+            await self._ready_rise
+            await self._edge
+            if self.tready.value:
+                return
 
 
 class WeightWriter:
