@@ -31,7 +31,7 @@ help:
 	@echo "make test-slow    the long regressions left out of make test"
 	@echo "make lock         regenerate requirements.lock from a fresh, unconstrained install"
 	@echo "make sim          cocotb regression on MNIST: SIM=icarus|verilator N=images"
-	@echo "make verify-full  the whole 10k MNIST test set through the RTL on Verilator"
+	@echo "make verify-full  the whole 10k MNIST test set through the RTL on Verilator, one process per core (JOBS=N)"
 	@echo "make formal       formal properties of the core (yowasp-sby + yices)"
 	@echo "make table        the accuracy table (docs/results.md)"
 	@echo "make pretrained   regenerate the shipped pretrained bundles"
@@ -94,8 +94,10 @@ formal: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/sc-neurocore sim --pretrained mnist-t4 --simulator $(SIM) --n $(N)
 
+# Every core: one simulator process per core (JOBS=1 for one process).
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 verify-full: $(STAMP)
-	$(BIN)/sc-neurocore sim --pretrained mnist-t4 --simulator verilator --n 10000
+	$(BIN)/sc-neurocore sim --pretrained mnist-t4 --simulator verilator --n 10000 --jobs $(JOBS)
 
 table: $(STAMP)
 	$(BIN)/python benchmarks/table.py

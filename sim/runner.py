@@ -29,6 +29,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +152,33 @@ def available_simulators() -> list[str]:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path, *, timeout: float | None = None):
+    """Hold the lock file ``path`` (a build folder or a case shared by several runs).
+
+    When another run holds it, say so on stderr and wait (at most ``timeout``
+    seconds, default ``$SCN_SIM_LOCK_TIMEOUT`` or 3 600 s), then raise a
+    RuntimeError naming the folder instead of hanging for ever.
+    """
+    if timeout is None:
+        timeout = float(os.environ.get("SCN_SIM_LOCK_TIMEOUT", "3600"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"sc-neurocore: waiting for {path.parent / path.name.lstrip('.').removesuffix('.lock')}: "
+                  "another run holds it", file=sys.stderr, flush=True)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise RuntimeError(f"{path.parent / path.name.lstrip('.').removesuffix('.lock')} is held by "
+                                           f"another run for more than {timeout:g} s; wait for it to finish or set "
+                                           "SCN_SIM_BUILD to another folder") from None
+                    time.sleep(0.2)
         try:
             yield
         finally:

@@ -80,3 +80,20 @@ def test_runner_environ_restores(monkeypatch):
     with runner._runner_environ(MAKEFLAGS="X=1"):
         assert "PYTEST_CURRENT_TEST" not in os.environ and os.environ["MAKEFLAGS"] == "X=1"
     assert os.environ["PYTEST_CURRENT_TEST"] == "t" and "MAKEFLAGS" not in os.environ
+
+
+def test_a_held_build_folder_is_named_and_times_out(tmp_path, capsys):
+    import fcntl
+
+    from sc_neurocore.sim import runner
+
+    lock = tmp_path / ".verilator-abc.lock"
+    with open(lock, "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)  # another run holds the build folder
+        with pytest.raises(RuntimeError, match=r"verilator-abc is held by another run for more than 0.3 s"):
+            with runner._locked(lock, timeout=0.3):
+                pass
+    assert "waiting for " + str(tmp_path / "verilator-abc") + ": another run holds it" in capsys.readouterr().err
+    with runner._locked(lock, timeout=0.3):  # free again: taken at once, nothing printed
+        pass
+    assert capsys.readouterr().err == ""
