@@ -170,25 +170,30 @@ class PixelsLatency:
         return geom.beats + w.sum(axis=-1).sum(axis=0)
 
 
-def _cycles_from_activity(geom, w_in, spikes) -> np.ndarray:
-    """Total latency from the beat work ``w_in`` and per-layer spike trains.
+def _phases(geom, w_in, spikes, *, bound: bool = False) -> np.ndarray:
+    """Sum over the phases of each one's exact cycles, or (``bound``) of its lower bound.
 
     ``w_in``: direct (B, K); rate (T, B, K).  ``spikes[l]``: (T, B, n_l) of
     layer ``l`` (only layers 0 … L-2 are read: they feed layers 1 … L-1).
+    The exact model and the bound walk the same phases; each kind supplies
+    both costs (``cycles``/``bound``, ``update``/``update_bound``,
+    ``scan``/``scan_bound``). The argmax readout has no lower-bound share.
     """
     net = geom.network
+    stage = INPUTS(net.input)
     kinds = [LAYERS(lp) for lp in net.layers]
-    update = sum(k.update(lg) for k, lg in zip(kinds, geom.layers))
-    total = INPUTS(net.input).cycles(geom, w_in) + net.T * update
+    update = sum((k.update_bound if bound else k.update)(lg) for k, lg in zip(kinds, geom.layers))
+    total = (stage.bound if bound else stage.cycles)(geom, w_in) + net.T * update
     for i in range(1, len(geom.layers)):
-        total = total + kinds[i].scan(geom, i, spikes[i - 1]).sum(axis=0)
-    return total + geom.readout_cycles
+        scan = kinds[i].scan_bound if bound else kinds[i].scan
+        total = total + scan(geom, i, spikes[i - 1]).sum(axis=0)
+    return total if bound else total + geom.readout_cycles
 
 
 def image_cycles(network, config=None, pixels=None) -> np.ndarray:
     """Exact latency in cycles of each image in ``pixels`` (B, n_0) or (n_0,); returns (B,) int64."""
     geom = _geometry(network, config)
-    return _cycles_from_activity(geom, *_activity(geom, pixels))
+    return _phases(geom, *_activity(geom, pixels))
 
 
 def _activity(geom, pixels):
@@ -214,17 +219,7 @@ def worst_case_cycles(network, config=None) -> int:
     """
     geom = _geometry(network, config)
     w, spikes = _all_active(geom)
-    return int(_cycles_from_activity(geom, w, spikes)[0])
-
-
-def _lower_bound_from_activity(geom, w_in, spikes) -> np.ndarray:
-    net = geom.network
-    kinds = [LAYERS(lp) for lp in net.layers]
-    upd = sum(k.update_bound(lg) for k, lg in zip(kinds, geom.layers))
-    total = INPUTS(net.input).bound(geom, w_in) + net.T * upd
-    for i in range(1, len(geom.layers)):
-        total = total + kinds[i].scan_bound(geom, i, spikes[i - 1]).sum(axis=0)
-    return total
+    return int(_phases(geom, w, spikes)[0])
 
 
 def lower_bound_cycles(network, config=None, pixels=None):
@@ -240,8 +235,8 @@ def lower_bound_cycles(network, config=None, pixels=None):
     geom = _geometry(network, config)
     if pixels is None:
         w, spikes = _all_active(geom)
-        return int(_lower_bound_from_activity(geom, w, spikes)[0])
-    return _lower_bound_from_activity(geom, *_activity(geom, pixels))
+        return int(_phases(geom, w, spikes, bound=True)[0])
+    return _phases(geom, *_activity(geom, pixels), bound=True)
 
 
 def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> dict:
@@ -256,8 +251,8 @@ def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> 
         raise ValueError(f"batch must be a positive integer, not {batch!r}")
     # One golden-model pass per chunk serves both the exact cycles and the bound.
     acts = [_activity(geom, px[i:i + batch]) for i in range(0, len(px), batch)]
-    cyc = np.concatenate([_cycles_from_activity(geom, w, spikes) for w, spikes in acts])
-    lb = np.concatenate([_lower_bound_from_activity(geom, w, spikes) for w, spikes in acts])
+    cyc = np.concatenate([_phases(geom, w, spikes) for w, spikes in acts])
+    lb = np.concatenate([_phases(geom, w, spikes, bound=True) for w, spikes in acts])
     return {
         "n": int(len(px)),
         "mean_cycles": float(cyc.mean()),
