@@ -80,13 +80,16 @@ lock:
 demo: $(STAMP)
 	$(BIN)/sc-neurocore demo -o $(OUT)/demo
 
+# pytest-xdist: one worker per core (TEST_JOBS=1 for one process); --dist loadfile keeps a file's
+# tests in one worker, so a module's fixtures (trained models, built cores) are made once.
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadfile
 
 # The long regressions excluded from `make test` (marker `slow`): big cocotb cases, Icarus on
 # 200 MNIST images, the Verilator mutation test, the MNIST board-top simulation.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n $(TEST_JOBS) --dist loadfile
 
 formal: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_hw_formal.py

@@ -86,6 +86,23 @@ def test_shard_bounds_cover_the_batch_in_order(n, size):
     assert lengths == [len(t) for t in torch.tensor_split(torch.arange(n), size)]
 
 
+def test_collective_failures_are_told_apart_from_a_rank_s_own_errors():
+    import torch.distributed as dist
+
+    from sc_neurocore.train.distributed import collective_failure, is_collective_failure
+
+    # the text DDP's all-reduce raises (through the autograd engine) when the peer's process is gone
+    gloo = RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error "
+                        "[127.0.0.1]:53668: Connection reset by peer. This is typically caused by ...")
+    assert is_collective_failure(gloo) and is_collective_failure(dist.DistBackendError("timed out"))
+    assert not is_collective_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_collective_failure(ValueError("/gloo/ in a value error is still this rank's own"))
+    msg = str(collective_failure(World(1, 4, 1, "gloo"), gloo))
+    assert msg.startswith("rank 1 of 4: the gloo process group failed (another rank stopped, hung past "
+                          "--dist-timeout or lost its connection")
+    assert "Connection reset by peer" in msg and len(msg) < 600
+
+
 def test_the_global_batch_must_split_evenly():
     check_global_batch(7, 1)
     check_global_batch(128, 4)
@@ -120,13 +137,15 @@ def test_demo_refuses_torchrun(monkeypatch, capsys):
 
 
 def test_an_unreachable_rendezvous_fails_within_the_timeout(tmp_path, idx_dir):
-    with socket.socket() as s:  # a port nobody listens on
+    # Held bound (not listening) for the whole run: connections are refused and no other test's
+    # rendezvous can be given this port meanwhile (a stray rank 1 joining another run aborted it once).
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = _env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    p = subprocess.run([sys.executable, "-m", "sc_neurocore.cli", "train", "--data-dir", str(idx_dir), *FAST,
-                        "--dist-timeout", "2", "-o", str(tmp_path / "m.scnb")],
-                       capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+        env = _env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        p = subprocess.run([sys.executable, "-m", "sc_neurocore.cli", "train", "--data-dir", str(idx_dir), *FAST,
+                            "--dist-timeout", "2", "-o", str(tmp_path / "m.scnb")],
+                           capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert p.returncode == 2, p.stderr
     assert f"sc-neurocore: error: rank 1 of 2 could not join the gloo process group at 127.0.0.1:{port} within 2 s" \
         in p.stderr
@@ -270,3 +289,89 @@ def test_ddp_distill_from_an_ann_teacher_with_shifts(tmp_path):
     assert runs[0] == runs[1]
     prov = load_bundle(tmp_path / "a" / "s.scnb").provenance
     assert prov["method"] == "distill-temporal" and prov["world_size"] == 2 and prov["backend"] == "gloo"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# several machines (simulated by two torchrun agents on this host) and ranks that fail mid-run
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    """A free port below Linux's ephemeral range (32768-60999), so that no port another test's process is
+    given by the kernel (a rendezvous, a gloo connection) can be the same one."""
+    rng = np.random.default_rng()
+    for _ in range(200):
+        port = int(rng.integers(20000, 32000))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
+
+
+def test_two_nodes_rendezvous_as_torchrun_does_and_give_the_same_bytes(ddp_runs, tmp_path, idx_dir):
+    """--nnodes 2 with the c10d rendezvous (one agent per "machine", here both on 127.0.0.1): the same world
+    size as the one-node run, so the same bundle bytes; only node 0's rank 0 writes."""
+    port = _free_port()
+    outs = [tmp_path / "node0", tmp_path / "node1"]
+    procs = []
+    for node, out in enumerate(outs):
+        out.mkdir()
+        cmd = [*_torchrun(), "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node),
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "scn-test",
+               "-m", "sc_neurocore.cli", "train", "--data-dir", str(idx_dir), *FAST, "--batch-size", "64",
+               "-o", str(out / "out.scnb")]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=_env(), cwd=ROOT))
+    results = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, out + err
+    # torchrun assigns ranks to nodes in the order the agents join: exactly one node holds rank 0
+    written = [sorted(q.name for q in out.iterdir()) for out in outs]
+    assert sorted(written) == [[], ["out.pt", "out.scnb"]]
+    bundle = next(out / "out.scnb" for out in outs if (out / "out.scnb").exists())
+    assert bundle.read_bytes() == (ddp_runs["ddp1"][0] / "out.scnb").read_bytes()
+
+
+def _spawn_ranks(tmp_path, idx_dir, timeout_s):
+    """Two ranks started by hand (as on two machines without an agent watching both): the case where no
+    launcher kills the survivors, so the process group itself has to end the run."""
+    port = _free_port()
+    (tmp_path / "out").mkdir()
+    args = [sys.executable, "-m", "sc_neurocore.cli", "train", "--data-dir", str(idx_dir), "--limit", "240",
+            "--epochs", "400", "--hidden", "64", "--T", "8", "--threads", "1", "--augment", "0",
+            "--dist-timeout", str(timeout_s), "-o", str(tmp_path / "out" / "m.scnb")]
+    ranks = []
+    for r in (0, 1):
+        env = _env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        ranks.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                      cwd=ROOT))
+    line = ranks[0].stdout.readline()  # rank 0's first epoch line: both ranks are past the rendezvous
+    assert line.startswith("epoch 1/400"), line + ranks[0].stderr.read()
+    return ranks
+
+
+@pytest.mark.parametrize("how", ["killed", "hung"])
+def test_a_failed_rank_ends_the_run_with_a_clear_message(tmp_path, idx_dir, how):
+    import signal
+    import time
+
+    timeout_s = 5
+    r0, r1 = _spawn_ranks(tmp_path, idx_dir, timeout_s)
+    t0 = time.monotonic()
+    try:
+        r1.send_signal(signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+        _, err = r0.communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        r1.kill()
+        r1.wait()
+        r0.kill()
+    assert r0.returncode == 2, err
+    assert "sc-neurocore: error: rank 0 of 2: the gloo process group failed" in err
+    assert "nothing was written" in err and "Traceback" not in err
+    # a dead peer is seen at once (its sockets close); a hung one after --dist-timeout, not the default 600 s
+    assert waited < (30 if how == "killed" else timeout_s + 60), waited
+    assert list((tmp_path / "out").iterdir()) == []

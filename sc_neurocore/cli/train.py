@@ -192,7 +192,8 @@ def _log(args):
 def _process_group(args):
     """The world torchrun started this process in (joined for the run, left after it); one process without
     torchrun. The global ``--batch-size`` must split evenly over the processes."""
-    from ..train.distributed import check_global_batch, env_world, init, shutdown
+    from ..train.distributed import (check_global_batch, collective_failure, env_world, init,
+                                     is_collective_failure, shutdown)
 
     world = env_world()
     if not world.distributed:
@@ -204,6 +205,10 @@ def _process_group(args):
     world = init(world, args.device, args.dist_timeout)
     try:
         yield world
+    except Exception as e:  # noqa: BLE001 - only torch.distributed's own errors are rewritten
+        if not is_collective_failure(e):
+            raise
+        raise collective_failure(world, e) from None
     finally:
         shutdown()
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["World", "env_world", "current_world", "init", "shutdown", "check_global_batch", "shard_bounds",
-           "all_reduce_sum", "DEFAULT_TIMEOUT_S"]
+           "all_reduce_sum", "is_collective_failure", "collective_failure", "DEFAULT_TIMEOUT_S"]
 
 #: Seconds a collective (and the rendezvous) may wait for the other ranks before the run fails.
 DEFAULT_TIMEOUT_S = 600.0
@@ -146,9 +146,7 @@ def init(world: World, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S
         dist.init_process_group(backend, init_method="env://", rank=world.rank, world_size=world.size,
                                 timeout=datetime.timedelta(seconds=float(timeout_s)))
     except Exception as e:  # noqa: BLE001 - the store's and the backends' errors have many types
-        msg = " ".join(str(e).split()) or type(e).__name__
-        if len(msg) > 300:
-            msg = msg[:297] + "..."
+        msg = _one_line(e)
         raise RuntimeError(f"rank {world.rank} of {world.size} could not join the {backend} process group at "
                            f"{where} within {timeout_s:g} s: {msg}") from None
     size = dist.get_world_size()
@@ -156,6 +154,38 @@ def init(world: World, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S
         shutdown()
         raise RuntimeError(f"inconsistent world size: WORLD_SIZE is {world.size} but the process group has {size}")
     return World(world.rank, world.size, world.local_rank, backend)
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg if len(msg) <= limit else msg[:limit - 3] + "..."
+
+
+def is_collective_failure(e: BaseException) -> bool:
+    """An error of the process group itself (a peer died, hung past the timeout or lost its connection),
+    as opposed to an error of this rank's own work.
+
+    Collectives called from Python raise ``torch.distributed.DistError``; DDP's gradient all-reduce runs
+    inside the autograd engine, which re-raises the transport's error as a plain ``RuntimeError`` whose
+    text names the transport (``.../gloo/transport/tcp/pair.cc: Read error ... Connection reset by peer``,
+    ``NCCL error``, ``ProcessGroupNCCL``). Only the message of the error is rewritten from this, so a
+    false match costs a wrong hint, never a wrong exit status."""
+    import torch.distributed as dist
+
+    if isinstance(e, dist.DistError):
+        return True
+    return isinstance(e, RuntimeError) and any(k in str(e) for k in ("/gloo/", "NCCL", "ProcessGroup"))
+
+
+def collective_failure(world: World, e: BaseException) -> RuntimeError:
+    """The error a rank reports when the process group fails under it: which rank, of how many, and why.
+
+    A rank that is killed takes its sockets with it, so the others fail at once ("connection reset");
+    one that hangs is given up after the timeout. Either way this rank wrote nothing (rank 0 writes
+    only after the last collective, atomically) and the failed rank's own log names the cause."""
+    return RuntimeError(f"rank {world.rank} of {world.size}: the {world.backend or 'distributed'} process group "
+                        f"failed (another rank stopped, hung past --dist-timeout or lost its connection; "
+                        f"its own log names the cause), nothing was written: {_one_line(e)}")
 
 
 def shutdown() -> None:
