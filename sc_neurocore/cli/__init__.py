@@ -13,13 +13,13 @@ import argparse
 import sys
 
 from .. import __version__
-from . import board, bundle, hw, sim, synth, train
+from . import board, bundle, hw, nir, sim, synth, train
 from .common import EXIT_USAGE, _KEEP_IN_ERRORS, printable
 
 __all__ = ["main", "build_parser", "COMMANDS", "EXIT_USAGE"]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (bundle, train, hw, sim, synth, board)
+COMMANDS = (bundle, train, nir, hw, sim, synth, board)
 
 
 def build_parser() -> argparse.ArgumentParser:
