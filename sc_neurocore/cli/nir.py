@@ -25,7 +25,7 @@ def _positive_float(name: str, value) -> float:
     return float(value)
 
 
-def load_float_net(path, *, dt: float | None, input_scale: float, reset: str | None):
+def load_float_net(path, *, dt: float | None, input_scale: float, reset: str | None, allow_approx: bool = False):
     """The :class:`~sc_neurocore.nir.FloatNet` of a ``.nir`` file or a ``.pt`` snnTorch / Norse module, and
     the source's name (``nir``, ``snntorch``, ``norse``)."""
     from ..nir import import_nir
@@ -37,7 +37,7 @@ def load_float_net(path, *, dt: float | None, input_scale: float, reset: str | N
         from ..nir.frameworks import load_module, from_module
 
         module = load_module(path)
-        return from_module(module, dt=dt, input_scale=input_scale)
+        return from_module(module, input_scale=input_scale, allow_approx=allow_approx)
     return import_nir(path, dt=1e-4 if dt is None else dt, input_scale=input_scale, reset=reset)
 
 
@@ -58,7 +58,7 @@ def _cmd_import(args) -> int:
         check_T(args.T, "--T")
     dt = None if args.dt is None else _positive_float("--dt", args.dt)
     scale = _positive_float("--input-scale", args.input_scale)
-    net = load_float_net(args.model, dt=dt, input_scale=scale, reset=args.reset)
+    net = load_float_net(args.model, dt=dt, input_scale=scale, reset=args.reset, allow_approx=args.allow_approx)
     ds = load_dataset(args.dataset, args.data_dir)
     if ds.train_x.shape[1] != net.sizes[0]:
         raise ValueError(f"the model takes {net.sizes[0]} inputs but {printable(ds.name)} images have "
