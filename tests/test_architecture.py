@@ -131,6 +131,21 @@ def test_gateware_never_imports_the_testbenches_or_training():
     assert not _violations(rule)
 
 
+def test_nir_interop_is_a_view_on_the_spec():
+    """sc_neurocore.nir maps graphs onto the spec and runs the golden model; it needs neither the gateware,
+    the testbenches nor the trainer (the trainer uses it, lazily, for a NIR teacher)."""
+    def rule(n, i):
+        if _under(n, "sc_neurocore.nir"):
+            for banned in ("sc_neurocore.hw", "sc_neurocore.sim", "sc_neurocore.train", "sc_neurocore.distillation",
+                           "sc_neurocore.plan", "sc_neurocore.demo"):
+                if _under(i, banned):
+                    return f"the NIR view sits beside the trainer, not above {banned}"
+        return None
+
+    assert "sc_neurocore.nir.graph" in MODULES
+    assert not _violations(rule)
+
+
 @pytest.mark.parametrize("source, expect", [
     ("from sc_neurocore.cli import main\n", True),
     ("if __name__ == '__main__':\n    from sc_neurocore.cli import main\n", False),

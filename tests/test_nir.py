@@ -147,10 +147,22 @@ def test_the_exported_graph_is_what_docs_nir_md_says(tmp_path):
     assert g.nodes["fc0"].metadata["sc_neurocore"]["current_shift"] == la.current_shift
 
 
-def test_no_leak_exports_integrators():
+def test_no_leak_exports_a_leak_of_one_float32_step():
+    """beta = 1 is written as tau = 2^24 dt (NIR's IF/I break snnTorch's importer) and read back as k = 0."""
     b = random_bundle((5, 4, 3), T=4, seed=2, reset="zero", readout="membrane", leak_shift=0)
     g = to_nir(b)
-    assert type(g.nodes["neuron0"]).__name__ == "IF" and type(g.nodes["neuron1"]).__name__ == "I"
+    assert type(g.nodes["neuron0"]).__name__ == "LIF" and type(g.nodes["neuron1"]).__name__ == "LI"
+    np.testing.assert_array_equal(g.nodes["neuron0"].tau, np.full(4, 1e-4 * 2 ** 24, np.float32))
+    net = from_graph(g)
+    assert [leak_shift(la.beta, 16) for la in net.layers] == [(0, pytest.approx(2 ** -24))] * 2
+    # NIR's integrators are still read: IF / I are beta = 1, gain dt*r
+    nodes = dict(g.nodes)
+    nodes["neuron0"] = nir.IF(r=np.full(4, 1e4, np.float32), v_threshold=np.ones(4, np.float32),
+                              v_reset=np.zeros(4, np.float32))
+    nodes["neuron1"] = nir.I(r=np.full(3, 1e4, np.float32))
+    net = from_graph(nir.NIRGraph(nodes=nodes, edges=g.edges))
+    assert [(la.neuron, la.beta, la.gain) for la in net.layers] == [("lif", 1.0, pytest.approx(1.0)),
+                                                                     ("li", 1.0, pytest.approx(1.0))]
 
 
 def test_the_float_graph_agrees_with_the_integer_network(tmp_path):
@@ -388,3 +400,55 @@ def test_cli_import_keeps_an_existing_output_when_it_fails(tmp_path):
     nir.write(tmp_path / "bias.nir", _graph(n_in=784, n_out=10, bias=np.ones(3, np.float32)))
     assert main(["import-nir", str(tmp_path / "bias.nir"), "-o", str(tmp_path / "keep.scnb"), "--T", "4"]) == 2
     assert (tmp_path / "keep.scnb").read_bytes() == b"old"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a NIR graph as a distillation teacher
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_teacher_is_the_float_model(trained):
+    import torch
+
+    from sc_neurocore.nir import dequantize
+    from sc_neurocore.nir.teacher import FloatTeacher
+
+    b, data = trained
+    net = dequantize(b.network)
+    teacher = FloatTeacher(net, T=6)
+    x = data.test_x[:300]
+    counts = teacher.outputs(torch.tensor(x, dtype=torch.float32)).sum(0).numpy()
+    # float32 (torch) against float64 (NumPy): a spike can flip where v lands within rounding of v_th
+    assert np.mean(counts == simulate(net, x, 6)) >= 0.999
+    scale = teacher.calibrate(data.train_x[:1000])
+    logits = teacher(torch.tensor(x, dtype=torch.float32))
+    assert logits.shape == (6, 300, 10) and scale > 0
+    np.testing.assert_allclose(logits.sum(0).numpy() / scale, counts, rtol=0, atol=0)
+
+
+def test_distill_from_a_nir_graph_with_biases(trained, tmp_path, capsys):
+    """A graph the spec cannot hold (here: biases) cannot be imported, but it can teach a student."""
+    b, _ = trained
+    g = to_nir(b.network)
+    fc0 = g.nodes["fc0"]
+    g.nodes["fc0"] = nir.Affine(weight=fc0.weight, bias=np.full(fc0.weight.shape[0], 0.05, np.float32))
+    (tmp_path / "biased.nir").write_bytes(graph_bytes(nir.NIRGraph(nodes=g.nodes, edges=g.edges)))
+    assert main(["import-nir", str(tmp_path / "biased.nir"), "-o", str(tmp_path / "x.scnb"), "--T", "4"]) == 2
+    assert "node 'fc0': bias is not zero (max |bias| = 0.05)" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(tmp_path / "biased.nir"), "--teacher-T", "8", "--T", "2",
+                 "--hidden", "16", "--epochs", "2", "--limit", "3000", "--reset", "zero", "--quiet",
+                 "-o", str(tmp_path / "s.scnb")]) == 0
+    s = load_bundle(tmp_path / "s.scnb")
+    assert s.network.T == 2 and s.network.sizes == (784, 16, 10)
+    t = s.provenance["teacher"]
+    assert t["kind"] == "nir" and t["T"] == 8 and len(t["sha256"]) == 64
+    assert s.provenance["train_config"]["teacher_T"] == 8 and s.provenance["test_accuracy"] > 0.3  # chance: 0.1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["biased.nir", "s.pt", "s.scnb"]
+
+
+def test_distill_refuses_a_bad_nir_teacher_before_training(tmp_path, capsys):
+    (tmp_path / "bad.nir").write_text("not hdf5")
+    assert main(["distill", "--teacher", str(tmp_path / "bad.nir"), "--T", "2", "--epochs", "1", "--limit", "100",
+                 "-o", str(tmp_path / "s.scnb")]) == 2
+    assert "bad.nir is not a NIR file (not HDF5)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.nir"]

@@ -285,3 +285,17 @@ def test_our_export_runs_in_norse(exported, mnist):
     x = mnist.test_x[:2000]
     agree = np.mean(_classes(_norse_steps(model), x, b.network.T) == infer(b.network, x).classes)
     assert agree >= 0.99, agree
+
+
+def test_the_exporter_wrapper_works_right_after_a_training_step():
+    """snnTorch leaves the last step's (non-leaf) state on the module; the wrapper copies it detached and
+    leaves the module as it was."""
+    m = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False),
+                            snn.Leaky(beta=0.5, init_hidden=True, reset_mechanism="zero", output=True))
+    spk, mem = m(torch.rand(2, 4))
+    (spk.sum() + mem.sum()).backward()
+    before = m[1].mem
+    g = snntorch_to_nir(m, 4)
+    assert {type(n).__name__ for n in g.nodes.values()} == {"Input", "Linear", "LIF", "Output"}
+    np.testing.assert_array_equal(g.nodes["1"].tau, np.full(3, 2e-4, np.float32))
+    assert m[1].mem is before and np.ndim(m[1].beta.detach().numpy()) == 0  # the module is not changed

@@ -262,9 +262,9 @@ def _run_distill(args, world) -> int:
     _check_config(args)
     teacher = None
     if args.teacher is not None:
-        from ..train import load_checkpoint
+        from ..train.pipeline import load_teacher
 
-        teacher, _ = load_checkpoint(args.teacher)  # a bad checkpoint fails before the data loading
+        teacher, _ = load_teacher(args.teacher, args.teacher_T)  # a bad teacher fails before the data loading
     data = prepare_data(args.dataset, args.data_dir, args.limit)
     _check_images(args, data)
     cfg = _config(args, data)
@@ -359,7 +359,8 @@ def register(sub) -> None:
 
     q = sub.add_parser("distill", help="distil a small-T student from a teacher checkpoint and export a bundle")
     _add_training_args(q, 4, 10, 1e-3)
-    q.add_argument("--teacher", help="teacher checkpoint (.pt written by `sc-neurocore train`, SNN or --ann)")
+    q.add_argument("--teacher", help="teacher: a checkpoint (.pt written by `sc-neurocore train`, SNN or --ann) or "
+                                     "a NIR graph (.nir, e.g. from snnTorch; simulated in float at --teacher-T)")
     q.add_argument("--method", default="temporal", choices=("temporal", "average", "self"),
                    help="temporal: per-step KD; average: Hinton KD on time means; self: the student at "
                         "--teacher-T teaches itself")

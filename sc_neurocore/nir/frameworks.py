@@ -217,7 +217,12 @@ def snntorch_to_nir(module, n_inputs: int):
     import torch
     from snntorch.export_nir import export_to_nir
 
-    m = copy.deepcopy(module).eval()
+    # snnTorch keeps the last run's state (mem, reset) on the modules; after a training step those tensors
+    # are not graph leaves and cannot be deep-copied: the copy takes them detached (the module is unchanged).
+    memo = {id(v): v.detach().clone() for mod in module.modules()
+            for v in [*vars(mod).values(), *mod.buffers(recurse=False)]
+            if torch.is_tensor(v) and v.grad_fn is not None}
+    m = copy.deepcopy(module, memo).eval()
     width = None
     for mod in m.modules():
         if isinstance(mod, torch.nn.Linear):

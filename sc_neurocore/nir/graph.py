@@ -17,6 +17,9 @@ from .model import FloatLayer, FloatNet, NIRError
 
 __all__ = ["SUPPORTED_VERSIONS", "from_graph", "to_graph", "read_graph", "graph_bytes", "import_nir"]
 
+#: The per-step leak an exported layer without leak gets (NIR's IF/I nodes break snnTorch's importer).
+NO_LEAK = 2.0 ** -24
+
 #: NIR file versions this reader understands (the major version of the format).
 SUPPORTED_VERSIONS = ("1",)
 
@@ -97,7 +100,7 @@ def _neuron(name: str, node, n: int, dt: float) -> dict:
     return out
 
 
-def _weight(name: str, node, n_in: int | None) -> np.ndarray:
+def _weight(name: str, node, n_in: int | None, allow_bias: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     kind = type(node).__name__
     w = np.asarray(node.weight, dtype=np.float64)
     if w.ndim != 2:
@@ -112,11 +115,13 @@ def _weight(name: str, node, n_in: int | None) -> np.ndarray:
             raise NIRError(f"node {name!r}: bias has {b.size} values for {w.shape[0]} outputs")
         if not np.all(np.isfinite(b)):
             raise NIRError(f"node {name!r}: bias holds a non-finite value")
+        if np.any(b != 0) and allow_bias:
+            return w.T, np.broadcast_to(b.reshape(-1), (w.shape[0],)).copy()
         if np.any(b != 0):
             raise NIRError(f"node {name!r}: bias is not zero (max |bias| = {float(np.abs(b).max()):g}); the spec "
                            "has no constant current. Train the model without biases (nn.Linear(..., bias=False)), "
                            "or use the graph as a teacher: sc-neurocore distill --teacher MODEL.nir")
-    return w.T  # NIR: (out, in); the spec: input-major (in, out)
+    return w.T, None  # NIR: (out, in); the spec: input-major (in, out)
 
 
 def _chain(graph) -> list[str]:
@@ -167,12 +172,13 @@ def _shape(t) -> tuple[int, ...]:
 
 
 def from_graph(graph, *, dt: float = 1e-4, input_scale: float = 1.0 / 255.0, reset: str | None = None,
-               source: str = "nir") -> FloatNet:
+               source: str = "nir", allow_bias: bool = False) -> FloatNet:
     """The :class:`FloatNet` of a NIR graph (``docs/nir.md`` §2).
 
     ``dt``: the time step the exporter assumed (snnTorch: 1e-4, Norse: 1e-3); NIR does not store it.
     ``reset``: NIR resets hard to ``v_reset`` (``"zero"``); a caller that knows better (a framework module
-    whose exporter dropped its subtract reset) passes ``"subtract"``.
+    whose exporter dropped its subtract reset) passes ``"subtract"``. ``allow_bias``: keep ``Affine`` biases
+    (a distillation teacher may have them; a network to quantise may not).
     """
     nir = _nir()
     if not isinstance(graph, nir.NIRGraph):
@@ -192,14 +198,14 @@ def from_graph(graph, *, dt: float = 1e-4, input_scale: float = 1.0 / 255.0, res
             if pending is not None:
                 raise NIRError(f"node {name!r} ({kind}) follows the linear node {pending[0]!r} without a neuron "
                                "in between")
-            w = _weight(name, node, n_in)
-            pending = (name, w)
+            pending = (name, *_weight(name, node, n_in, allow_bias))
             continue
         if kind in ("LIF", "IF", "LI", "I"):
             if pending is None:
                 raise NIRError(f"node {name!r} ({kind}) has no linear layer (Affine or Linear) before it")
-            wname, w = pending
+            wname, w, bias = pending
             p = _neuron(name, node, w.shape[1], dt)
+            p["bias"] = bias
             p["name"] = f"{wname}->{name}"
             if reset is not None and p["neuron"] == "lif":
                 p["reset"] = reset
@@ -234,21 +240,20 @@ def to_graph(net: FloatNet, *, metadata: list[dict] | None = None):
         n = layer.n_out
         meta = dict(metadata[i]) if metadata else {}
         full = lambda v: np.full(n, float(v), dtype=np.float32)  # noqa: E731 - frameworks want full arrays
-        if layer.beta == 1.0:  # no leak: NIR's integrator nodes (tau would be infinite), v += dt*r*I
-            w = layer.weight
-            node = (nir.I(r=full(layer.gain / dt)) if layer.neuron == "li" else
-                    nir.IF(r=full(layer.gain / dt), v_threshold=full(layer.threshold), v_reset=full(0.0)))
+        # r = 1 and the gain folded into the weights (gain = dt*r/tau): Norse's importer ignores r,
+        # snnTorch's divides the threshold by dt*r/tau; with r = 1 both simulate what NIR says.
+        # 1/(1 - beta) = 2^k is a power of two, so the folded weights stay exact in float32.
+        # No leak (beta = 1) is written as a leak of 2^-24 per step (tau = 2^24 dt), not as NIR's IF / I:
+        # snnTorch 1.0 imports IF as a leaky beta = 0.9 neuron and asserts r = 1 on it. 1 - 2^-24 is the
+        # float32 number next to 1; over T steps it differs from no leak by T * 6e-8 of the membrane.
+        beta = layer.beta if layer.beta < 1.0 else 1.0 - NO_LEAK
+        tau = dt / (1.0 - beta)
+        w = layer.weight * (layer.gain * tau / dt)
+        if layer.neuron == "li":
+            node = nir.LI(tau=full(tau), r=full(1.0), v_leak=full(0.0))
         else:
-            # r = 1 and the gain folded into the weights (gain = dt*r/tau): Norse's importer ignores r,
-            # snnTorch's divides the threshold by dt*r/tau; with r = 1 both simulate what NIR says.
-            # 1/(1 - beta) = 2^k is a power of two, so the folded weights stay exact in float32.
-            tau = dt / (1.0 - layer.beta)
-            w = layer.weight * (layer.gain * tau / dt)
-            if layer.neuron == "li":
-                node = nir.LI(tau=full(tau), r=full(1.0), v_leak=full(0.0))
-            else:
-                node = nir.LIF(tau=full(tau), r=full(1.0), v_leak=full(0.0), v_threshold=full(layer.threshold),
-                               v_reset=full(0.0))
+            node = nir.LIF(tau=full(tau), r=full(1.0), v_leak=full(0.0), v_threshold=full(layer.threshold),
+                           v_reset=full(0.0))
         nodes[f"fc{i}"] = nir.Linear(weight=np.ascontiguousarray(w.T, dtype=np.float32), metadata=meta)
         nodes[f"neuron{i}"] = node
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"neuron{i}")]

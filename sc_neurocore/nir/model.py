@@ -12,7 +12,7 @@ refused with a :class:`NIRError` on the way in.
 Discrete time (forward Euler with the graph's ``dt``), per layer and step, in this order — the
 order of the integer spec (``docs/fixed_point.md`` §4), without its rounding and saturation::
 
-    I = x @ W                      (x: the float input, or the previous layer's spikes)
+    I = x @ W (+ b)                (x: the float input, or the previous layer's spikes; b: teachers only)
     v = beta * v + gain * I        (beta = 1 - dt/tau, gain = dt*r/tau; IF: beta = 1, gain = dt*r)
     z = v > threshold              (LIF/IF; an LI output layer has no threshold and never fires)
     v = 0 where z                  (reset "zero": NIR's hard reset to v_reset = 0)
@@ -62,6 +62,9 @@ class FloatLayer:
     reset: str = "zero"
     #: The node (or module) this layer came from: error messages name it.
     name: str = "layer"
+    #: A constant input current per neuron (NIR ``Affine.bias``), shape ``(n_out,)``. The spec has none:
+    #: only a distillation teacher may have one; :func:`~sc_neurocore.nir.quantize` refuses it.
+    bias: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         where = self.name
@@ -74,6 +77,14 @@ class FloatLayer:
         w = np.ascontiguousarray(w)
         w.setflags(write=False)
         object.__setattr__(self, "weight", w)
+        if self.bias is not None:
+            b = np.asarray(self.bias, dtype=np.float64).reshape(-1)
+            if b.size == 1:
+                b = np.full(w.shape[1], float(b[0]))
+            if b.size != w.shape[1] or not np.all(np.isfinite(b)):
+                raise NIRError(f"{where}: bias must be {w.shape[1]} finite values, not {b.size}")
+            b.setflags(write=False)
+            object.__setattr__(self, "bias", b if np.any(b != 0) else None)
         if self.neuron not in NEURONS:
             raise NIRError(f"{where}: neuron must be one of {NEURONS}, not {self.neuron!r}")
         if self.reset not in RESETS:
@@ -172,14 +183,15 @@ def simulate(net: FloatNet, pixels, T: int, *, record: bool = False, dtype=np.fl
         raise NIRError(f"pixels must have shape (B, {net.sizes[0]}), not {x.shape}")
     B = x.shape[0]
     ws = [layer.weight.astype(dtype) * dtype(layer.gain) for layer in net.layers]
+    bs = [0.0 if layer.bias is None else layer.bias.astype(dtype) * dtype(layer.gain) for layer in net.layers]
     vs = [np.zeros((B, layer.n_out), dtype) for layer in net.layers]
-    first = x @ ws[0]  # the same current at every step
+    first = x @ ws[0] + bs[0]  # the same current at every step
     score = np.zeros((B, net.sizes[-1]), dtype)
     steps = [] if record else None
     for _ in range(T):
         inp = None
         for i, layer in enumerate(net.layers):
-            cur = first if i == 0 else inp @ ws[i]
+            cur = first if i == 0 else inp @ ws[i] + bs[i]
             v = vs[i] * dtype(layer.beta) + cur
             if layer.neuron == "lif":
                 z = (v > layer.threshold).astype(dtype)

@@ -102,6 +102,10 @@ def quantize(net: FloatNet, calib_pixels, T: int, *, weight_bits: int = 8, membr
     if calib.ndim != 2 or calib.shape[0] < 1:
         raise NIRError(f"calibration images must be a non-empty (B, {net.sizes[0]}) array, not shape {calib.shape}")
     wmax = weight_format(weight_bits).max
+    for layer in net.layers:
+        if layer.bias is not None:
+            raise NIRError(f"{layer.name}: bias is not zero (max |bias| = {float(np.abs(layer.bias).max()):g}); the "
+                           "spec has no constant current. Use the model as a teacher: sc-neurocore distill --teacher")
     ks, errs, qs, ints = [], [], [], []
     for i, layer in enumerate(net.layers):
         k, err = leak_shift(layer.beta, membrane_bits, name=layer.name, allow_approx=allow_approx)

@@ -328,7 +328,8 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
     elif tc.method != "none":
         raise ValueError(f"unknown method {tc.method!r}")
     tcache = None
-    if loss_fn is not None and not isinstance(teacher, SpikingMLP) and _TeacherCache.worth_it(tc.augment, tc.epochs):
+    if (loss_fn is not None and not isinstance(teacher, SpikingMLP) and not getattr(teacher, "temporal", False)
+            and _TeacherCache.worth_it(tc.augment, tc.epochs)):
         t0 = time.perf_counter()
         tcache = _TeacherCache(teacher, trx, tc.augment, world=world)
         log(f"teacher logits for {len(trx)} images x {tcache.logits.shape[0]} shifts ({time.perf_counter() - t0:.1f} s)")

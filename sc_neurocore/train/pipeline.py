@@ -156,6 +156,18 @@ def _same_file(a, b) -> bool:
         return False
 
 
+def load_teacher(path, teacher_T: int | None = None):
+    """``(teacher, meta)``: a checkpoint written by ``sc-neurocore train`` (SNN or ANN), or a NIR graph
+    (``.nir``), simulated in float at ``teacher_T`` steps (default 32; ``docs/nir.md`` §6)."""
+    if Path(path).suffix == ".nir":
+        from ..nir import import_nir
+        from ..nir.teacher import DEFAULT_TEACHER_T, FloatTeacher
+
+        net = import_nir(path, allow_bias=True)
+        return FloatTeacher(net, teacher_T or DEFAULT_TEACHER_T).eval(), {}
+    return load_checkpoint(path)
+
+
 def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None, out_path=None, *,
                   init: str = "auto", log: Callable[[str], None] = print, command: str | None = None) -> dict:
     """Distil a student at ``cfg.T`` from a teacher checkpoint (or from itself, ``tc.method='self'``).
@@ -179,7 +191,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
     _setup_torch(tc)
     teacher, tmeta, teacher_sha = None, {}, None
     if teacher_path is not None:
-        teacher, tmeta = load_checkpoint(teacher_path)
+        teacher, tmeta = load_teacher(teacher_path, tc.teacher_T)
         teacher_sha = _sha256(teacher_path)
         if teacher.n_classes != cfg.sizes[-1]:
             raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.n_classes} classes, "
@@ -200,6 +212,9 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
         tc = TrainConfig(**{**asdict(tc), "teacher_T": max(32, cfg.T * 2)})
     if isinstance(teacher, SpikingMLP) and tc.teacher_T is None:
         tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.cfg.T})
+    if getattr(teacher, "temporal", False):  # a NIR graph: simulated at --teacher-T (its own T)
+        tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.T})
+        teacher.calibrate(data.train_x[:1000])
     check_self_distillation(tc.method, tc.teacher_T, cfg.T)
     result = fit(model, data, tc, teacher=teacher if tc.method != "self" else None, log=log)
     prov = {"method": f"distill-{tc.method}", "seed": tc.seed, "config": cfg.to_dict(),
@@ -211,7 +226,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
         t_acc = tmeta.get("test_acc")
         t_method = tprov.get("method", teacher.kind)
         prov["teacher"] = {"kind": teacher.kind, "sha256": teacher_sha,
-                           "T": teacher.cfg.T if isinstance(teacher, SpikingMLP) else None,
+                           "T": teacher.cfg.T if isinstance(teacher, SpikingMLP) else getattr(teacher, "T", None),
                            "test_accuracy": t_acc if _finite(t_acc) else None,
                            "method": t_method if isinstance(t_method, str) else teacher.kind}
     return _finish(model.cpu(), data, result, out_path, prov, log)
