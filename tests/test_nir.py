@@ -296,6 +296,8 @@ def test_a_valid_hand_built_graph_maps_as_documented():
     ({"v_reset": -1.0}, r"node 'lif0': v_reset = -1; the spec resets to 0"),
     ({"tau": np.array([8e-4, 8e-4, 4e-4], np.float32)}, r"node 'lif0': tau differs between neurons"),
     ({"tau": _full(3, 5e-5)}, r"node 'lif0': tau = 5e-05 is shorter than the time step dt = 0.0001"),
+    ({"tau": _full(3, np.nan)}, r"node 'lif0': tau holds a non-finite value \(nan\)"),
+    ({"v_leak": np.inf}, r"node 'lif0': v_leak holds a non-finite value \(inf\)"),
     ({"neuron": nir.CubaLIF(tau_syn=_full(3, 1e-3), tau_mem=_full(3, 1e-3), r=_full(3, 1), v_leak=_full(3, 0),
                             v_threshold=_full(3, 1))}, r"node 'lif0' \(CubaLIF\) is not supported: tau_syn"),
     ({"neuron": nir.Delay(delay=_full(3, 1))}, r"node 'lif0' \(Delay\) is not supported: delay"),

@@ -52,7 +52,7 @@ def _uniform(node_name: str, field: str, value, n: int | None) -> float:
         raise NIRError(f"node {node_name!r}: {field} is empty")
     if not np.all(np.isfinite(a)):
         raise NIRError(f"node {node_name!r}: {field} holds a non-finite value "
-                       f"({a.flat[np.flatnonzero(~np.isfinite(a))[0]]!r})")
+                       f"({float(a.flat[np.flatnonzero(~np.isfinite(a))[0]])!r})")
     if n is not None and a.size not in (1, n):
         raise NIRError(f"node {node_name!r}: {field} has {a.size} values but the layer has {n} neurons")
     first = float(a.flat[0])
