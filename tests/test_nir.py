@@ -236,6 +236,19 @@ def test_quantising_a_float_graph_at_another_T(trained, tmp_path):
         assert q.calibration_agreement >= 0.97 and agree >= 0.97, (T, q.calibration_agreement, agree)
 
 
+def test_from_nir_takes_a_graph_or_a_file(trained, tmp_path):
+    from sc_neurocore.nir import from_nir
+
+    b, data = trained
+    (tmp_path / "g.nir").write_bytes(graph_bytes(to_nir(b)))
+    exact, q = from_nir(tmp_path / "g.nir")
+    assert q is None and exact == b.network
+    params, q = from_nir(str(tmp_path / "g.nir"), data.train_x[:300], T=3)
+    assert q is not None and params.T == 3
+    with pytest.raises(NIRError, match="calibration images are needed"):
+        from_nir(read_graph(tmp_path / "g.nir"), T=3)
+
+
 def test_quantize_chooses_shifts_that_beat_a_bad_start(trained):
     """Calibration is a search: from a heuristic far off, it still finds shifts that agree."""
     from sc_neurocore.nir import dequantize

@@ -281,6 +281,8 @@ def test_our_export_runs_in_snntorch(exported, mnist, capsys):
     b, g = exported
     model = import_from_nir(g)
     capsys.readouterr()  # it prints "replace rnn subgraph with nirgraph"
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 and all(m.bias is None for m in linears)  # bias-free Linear nodes stay bias-free
     x = mnist.test_x[:2000]
     agree = np.mean(_classes(_snn_steps(model), x, b.network.T) == infer(b.network, x).classes)
     assert agree >= 0.99, agree

@@ -2,7 +2,7 @@
 
 ``docs/nir.md`` is the mapping (what each NIR node and field becomes, what is refused, and why)::
 
-    from_nir(graph_or_path, calib_pixels, T=...)  -> (Bundle, report)   post-training quantisation
+    from_nir(graph_or_path, calib_pixels, T=...)  -> (NetworkParams, Quantised | None)   post-training
     to_nir(bundle)                                 -> nir.NIRGraph
     from_snntorch(module) / from_norse(module)     -> FloatNet           (bypassing their exporters)
 
@@ -17,7 +17,7 @@ from .quantize import BETA_TOLERANCE, Quantised, dequantize, exact_network, leak
 
 __all__ = ["NIRError", "FloatLayer", "FloatNet", "simulate", "from_graph", "to_graph", "read_graph", "import_nir",
            "graph_bytes", "quantize", "dequantize", "leak_shift", "Quantised", "BETA_TOLERANCE",
-           "SUPPORTED_VERSIONS", "to_nir", "network_from_graph"]
+           "SUPPORTED_VERSIONS", "to_nir", "from_nir", "network_from_graph"]
 
 
 def to_nir(bundle_or_params, *, dt: float = 1e-4, input_scale: float = 1.0 / 255.0):
@@ -46,3 +46,14 @@ def network_from_graph(graph, calib_pixels=None, *, T: int | None = None, dt: fl
     q = quantize(net, calib_pixels, T, weight_bits=weight_bits, membrane_bits=membrane_bits,
                  allow_approx=allow_approx)
     return q.network, q, net
+
+
+def from_nir(graph_or_path, calib_pixels=None, *, T: int | None = None, **kw):
+    """``(NetworkParams, Quantised | None)`` of a NIR graph or ``.nir`` file: the exact network of a graph this
+    tool exported, else post-training quantisation at ``T`` calibrated on ``calib_pixels`` (keyword options:
+    those of :func:`network_from_graph`)."""
+    graph = graph_or_path
+    if isinstance(graph_or_path, (str, bytes)) or hasattr(graph_or_path, "__fspath__"):
+        graph = read_graph(graph_or_path)
+    params, q, _ = network_from_graph(graph, calib_pixels, T=T, **kw)
+    return params, q
