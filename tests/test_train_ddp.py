@@ -375,3 +375,20 @@ def test_a_failed_rank_ends_the_run_with_a_clear_message(tmp_path, idx_dir, how)
     # a dead peer is seen at once (its sockets close); a hung one after --dist-timeout, not the default 600 s
     assert waited < (30 if how == "killed" else timeout_s + 60), waited
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_cuda_path_picks_nccl_and_names_a_missing_gpu(monkeypatch):
+    """The nccl path up to the process group (this machine has no GPU, so the devices are faked): the backend,
+    and the two ways a CUDA world can be wrong, refused before any rendezvous."""
+    import torch
+
+    from sc_neurocore.train.distributed import backend_for, init
+
+    assert backend_for("cuda") == backend_for("cuda:1") == "nccl" and backend_for("cpu") == "gloo"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"device 'cuda': no CUDA device is available"):
+        init(World(0, 2, 0), "cuda", timeout_s=1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(RuntimeError, match=r"LOCAL_RANK 2 has no GPU: this machine has 2; start at most 2 processes"):
+        init(World(2, 4, 2), "cuda", timeout_s=1)
