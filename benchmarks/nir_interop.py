@@ -58,26 +58,15 @@ def _train(model, run, data, epochs, seed, lr):
 
 
 def snn_run(model):
-    from snntorch import utils
+    from sc_neurocore.nir.frameworks import run_snntorch
 
-    def run(xb, steps=T_F):
-        utils.reset(model)
-        out = []
-        for _ in range(steps):
-            s = model(xb)
-            out.append(s[0] if isinstance(s, tuple) else s)
-        return torch.stack(out)
-    return run
+    return lambda xb, steps=T_F: run_snntorch(model, xb, steps)
 
 
 def norse_run(model):
-    def run(xb, steps=T_F):
-        state, out = None, []
-        for _ in range(steps):
-            z, state = model(xb, state)
-            out.append(z)
-        return torch.stack(out)
-    return run
+    from sc_neurocore.nir.frameworks import run_norse
+
+    return lambda xb, steps=T_F: run_norse(model, xb, steps)
 
 
 def classes(run, pixels, steps=T_F):

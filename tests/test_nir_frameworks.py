@@ -22,7 +22,8 @@ from sc_neurocore.bundle import Bundle, load_bundle, random_bundle, save_bundle 
 from sc_neurocore.cli import main  # noqa: E402
 from sc_neurocore.golden import infer  # noqa: E402
 from sc_neurocore.nir import NIRError, from_graph, graph_bytes, quantize, read_graph, simulate, to_nir  # noqa: E402
-from sc_neurocore.nir.frameworks import from_module, from_norse, from_snntorch, snntorch_to_nir  # noqa: E402
+from sc_neurocore.nir.frameworks import (from_module, from_norse, from_snntorch, run_norse, run_snntorch,  # noqa: E402
+                                         snntorch_to_nir)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -55,26 +56,11 @@ def _train(model, step, data, n=6000, lr=5e-3, seed=0):
 
 
 def _snn_steps(model):
-    from snntorch import utils
-
-    def run(xb, steps=T):
-        utils.reset(model)
-        out = []
-        for _ in range(steps):
-            s = model(xb)
-            out.append(s[0] if isinstance(s, tuple) else s)
-        return torch.stack(out)
-    return run
+    return lambda xb, steps=T: run_snntorch(model, xb, steps)
 
 
 def _norse_steps(model):
-    def run(xb, steps=T):
-        state, out = None, []
-        for _ in range(steps):
-            z, state = model(xb, state)
-            out.append(z)
-        return torch.stack(out)
-    return run
+    return lambda xb, steps=T: run_norse(model, xb, steps)
 
 
 def _classes(run, pixels, steps=T):

@@ -24,7 +24,8 @@ import numpy as np
 
 from .model import FloatLayer, FloatNet, NIRError
 
-__all__ = ["from_snntorch", "from_norse", "from_module", "load_module", "snntorch_to_nir"]
+__all__ = ["from_snntorch", "from_norse", "from_module", "load_module", "snntorch_to_nir", "run_snntorch",
+           "run_norse"]
 
 
 def _value(name: str, where: str, v, n: int | None = None) -> float:
@@ -236,3 +237,30 @@ def snntorch_to_nir(module, n_inputs: int):
                         if isinstance(v, torch.nn.Parameter) else full)
     with torch.no_grad():
         return export_to_nir(m, torch.zeros(1, n_inputs), ignore_dims=[0])
+
+
+def run_snntorch(model, inputs, T: int):
+    """``(T, B, C)``: a snnTorch model (``init_hidden=True`` layers, or what ``import_from_nir`` returns) run for
+    ``T`` steps on the same ``inputs`` every step, from a reset state — the framework's own predictions that
+    the integer model is compared with."""
+    import torch
+    from snntorch import utils
+
+    utils.reset(model)  # snnTorch keeps the state on the modules between calls
+    out = []
+    for _ in range(T):
+        s = model(inputs)
+        out.append(s[0] if isinstance(s, tuple) else s)
+    return torch.stack(out)
+
+
+def run_norse(model, inputs, T: int):
+    """``(T, B, C)``: a Norse ``SequentialState`` (or what ``from_nir`` returns) run for ``T`` steps, the state
+    passed from step to step."""
+    import torch
+
+    state, out = None, []
+    for _ in range(T):
+        z, state = model(inputs, state)
+        out.append(z)
+    return torch.stack(out)
