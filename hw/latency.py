@@ -199,9 +199,10 @@ def image_cycles(network, config=None, pixels=None) -> np.ndarray:
 def _activity(geom, pixels):
     """Input work per beat (per timestep for rate) and the spike trains of ``pixels``: what cycles depend on."""
     net = geom.network
+    stage = INPUTS(net.input)  # an input kind the latency model lacks is a KindError naming it, first
     px = check_pixels(pixels, geom.n_inputs)
     res = infer(net, px, record=True)
-    return INPUTS(net.input).work(geom, px), res.spikes
+    return stage.work(geom, px), res.spikes
 
 
 def _all_active(geom):

@@ -33,9 +33,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .kinds import Registry
-from .params import INPUT_FORMAT, LayerParams, NetworkParams, PixelInput, lfsr_thresholds
+from .params import INPUT_FORMAT, EventInput, LayerParams, NetworkParams, PixelInput, lfsr_thresholds
 
 __all__ = ["LIFState", "InferenceResult", "encode_input", "layer_current", "lif_step", "infer", "check_pixels",
+           "check_events",
            "LAYERS", "INPUTS"]
 
 #: The golden model's layer kinds: ``current(x, layer, x_max) -> I`` (spec §4 steps 1-2).
@@ -96,7 +97,7 @@ class PixelsGolden:
     """8-bit images, direct or LFSR rate encoded (spec §3)."""
 
     @staticmethod
-    def check(stage: PixelInput, pixels, n_inputs: int) -> np.ndarray:
+    def check(stage: PixelInput, pixels, n_inputs: int, T: int) -> np.ndarray:
         return check_pixels(pixels, n_inputs)
 
     @staticmethod
@@ -105,6 +106,38 @@ class PixelsGolden:
             return pixels >> stage.shift if stage.shift else pixels
         R = lfsr_thresholds(stage.rate_seed, T, pixels.shape[1])
         return (pixels > R[t][None, :].astype(np.int64)).astype(np.int64)
+
+
+def check_events(samples, n_inputs: int, T: int, x_max: int) -> np.ndarray:
+    """Validate a batch of event rasters: shape (B, T, n_inputs) or (T, n_inputs), integer counts 0..x_max
+    (spec §3.3: the bins of ``docs/events.md``, already saturated to ``input_bits``)."""
+    a = np.asarray(samples)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"event rasters must be an integer array, not dtype {a.dtype}")
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or a.shape[2] != n_inputs:
+        raise ValueError(f"event rasters must have shape (B, T, {n_inputs}) or (T, {n_inputs}), not {np.shape(samples)}")
+    if a.shape[1] != T:
+        raise ValueError(f"the event rasters have {a.shape[1]} time bins but the network runs T={T} steps; "
+                         f"bin the recordings into {T} bins")
+    if a.size and (a.min() < 0 or a.max() > x_max):
+        raise ValueError(f"event counts must be within 0..{x_max} (input_bits {x_max.bit_length()}), found "
+                         f"{a.min()}..{a.max()}: saturate them when binning")
+    return a.astype(np.int64)
+
+
+@INPUTS.register("events")
+class EventsGolden:
+    """Per-timestep event counts given with the sample (spec §3.3)."""
+
+    @staticmethod
+    def check(stage: EventInput, samples, n_inputs: int, T: int) -> np.ndarray:
+        return check_events(samples, n_inputs, T, stage.x_max)
+
+    @staticmethod
+    def encode(stage: EventInput, samples: np.ndarray, T: int, t: int) -> np.ndarray:
+        return samples[:, t, :]
 
 
 def encode_input(params: NetworkParams, pixels: np.ndarray, t: int) -> np.ndarray:
@@ -175,7 +208,7 @@ def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
         for li, layer in enumerate(layers):
             if li == 0:
                 cur = const_current if const_current is not None else layer_current(
-                    encode_input(params, px, t), layer, 1)
+                    encode_input(params, px, t), layer, params.input_max(0))
             else:
                 cur = layer_current(x, layer, 1)
             spk = params.spiking(li)
@@ -190,10 +223,11 @@ def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
 
 
 def infer(params: NetworkParams, pixels, *, record: bool = False, batch_size: int = 4096) -> InferenceResult:
-    """Run inferences on a batch of images (B, n_0) of 8-bit pixels; see :class:`InferenceResult`."""
+    """Run inferences on a batch of samples: images (B, n_0) of 8-bit pixels, or for the ``events`` input kind
+    event rasters (B, T, n_0) of per-bin counts; see :class:`InferenceResult`."""
     if not isinstance(params, NetworkParams):
         raise TypeError(f"params must be a NetworkParams, not {type(params).__name__}")
-    px = INPUTS(params.input).check(params.input, pixels, params.sizes[0])
+    px = INPUTS(params.input).check(params.input, pixels, params.sizes[0], params.T)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
     parts = [_infer_chunk(params, px[i:i + batch_size], record) for i in range(0, max(1, px.shape[0]), batch_size)]

@@ -18,11 +18,13 @@ from .fixedpoint import FixedFormat
 
 __all__ = [
     "ENCODINGS", "RESETS", "READOUTS", "INPUT_FORMAT", "MAX_T",
-    "LayerParams", "PixelInput", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
+    "LayerParams", "PixelInput", "EventInput", "input_stage", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
     "check_choice", "WEIGHT_BITS", "MEMBRANE_BITS", "weight_format", "membrane_format",
 ]
 
-ENCODINGS = ("direct", "rate")
+ENCODINGS = ("direct", "rate", "events")
+#: The encodings of the ``pixels`` input kind (an 8-bit image encoded on chip); ``events`` is its own kind.
+PIXEL_ENCODINGS = ("direct", "rate")
 RESETS = ("subtract", "zero")
 READOUTS = ("spike_count", "membrane")
 #: Pixels are 8-bit unsigned.
@@ -168,7 +170,7 @@ class PixelInput:
     rate_seed: int = 0xACE1
 
     def __post_init__(self) -> None:
-        _check_choice("encoding", self.encoding, ENCODINGS)
+        _check_choice("encoding", self.encoding, PIXEL_ENCODINGS)
         object.__setattr__(self, "rate_seed", _check_int("rate_seed", self.rate_seed, 1, 0xFFFF))
         object.__setattr__(self, "input_bits", _check_int("input_bits", self.input_bits, 1, INPUT_FORMAT.width))
         if self.encoding != "direct" and self.input_bits != INPUT_FORMAT.width:
@@ -189,6 +191,47 @@ class PixelInput:
     def constant(self) -> bool:
         """Whether layer 1's input is the same at every timestep (direct encoding, spec §3.1)."""
         return self.encoding == "direct"
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """The ``events`` input kind: layer 1 is given ``x_0[t, i]`` for every timestep (spec §3.3).
+
+    ``x_0[t, i]`` is the number of events of input ``i`` in time bin ``t``, saturated to ``input_bits``
+    (``input_bits = 1``: binary spikes); how a recording becomes ``T`` bins is ``docs/events.md``. Layer 1
+    integrates it every step like a hidden layer (no constant current).
+    """
+
+    kind: ClassVar[str] = "events"
+    encoding: ClassVar[str] = "events"
+    input_bits: int = 1
+    #: Validated like the pixel kind's and kept in bundles, but unused.
+    rate_seed: int = 0xACE1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_bits", _check_int("input_bits", self.input_bits, 1, INPUT_FORMAT.width))
+        object.__setattr__(self, "rate_seed", _check_int("rate_seed", self.rate_seed, 1, 0xFFFF))
+
+    @property
+    def x_max(self) -> int:
+        """Largest count layer 1 sees in one bin."""
+        return (1 << self.input_bits) - 1
+
+    @property
+    def shift(self) -> int:
+        return 0
+
+    @property
+    def constant(self) -> bool:
+        return False
+
+
+def input_stage(encoding: str, input_bits: int = 8, rate_seed: int = 0xACE1):
+    """The typed input stage of ``encoding``: :class:`PixelInput` (``direct``, ``rate``) or :class:`EventInput`."""
+    _check_choice("encoding", encoding, ENCODINGS)
+    if encoding == "events":
+        return EventInput(input_bits, rate_seed)
+    return PixelInput(encoding, input_bits, rate_seed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,16 +262,16 @@ class NetworkParams:
                     f"layers[{i}] has {layers[i].n_in} inputs but layers[{i - 1}] has {layers[i - 1].n_out} outputs")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "T", check_T(self.T))
-        stage = PixelInput(self.encoding, self.input_bits, self.rate_seed)   # validates the input fields
+        stage = input_stage(self.encoding, self.input_bits, self.rate_seed)   # validates the input fields
         object.__setattr__(self, "rate_seed", stage.rate_seed)
         object.__setattr__(self, "input_bits", stage.input_bits)
         _check_choice("reset", self.reset, RESETS)
         _check_choice("readout", self.readout, READOUTS)
 
     @property
-    def input(self) -> PixelInput:
-        """The typed input stage (today always the ``pixels`` kind)."""
-        return PixelInput(self.encoding, self.input_bits, self.rate_seed)
+    def input(self) -> "PixelInput | EventInput":
+        """The typed input stage: the ``pixels`` kind (direct, rate) or the ``events`` kind."""
+        return input_stage(self.encoding, self.input_bits, self.rate_seed)
 
     @property
     def sizes(self) -> tuple[int, ...]:

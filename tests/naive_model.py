@@ -27,7 +27,7 @@ def lfsr_R(seed: int, T: int, n: int):
     return R
 
 
-def naive_infer(net: dict, pixels: list[int]):
+def naive_infer(net: dict, pixels: list):
     """net: {"T", "encoding", "reset", "readout", "rate_seed", "layers": [{"W": list of rows (n_in x n_out),
     "theta", "k", "s", "m"}]}. Returns (class, scores, spikes[layer][t][j])."""
     T = net["T"]
@@ -37,7 +37,10 @@ def naive_infer(net: dict, pixels: list[int]):
     spikes = [[[0] * len(layer["W"][0]) for _ in range(T)] for layer in layers]
     R = lfsr_R(net["rate_seed"], T, len(pixels)) if net["encoding"] == "rate" else None
     for t in range(T):
-        if net["encoding"] == "direct":
+        if net["encoding"] == "events":
+            # spec §3.3: the sample is the per-bin counts x_0[t][i] themselves (pixels: T lists)
+            x = list(pixels[t])
+        elif net["encoding"] == "direct":
             # spec §3.1: the top input_bits bits of each pixel
             x = [p // 2 ** (8 - net.get("input_bits", 8)) for p in pixels]
         else:

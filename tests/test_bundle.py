@@ -158,7 +158,7 @@ def test_checksum_mismatch_refused(saved):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda m: m["network"].update(T=0), r"network: T must be between 1 and 65535, not 0"),
-    (lambda m: m["network"].update(encoding="morse"), r"network: encoding must be one of 'direct', 'rate', not 'morse'"),
+    (lambda m: m["network"].update(encoding="morse"), r"network: encoding must be one of 'direct', 'rate', 'events', not 'morse'"),
     (lambda m: m["network"].update(reset="none"), r"reset must be one of"),
     (lambda m: m["network"].update(readout="max"), r"readout must be one of"),
     (lambda m: m["network"].update(rate_seed=0), r"rate_seed must be between 1 and 65535"),

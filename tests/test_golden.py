@@ -70,6 +70,61 @@ def test_golden_equals_naive_random(case):
     check_against_naive(*case)
 
 
+@st.composite
+def net_and_events(draw):
+    """The events input kind (spec §3.3): any network, rasters (B, T, n_0) of counts 0..2^input_bits - 1 with
+    empty bins, all-active bins and saturated counts among them."""
+    base = draw(networks())
+    bits = draw(st.integers(1, 8))
+    T = draw(st.sampled_from([1, 2, 5, 9]))
+    net = NetworkParams(base.layers, T, "events", base.reset, base.readout, base.rate_seed, bits)
+    n, top = net.sizes[0], (1 << bits) - 1
+    rasters = []
+    for _ in range(draw(st.integers(1, 3))):
+        bins = []
+        for _ in range(T):
+            kind = draw(st.sampled_from(["random", "empty", "full", "max"]))
+            if kind == "random":
+                bins.append(draw(st.lists(st.integers(0, top), min_size=n, max_size=n)))
+            else:
+                bins.append([{"empty": 0, "full": 1, "max": top}[kind]] * n)
+        rasters.append(bins)
+    return net, np.array(rasters, dtype=np.int64)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(net_and_events())
+def test_golden_equals_naive_events(case):
+    check_against_naive(*case)
+
+
+def test_events_large_T_and_saturation():
+    rng = np.random.default_rng(7)
+    layers = (LayerParams(rng.integers(-127, 128, (12, 6)), 8, 400, 3, 0, 10),
+              LayerParams(rng.integers(-7, 8, (6, 4)), 4, 5, 1, 0, 6))
+    for bits in (1, 4):
+        net = NetworkParams(layers, 200, "events", "subtract", "spike_count", input_bits=bits)
+        top = (1 << bits) - 1
+        x = np.stack([rng.integers(0, top + 1, (200, 12)), np.full((200, 12), top)])  # random, all-max
+        check_against_naive(net, x)
+        res = infer(net, x, record=True)
+        assert res.spikes[0][:, 1].sum() > 0  # the all-max raster drives layer 1
+
+
+def test_event_rasters_are_checked():
+    layer = LayerParams(np.ones((3, 2), dtype=np.int64), 2, 1, 0, 0, 8)
+    net = NetworkParams((layer,), 4, "events", input_bits=2)
+    with pytest.raises(ValueError, match=r"the event rasters have 3 time bins but the network runs T=4 steps"):
+        infer(net, np.zeros((1, 3, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"event counts must be within 0..3 \(input_bits 2\), found 4..4"):
+        infer(net, np.full((1, 4, 3), 4))
+    with pytest.raises(ValueError, match=r"must have shape \(B, T, 3\) or \(T, 3\), not \(1, 4, 5\)"):
+        infer(net, np.zeros((1, 4, 5), dtype=np.int64))
+    with pytest.raises(TypeError, match="event rasters must be an integer array"):
+        infer(net, np.zeros((1, 4, 3)))
+    assert infer(net, np.zeros((4, 3), dtype=np.uint8)).classes.shape == (1,)  # one raster without a batch axis
+
+
 @pytest.mark.parametrize("encoding", ["direct", "rate"])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("readout", ["spike_count", "membrane"])

@@ -113,7 +113,7 @@ def test_layer_params_normalise_and_freeze():
     ({"T": 0}, ValueError, "T must be between 1 and 65535, not 0"),
     ({"T": MAX_T + 1}, ValueError, "T must be between 1 and 65535, not 65536"),
     ({"T": 2.0}, TypeError, "T must be an integer, not 2.0"),
-    ({"encoding": "delta"}, ValueError, "encoding must be one of 'direct', 'rate', not 'delta'"),
+    ({"encoding": "delta"}, ValueError, "encoding must be one of 'direct', 'rate', 'events', not 'delta'"),
     ({"reset": "soft"}, ValueError, "reset must be one of 'subtract', 'zero', not 'soft'"),
     ({"readout": "argmax"}, ValueError, "readout must be one of 'spike_count', 'membrane', not 'argmax'"),
     ({"rate_seed": 0}, ValueError, "rate_seed must be between 1 and 65535, not 0"),

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..fixedpoint import FixedFormat
-from ..params import (MEMBRANE_BITS, READOUTS, RESETS, WEIGHT_BITS, PixelInput, check_choice, check_int,
-                      check_T, membrane_format, weight_format)
+from ..params import (MEMBRANE_BITS, READOUTS, RESETS, WEIGHT_BITS, check_choice, check_int,
+                      check_T, input_stage, membrane_format, weight_format)
 
 __all__ = ["SNNConfig", "TrainConfig", "MAX_SEED", "check_limit", "check_self_distillation"]
 
@@ -84,9 +84,9 @@ class SNNConfig:
         return SNNConfig.from_dict(d)
 
     @property
-    def input(self) -> PixelInput:
-        """The typed input stage of the network (validates its fields)."""
-        return PixelInput(self.encoding, self.input_bits, self.rate_seed)
+    def input(self):
+        """The typed input stage of the network (validates its fields): ``params.input_stage``."""
+        return input_stage(self.encoding, self.input_bits, self.rate_seed)
 
     @property
     def weight_format(self) -> FixedFormat:

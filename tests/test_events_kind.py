@@ -1,0 +1,56 @@
+"""The ``events`` input kind across the views (spec §3.3): params, bundle, and the views that do not have it
+yet refusing it by name (docs/architecture.md: a half-added kind fails with KindError)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sc_neurocore.bundle import Bundle, load_bundle, random_bundle, save_bundle
+from sc_neurocore.kinds import KindError
+from sc_neurocore.params import EventInput, LayerParams, NetworkParams, PixelInput, input_stage
+
+
+def test_the_input_stage_of_each_encoding():
+    assert input_stage("direct", 4) == PixelInput("direct", 4)
+    ev = input_stage("events", 2)
+    assert isinstance(ev, EventInput) and ev.kind == "events" and ev.encoding == "events"
+    assert (ev.x_max, ev.constant, ev.shift) == (3, False, 0)
+    assert EventInput().input_bits == 1 and EventInput().x_max == 1
+    with pytest.raises(ValueError, match="input_bits must be between 1 and 8, not 9"):
+        EventInput(9)
+    with pytest.raises(ValueError, match="encoding must be one of 'direct', 'rate', not 'events'"):
+        PixelInput("events")  # events are their own kind, not a pixel encoding
+
+
+def test_an_events_network_sizes_its_accumulator_by_the_counts():
+    layer = LayerParams(np.full((10, 3), 127), 8, 1000, 2, 0, 16)
+    net = NetworkParams((layer,), 4, "events", input_bits=3)
+    assert net.input == EventInput(3) and net.input_max(0) == 7
+    # |a| <= n_in * x_max * w_max = 10 * 7 * 127 = 8890 -> 14 bits + sign
+    assert layer.accumulator_format(net.input_max(0)).width == (10 * 7 * 127).bit_length() + 1
+    assert net.with_T(8).encoding == "events" and net.with_T(8).input_bits == 3
+
+
+def test_events_bundles_round_trip(tmp_path):
+    b = random_bundle((2 * 34 * 34, 16, 10), T=4, encoding="events", input_bits=1, seed=3)
+    save_bundle(b, tmp_path / "e.scnb")
+    back = load_bundle(tmp_path / "e.scnb")
+    assert back == b and back.network.input == EventInput(1)
+    save_bundle(back, tmp_path / "again.scnb")
+    assert (tmp_path / "e.scnb").read_bytes() == (tmp_path / "again.scnb").read_bytes()
+
+
+def test_the_gateware_and_latency_model_refuse_events_by_name(capsys):
+    from sc_neurocore.cli import main
+    from sc_neurocore.hw.core import LIFCore
+    from sc_neurocore.hw.latency import image_cycles, worst_case_cycles
+
+    b = random_bundle((8, 4, 3), T=2, encoding="events", input_bits=1)
+    with pytest.raises(KindError, match="'events'"):
+        LIFCore(b.network)
+    with pytest.raises(KindError, match="'events'"):
+        worst_case_cycles(b.network)
+    with pytest.raises(KindError, match="'events'"):
+        image_cycles(b.network, pixels=np.zeros((1, 2, 8), dtype=np.int64))
+    assert isinstance(Bundle(b.network, {}), Bundle)
