@@ -36,7 +36,7 @@ from .kinds import Registry
 from .params import INPUT_FORMAT, EventInput, LayerParams, NetworkParams, PixelInput, lfsr_thresholds
 
 __all__ = ["LIFState", "InferenceResult", "encode_input", "layer_current", "lif_step", "infer", "check_pixels",
-           "check_events",
+           "check_events", "rebin_events",
            "LAYERS", "INPUTS"]
 
 #: The golden model's layer kinds: ``current(x, layer, x_max) -> I`` (spec §4 steps 1-2).
@@ -125,6 +125,22 @@ def check_events(samples, n_inputs: int, T: int, x_max: int) -> np.ndarray:
         raise ValueError(f"event counts must be within 0..{x_max} (input_bits {x_max.bit_length()}), found "
                          f"{a.min()}..{a.max()}: saturate them when binning")
     return a.astype(np.int64)
+
+
+def rebin_events(samples, T: int, x_max: int) -> np.ndarray:
+    """Event rasters of ``T'`` bins as ``T`` bins (``T'`` a multiple of ``T``): each group of ``T'/T``
+    consecutive bins summed and saturated to ``x_max`` (``docs/events.md``). Exact: the counts of a coarse
+    bin are the sum of its fine bins', and saturating the fine counts first changes nothing
+    (``min(sum min(c_k, M), M) = min(sum c_k, M)``), so a T=32 teacher and a T=4 student can read one raster."""
+    a = np.asarray(samples)
+    if a.ndim != 3:
+        raise ValueError(f"event rasters must have shape (B, T, n), not {a.shape}")
+    Tf = a.shape[1]
+    if Tf == T:
+        return a
+    if T < 1 or Tf % T:
+        raise ValueError(f"event rasters of {Tf} bins cannot be re-binned into T={T} bins (T must divide {Tf})")
+    return np.minimum(a.reshape(a.shape[0], T, Tf // T, a.shape[2]).sum(2, dtype=np.int64), x_max)
 
 
 @INPUTS.register("events")

@@ -54,3 +54,52 @@ def test_the_gateware_and_latency_model_refuse_events_by_name(capsys):
     with pytest.raises(KindError, match="'events'"):
         image_cycles(b.network, pixels=np.zeros((1, 2, 8), dtype=np.int64))
     assert isinstance(Bundle(b.network, {}), Bundle)
+
+
+@pytest.mark.parametrize("bits,readout,reset", [(1, "spike_count", "subtract"), (3, "membrane", "zero"),
+                                                (1, "membrane", "subtract"), (2, "spike_count", "zero")])
+def test_qat_forward_equals_golden_on_event_rasters(bits, readout, reset):
+    """The torch forward of an events network is the golden model bit-exactly, also when it reads rasters of
+    twice or four times its T (re-binned: golden.rebin_events)."""
+    import torch
+
+    from sc_neurocore.golden import infer, rebin_events
+    from sc_neurocore.train import SNNConfig, SpikingMLP, to_bundle
+
+    rng = np.random.default_rng(bits)
+    n = 2 * 6 * 6
+    top = (1 << bits) - 1
+    fine = np.minimum(rng.poisson(0.4, (64, 16, n)), top).astype(np.uint8)
+    fine[0] = 0      # an empty recording
+    fine[1] = top    # every input at the top count in every bin
+    for T in (4, 8, 16):
+        cfg = SNNConfig(sizes=(n, 24, 5), T=T, encoding="events", input_bits=bits, readout=readout, reset=reset,
+                        leak_shift=2)
+        model = SpikingMLP(cfg, seed=T)
+        with torch.no_grad():
+            for w in model.weights:
+                w.mul_(3.0)
+        out = model(torch.as_tensor(fine))
+        net = to_bundle(model).network
+        assert net.encoding == "events" and net.input_bits == bits
+        x = rebin_events(fine, T, top)
+        r = infer(net, x, record=True)
+        assert np.array_equal(out.scores.numpy().astype(np.int64), r.scores)
+        for li, spk in enumerate(out.spikes):
+            assert np.array_equal(spk.detach().numpy().astype(np.uint8), r.spikes[li])
+        rate = out.spikes[0].detach().numpy().mean()
+        assert 0.01 < rate < 0.98, rate  # the layer is exercised
+
+
+def test_rebinning_is_summing_then_saturating():
+    from sc_neurocore.golden import rebin_events
+
+    raw = np.random.default_rng(0).poisson(1.0, (5, 12, 7))
+    for bits in (1, 2, 8):
+        top = (1 << bits) - 1
+        sat = np.minimum(raw, top)
+        for T in (1, 2, 3, 4, 6, 12):
+            want = np.minimum(raw.reshape(5, T, 12 // T, 7).sum(2), top)
+            assert np.array_equal(rebin_events(sat, T, top), want)  # saturating the fine bins first: the same
+    with pytest.raises(ValueError, match=r"event rasters of 12 bins cannot be re-binned into T=5 bins"):
+        rebin_events(raw, 5, 1)

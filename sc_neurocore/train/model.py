@@ -202,7 +202,17 @@ class SpikingMLP(nn.Module):
     def _first_input(self, current, d: LayerDesign, x: torch.Tensor, pixels: torch.Tensor,
                      T: int) -> tuple[torch.Tensor, bool]:
         """Layer 1's currents and whether they are constant over time: ``(B, n)`` for the direct encoding
-        (the same at every step), ``(T, B, n)`` for the rate encoding (LFSR thresholds)."""
+        (the same at every step), ``(T, B, n)`` for the rate encoding (LFSR thresholds) and for event
+        rasters ``(B, T', n)`` (re-binned to ``T`` bins when ``T'`` is a multiple: ``golden.rebin_events``)."""
+        if self.cfg.encoding == "events":
+            B, Tf, n = x.shape
+            if Tf != T:
+                if Tf % T:
+                    raise ValueError(f"event rasters of {Tf} bins cannot be re-binned into T={T} bins "
+                                     f"(T must divide {Tf})")
+                x = x.reshape(B, T, Tf // T, n).sum(2).clamp_(max=float(self.cfg.input.x_max))
+            xin = x.transpose(0, 1).reshape(T * B, n)
+            return current(xin, d.exact64, nonneg=True).reshape(T, B, -1), False
         if self.cfg.encoding == "direct":
             unsigned = not pixels.dtype.is_floating_point and not pixels.dtype.is_signed
             return current(x, d.exact64, nonneg=unsigned), True
@@ -238,7 +248,8 @@ class SpikingMLP(nn.Module):
         return out_seq.to(torch.float32) * (unit * self.log_logit_scale.exp())
 
     def forward(self, pixels: torch.Tensor, T: int | None = None) -> SNNOutput:
-        """Run ``T`` timesteps (default ``cfg.T``) on a batch of pixels (B, n_0), values 0..255."""
+        """Run ``T`` timesteps (default ``cfg.T``) on a batch of pixels (B, n_0), values 0..255, or for the
+        ``events`` encoding of event rasters (B, T', n_0) of counts, ``T'`` a multiple of ``T``."""
         cfg = self.cfg
         T = cfg.T if T is None else check_T(T)
         x = self._pixels(pixels)
@@ -351,7 +362,12 @@ def golden_accuracy(network: NetworkParams, x: np.ndarray, y: np.ndarray, batch_
     """Accuracy of the integer network (golden model) on images ``x``."""
     from ..golden import infer
 
+    from ..golden import rebin_events
+
     correct = 0
     for i in range(0, len(x), batch_size):
-        correct += int((infer(network, x[i:i + batch_size], batch_size=batch_size).classes == y[i:i + batch_size]).sum())
+        xb = x[i:i + batch_size]
+        if network.encoding == "events":  # rasters binned for a longer T (a teacher's) serve every T dividing it
+            xb = rebin_events(xb, network.T, network.input_max(0))
+        correct += int((infer(network, xb, batch_size=batch_size).classes == y[i:i + batch_size]).sum())
     return correct / max(1, len(x))
