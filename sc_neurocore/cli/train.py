@@ -136,7 +136,55 @@ def _check_config(args) -> None:
               rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope, input_bits=args.input_bits)
 
 
+def _resolve_defaults(args) -> None:
+    """Defaults that depend on the input kind: event recordings are binary spikes (``--input-bits 1``) and are
+    not shifted like images (``--augment 0``)."""
+    events = args.encoding == "events"
+    if args.input_bits is None:
+        args.input_bits = 1 if events else 8
+    if args.augment is None:
+        args.augment = 0 if events else 1
+
+
+def _load_data(args, bins: int | None = None):
+    """The training data: images, or with ``--encoding events`` event rasters of ``bins`` bins (default T)."""
+    from ..train import prepare_data
+    from ..train.loop import SACCADE_DATASETS
+
+    if args.encoding != "events":
+        if args.dataset in SACCADE_DATASETS and args.data_dir is None:
+            raise ValueError(f"{args.dataset} is an event dataset: train with --encoding events")
+        return prepare_data(args.dataset, args.data_dir, args.limit)
+    return prepare_data(args.dataset, args.data_dir, args.limit, bins=bins or args.T, input_bits=args.input_bits)
+
+
+def _event_bins(args, teacher) -> int | None:
+    """Event data for distillation is binned once, into ``lcm(T, teacher T)`` bins: the student (T) and the
+    teacher (its T, or the self-teacher's) re-bin the same rasters. Teacher and student must both read events."""
+    from ..train import SpikingMLP
+
+    if teacher is not None:
+        t_events = isinstance(teacher, SpikingMLP) and teacher.cfg.encoding == "events"
+        if t_events != (args.encoding == "events"):
+            raise ValueError(f"incompatible input kinds: the teacher reads "
+                             f"{'event rasters' if t_events else 'images'}, the student (--encoding {args.encoding}) "
+                             f"{'event rasters' if args.encoding == 'events' else 'images'}")
+    if args.encoding != "events":
+        return None
+    if isinstance(teacher, SpikingMLP):
+        t_T = args.teacher_T or teacher.cfg.T
+    else:
+        from ..train.config import default_self_teacher_T
+
+        t_T = args.teacher_T or default_self_teacher_T(args.T)
+    return math.lcm(args.T, t_T)
+
+
 def _check_images(args, data) -> None:
+    if data.bins is not None:
+        if args.augment:
+            raise ValueError(f"--augment {args.augment}: image shifts do not apply to event recordings; use --augment 0")
+        return
     side = math.isqrt(data.n_inputs)
     if args.augment and side * side != data.n_inputs:
         raise ValueError(f"--augment {args.augment} needs square images, but {data.name} images have "
@@ -214,17 +262,20 @@ def _process_group(args):
 
 
 def _cmd_train(args) -> int:
+    _resolve_defaults(args)
     _check_common(args)
     with _process_group(args) as world:
         return _run_train(args, world)
 
 
 def _run_train(args, world) -> int:
-    from ..train import prepare_data, train_ann, train_model
+    from ..train import train_ann, train_model
 
     if not args.ann:
         _check_config(args)  # syntax and range errors before the (slow) data loading
-    data = prepare_data(args.dataset, args.data_dir, args.limit)
+    elif args.encoding == "events":
+        raise ValueError("--ann trains a CNN on images; it cannot read event recordings (--encoding events)")
+    data = _load_data(args)
     _check_images(args, data)
     if args.ann:
         r = train_ann(_train_config(args), data, args.output, log=_log(args))
@@ -240,13 +291,14 @@ def _run_train(args, world) -> int:
 
 
 def _cmd_distill(args) -> int:
+    _resolve_defaults(args)
     _check_common(args)
     with _process_group(args) as world:
         return _run_distill(args, world)
 
 
 def _run_distill(args, world) -> int:
-    from ..train import distill_model, prepare_data
+    from ..train import distill_model
 
     _check_distill_options(args)
     if args.teacher is None and args.method != "self":
@@ -265,7 +317,7 @@ def _run_distill(args, world) -> int:
         from ..train.pipeline import load_teacher
 
         teacher, _ = load_teacher(args.teacher, args.teacher_T)  # a bad teacher fails before the data loading
-    data = prepare_data(args.dataset, args.data_dir, args.limit)
+    data = _load_data(args, _event_bins(args, teacher))
     _check_images(args, data)
     cfg = _config(args, data)
     if teacher is not None and args.sizes is None and args.hidden is None:
@@ -327,14 +379,14 @@ def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epoch
     q.add_argument("--reset", default="subtract", choices=RESETS)
     q.add_argument("--readout", default="membrane", choices=READOUTS)
     q.add_argument("--weight-bits", type=int, default=8)
-    q.add_argument("--input-bits", type=int, default=8,
+    q.add_argument("--input-bits", type=int, default=None,
                    help="direct encoding: layer 1 sees the top N bits of each pixel (1 = binary, no multipliers "
-                        "in hardware; default 8)")
+                        "in hardware; default 8); events: per-bin counts saturate at 2^N - 1 (default 1)")
     q.add_argument("--membrane-bits", type=int, default=16)
     q.add_argument("--leak-shift", type=int, default=4, help="leak v >>> k of the hidden layers (0 = none)")
     q.add_argument("--rate-seed", type=int, default=0xACE1, help="LFSR seed of the rate encoding")
-    q.add_argument("--augment", type=int, default=1,
-                   help="random image shifts of up to N pixels while training (default 1; 0 = off)")
+    q.add_argument("--augment", type=int, default=None,
+                   help="random image shifts of up to N pixels while training (default 1, events: 0; 0 = off)")
     q.add_argument("--dropout", type=float, default=0.0, help="dropout on hidden spikes while training")
     q.add_argument("--label-smoothing", type=float, default=0.0,
                    help="label smoothing of the cross-entropy on the labels (the task term when distilling; default 0)")

@@ -191,3 +191,8 @@ def check_self_distillation(method: str, teacher_T: int | None, T: int) -> None:
     """Self-distillation runs the student's teacher at more steps than the student: ``teacher_T > T``."""
     if method == "self" and teacher_T is not None and teacher_T <= T:
         raise ValueError(f"self-distillation needs teacher_T greater than the student's T ({teacher_T} <= {T})")
+
+
+def default_self_teacher_T(T: int) -> int:
+    """The T at which self-distillation's teacher runs when ``--teacher-T`` is not given."""
+    return max(32, 2 * int(T))

@@ -8,6 +8,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -35,7 +36,12 @@ class Data:
 
     @property
     def n_inputs(self) -> int:
-        return int(self.train_x.shape[1])
+        return int(self.train_x.shape[-1])
+
+    @property
+    def bins(self) -> int | None:
+        """Event data: the time bins of every sample's raster ``(N, bins, n_inputs)``; images: ``None``."""
+        return int(self.train_x.shape[1]) if self.train_x.ndim == 3 else None
 
     @property
     def n_classes(self) -> int:
@@ -70,14 +76,66 @@ def _check_labels(name: str, split: str, y, n_classes: int | None = None) -> Non
                          f"{n_classes} outputs, found {int(bad)}")
 
 
-def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None) -> Data:
+#: Event datasets emulated from an image dataset by the saccade emulator (docs/events.md §4).
+SACCADE_DATASETS = {"mnist-saccade": "mnist"}
+
+
+def _event_data(dataset: str, data_dir, limit, bins: int, input_bits: int) -> Data:
+    """Event rasters ``(N, bins, n)`` of ``dataset`` (``--dataset mnist-saccade``) or of an N-MNIST folder."""
+    import os
+
+    from ..data import load_dataset
+    from ..events import cached_saccade, raster, read_nmnist
+
+    def cut(es, n):
+        return es if n is None or n >= len(es) else es.select(np.arange(n))
+
+    if data_dir is not None:
+        name = f"N-MNIST folder {data_dir}"
+        train, test = read_nmnist(data_dir, "train"), read_nmnist(data_dir, "test")
+        if len(train) < 2:
+            raise ValueError(f"{name}: need at least 2 training recordings to split off a validation set")
+        n_val = max(1, len(train) // 6)
+        val = train.select(np.arange(len(train) - n_val, len(train)))
+        train = train.select(np.arange(len(train) - n_val))
+    else:
+        if dataset not in SACCADE_DATASETS:
+            raise ValueError(f"unknown event dataset {dataset!r}: use {', '.join(SACCADE_DATASETS)}, or an N-MNIST "
+                             "folder (Train/<label>/*.bin, Test/<label>/*.bin) as the data folder")
+        name = dataset
+        ds = load_dataset(SACCADE_DATASETS[dataset], None)
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sc_neurocore" / "events"
+        n = limit
+
+        def emulate(split, x, y):
+            x, y = (x, y) if n is None else (x[:n], y[:n])
+            return cached_saccade(f"{dataset}-{split}", x, y, seed=0, cache_dir=cache)
+
+        train = emulate("train", ds.train_x, ds.train_y)
+        val = emulate("val", ds.val_x, ds.val_y)
+        test = emulate("test", ds.test_x, ds.test_y)
+    train, val, test = (cut(es, limit) for es in (train, val, test))
+    return Data(name, raster(train, bins, input_bits), np.array(train.labels, np.int64),
+                raster(val, bins, input_bits), np.array(val.labels, np.int64),
+                raster(test, bins, input_bits), np.array(test.labels, np.int64))
+
+
+def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None, *, bins: int | None = None,
+                 input_bits: int = 1) -> Data:
     """Load the dataset; the validation split is MNIST's, or the last 1/6 of the training set for IDX folders.
 
     ``limit`` keeps the first ``limit`` training images and at most ``limit`` validation / test images.
+    ``bins``: event data (``dataset`` one of :data:`SACCADE_DATASETS`, or ``data_dir`` an N-MNIST folder),
+    binned into ``bins`` equal-duration bins of counts saturated to ``input_bits`` (``docs/events.md``):
+    a network at any T dividing ``bins`` reads them (``golden.rebin_events``).
     """
     from ..data import load_dataset
 
     check_limit(limit)
+    if bins is not None:
+        return _event_data(dataset, data_dir, limit, bins, input_bits)
+    if dataset in SACCADE_DATASETS and data_dir is None:
+        raise ValueError(f"{dataset} is an event dataset: it is read as event rasters (give the number of bins)")
     if data_dir is None:  # the named dataset is read once per process (its arrays are never modified)
         if dataset not in _DATASETS:
             _DATASETS[dataset] = load_dataset(dataset, None)

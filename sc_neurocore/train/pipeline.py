@@ -14,7 +14,7 @@ from .. import __version__
 from ..bundle import Bundle, bundle_bytes
 from ..fileio import atomic_write_files, check_output_file
 from .checkpoint import _checkpoint_bytes, _checkpoint_object, _sha256, load_checkpoint, save_checkpoint
-from .config import SNNConfig, TrainConfig, _check_train_config, _finite, check_self_distillation
+from .config import SNNConfig, TrainConfig, _check_train_config, _finite, check_self_distillation, default_self_teacher_T
 from .distributed import World
 from .loop import Data, _check_augment, _check_labels, _setup_torch, evaluate, fit
 from .model import ANNTeacher, SpikingMLP, golden_accuracy, layer_design, to_network
@@ -48,6 +48,8 @@ def _finish(model: SpikingMLP, data: Data, result: dict, out_path, provenance: d
         "val_accuracy": round(result["val_acc"], 6), "best_epoch": result["best_epoch"],
         "train_images": int(result.get("train_images", len(data.train_x))),
         "model_selection": result.get("selection", "best validation epoch"),
+        **({"binning": {"bins": data.bins, "rule": "equal-duration over each recording's span (docs/events.md)",
+                        "input_index": "polarity, row, column"}} if data.bins else {}),
         "tool": "sc_neurocore", "tool_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
         **_world_provenance(result),
@@ -209,7 +211,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
     if use_init:
         model.load_state_dict(teacher.state_dict())
     if tc.method == "self" and tc.teacher_T is None:
-        tc = TrainConfig(**{**asdict(tc), "teacher_T": max(32, cfg.T * 2)})
+        tc = TrainConfig(**{**asdict(tc), "teacher_T": default_self_teacher_T(cfg.T)})
     if isinstance(teacher, SpikingMLP) and tc.teacher_T is None:
         tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.cfg.T})
     if getattr(teacher, "temporal", False):  # a NIR graph: simulated at --teacher-T (its own T)

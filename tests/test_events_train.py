@@ -1,0 +1,92 @@
+"""Training and distillation on event data (--encoding events): N-MNIST folders and the emulated mnist-saccade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sc_neurocore.bundle import load_bundle
+from sc_neurocore.cli import main
+from sc_neurocore.events import raster, read_nmnist, write_nmnist_file
+from sc_neurocore.golden import infer
+
+FAST = ["--epochs", "3", "--batch-size", "16", "--hidden", "16", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def nmnist(tmp_path_factory) -> Path:
+    """A small N-MNIST-format folder: three classes firing in three bands of columns, random times."""
+    root = tmp_path_factory.mktemp("nmnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("Train", 90), ("Test", 30)):
+        for i in range(n):
+            label = i % 3
+            d = root / split / str(label)
+            d.mkdir(parents=True, exist_ok=True)
+            k = int(rng.integers(150, 300))
+            t = np.sort(rng.integers(0, 300_000, k))
+            x = rng.integers(11 * label, 11 * label + 11, k)
+            write_nmnist_file(d / f"{i:05d}.bin", t, x, rng.integers(0, 34, k), rng.integers(0, 2, k))
+    return root
+
+
+def test_train_on_an_nmnist_folder(nmnist, tmp_path, capsys):
+    assert main(["train", "--encoding", "events", "--data-dir", str(nmnist), "--T", "4", *FAST,
+                 "-o", str(tmp_path / "e.scnb")]) == 0
+    b = load_bundle(tmp_path / "e.scnb")
+    net = b.network
+    assert net.encoding == "events" and net.input_bits == 1 and net.sizes == (2 * 34 * 34, 16, 3)
+    assert b.provenance["binning"]["bins"] == 4 and b.provenance["train_config"]["augment"] == 0
+    # the bundle's accuracy is the golden model's on the test recordings binned by the spec's rule
+    test = read_nmnist(nmnist, "test")
+    acc = np.mean(infer(net, raster(test, 4, 1)).classes == test.labels)
+    assert acc == pytest.approx(b.provenance["test_accuracy"]) and acc > 0.6  # chance: 1/3
+
+
+def test_distill_an_events_student_from_a_longer_T_teacher(nmnist, tmp_path):
+    assert main(["train", "--encoding", "events", "--data-dir", str(nmnist), "--T", "8", *FAST,
+                 "-o", str(tmp_path / "t8.scnb")]) == 0
+    for method in ("temporal", "average"):
+        assert main(["distill", "--teacher", str(tmp_path / "t8.pt"), "--encoding", "events", "--data-dir",
+                     str(nmnist), "--T", "4", "--method", method, *FAST, "-o", str(tmp_path / f"{method}.scnb")]) == 0
+        s = load_bundle(tmp_path / f"{method}.scnb")
+        # teacher and student read the same rasters: binned once into lcm(4, 8) = 8 bins
+        assert s.network.T == 4 and s.provenance["binning"]["bins"] == 8 and s.provenance["teacher"]["T"] == 8
+    assert main(["distill", "--method", "self", "--teacher-T", "6", "--encoding", "events", "--data-dir", str(nmnist),
+                 "--T", "4", *FAST, "-o", str(tmp_path / "self.scnb")]) == 0
+    assert load_bundle(tmp_path / "self.scnb").provenance["binning"]["bins"] == 12  # lcm(4, 6)
+
+
+def test_event_options_that_cannot_work_are_refused_before_training(nmnist, tmp_path, capsys):
+    assert main(["train", "--encoding", "events", "--data-dir", str(nmnist), "--T", "8", *FAST,
+                 "-o", str(tmp_path / "t8.scnb")]) == 0
+    capsys.readouterr()
+    cases = [
+        (["train", "--encoding", "events", "--data-dir", str(nmnist), "--augment", "1"],
+         "--augment 1: image shifts do not apply to event recordings; use --augment 0"),
+        (["train", "--ann", "--encoding", "events", "--data-dir", str(nmnist)],
+         "--ann trains a CNN on images; it cannot read event recordings"),
+        (["distill", "--teacher", str(tmp_path / "t8.pt"), "--data-dir", str(nmnist)],
+         "incompatible input kinds: the teacher reads event rasters, the student (--encoding direct) images"),
+        (["train", "--dataset", "mnist-saccade"], "mnist-saccade is an event dataset: train with --encoding events"),
+        (["train", "--encoding", "events", "--dataset", "cifar"], "unknown event dataset 'cifar': use mnist-saccade"),
+    ]
+    for argv, needle in cases:
+        out = tmp_path / "x.scnb"
+        assert main([*argv, "--T", "4", *FAST, "-o", str(out)]) == 2, argv
+        assert needle in capsys.readouterr().err
+        assert not out.exists() and not out.with_suffix(".pt").exists()
+
+
+def test_mnist_saccade_trains_and_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    argv = ["train", "--dataset", "mnist-saccade", "--encoding", "events", "--T", "4", "--limit", "300", *FAST]
+    assert main([*argv, "-o", str(tmp_path / "a.scnb")]) == 0
+    cached = sorted(p.name for p in (tmp_path / "cache" / "sc_neurocore" / "events").iterdir())
+    assert len(cached) == 3 and all(n.startswith("mnist-saccade-") and n.endswith(".npz") for n in cached)
+    assert main([*argv, "-o", str(tmp_path / "b.scnb")]) == 0  # from the cache: the same bundle bytes
+    assert (tmp_path / "a.scnb").read_bytes() == (tmp_path / "b.scnb").read_bytes()
+    b = load_bundle(tmp_path / "a.scnb")
+    assert b.network.sizes[0] == 2 * 34 * 34 and b.provenance["dataset"] == "mnist-saccade"
