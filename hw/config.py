@@ -56,6 +56,9 @@ class Timing:
     #: Rate encoding: each timestep's replay pass starts this many cycles late
     #: (the pixel buffer's read latency).
     REPLAY_START = 1
+    #: Event input: every timestep after the first starts with this many cycles in which phase ``IN`` is
+    #: entered and ``s_axis_tready`` is not yet high (the last update hands back to ``IN``).
+    EVENT_STEP_START = 1
     #: Cycles the sequencer waits for the argmax tree, at least (a one-class
     #: network has no tree level but still one wait cycle).
     ARGMAX_MIN_WAIT = 1
@@ -268,7 +271,9 @@ class CoreGeometry:
         ppb = config.pixels_per_beat
         layers = []
         for i, lp in enumerate(network.layers):
-            pixel_input = i == 0 and network.encoding == "direct"
+            # Layer 1 takes multi-bit values from the bus (direct pixels, event counts) or one-bit spikes
+            # (the rate encoder's); event counts travel like direct pixels, one lane per input per beat.
+            pixel_input = i == 0 and network.encoding in ("direct", "events")
             lanes = _resolve("lanes", config.lanes, i, L, lp.n_out, lp.n_out)
             if i == 0:
                 default_e = math.gcd(ppb, 2 if pixel_input else 4)

@@ -27,7 +27,7 @@ from .events import BeatChunker
 from .kinds import INPUTS
 from .logic import _index
 
-__all__ = ["PixelsInput"]
+__all__ = ["PixelsInput", "EventsInput"]
 
 
 @INPUTS.register("pixels")
@@ -41,7 +41,7 @@ class PixelsInput:
         self._layer1 = core.layers[0]
         self._K, self._ppb = K, ppb
         self._input_shift = net.input_shift
-        self.direct = net.input.encoding == "direct"
+        self.direct = self._direct(net)
         m.submodules.chunker = self.chunker = chunker = BeatChunker(geo)
         wiring.connect(m, chunker.events, self._layer1.events)
 
@@ -59,6 +59,11 @@ class PixelsInput:
             m.submodules.encoder = self.encoder = encoder = RateEncoder(geo)
             wiring.connect(m, encoder.beats, chunker.beats)
             m.d.comb += encoder.fill.payload.eq(masked)
+
+    @staticmethod
+    def _direct(net) -> bool:
+        """Whether beats go straight into layer 1 (direct) or through the rate encoder's replay."""
+        return net.input.encoding == "direct"
 
     def clear(self, m, clear) -> None:
         """The start-of-image clear reaches the encoder (the layers are the core's)."""
@@ -113,3 +118,48 @@ class PixelsInput:
         """The result is loaded: clear the chunker and wait for the next image's beats."""
         m.d.comb += self.chunker.clear.eq(1)
         m.d.sync += self.beats_in.eq(0)
+
+
+@INPUTS.register("events")
+class EventsInput(PixelsInput):
+    """The ``events`` input stage (spec §3.3): every timestep's counts arrive as ``K`` beats, one lane per
+    input, and are accumulated into layer 1 as they arrive, as direct pixels are — but layer 1 does not keep
+    its current (``keep_current`` is the direct encoding's only), so each timestep starts from the beats of
+    that timestep. Phase ``IN`` takes the ``K`` beats of one timestep; the sequencer comes back to it after
+    the last layer's update of every timestep but the last.
+
+    A lane carries the count in its low ``input_bits`` bits (the bins are saturated to ``input_bits`` by
+    ``docs/events.md``; the bits above are ignored). Zero counts are skipped by the chunker like zero pixels,
+    so the work of a timestep is its active inputs: the event-driven, zero-skip layer 1 of the issue.
+    """
+
+    def __init__(self, core, m):
+        super().__init__(core, m)
+        self._bits = core.network.input_bits
+
+    @staticmethod
+    def _direct(net) -> bool:
+        return True  # the direct data path: beats straight into the chunker, no encoder
+
+    def accept(self, m) -> None:
+        """Phase ``IN``: take one timestep's ``K`` beats; when they are in layer 1, update it."""
+        pixels, chunker, beats_in, K = self._core.pixels, self.chunker, self.beats_in, self._K
+        m.d.comb += [
+            chunker.beats.valid.eq(pixels.valid & (beats_in != K)),
+            chunker.beats.payload.eq(Cat(*[self.masked[j][:self._bits] for j in range(self._ppb)])),
+            pixels.ready.eq(chunker.beats.ready & (beats_in != K)),
+        ]
+        with m.If(pixels.valid & pixels.ready):
+            m.d.sync += beats_in.eq(beats_in + 1)
+        with m.If((beats_in == K) & ~chunker.busy & ~self._layer1.acc_busy):
+            m.d.comb += self._layer1.update.eq(1)
+            m.next = "UPD0"
+
+    def start_timestep(self, m) -> None:
+        """The next timestep: back to phase ``IN`` for its beats."""
+        m.d.sync += self.beats_in.eq(0)
+        m.d.comb += self.chunker.clear.eq(1)
+        m.next = "IN"
+
+    def states(self, m) -> None:
+        """No phases of its own."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sc_neurocore.golden import INPUTS as GOLDEN_INPUTS
 from sc_neurocore.golden import check_pixels, encode_input, infer
 from sc_neurocore.kinds import Registry
 from sc_neurocore.params import NetworkParams, lfsr_thresholds
@@ -170,6 +171,31 @@ class PixelsLatency:
         return geom.beats + w.sum(axis=-1).sum(axis=0)
 
 
+@INPUTS.register("events")
+class EventsLatency:
+    """Event counts (spec §3.3): every timestep, its ``K`` beats accumulated into layer 1 as they arrive —
+    the direct encoding's input pass, once per timestep, on that timestep's counts (zero counts skipped)."""
+
+    @staticmethod
+    def work(geom, x) -> np.ndarray:
+        """Issue cycles per beat of every timestep: (T, B, K)."""
+        return np.stack([_beat_work(geom, x[:, t]) for t in range(geom.network.T)])
+
+    @staticmethod
+    def all_active(geom) -> np.ndarray:
+        w = _beat_work(geom, np.ones((1, geom.n_inputs), dtype=np.int64))
+        return np.broadcast_to(w, (geom.network.T,) + w.shape)
+
+    @staticmethod
+    def cycles(geom, w) -> np.ndarray:
+        acc, T = geom.layers[0].accumulate_cycles, geom.network.T
+        return sum(_beat_pass(w[t], acc) for t in range(T)) + (T - 1) * Timing.EVENT_STEP_START
+
+    @staticmethod
+    def bound(geom, w) -> np.ndarray:
+        return np.maximum(geom.beats, w.sum(axis=-1)).sum(axis=0)
+
+
 def _phases(geom, w_in, spikes, *, bound: bool = False) -> np.ndarray:
     """Sum over the phases of each one's exact cycles, or (``bound``) of its lower bound.
 
@@ -200,7 +226,7 @@ def _activity(geom, pixels):
     """Input work per beat (per timestep for rate) and the spike trains of ``pixels``: what cycles depend on."""
     net = geom.network
     stage = INPUTS(net.input)  # an input kind the latency model lacks is a KindError naming it, first
-    px = check_pixels(pixels, geom.n_inputs)
+    px = GOLDEN_INPUTS(net.input).check(net.input, pixels, geom.n_inputs, net.T)
     res = infer(net, px, record=True)
     return stage.work(geom, px), res.spikes
 

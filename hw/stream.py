@@ -90,6 +90,16 @@ def _pixel_beats(images, pixels_per_beat: int) -> list[list[int]]:
     return pack_images(images, pixels_per_beat)
 
 
+@INPUT_BEATS.register("events")
+def _event_beats(rasters, pixels_per_beat: int) -> list[list[int]]:
+    """Event rasters (N, T, n) of counts: each timestep's counts as the ``K`` beats of an image, one lane per
+    input (docs/hardware.md: per-step count beats), the ``T`` timesteps one after another."""
+    x = np.asarray(rasters)
+    if x.ndim == 2:
+        x = x[None]
+    return [sum(pack_images(r, pixels_per_beat), []) for r in x]
+
+
 def input_beats(network, samples, pixels_per_beat: int) -> list[list[int]]:
     """The input beats of every sample of ``network``'s input stage (dispatch on ``network.input.kind``)."""
     return INPUT_BEATS(network.input)(samples, pixels_per_beat)

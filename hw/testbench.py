@@ -59,7 +59,10 @@ def simulate(network: NetworkParams, images, config: CoreConfig | None = None, *
         raise ValueError("simulate takes one reset at reset_after, not Traffic.resets "
                          "(random resets are for the cocotb testbench)")
     top = build_core(network, config or CoreConfig())
-    images = np.asarray(images, dtype=np.int64).reshape(-1, top.geometry.n_inputs)
+    from sc_neurocore.golden import INPUTS as GOLDEN_INPUTS
+
+    # a batch of samples of the network's input kind (images (B, n); event rasters (B, T, n))
+    images = GOLDEN_INPUTS(network.input).check(network.input, images, top.geometry.n_inputs, network.T)
     m = Module()
     m.domains.sync = cd = ClockDomain("sync")
     m.submodules.top = top
@@ -155,14 +158,14 @@ class _StreamBench:
         ctx.set(top.s_axis_tvalid, int(send))
         if send:
             ctx.set(top.s_axis_tdata, self.beats[self.img][self.beat])
-            ctx.set(top.s_axis_tlast, int(self.beat == self.geom.beats - 1))
+            ctx.set(top.s_axis_tlast, int(self.beat == len(self.beats[self.img]) - 1))  # the sample's last
         return send
 
     def _accepted(self) -> None:
         if self.beat == 0:
             self.first_accept[self.img] = self.cycle
         self.beat += 1
-        if self.beat == self.geom.beats:
+        if self.beat == len(self.beats[self.img]):
             self.img, self.beat = self.img + 1, 0
         self._draw_gap()
 

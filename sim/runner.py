@@ -633,8 +633,12 @@ def run_regression(bundle, images, labels=None, simulator: str = "verilator", n:
         raise TypeError(f"bundle must be a Bundle, not {type(bundle).__name__}")
     jobs = _check_jobs(jobs)
     x = np.asarray(images)
-    if x.ndim != 2 or x.shape[1] != bundle.network.sizes[0]:
-        raise ValueError(f"images must have shape (N, {bundle.network.sizes[0]}), not {x.shape}")
+    net = bundle.network
+    if net.encoding == "events":  # event rasters: (N, T, n_0) per-bin counts
+        if x.ndim != 3 or x.shape[1:] != (net.T, net.sizes[0]):
+            raise ValueError(f"event rasters must have shape (N, {net.T}, {net.sizes[0]}), not {x.shape}")
+    elif x.ndim != 2 or x.shape[1] != net.sizes[0]:
+        raise ValueError(f"images must have shape (N, {net.sizes[0]}), not {x.shape}")
     if n is not None:
         if n < 1:
             raise ValueError(f"n must be at least 1, not {n}")

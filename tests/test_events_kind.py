@@ -1,5 +1,5 @@
-"""The ``events`` input kind across the views (spec §3.3): params, bundle, and the views that do not have it
-yet refusing it by name (docs/architecture.md: a half-added kind fails with KindError)."""
+"""The ``events`` input kind across the views (spec §3.3): params, bundle, QAT; the gateware is in
+tests/test_hw_events.py."""
 
 from __future__ import annotations
 
@@ -41,19 +41,14 @@ def test_events_bundles_round_trip(tmp_path):
     assert (tmp_path / "e.scnb").read_bytes() == (tmp_path / "again.scnb").read_bytes()
 
 
-def test_the_gateware_and_latency_model_refuse_events_by_name(capsys):
-    from sc_neurocore.cli import main
-    from sc_neurocore.hw.core import LIFCore
-    from sc_neurocore.hw.latency import image_cycles, worst_case_cycles
+def test_a_view_without_the_kind_names_it():
+    """docs/architecture.md: a view that lacks a kind fails with KindError naming the view and the kind."""
+    from sc_neurocore.kinds import Registry
 
-    b = random_bundle((8, 4, 3), T=2, encoding="events", input_bits=1)
+    reg = Registry("some view", "input")
+    reg.register("pixels")(object)
     with pytest.raises(KindError, match="'events'"):
-        LIFCore(b.network)
-    with pytest.raises(KindError, match="'events'"):
-        worst_case_cycles(b.network)
-    with pytest.raises(KindError, match="'events'"):
-        image_cycles(b.network, pixels=np.zeros((1, 2, 8), dtype=np.int64))
-    assert isinstance(Bundle(b.network, {}), Bundle)
+        reg(EventInput())
 
 
 @pytest.mark.parametrize("bits,readout,reset", [(1, "spike_count", "subtract"), (3, "membrane", "zero"),

@@ -44,11 +44,14 @@ def test_gateware_registries():
     from sc_neurocore.hw.kinds import INPUTS, LAYERS
     from sc_neurocore.hw.layer import LIFLayer
 
+    from sc_neurocore.hw.inputs import EventsInput
+
     assert LAYERS.get("dense") is LIFLayer and INPUTS.get("pixels") is PixelsInput
+    assert INPUTS.get("events") is EventsInput
     with pytest.raises(KindError, match="gateware has no implementation of the 'conv' layer kind"):
         LAYERS.get("conv")
-    with pytest.raises(KindError, match="gateware has no implementation of the 'events' input kind"):
-        INPUTS.get("events")
+    with pytest.raises(KindError, match="gateware has no implementation of the 'audio' input kind"):
+        INPUTS.get("audio")
 
 
 def test_unknown_layer_kind_is_a_kind_error_naming_the_gateware(monkeypatch):
@@ -64,8 +67,8 @@ def test_unknown_input_kind_is_a_kind_error_naming_the_gateware(monkeypatch):
     from sc_neurocore.hw.core import LIFCore
 
     net = small_network()
-    monkeypatch.setattr(PixelInput, "kind", "events")
-    with pytest.raises(KindError, match="gateware has no implementation of the 'events' input kind"):
+    monkeypatch.setattr(PixelInput, "kind", "audio")
+    with pytest.raises(KindError, match="gateware has no implementation of the 'audio' input kind"):
         LIFCore(net)
 
 

@@ -77,7 +77,9 @@ def test_bad_options(tmp_path):
     dict(encoding="direct", readout="spike_count", T=2, lanes=1, pixels_per_beat=16),
     dict(encoding="direct", readout="membrane", T=2, lanes=3, pixels_per_beat=4, weight_port=True),
     dict(encoding="direct", readout="membrane", T=2, lanes=(2, 4), events=(4, 2), pixels_per_beat=4, input_bits=1),
-], ids=["rate-T1", "direct-membrane", "one-lane", "weight-port", "binary-input"])
+    dict(encoding="events", readout="spike_count", T=3, lanes=3, pixels_per_beat=4, input_bits=1),
+    dict(encoding="events", readout="membrane", T=2, lanes=(2, 4), events=(2, 2), pixels_per_beat=8, input_bits=3),
+], ids=["rate-T1", "direct-membrane", "one-lane", "weight-port", "binary-input", "events-1bit", "events-3bit"])
 def test_verilator_lint_wall(opts, tmp_path):
     opts = dict(opts)
     b = random_bundle(SMALL["sizes"], opts.pop("T"), encoding=opts.pop("encoding"), readout=opts.pop("readout"),

@@ -27,11 +27,11 @@ def test_input_beats_dispatch_on_the_input_kind():
     x = np.random.default_rng(0).integers(0, 256, size=(3, 10))
     assert stream.input_beats(net, x, 4) == stream.pack_images(x, 4)
 
-    class Events:
-        kind = "events"
+    class Audio:
+        kind = "audio"
 
-    with pytest.raises(KindError, match="the bus contract has no implementation of the 'events' input kind"):
-        stream.INPUT_BEATS(Events())
+    with pytest.raises(KindError, match="the bus contract has no implementation of the 'audio' input kind"):
+        stream.INPUT_BEATS(Audio())
 
 
 @pytest.mark.parametrize("kw, msg", [
