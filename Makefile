@@ -23,7 +23,7 @@ export PYTHONHASHSEED := 0
 SIM ?= verilator
 N   ?= 200
 
-.PHONY: help setup lock demo test test-slow formal sim verify-full table pretrained bench bitstream plan clean
+.PHONY: help setup lock demo test test-slow formal sim verify-full table kd-table pretrained bench bitstream plan clean
 
 help:
 	@echo "make demo         train a T=32 teacher, distil a T=4 student, export, evaluate, generate + verify Verilog"
@@ -34,6 +34,7 @@ help:
 	@echo "make verify-full  the whole 10k MNIST test set through the RTL on Verilator, one process per core (JOBS=N)"
 	@echo "make formal       formal properties of the core (yowasp-sby + yices)"
 	@echo "make table        the accuracy table (docs/results.md)"
+	@echo "make kd-table     the distillation study (docs/kd_study.md; resumes, ~1.5 h on 2 cores)"
 	@echo "make pretrained   regenerate the shipped pretrained bundles"
 	@echo "make bench        golden-model and training-speed benchmarks"
 	@echo "make bitstream    BOARD=ulx3s|icebreaker: a bitstream of the pretrained T=4 core with the open tools"
@@ -108,6 +109,10 @@ verify-full: $(STAMP)
 
 table: $(STAMP)
 	$(BIN)/python benchmarks/table.py
+
+# The distillation study: resumes where it stopped (one JSON per finished run in benchmarks/results/kd/).
+kd-table: $(STAMP)
+	$(BIN)/python benchmarks/kd_table.py
 
 pretrained: $(STAMP)
 	bash benchmarks/pretrained.sh
