@@ -22,7 +22,8 @@ PACKAGES = {"sc_neurocore": Path(sc_neurocore.__file__).parent, "sc_neurocore.hw
 
 SPEC = {"sc_neurocore.fixedpoint", "sc_neurocore.params", "sc_neurocore.kinds"}
 #: Integer-only views and data: no gateware, no testbench, no torch.
-INTEGER = SPEC | {"sc_neurocore.golden", "sc_neurocore.bundle", "sc_neurocore.data", "sc_neurocore.fileio"}
+INTEGER = SPEC | {"sc_neurocore.golden", "sc_neurocore.bundle", "sc_neurocore.data", "sc_neurocore.fileio",
+                  "sc_neurocore.events"}
 
 
 def _modules() -> dict[str, Path]:
