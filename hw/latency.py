@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from sc_neurocore.golden import INPUTS as GOLDEN_INPUTS
-from sc_neurocore.golden import check_pixels, encode_input, infer
+from sc_neurocore.golden import encode_input, infer
 from sc_neurocore.kinds import Registry
 from sc_neurocore.params import NetworkParams, lfsr_thresholds
 
@@ -222,11 +222,17 @@ def image_cycles(network, config=None, pixels=None) -> np.ndarray:
     return _phases(geom, *_activity(geom, pixels))
 
 
+def _samples(geom, samples) -> np.ndarray:
+    """A batch of samples of the network's input kind, checked (images (B, n); event rasters (B, T, n))."""
+    net = geom.network
+    return GOLDEN_INPUTS(net.input).check(net.input, samples, geom.n_inputs, net.T)
+
+
 def _activity(geom, pixels):
     """Input work per beat (per timestep for rate) and the spike trains of ``pixels``: what cycles depend on."""
     net = geom.network
     stage = INPUTS(net.input)  # an input kind the latency model lacks is a KindError naming it, first
-    px = GOLDEN_INPUTS(net.input).check(net.input, pixels, geom.n_inputs, net.T)
+    px = _samples(geom, pixels)
     res = infer(net, px, record=True)
     return stage.work(geom, px), res.spikes
 
@@ -271,7 +277,7 @@ def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> 
     geom = _geometry(network, config)
     if images is None:
         raise TypeError("latency_summary needs images (B, n_inputs): the dataset to summarise")
-    px = check_pixels(images, geom.n_inputs)
+    px = _samples(geom, images)
     if len(px) == 0:
         raise ValueError("latency_summary needs at least one image, got an empty batch")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:

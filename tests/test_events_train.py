@@ -90,3 +90,24 @@ def test_mnist_saccade_trains_and_caches(tmp_path, monkeypatch):
     assert (tmp_path / "a.scnb").read_bytes() == (tmp_path / "b.scnb").read_bytes()
     b = load_bundle(tmp_path / "a.scnb")
     assert b.network.sizes[0] == 2 * 34 * 34 and b.provenance["dataset"] == "mnist-saccade"
+
+
+def test_eval_latency_and_sim_read_event_bundles(nmnist, tmp_path, capsys):
+    assert main(["train", "--encoding", "events", "--data-dir", str(nmnist), "--T", "3", *FAST,
+                 "-o", str(tmp_path / "e.scnb")]) == 0
+    b = load_bundle(tmp_path / "e.scnb")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "e.scnb"), "--data-dir", str(nmnist), "--json", "--quiet"]) == 0
+    import json
+
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["n"] == 30 and ev["accuracy"] == pytest.approx(b.provenance["test_accuracy"])
+    assert main(["latency", str(tmp_path / "e.scnb"), "--data-dir", str(nmnist), "--json"]) == 0
+    lat = json.loads(capsys.readouterr().out)
+    typ = lat["typical"]
+    assert typ["mean_lower_bound_cycles"] <= typ["mean_cycles"] and typ["max_cycles"] <= lat["worst_case_cycles"]
+    assert typ["n"] == 30
+    assert main(["sim", str(tmp_path / "e.scnb"), "--data-dir", str(nmnist), "--simulator", "verilator",
+                 "--n", "12", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "vectors checked 12/12  mismatches 0" in out and "model agrees" in out

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from .common import (add_bundle_args, add_data_args, bundle_from_args, check_test_set, parse_sizes, positive_int,
+from .common import (add_bundle_args, add_data_args, bundle_from_args, test_set, parse_sizes, positive_int,
                      printable, _progress)
 
 
@@ -50,17 +50,12 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from ..data import load_dataset
     from ..golden import infer
 
     positive_int("--limit", args.limit)
     bs = positive_int("--batch-size", args.batch_size, allow_none=False)
     b = bundle_from_args(args)
-    ds = load_dataset(args.dataset, args.data_dir)
-    x, y = ds.test_x, ds.test_y
-    if args.limit is not None:
-        x, y = x[:args.limit], y[:args.limit]
-    check_test_set(ds, x, y, b.network)
+    _, x, y = test_set(args.dataset, args.data_dir, b.network, args.limit)
     correct = 0
     spikes = [0] * len(b.network.layers)
     t0 = time.perf_counter()

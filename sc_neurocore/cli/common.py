@@ -63,14 +63,36 @@ def parse_sizes(text: str, option: str = "--sizes") -> tuple[int, ...]:
     return sizes
 
 
+def test_set(dataset, data_dir, network, limit=None):
+    """``(name, x, y)``: the test samples of a dataset for ``network``: images, or for the ``events`` input kind
+    event rasters binned into the network's ``T`` bins (``docs/events.md``). ``limit``: the first N."""
+    from types import SimpleNamespace
+
+    if network.encoding == "events":
+        from ..train import prepare_data
+
+        d = prepare_data(dataset, data_dir, limit, bins=network.T, input_bits=network.input_bits)
+        ds = SimpleNamespace(name=d.name)
+        x, y = d.test_x, d.test_y
+    else:
+        from ..data import load_dataset
+
+        ds = load_dataset(dataset, data_dir)
+        x, y = ds.test_x, ds.test_y
+        if limit is not None:
+            x, y = x[:limit], None if y is None else y[:limit]
+    check_test_set(ds, x, y, network)
+    return ds.name, x, y
+
+
 def check_test_set(ds, x, y, network) -> None:
     """The (possibly --limit-ed) test images ``x`` and labels ``y`` of ``ds`` fit ``network``: not empty,
     the bundle's input count, labels that name one of its classes."""
     if len(x) == 0:
         raise ValueError(f"the {printable(ds.name)} test set has no images")
-    if x.shape[1] != network.sizes[0]:
+    if x.shape[-1] != network.sizes[0]:
         raise ValueError(f"the bundle expects {network.sizes[0]} inputs but {printable(ds.name)} images have "
-                         f"{x.shape[1]} pixels")
+                         f"{x.shape[-1]} pixels")
     if y is not None and len(y):
         n_classes = network.sizes[-1]
         lo, hi = int(y.min()), int(y.max())

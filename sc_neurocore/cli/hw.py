@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_bundle_args, bundle_from_args, check_test_set, positive_int, printable
+from .common import add_bundle_args, bundle_from_args, test_set, positive_int, printable
 
 __all__ = ["register"]
 
@@ -77,15 +77,10 @@ def _cmd_latency(args) -> int:
     config.geometry(net)
     rep = latency_report(net, config)
     result = {"worst_case_cycles": rep["worst_case_cycles"], "lower_bound_cycles": rep["lower_bound_cycles"]}
-    ds = None
     if args.dataset or args.data_dir:
-        from ..data import load_dataset
-
-        ds = load_dataset(args.dataset or "mnist", args.data_dir)
-        x = ds.test_x[:args.limit] if args.limit is not None else ds.test_x
-        check_test_set(ds, x, None, net)
+        name, x, _ = test_set(args.dataset or "mnist", args.data_dir, net, args.limit)
         result["typical"] = latency_summary(net, config, x)
-        result["dataset"] = ds.name
+        result["dataset"] = name
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
@@ -94,7 +89,7 @@ def _cmd_latency(args) -> int:
     if "typical" in result:
         s = result["typical"]
         print(f"typical      mean {s['mean_cycles']:.1f}  median {s['median_cycles']:.0f}  "
-              f"max {s['max_cycles']} cycles over {s['n']} {printable(ds.name)} test images "
+              f"max {s['max_cycles']} cycles over {s['n']} {printable(result['dataset'])} test images "
               f"(mean lower bound {s['mean_lower_bound_cycles']:.1f})")
     return 0
 

@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from .common import add_bundle_args, add_data_args, bundle_from_args, check_test_set, parse_sizes
+from .common import add_bundle_args, add_data_args, bundle_from_args, parse_sizes, test_set
 
 __all__ = ["register"]
 
@@ -63,12 +63,7 @@ def _cmd_sim(args) -> int:
         bundle = random_bundle(sizes, args.T, seed=args.seed)
     else:
         bundle = bundle_from_args(args)
-    from sc_neurocore.data import load_dataset
-
-    ds = load_dataset(args.dataset, args.data_dir)
-    n = min(args.n, len(ds.test_x)) if args.n is not None else len(ds.test_x)
-    x, y = ds.test_x[:n], ds.test_y[:n]
-    check_test_set(ds, x, y, bundle.network)
+    _, x, y = test_set(args.dataset, args.data_dir, bundle.network, args.n)
     gen = {}
     for key in ("pixels_per_beat", "lanes", "events"):
         v = getattr(args, key)
