@@ -124,7 +124,9 @@ def check_events(samples, n_inputs: int, T: int, x_max: int) -> np.ndarray:
     if a.size and (a.min() < 0 or a.max() > x_max):
         raise ValueError(f"event counts must be within 0..{x_max} (input_bits {x_max.bit_length()}), found "
                          f"{a.min()}..{a.max()}: saturate them when binning")
-    return a.astype(np.int64)
+    # Kept in their own (small) integer type: layer 1's product converts them once, to its float type;
+    # widening a (B, T, n) raster to int64 first would cost more than the product.
+    return a if a.dtype.kind in "iu" else a.astype(np.uint8)
 
 
 def rebin_events(samples, T: int, x_max: int) -> np.ndarray:
@@ -215,16 +217,20 @@ def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
     counts = [np.zeros((B, layer.n_out), dtype=np.int64) for layer in layers]
     trains = [np.zeros((params.T, B, layer.n_out), dtype=np.uint8) for layer in layers] if record else None
     trace = np.zeros((params.T, B, layers[-1].n_out), dtype=np.int64) if record else None
-    const_current = None
     if params.input.constant:
         # Spec §3.1: layer 1's current is the same at every timestep.
         const_current = layer_current(encode_input(params, px, 0), layers[0], params.input_max(0))
+        first = [const_current] * params.T
+    else:
+        # Every timestep's input is known before the first step (rate: the LFSR spikes; events: the bins):
+        # layer 1's currents of all T steps in one product, (T*B, n_0) x (n_0, n_1).
+        x0 = np.concatenate([encode_input(params, px, t) for t in range(params.T)])
+        first = layer_current(x0, layers[0], params.input_max(0)).reshape(params.T, B, -1)
     for t in range(params.T):
         x = None
         for li, layer in enumerate(layers):
             if li == 0:
-                cur = const_current if const_current is not None else layer_current(
-                    encode_input(params, px, t), layer, params.input_max(0))
+                cur = first[t]
             else:
                 cur = layer_current(x, layer, 1)
             spk = params.spiking(li)
