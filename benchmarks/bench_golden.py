@@ -48,6 +48,19 @@ def main():
                          "accuracy": float(np.mean(r.classes == y)) if enc == b.network.encoding else None,
                          "hidden_spikes_per_image": float(r.spike_counts[0].sum(1).mean())})
             print(f"T={T:<3} {enc:<7} {ips:>10,.0f} images/s  ({src})", flush=True)
+    # The events input kind (issue target: >= 20 000 samples/s at T=4 for a 784-128-10-sized network):
+    # mnist-saccade test recordings binned into 4 one-bit bins, through a random 784-128-10 events network
+    # (the first 784 of the 2 312 inputs: the same activity) and a 2312-128-10 one.
+    from sc_neurocore.train import prepare_data
+
+    ev = prepare_data("mnist-saccade", None, None, bins=4, input_bits=1).test_x
+    for sizes, xx in (((784, 128, 10), np.ascontiguousarray(ev[:, :, :784])), ((2312, 128, 10), ev)):
+        net = random_bundle(sizes, 4, seed=0, encoding="events", input_bits=1).network
+        ips, r = bench(net, xx)
+        rows.append({"T": 4, "encoding": "events", "bundle": f"random {'-'.join(map(str, sizes))}",
+                     "images_per_s": round(ips), "accuracy": None,
+                     "hidden_spikes_per_image": float(r.spike_counts[0].sum(1).mean())})
+        print(f"T=4   events  {ips:>10,.0f} samples/s  (random {'-'.join(map(str, sizes))}, mnist-saccade)", flush=True)
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "batch": len(x),
             "numpy": np.__version__}
     OUT.parent.mkdir(parents=True, exist_ok=True)
