@@ -91,6 +91,16 @@ def _out_of_range(name: str, a: np.ndarray, hi: int, what: str):
     return i, f"{name} must be in [0, {hi}) ({what}), not {int(a[i])}"
 
 
+def _check_in_sensor(x, y, p, sensor, where) -> None:
+    """Every event inside the sensor ``(P, H, W)``; else an error naming ``where(event index)``."""
+    P, H, W = sensor
+    for name, a, hi, what in (("x", x, W, f"the sensor has {W} columns"), ("y", y, H, f"the sensor has {H} rows"),
+                              ("p", p, P, f"the sensor has {P} polarities")):
+        bad = _out_of_range(name, a, hi, what)
+        if bad is not None:
+            raise EventError(f"{where(bad[0])}: {bad[1]}")
+
+
 def _backwards(t: np.ndarray, offsets: np.ndarray | None = None):
     """Index of the first event whose timestamp is below its predecessor's in the same recording, or None."""
     if t.size < 2:
@@ -153,11 +163,7 @@ class EventSet:
             r = int(np.searchsorted(off, i, side="right")) - 1
             return f"recording {r}, event {i - int(off[r])}"
 
-        for name, a, hi, what in (("x", x, W, f"the sensor has {W} columns"), ("y", y, H, f"the sensor has {H} rows"),
-                                  ("p", p, P, f"the sensor has {P} polarities")):
-            bad = _out_of_range(name, a, hi, what)
-            if bad is not None:
-                raise EventError(f"{where(bad[0])}: {bad[1]}")
+        _check_in_sensor(x, y, p, (P, H, W), where)
         if t.dtype.kind == "i" and t.size and t.min() < 0:
             i = _first(t < 0)
             raise EventError(f"{where(i)}: t must be >= 0 (µs), not {int(t[i])}")
@@ -307,11 +313,7 @@ def _decode_nmnist(paths: list[Path], blobs: list[bytes], sensor) -> tuple:
         f = int(np.searchsorted(off, i, side="right")) - 1
         return f"{paths[f]}: event {i - int(off[f])}"
 
-    for name, a, hi, what in (("x", x, W, f"the sensor has {W} columns"), ("y", y, H, f"the sensor has {H} rows"),
-                              ("p", p, P, f"the sensor has {P} polarities")):
-        bad = _out_of_range(name, a, hi, what)
-        if bad is not None:
-            raise EventError(f"{where(bad[0])}: {bad[1]}")
+    _check_in_sensor(x, y, p, (P, H, W), where)
     i = _backwards(t, off)
     if i is not None:
         raise EventError(f"{where(i)}: the timestamp goes backwards ({int(t[i])} µs after {int(t[i - 1])} µs)")
