@@ -43,7 +43,20 @@ def test_a_kind_is_registered_once():
 
 
 def test_the_golden_model_implements_every_shipped_kind():
-    assert golden.LAYERS.kinds == ("dense",) and golden.INPUTS.kinds == ("pixels",)
-    assert LayerParams.kind == "dense" and PixelInput.kind == "pixels"
+    from sc_neurocore.params import EventInput
+
+    assert golden.LAYERS.kinds == ("dense",) and golden.INPUTS.kinds == ("events", "pixels")
+    assert LayerParams.kind == "dense" and PixelInput.kind == "pixels" and EventInput.kind == "events"
+
+
+def test_every_view_implements_the_same_input_kinds():
+    """docs/architecture.md: an input kind is one piece per view; none may be missing from one of them."""
+    import sc_neurocore.hw.core  # noqa: F401 - the core's import registers its components
+    from sc_neurocore.hw import kinds as hw_kinds
+    from sc_neurocore.hw import latency, stream
+
+    views = {"golden": golden.INPUTS, "gateware": hw_kinds.INPUTS, "latency": latency.INPUTS,
+             "bus": stream.INPUT_BEATS}
+    assert {name: reg.kinds for name, reg in views.items()} == {name: ("events", "pixels") for name in views}
 
 
