@@ -111,3 +111,23 @@ def test_eval_latency_and_sim_read_event_bundles(nmnist, tmp_path, capsys):
                  "--n", "12", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "vectors checked 12/12  mismatches 0" in out and "model agrees" in out
+
+
+def test_a_damaged_nmnist_folder_is_refused_by_file_and_event(nmnist, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(nmnist, bad)
+    victim = sorted((bad / "Train" / "1").glob("*.bin"))[0]
+    victim.write_bytes(victim.read_bytes()[:-2])  # a truncated last event
+    out = tmp_path / "m.scnb"
+    assert main(["train", "--encoding", "events", "--data-dir", str(bad), "--T", "4", *FAST, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert victim.name in err and "sc-neurocore: error:" in err and "event" in err
+    assert not out.exists() and not out.with_suffix(".pt").exists()
+    # a bundle's T against rasters of another bin count: the golden model names both
+    assert main(["train", "--encoding", "events", "--data-dir", str(nmnist), "--T", "4", *FAST, "-o", str(out)]) == 0
+    from sc_neurocore.bundle import load_bundle as lb
+
+    with pytest.raises(ValueError, match="the event rasters have 3 time bins but the network runs T=4 steps"):
+        infer(lb(out).network, raster(read_nmnist(nmnist, "test"), 3, 1))
