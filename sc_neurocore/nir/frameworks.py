@@ -175,7 +175,7 @@ def from_norse(module, *, input_scale: float = 1.0 / 255.0) -> FloatNet:
     return FloatNet(net.layers, input_scale=input_scale, dt=dts.pop() if dts else 1e-3, source="norse")
 
 
-def from_module(module, *, input_scale: float = 1.0 / 255.0, allow_approx: bool = False, dt=None) -> FloatNet:
+def from_module(module, *, input_scale: float = 1.0 / 255.0, allow_approx: bool = False) -> FloatNet:
     """:func:`from_snntorch` or :func:`from_norse`, chosen by the package the module's layers come from."""
     packages = {type(m).__module__.split(".")[0] for m in module.modules()}
     if "snntorch" in packages:

@@ -72,7 +72,7 @@ def _heuristic_shift(layer: FloatLayer, q: float, mb: int, vmax: float | None) -
     return int(min(31, max(0, round(math.log2(level / q)) - (mb - 4))))
 
 
-def _network(net, ints, shifts, thresholds, ks, T, readout, reset, weight_bits, membrane_bits):
+def _network(ints, shifts, thresholds, ks, T, readout, reset, weight_bits, membrane_bits):
     layers = tuple(LayerParams(w, weight_bits, th, k, s, membrane_bits)
                    for w, s, th, k in zip(ints, shifts, thresholds, ks))
     return NetworkParams(layers, T, encoding="direct", reset=reset, readout=readout)
@@ -137,7 +137,7 @@ def quantize(net: FloatNet, calib_pixels, T: int, *, weight_bits: int = 8, membr
             if ths is None:
                 cache[key] = -1.0
             else:
-                params = _network(net, ints, sh, ths, ks, T, net.readout, net.reset, weight_bits, membrane_bits)
+                params = _network(ints, sh, ths, ks, T, net.readout, net.reset, weight_bits, membrane_bits)
                 cache[key] = float(np.mean(infer(params, calib).classes == float_classes))
         return cache[key]
 
@@ -156,7 +156,7 @@ def quantize(net: FloatNet, calib_pixels, T: int, *, weight_bits: int = 8, membr
     ths = _thresholds(net, qs, shifts, membrane_bits)
     if ths is None:  # not expected: the heuristic leaves 3 bits of headroom
         raise NIRError("no current shift puts every threshold inside the membrane range; use more --membrane-bits")
-    params = _network(net, ints, shifts, ths, ks, T, net.readout, net.reset, weight_bits, membrane_bits)
+    params = _network(ints, shifts, ths, ks, T, net.readout, net.reset, weight_bits, membrane_bits)
     report = tuple({"name": la.name, "leak_shift": k, "beta": la.beta, "beta_error": e, "current_shift": s,
                     "threshold": th, "weight_scale": q, "unit": q * 2.0 ** s}
                    for i, (la, k, e, s, th, q) in enumerate(zip(net.layers, ks, errs, shifts, ths, qs)))
