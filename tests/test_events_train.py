@@ -131,3 +131,39 @@ def test_a_damaged_nmnist_folder_is_refused_by_file_and_event(nmnist, tmp_path, 
 
     with pytest.raises(ValueError, match="the event rasters have 3 time bins but the network runs T=4 steps"):
         infer(lb(out).network, raster(read_nmnist(nmnist, "test"), 3, 1))
+
+
+@pytest.fixture(scope="module")
+def saccade_test_set():
+    """The mnist-saccade test recordings (emulated and cached exactly as `--dataset mnist-saccade` does)."""
+    import os
+
+    from sc_neurocore.data import load_dataset
+    from sc_neurocore.events import cached_saccade
+
+    ds = load_dataset("mnist", None)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sc_neurocore" / "events"
+    return cached_saccade("mnist-saccade-test", ds.test_x, ds.test_y, seed=0, cache_dir=cache)
+
+
+def test_the_shipped_mnist_saccade_t4(saccade_test_set):
+    from sc_neurocore.bundle import resolve_bundle
+
+    b = resolve_bundle(pretrained="mnist-saccade-t4")
+    net = b.network
+    assert (net.encoding, net.T, net.input_bits, net.sizes) == ("events", 4, 3, (2312, 512, 10))
+    assert b.provenance["binning"]["bins"] == 4 and b.provenance["dataset"] == "mnist-saccade"
+    x = raster(saccade_test_set, 4, 3)
+    acc = float(np.mean(infer(net, x).classes == saccade_test_set.labels))
+    assert acc == pytest.approx(b.provenance["test_accuracy"], abs=1e-6) and acc > 0.975
+
+
+@pytest.mark.slow  # the 2312-512-10 core's first Verilator build takes about a minute
+@pytest.mark.sim
+def test_the_shipped_mnist_saccade_t4_is_bit_exact_in_rtl(saccade_test_set):
+    from sc_neurocore.bundle import resolve_bundle
+    from sc_neurocore.sim.runner import run_regression
+
+    b = resolve_bundle(pretrained="mnist-saccade-t4")
+    r = run_regression(b, raster(saccade_test_set, 4, 3), saccade_test_set.labels, simulator="verilator", n=40)
+    assert r["ok"] and r["mismatched_vectors"] == 0 and r["cycles_checked"] and r["cycle_mismatches"] == 0, r
