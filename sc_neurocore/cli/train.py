@@ -240,7 +240,7 @@ def _log(args):
 def _process_group(args):
     """The world torchrun started this process in (joined for the run, left after it); one process without
     torchrun. The global ``--batch-size`` must split evenly over the processes."""
-    from ..train.distributed import (check_global_batch, collective_failure, env_world, init,
+    from ..train.distributed import (check_global_batch, collective_failure, env_world, finish, init,
                                      is_collective_failure, shutdown)
 
     world = env_world()
@@ -253,6 +253,7 @@ def _process_group(args):
     world = init(world, args.device, args.dist_timeout)
     try:
         yield world
+        finish()
     except Exception as e:  # noqa: BLE001 - only torch.distributed's own errors are rewritten
         if not is_collective_failure(e):
             raise

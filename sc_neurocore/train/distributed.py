@@ -24,6 +24,7 @@ Semantics (:func:`~sc_neurocore.train.loop.fit`):
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 
@@ -189,10 +190,25 @@ def collective_failure(world: World, e: BaseException) -> RuntimeError:
 
 
 def shutdown() -> None:
+    """Leave the process group (after :func:`finish` on success; at once after an error)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # DDP's reducer holds the group: release it so the group is torn down here, not at exit
         dist.destroy_process_group()
+
+
+def finish() -> None:
+    """Wait until every rank has finished its work, so that all ranks tear the group down together.
+
+    Without it the other ranks leave while rank 0 is still scoring and writing; a gloo group torn down
+    on one side while its peer is still open has aborted a rank at exit ("terminate called without an
+    active exception", seen once in CI on 2 loaded cores). A rank that failed makes this raise, as any
+    collective does, so the others report the failure instead of exiting 0."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def all_reduce_sum(values, device) -> list[float]:
