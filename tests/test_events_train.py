@@ -65,8 +65,6 @@ def test_event_options_that_cannot_work_are_refused_before_training(nmnist, tmp_
                  "-o", str(tmp_path / "t8.scnb")]) == 0
     capsys.readouterr()
     cases = [
-        (["train", "--encoding", "events", "--data-dir", str(nmnist), "--augment", "1"],
-         "--augment 1: image shifts do not apply to event recordings; use --augment 0"),
         (["train", "--ann", "--encoding", "events", "--data-dir", str(nmnist)],
          "--ann trains a CNN on images; it cannot read event recordings"),
         (["distill", "--teacher", str(tmp_path / "t8.pt"), "--data-dir", str(nmnist)],
@@ -168,3 +166,41 @@ def test_the_shipped_mnist_saccade_t4_is_bit_exact_in_rtl(saccade_test_set):
     b = resolve_bundle(pretrained="mnist-saccade-t4")
     r = run_regression(b, raster(saccade_test_set, 4, 3), saccade_test_set.labels, simulator="verilator", n=40)
     assert r["ok"] and r["mismatched_vectors"] == 0 and r["cycles_checked"] and r["cycle_mismatches"] == 0, r
+
+
+def _shifted_reference(x: np.ndarray, dy: int, dx: int, planes: int, side: int) -> np.ndarray:
+    """The spec of a shift, written independently: every plane of every bin moved by (dy, dx), zeros in."""
+    img = x.reshape(x.shape[:-1] + (planes, side, side))
+    out = np.zeros_like(img)
+    rs = slice(max(dy, 0), side + min(dy, 0)), slice(max(-dy, 0), side + min(-dy, 0))
+    cs = slice(max(dx, 0), side + min(dx, 0)), slice(max(-dx, 0), side + min(-dx, 0))
+    out[..., rs[0], cs[0]] = img[..., rs[1], cs[1]]
+    return out.reshape(x.shape)
+
+
+def test_event_rasters_shift_as_one_sensor_position():
+    import torch
+
+    from sc_neurocore.train.loop import _shift_images, shift_planes
+
+    rng = np.random.default_rng(5)
+    side, bins, B = 6, 3, 40
+    x = rng.integers(0, 8, (B, bins, 2 * side * side)).astype(np.uint8)
+    xs, d = _shift_images(torch.as_tensor(x), 2, torch.Generator().manual_seed(1))
+    d = d.view(2, B).numpy()
+    assert len({(int(a), int(b)) for a, b in d.T}) > 5  # several shifts drawn
+    for i in range(B):
+        want = _shifted_reference(x[i], int(d[0, i]), int(d[1, i]), 2, side)
+        assert np.array_equal(xs[i].numpy(), want), i
+    assert shift_planes(2 * 34 * 34) == (2, 34) and shift_planes(784) == (1, 28)
+    with pytest.raises(ValueError, match="need square images or two square polarity planes, not 2300 inputs"):
+        shift_planes(2300)
+
+
+def test_augmented_event_training_runs_and_is_recorded(nmnist, tmp_path):
+    for aug in ("0", "1"):
+        assert main(["train", "--encoding", "events", "--data-dir", str(nmnist), "--T", "4", *FAST, "--augment", aug,
+                     "-o", str(tmp_path / f"a{aug}.scnb")]) == 0
+    a0, a1 = (load_bundle(tmp_path / f"a{k}.scnb") for k in "01")
+    assert a1.provenance["train_config"]["augment"] == 1 and a0.provenance["train_config"]["augment"] == 0
+    assert not np.array_equal(a0.network.layers[0].weight, a1.network.layers[0].weight)  # the shifts did something

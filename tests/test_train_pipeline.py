@@ -66,7 +66,8 @@ def test_training_entry_points_check_labels_first(tmp_path, monkeypatch, labels,
     ({"dropout": 1.0}, "dropout must be in [0, 1), not 1.0"),
     ({"epochs": 0}, "epochs must be at least 1, not 0"),
     ({"seed": -1}, "seed must be an integer between 0 and"),
-    ({"augment": 1}, "image shifts (augment=1) need square images, not 15 pixels; use augment=0"),
+    ({"augment": 1}, "image shifts (augment) need square images or two square polarity planes, not 15 inputs; "
+                     "use augment=0"),
 ])
 def test_train_model_checks_options_before_training(tmp_path, monkeypatch, change, needle):
     monkeypatch.setattr(tr.pipeline, "fit", lambda *a, **k: pytest.fail("training started"))

@@ -138,7 +138,7 @@ def _check_config(args) -> None:
 
 def _resolve_defaults(args) -> None:
     """Defaults that depend on the input kind: event recordings are binary spikes (``--input-bits 1``) and are
-    not shifted like images (``--augment 0``)."""
+    not shifted unless asked (``--augment 0``; ``--augment N`` moves all bins of a recording together)."""
     events = args.encoding == "events"
     if args.input_bits is None:
         args.input_bits = 1 if events else 8
@@ -181,14 +181,16 @@ def _event_bins(args, teacher) -> int | None:
 
 
 def _check_images(args, data) -> None:
-    if data.bins is not None:
-        if args.augment:
-            raise ValueError(f"--augment {args.augment}: image shifts do not apply to event recordings; use --augment 0")
+    from ..train.loop import shift_planes
+
+    if not args.augment:
         return
-    side = math.isqrt(data.n_inputs)
-    if args.augment and side * side != data.n_inputs:
-        raise ValueError(f"--augment {args.augment} needs square images, but {data.name} images have "
-                         f"{data.n_inputs} pixels; use --augment 0")
+    try:
+        shift_planes(data.n_inputs)
+    except ValueError:
+        what = (f"{data.name} event rasters have {data.n_inputs} inputs, not two square polarity planes"
+                if data.bins is not None else f"{data.name} images have {data.n_inputs} pixels")
+        raise ValueError(f"--augment {args.augment} needs square images, but {what}; use --augment 0") from None
 
 
 def _config(args, data):

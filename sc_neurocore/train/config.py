@@ -121,7 +121,7 @@ class TrainConfig:
     temperature: float = 3.0
     entropy_weight: float = 0.0
     teacher_T: int | None = None  # T at which an SNN teacher (or the self-teacher) runs
-    augment: int = 1              # random image shifts of up to this many pixels (square images only)
+    augment: int = 1              # random shifts of up to this many pixels (square images or polarity planes)
     dropout: float = 0.0          # dropout on hidden spikes during training (SNN only)
     label_smoothing: float = 0.0  # of the cross-entropy on the labels (the task term when distilling)
     weight_decay: float = 0.0     # decoupled (AdamW) decay of the weights

@@ -217,23 +217,44 @@ def _evaluate_sharded(model: nn.Module, x: torch.Tensor, y: torch.Tensor, world:
     return int(round(correct)) / max(1, len(x))
 
 
+def shift_planes(n: int) -> tuple[int, int]:
+    """``(planes, side)`` of an input vector of ``n`` values that image shifts can move: one square image
+    (``side * side``), or an event raster's two square polarity planes (``2 * side * side``, polarity-major
+    like N-MNIST's 2 x 34 x 34; ``docs/events.md``). Both cannot hold for one ``n`` (2 is no square)."""
+    side = math.isqrt(n)
+    if side * side == n:
+        return 1, side
+    side = math.isqrt(n // 2)
+    if n % 2 == 0 and 2 * side * side == n:
+        return 2, side
+    raise ValueError(f"image shifts (augment) need square images or two square polarity planes, not {n} inputs; "
+                     "use augment=0")
+
+
 def _shift_images(xb: torch.Tensor, max_shift: int, gen: torch.Generator | None, d: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift every image by a random (dx, dy) in [-max_shift, max_shift]^2 (or by ``d``), filling with zeros.
 
-    Returns the shifted images and the shifts ``d`` (2, B, 1, 1)."""
-    B, n = xb.shape
-    side = int(round(math.sqrt(n)))
-    if side * side != n:
-        raise ValueError(f"image shifts (augment) need square images, not {n} pixels")
+    ``xb`` is ``(B, n)`` images or ``(B, bins, n)`` event rasters: every polarity plane of every bin of a
+    sample moves by the sample's one shift (the sensor looked at the scene from a shifted position).
+    Returns the shifted inputs and the shifts ``d`` (2, B, 1, 1)."""
+    B, n = xb.shape[0], xb.shape[-1]
+    planes, side = shift_planes(n)
     if d is None:
         d = torch.randint(-max_shift, max_shift + 1, (2, B, 1, 1), generator=gen).to(xb.device)
     ar = torch.arange(side, device=xb.device)
     rows = ar.view(1, side, 1) - d[0]
     cols = ar.view(1, 1, side) - d[1]
-    valid = ((rows >= 0) & (rows < side) & (cols >= 0) & (cols < side)).view(B, n)
-    src = (rows.clamp(0, side - 1) * side + cols.clamp(0, side - 1)).view(B, n)
-    return torch.gather(xb, 1, src) * valid.to(xb.dtype), d
+    area = side * side
+    valid = ((rows >= 0) & (rows < side) & (cols >= 0) & (cols < side)).view(B, area)
+    src = (rows.clamp(0, side - 1) * side + cols.clamp(0, side - 1)).view(B, area)
+    if planes > 1:
+        src = torch.cat([src + p * area for p in range(planes)], dim=1)
+        valid = valid.repeat(1, planes)
+    if xb.ndim == 3:
+        src = src.unsqueeze(1).expand(-1, xb.shape[1], -1)
+        valid = valid.unsqueeze(1)
+    return torch.gather(xb, -1, src) * valid.to(xb.dtype), d
 
 
 def _teacher_logits(teacher, xb: torch.Tensor, T: int | None) -> torch.Tensor:
@@ -333,10 +354,8 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> to
 
 
 def _check_augment(tc: TrainConfig, n_inputs: int) -> None:
-    side = int(round(math.sqrt(n_inputs)))
-    if tc.augment and side * side != n_inputs:
-        raise ValueError(f"image shifts (augment={tc.augment}) need square images, not {n_inputs} pixels; "
-                         "use augment=0")
+    if tc.augment:
+        shift_planes(n_inputs)
 
 
 def _train_tensors(data: Data, tc: TrainConfig, dev: torch.device) -> tuple[torch.Tensor, ...]:
