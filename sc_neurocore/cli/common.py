@@ -102,7 +102,8 @@ def check_test_set(ds, x, y, network) -> None:
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist, fashion-mnist, or the event datasets mnist-saccade, fashion-mnist-saccade (default: mnist)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of MNIST-format IDX files instead of --dataset")
 
 

@@ -77,7 +77,7 @@ def _check_labels(name: str, split: str, y, n_classes: int | None = None) -> Non
 
 
 #: Event datasets emulated from an image dataset by the saccade emulator (docs/events.md §4).
-SACCADE_DATASETS = {"mnist-saccade": "mnist"}
+SACCADE_DATASETS = {"mnist-saccade": "mnist", "fashion-mnist-saccade": "fashion-mnist"}
 
 
 def _event_data(dataset: str, data_dir, limit, bins: int, input_bits: int) -> Data:
@@ -129,7 +129,7 @@ def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None
     binned into ``bins`` equal-duration bins of counts saturated to ``input_bits`` (``docs/events.md``):
     a network at any T dividing ``bins`` reads them (``golden.rebin_events``).
     """
-    from ..data import load_dataset
+    from ..data import dataset_source, load_dataset
 
     check_limit(limit)
     if bins is not None:
@@ -137,9 +137,10 @@ def prepare_data(dataset: str = "mnist", data_dir=None, limit: int | None = None
     if dataset in SACCADE_DATASETS and data_dir is None:
         raise ValueError(f"{dataset} is an event dataset: it is read as event rasters (give the number of bins)")
     if data_dir is None:  # the named dataset is read once per process (its arrays are never modified)
-        if dataset not in _DATASETS:
-            _DATASETS[dataset] = load_dataset(dataset, None)
-        ds = _DATASETS[dataset]
+        key = (dataset, dataset_source(dataset))
+        if key not in _DATASETS:
+            _DATASETS[key] = load_dataset(dataset, None)
+        ds = _DATASETS[key]
     else:
         ds = load_dataset(dataset, data_dir)
     for split, y in (("training", ds.train_y), ("validation", ds.val_y), ("test", ds.test_y)):
