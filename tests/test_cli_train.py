@@ -253,6 +253,7 @@ def test_output_in_a_read_only_folder(tmp_path, capsys, no_data, monkeypatch):
     (["distill", "--method", "self", "--temperature", "inf"], "--temperature must be a positive finite number"),
     (["distill", "--method", "self", "--entropy-weight", "inf"], "--entropy-weight must be a non-negative finite number"),
     (["distill", "--method", "self", "--T", "4", "--teacher-T", "4"], "self-distillation needs --teacher-T greater than the student's T (4 <= 4)"),
+    (["distill", "--method", "mixed", "--T", "4", "--teacher-T", "2"], "self-distillation needs --teacher-T greater than the student's T (2 <= 4)"),
     (["distill", "--method", "self", "--hidden", "abc"], "--hidden must be positive integers separated by commas"),
 ])
 def test_bad_options_are_refused_before_the_data_is_loaded(tmp_path, capsys, no_data, argv, needle):
@@ -336,6 +337,9 @@ def test_train_writes_bundle_and_checkpoint_together(tmp_path, capsys, monkeypat
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    # torch's compile cache (made in the temporary folder when Adam first imports torch._dynamo in this
+    # process, i.e. when this test runs first) is not a file of ours: keep it out of the checked folder
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "torch-cache"))
     monkeypatch.setattr(torch, "save", _failing_save(exc))
     capsys.readouterr()
     assert main(["train", "--data-dir", str(d), *FAST, "-o", str(out / "m.scnb")]) == rc

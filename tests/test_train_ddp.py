@@ -291,6 +291,18 @@ def test_ddp_distill_from_an_ann_teacher_with_shifts(tmp_path):
     assert prov["method"] == "distill-temporal" and prov["world_size"] == 2 and prov["backend"] == "gloo"
 
 
+def test_ddp_mixed_self_distillation_runs_both_paths_in_one_forward(idx_dir, tmp_path):
+    """``--method mixed`` uses the weights twice per step (T and --teacher-T); DDP must see one forward per
+    backward (the loop wraps both runs in one module), or the backward fails ("marked ready twice")."""
+    from sc_neurocore.bundle import load_bundle
+
+    args = ["distill", "--method", "mixed", "--teacher-T", "8", "--data-dir", idx_dir, *FAST, "--batch-size", "64"]
+    p = _run([*args, "-o", tmp_path / "m.scnb"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    prov = load_bundle(tmp_path / "m.scnb").provenance
+    assert prov["method"] == "distill-mixed" and prov["world_size"] == 2 and prov["train_config"]["teacher_T"] == 8
+
+
 # ---------------------------------------------------------------------------------------------------------
 # several machines (simulated by two torchrun agents on this host) and ranks that fail mid-run
 # ---------------------------------------------------------------------------------------------------------

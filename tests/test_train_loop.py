@@ -67,3 +67,36 @@ def test_prepare_data_checks_labels(monkeypatch, labels, needle):
     monkeypatch.setattr(data_mod, "load_dataset", lambda *a: ds)
     with pytest.raises(ValueError, match=r"^bad: " + re.escape(needle)):
         prepare_data(data_dir="anywhere")
+
+
+def test_mixed_is_self_distillation_plus_the_long_runs_label_loss():
+    """``mixed`` = ``self``'s loss (the T=2 run distilled from the detached T=8 run) + the cross-entropy of the
+    T=8 run on the labels, so the long run is trained too; both from one module call (DDP's one forward)."""
+    import torch.nn.functional as F
+
+    from sc_neurocore.train.loop import _batch_loss
+
+    torch.manual_seed(0)
+    model = tr.SpikingMLP(tr.SNNConfig(sizes=(16, 6, 3), T=2, encoding="rate"), seed=1)
+    x = torch.randint(0, 256, (32, 16), dtype=torch.uint8)
+    y = torch.arange(32) % 3
+    log = lambda s: None  # noqa: E731
+    losses, grads = {}, {}
+    for method in ("self", "mixed"):
+        tc = tr.TrainConfig(method=method, teacher_T=8, alpha=0.5, augment=0, quiet=True)
+        model.zero_grad()
+        loss, pred = _batch_loss(model, tc, None, x, log)(x, y, None, None)
+        loss.backward()
+        losses[method] = float(loss.detach())
+        grads[method] = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    long_ce = F.cross_entropy(model(x, 8).mean_logits, y)
+    long_ce.backward()
+    tol = rel_tol(np.float32, 16 * 8 * 32) * max(abs(losses["mixed"]), 1.0)
+    assert abs(losses["mixed"] - (losses["self"] + float(long_ce.detach()))) <= tol
+    moved = 0
+    for gs, gm, p in zip(grads["self"], grads["mixed"], model.parameters()):
+        scale = float(gm.abs().max()) + 1.0
+        assert torch.allclose(gm, gs + p.grad, rtol=0, atol=rel_tol(np.float32, 16 * 8 * 32) * scale)
+        moved += int(bool((p.grad != 0).any()))
+    assert moved >= 1  # the long run's label loss does reach the weights

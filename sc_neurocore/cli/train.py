@@ -304,7 +304,7 @@ def _run_distill(args, world) -> int:
     from ..train import distill_model
 
     _check_distill_options(args)
-    if args.teacher is None and args.method != "self":
+    if args.teacher is None and args.method not in ("self", "mixed"):
         raise ValueError(f"--method {args.method} needs --teacher CHECKPOINT (a .pt written by `sc-neurocore train`)")
     if args.teacher is not None and not Path(args.teacher).exists():
         raise FileNotFoundError(f"teacher checkpoint not found: {args.teacher}")
@@ -416,9 +416,10 @@ def register(sub) -> None:
     _add_training_args(q, 4, 10, 1e-3)
     q.add_argument("--teacher", help="teacher: a checkpoint (.pt written by `sc-neurocore train`, SNN or --ann) or "
                                      "a NIR graph (.nir, e.g. from snnTorch; simulated in float at --teacher-T)")
-    q.add_argument("--method", default="temporal", choices=("temporal", "average", "self"),
+    q.add_argument("--method", default="temporal", choices=("temporal", "average", "self", "mixed"),
                    help="temporal: per-step KD; average: Hinton KD on time means; self: the student at "
-                        "--teacher-T teaches itself")
+                        "--teacher-T teaches itself; mixed: as self, and the run at --teacher-T learns the "
+                        "labels too (both T trained, one set of weights)")
     q.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term (0..1)")
     q.add_argument("--temperature", type=float, default=3.0)
     q.add_argument("--entropy-weight", type=float, default=0.0, help="spike-entropy regulariser weight")

@@ -116,7 +116,7 @@ class TrainConfig:
     device: str = "cpu"
     quiet: bool = False
     # distillation
-    method: str = "none"          # none | temporal | average | self
+    method: str = "none"          # none | temporal | average | self | mixed
     alpha: float = 0.5
     temperature: float = 3.0
     entropy_weight: float = 0.0
@@ -163,8 +163,8 @@ def _check_train_config(tc: TrainConfig) -> None:
     need(tc.threads is None or (_is_int(tc.threads) and tc.threads >= 1), "threads must be at least 1", tc.threads)
     need(isinstance(tc.device, str) and tc.device.split(":")[0] in ("cpu", "cuda"), "device must be cpu or cuda",
          tc.device)
-    need(tc.method in ("none", "temporal", "average", "self"),
-         "method must be 'none', 'temporal', 'average' or 'self'", tc.method)
+    need(tc.method in ("none", "temporal", "average") + SELF_METHODS,
+         "method must be 'none', 'temporal', 'average', 'self' or 'mixed'", tc.method)
     need(_finite(tc.alpha) and 0.0 <= tc.alpha <= 1.0, "alpha must be a number in [0, 1]", tc.alpha)
     need(_finite(tc.temperature) and tc.temperature > 0, "temperature must be a positive finite number",
          tc.temperature)
@@ -187,9 +187,14 @@ def check_limit(limit) -> int | None:
     return limit
 
 
+#: The methods whose teacher is the student itself at ``teacher_T`` steps (no teacher checkpoint):
+#: ``self`` (the long run only teaches) and ``mixed`` (the long run also learns the labels).
+SELF_METHODS = ("self", "mixed")
+
+
 def check_self_distillation(method: str, teacher_T: int | None, T: int) -> None:
     """Self-distillation runs the student's teacher at more steps than the student: ``teacher_T > T``."""
-    if method == "self" and teacher_T is not None and teacher_T <= T:
+    if method in SELF_METHODS and teacher_T is not None and teacher_T <= T:
         raise ValueError(f"self-distillation needs teacher_T greater than the student's T ({teacher_T} <= {T})")
 
 

@@ -400,7 +400,7 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
         if teacher is None:
             raise ValueError(f"method {tc.method!r} needs a teacher")
         loss_fn = TemporalDistillationLoss(tc.temperature, tc.alpha, tc.entropy_weight, mode=tc.method)
-    elif tc.method == "self":
+    elif tc.method in ("self", "mixed"):
         distiller = SelfDistiller(tc.teacher_T or 32, model.cfg.T, tc.temperature, alpha=tc.alpha,
                                   entropy_weight=tc.entropy_weight, mode="temporal")
     elif tc.method != "none":
@@ -413,6 +413,17 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
         log(f"teacher logits for {len(trx)} images x {tcache.logits.shape[0]} shifts ({time.perf_counter() - t0:.1f} s)")
 
     fwd = model if forward is None else forward
+    if tc.method == "mixed":
+        pair = _MixedT(model, distiller.T_teacher) if forward is None else forward
+
+        def mixed_loss(xb, yb, idx, d):
+            out, long = pair(xb)
+            yt = _soft_labels(yb, out.logits, tc.label_smoothing) if tc.label_smoothing else yb
+            soft = torch.softmax(long.mean_logits.detach() / distiller.temperature, dim=-1)
+            short = distiller.loss(out.logits, soft, yt, student_spikes=out.spikes or None)["total_loss"]
+            return short + F.cross_entropy(long.mean_logits, yb, label_smoothing=tc.label_smoothing), \
+                out.scores.argmax(1)
+        return mixed_loss
     if not isinstance(model, SpikingMLP):
         def ann_loss(xb, yb, idx, d):
             logits = fwd(xb)
@@ -513,6 +524,20 @@ def _train_epoch_sharded(epoch: int, tc: TrainConfig, trx: torch.Tensor, tr_y: t
     return tot_loss, tot_correct, seen
 
 
+class _MixedT(nn.Module):
+    """One forward of ``model`` at its own T and at ``T_long`` (the ``mixed`` method's two paths).
+
+    One module call, so that DDP sees one forward per backward even though the weights are used twice."""
+
+    def __init__(self, model: nn.Module, T_long: int) -> None:
+        super().__init__()
+        self.model = model
+        self.T_long = int(T_long)
+
+    def forward(self, xb: torch.Tensor):
+        return self.model(xb), self.model(xb, self.T_long)
+
+
 def _ddp(model: nn.Module, dev: torch.device, world: World) -> nn.Module:
     """``model`` wrapped in :class:`torch.nn.parallel.DistributedDataParallel` (rank 0's parameters are
     broadcast; gradients are averaged over the ranks in the backward pass)."""
@@ -562,7 +587,8 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     opt = make_optimizer(model, tc.lr, tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
                                                 pct_start=0.15, anneal_strategy="cos")
-    wrapped = _ddp(model, dev, world) if world.distributed else None
+    trained = _MixedT(model, tc.teacher_T or 32) if tc.method == "mixed" else model
+    wrapped = _ddp(trained, dev, world) if world.distributed else None
     batch_loss = _batch_loss(model, tc, teacher, trx, log, forward=wrapped, world=world)
     rng = np.random.default_rng(tc.seed)
     aug_gen = torch.Generator().manual_seed(tc.seed + 1)

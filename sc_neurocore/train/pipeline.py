@@ -14,7 +14,8 @@ from .. import __version__
 from ..bundle import Bundle, bundle_bytes
 from ..fileio import atomic_write_files, check_output_file
 from .checkpoint import _checkpoint_bytes, _checkpoint_object, _sha256, load_checkpoint, save_checkpoint
-from .config import SNNConfig, TrainConfig, _check_train_config, _finite, check_self_distillation, default_self_teacher_T
+from .config import (SELF_METHODS, SNNConfig, TrainConfig, _check_train_config, _finite, check_self_distillation,
+                     default_self_teacher_T)
 from .distributed import World
 from .loop import Data, _check_augment, _check_labels, _setup_torch, evaluate, fit
 from .model import ANNTeacher, SpikingMLP, golden_accuracy, layer_design, to_network
@@ -180,7 +181,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
     _check_train_config(tc)
     if init not in ("auto", "teacher", "random"):
         raise ValueError(f"init must be 'auto', 'teacher' or 'random', not {init!r}")
-    if teacher_path is None and tc.method != "self":
+    if teacher_path is None and tc.method not in SELF_METHODS:
         raise ValueError(f"method {tc.method!r} needs a teacher checkpoint")
     check_self_distillation(tc.method, tc.teacher_T, cfg.T)
     if out_path is not None:
@@ -210,7 +211,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
     model = SpikingMLP(cfg, seed=tc.seed)
     if use_init:
         model.load_state_dict(teacher.state_dict())
-    if tc.method == "self" and tc.teacher_T is None:
+    if tc.method in SELF_METHODS and tc.teacher_T is None:
         tc = TrainConfig(**{**asdict(tc), "teacher_T": default_self_teacher_T(cfg.T)})
     if isinstance(teacher, SpikingMLP) and tc.teacher_T is None:
         tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.cfg.T})
@@ -218,7 +219,7 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
         tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.T})
         teacher.calibrate(data.train_x[:1000])
     check_self_distillation(tc.method, tc.teacher_T, cfg.T)
-    result = fit(model, data, tc, teacher=teacher if tc.method != "self" else None, log=log)
+    result = fit(model, data, tc, teacher=teacher if tc.method not in SELF_METHODS else None, log=log)
     prov = {"method": f"distill-{tc.method}", "seed": tc.seed, "config": cfg.to_dict(),
             "train_config": tc.to_dict(), "init": "teacher" if use_init else "random",
             "command": command or ""}
