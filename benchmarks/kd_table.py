@@ -74,6 +74,11 @@ STUDENT_TS = (4, 2, 1)
 TEACHER_T = 32
 METHODS = ("none", "average", "temporal", "self")
 CONTROL = "init"
+#: methods added after a group's first rows: run on their own pinned commit (see :func:`code_key`)
+LATER_METHODS = ("mixed",)
+#: (group, setting, T) -> the later methods run there (issue 16 item 4: does self-distillation pay?)
+LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed",), ("128", "direct+membrane", 4): ("mixed",),
+                ("128", "rate+spike_count", 2): ("mixed",)}
 METHOD_LABEL = {
     "teacher": "teacher, T=32",
     "none": "from scratch",
@@ -81,6 +86,7 @@ METHOD_LABEL = {
     "temporal": "`temporal` KD",
     "self": "`self` KD (itself at T=32)",
     "init": "teacher init, no KD (alpha 0)",
+    "mixed": "`mixed` (self, long run trained too)",
 }
 #: group -> (teacher sizes, student sizes)
 GROUPS = {"128": ("784-128-10", "784-128-10"), "512to32": ("784-512-10", "784-32-10"),
@@ -139,7 +145,7 @@ class Run:
 
     @property
     def random_init(self) -> bool:
-        return self.method in ("none", "self", "teacher") or GROUPS[self.group][0] != GROUPS[self.group][1]
+        return self.method in ("none", "self", "mixed", "teacher") or GROUPS[self.group][0] != GROUPS[self.group][1]
 
 
 def plan(args) -> list[Run]:
@@ -158,6 +164,9 @@ def plan(args) -> list[Run]:
         blocks.append(("128", enc, ro, 4, METHODS + (CONTROL,)))
         blocks += [("128", enc, ro, T, METHODS) for T in STUDENT_TS[1:]]
     blocks += [("events", "events", "membrane", T, EVENT_METHODS) for T in EVENT_TS]
+    for (group, st, T), methods in LATER_BLOCKS.items():
+        enc, ro = st.split("+")
+        blocks.append((group, enc, ro, T, methods))
     blocks = [b for b in blocks if b[0] in args.groups]
     runs: list[Run] = []
     for group, enc, ro, T, methods in blocks:
@@ -193,16 +202,25 @@ def _git(*a: str) -> str:
     return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _recorded_commit(results: Path, group: str) -> str | None:
+def code_key(run: Run) -> str:
+    """The rows that share one pinned commit: a group's rows, and apart from them its rows of each method
+    added later (their CLI option is newer than the group's first rows)."""
+    return f"{run.group}/{run.method}" if run.method in LATER_METHODS else run.group
+
+
+def _recorded_commit(results: Path, key: str) -> str | None:
+    group, _, method = key.partition("/")
     for p in sorted(results.glob(f"{group}-*.json")):
         r = json.loads(p.read_text())
         c = r.get("code", {})
-        if r.get("group") == group and c.get("mode") == "pinned":
+        later = r.get("method") in LATER_METHODS
+        if (r.get("group") == group and c.get("mode") == "pinned"
+                and (r.get("method") == method if method else not later)):
             return c["commit"]
     return None
 
 
-def pin_code(args, log, group: str) -> None:
+def pin_code(args, log, key: str) -> None:
     """Run every row of ``group`` on one fixed version of the package: ``git archive COMMIT sc_neurocore``
     into ``WORK/../code-COMMIT`` (first on PYTHONPATH), so that edits to the working tree while the grid runs
     (hours, on a shared checkout) cannot change the trainer between rows. COMMIT: ``--commit``, else the one
@@ -211,7 +229,7 @@ def pin_code(args, log, group: str) -> None:
         dirty = [ln[3:] for ln in _git("status", "--porcelain", "--", "sc_neurocore").splitlines()]
         CODE["record"] = {"mode": "live", "commit": _git("rev-parse", "HEAD"), "dirty": dirty}
         return
-    rec = _recorded_commit(Path(args.results), group)
+    rec = _recorded_commit(Path(args.results), key)
     commit = _git("rev-parse", args.commit or rec or "HEAD")
     if rec and commit != rec:
         log(f"WARNING: --commit {commit[:12]} differs from the commit {rec[:12]} of the existing rows; the "
@@ -254,8 +272,8 @@ def command(run: Run, args) -> list[str]:
     if run.method in ("teacher", "none"):
         return _cli() + ["train", *common, "--lr", f"{lr:g}"]
     cmd = _cli() + ["distill", *common, "--lr", f"{lr:g}"]
-    if run.method == "self":
-        return cmd + ["--method", "self", "--teacher-T", str(TEACHER_T)]
+    if run.method in ("self", "mixed"):
+        return cmd + ["--method", run.method, "--teacher-T", str(TEACHER_T)]
     teacher_pt = work / f"{run.teacher().key(args)}.pt"
     cmd += ["--teacher", str(teacher_pt), "--init", "random" if run.random_init else "teacher"]
     if run.method == "init":
@@ -525,11 +543,12 @@ def report(args) -> tuple[str, dict]:
                                      "gap_recovered": g_small[m][0] if m in g_small else None})
 
     L += _events_section(S, ns, summary)
+    L += _mixed_section(S, ns, summary)
 
     # per-seed values
     L += ["", "### Per seed", "", "Test accuracy per seed (" + ", ".join(f"s{s}" for s in seeds) +
           "), best validation epoch in brackets.", "", "| network | setting | T | method | per seed |", "|---|---|---|---|---|"]
-    order = {m: i for i, m in enumerate(("teacher",) + METHODS + (CONTROL,))}
+    order = {m: i for i, m in enumerate(("teacher",) + METHODS + (CONTROL,) + LATER_METHODS)}
     settings = [f"{e}+{r}" for e, r in SETTINGS] + ["events+membrane"]
     for (g, st, T, m), cell in sorted(data.items(), key=lambda kv: (list(GROUPS).index(kv[0][0]),
                                       settings.index(kv[0][1]), -kv[0][2], order[kv[0][3]])):
@@ -608,6 +627,26 @@ def _events_section(S, ns: int, summary: dict) -> list[str]:
             if c is not None:
                 summary["cells"].append({"group": "events", "setting": st, "sizes": GROUPS["events"][1], "T": T,
                                          "method": m, **c, "gap_recovered": gaps[m][0] if m in gaps else None})
+    return L
+
+
+def _mixed_section(S, ns: int, summary: dict) -> list[str]:
+    """Issue 16 item 4: ``self`` against ``mixed`` (its long run trained on the labels too), random init."""
+    L = ["", "Self-distillation (issue 16, item 4): `self` distils the T=4 run from the same weights' T=32 run, "
+         "which nothing trains; `mixed` adds the T=32 run's own label loss (both T trained on one set of "
+         "weights, the short run distilled from the detached long run). Both from random weights at LR 2e-3.", "",
+         "| setting | T | teacher (T=32) | from scratch | `self` | `mixed` | mixed − scratch | gap recovered: self / mixed |",
+         "|---|---|---|---|---|---|---|---|"]
+    for (group, st, T) in LATER_BLOCKS:
+        teacher, sc = S(group, st, TEACHER_T, "teacher"), S(group, st, T, "none")
+        se, mx = S(group, st, T, "self"), S(group, st, T, "mixed")
+        d = _diff(mx, sc)[2] if mx is not None and sc is not None else "–"
+        dd = f"{mx['mean'] - sc['mean']:+.2f} ({d})" if mx is not None and sc is not None else "–"
+        L.append(f"| {st.replace('+', ' + ')} | {T} | {_fmt(teacher, ns)} | {_fmt(sc, ns)} | {_fmt(se, ns)} | "
+                 f"{_fmt(mx, ns)} | {dd} | {gap(se, sc, teacher)[1]} / {gap(mx, sc, teacher)[1]} |")
+        if mx is not None:
+            summary["cells"].append({"group": group, "setting": st, "sizes": GROUPS[group][1], "T": T,
+                                     "method": "mixed", **mx, "gap_recovered": gap(mx, sc, teacher)[0]})
     return L
 
 
@@ -774,6 +813,7 @@ def main(argv=None) -> int:
     p.add_argument("--commit", help="the commit to pin (default: that of the existing rows, else HEAD)")
     p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS),
                    help="run only these groups of rows (default: all; each group pins its own commit)")
+    p.add_argument("--methods", nargs="+", help="run only the rows of these methods (their teachers when needed)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the runs still to do, with their commands")
     args = p.parse_args(argv)
@@ -782,6 +822,11 @@ def main(argv=None) -> int:
     args.work = str(Path(args.work).resolve())
     args.results = str(Path(args.results).resolve())
     runs = plan(args)
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(METHOD_LABEL))
+        if unknown:
+            p.error(f"unknown method(s) {', '.join(unknown)}: use {', '.join(METHOD_LABEL)}")
+        runs = [r for r in runs if r.method in args.methods]
     if args.dry_run:
         todo = [r for r in runs if not (Path(args.results) / f"{r.key(args)}.json").is_file()]
         for r in todo:
@@ -805,9 +850,9 @@ def main(argv=None) -> int:
             if args.max_runs is not None and new >= args.max_runs:
                 log(f"--max-runs {args.max_runs} reached")
                 break
-            if r.group != pinned:
-                pin_code(args, log, r.group)
-                pinned = r.group
+            if code_key(r) != pinned:
+                pin_code(args, log, code_key(r))
+                pinned = code_key(r)
             try:
                 execute(r, args, log, state)
             except Failed as e:
