@@ -130,7 +130,7 @@ def choose(candidates, budget_s: float, typical: bool = False) -> Choice:
     if not cands:
         return Choice(None, "no candidates to choose from (give bundles or --pretrained-all)", None)
     if not usable:
-        return Choice(None, "no candidate fits the device: " + "; ".join(f"T={c.T}: {c.note}" for c in cands), None)
+        return Choice(None, "no candidate fits the device: " + "; ".join(f"{c.name}: {c.note}" for c in cands), None)
     fastest = min(usable, key=lambda c: (c.latency_s(typical), c.T))
     within = [c for c in usable if c.latency_s(typical) <= budget_s]
     if not within:
@@ -194,7 +194,7 @@ def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = Fals
     ys = [100 * c.accuracy for c in cands]
     ax.scatter(xs, ys, color="tab:blue", zorder=3)
     for c, x, y in zip(cands, xs, ys):
-        ax.annotate(f"T={c.T}", (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)
+        ax.annotate(c.name, (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)  # two T=4 bundles differ
     # Pareto front: no other candidate is both faster and more accurate.
     front = sorted((c for c in cands if not any(
         o.latency_s(typical) <= c.latency_s(typical) and o.accuracy > c.accuracy for o in cands)),

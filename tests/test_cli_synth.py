@@ -192,3 +192,14 @@ def test_plan_refuses_labels_beyond_the_bundles_classes(plan_dir, capsys):
     save_bundle(random_bundle((20, 6, 2), 2), plan_dir / "r.scnb")  # 2 classes; the labels are 0..2
     assert main(_plan(plan_dir)) == 2
     assert "r: the digits test labels range over 0..2 but the bundle has 2 classes" in capsys.readouterr().err
+
+
+def test_plan_pretrained_all_takes_the_shipped_image_bundles_and_leaves_out_event_input():
+    from sc_neurocore.bundle import pretrained_names, resolve_bundle
+    from sc_neurocore.cli.synth import pretrained_candidates
+
+    names = [n for n, _ in pretrained_candidates("mnist")]
+    # what is shipped, read independently: every bundle of MNIST images (the -lite one too), none of the recordings
+    want = [n for n in pretrained_names() if resolve_bundle(pretrained=n).provenance["dataset"] == "mnist"]
+    assert names == want and "mnist-t4-lite" in names and "mnist-saccade-t4" not in names
+    assert pretrained_candidates("fashion-mnist") == []

@@ -96,8 +96,21 @@ def _plot_path(text) -> Path:
     return path
 
 
+def pretrained_candidates(dataset: str = "mnist") -> list[tuple[str, object]]:
+    """``(name, bundle)`` of every shipped bundle that reads ``dataset``'s images (the planner's
+    ``--pretrained-all``): event-input bundles read recordings, not the test images, and are left out."""
+    from ..bundle import pretrained_names, resolve_bundle
+
+    out = []
+    for n in pretrained_names():
+        b = resolve_bundle(pretrained=n)
+        if b.network.encoding != "events" and b.provenance.get("dataset", "mnist") == dataset:
+            out.append((n, b))
+    return out
+
+
 def _cmd_plan(args) -> int:
-    from ..bundle import load_bundle, pretrained_names, resolve_bundle
+    from ..bundle import load_bundle
     from ..data import load_dataset
     from ..plan import candidate_dict, format_table, parse_duration, parse_frequency, pareto_plot, plan
 
@@ -112,10 +125,9 @@ def _cmd_plan(args) -> int:
     plot = _plot_path(args.plot) if args.plot is not None else None
     bundles = []
     if args.pretrained_all:
-        names = [n for n in pretrained_names() if n.startswith("mnist-t")]
-        if not names:
-            raise ValueError("no pretrained bundles are installed")
-        bundles += [(n, resolve_bundle(pretrained=n)) for n in names]
+        bundles += pretrained_candidates(args.dataset if args.data_dir is None else "mnist")
+        if not bundles:
+            raise ValueError(f"no pretrained bundles for {args.dataset} images are installed")
     for p in args.bundles:
         bundles.append((Path(p).stem, load_bundle(p)))
     if not bundles:
@@ -163,7 +175,8 @@ def register(sub) -> None:
 
     q = sub.add_parser("plan", help="choose T against a latency budget from accuracy and exact cycle counts")
     q.add_argument("bundles", nargs="*", help="bundle files (one per candidate T)")
-    q.add_argument("--pretrained-all", action="store_true", help="every shipped MNIST bundle")
+    q.add_argument("--pretrained-all", action="store_true",
+                   help="every shipped bundle that reads --dataset's images (event-input bundles are left out)")
     q.add_argument("--latency-budget", required=True, help="e.g. 10us, 0.4ms, 500ns")
     q.add_argument("--clock-mhz", help="clock frequency (e.g. 100 or 100MHz)")
     q.add_argument("--device", help="synthesise for this device and use its Fmax (ecp5-85f | ecp5-25f | ice40-up5k)")
