@@ -204,3 +204,23 @@ def test_augmented_event_training_runs_and_is_recorded(nmnist, tmp_path):
     a0, a1 = (load_bundle(tmp_path / f"a{k}.scnb") for k in "01")
     assert a1.provenance["train_config"]["augment"] == 1 and a0.provenance["train_config"]["augment"] == 0
     assert not np.array_equal(a0.network.layers[0].weight, a1.network.layers[0].weight)  # the shifts did something
+
+
+def test_eval_reads_the_dataset_the_bundle_was_trained_on(capsys, tmp_path, monkeypatch):
+    """``eval`` of an event bundle without --dataset: the bundle's own dataset (its provenance), not MNIST images."""
+    import json
+
+    from sc_neurocore.bundle import Bundle, resolve_bundle
+    from sc_neurocore.cli.common import bundle_dataset
+    from sc_neurocore.train import prepare_data
+
+    b = resolve_bundle(pretrained="mnist-saccade-t4")
+    assert bundle_dataset(b) == "mnist-saccade" and bundle_dataset(b, "fashion-mnist-saccade") == "fashion-mnist-saccade"
+    assert bundle_dataset(Bundle(b.network, {"dataset": "my-folder"})) == "mnist"  # a folder's name: not a dataset
+    assert bundle_dataset(Bundle(b.network, {})) == "mnist"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # 20 recordings emulated into the test's folder
+    assert main(["eval", "--pretrained", "mnist-saccade-t4", "--limit", "20", "--json", "--quiet"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    d = prepare_data("mnist-saccade", None, 20, bins=4, input_bits=3)
+    want = float(np.mean(infer(b.network, d.test_x).classes == d.test_y))
+    assert got["accuracy"] == want and got["n"] == 20

@@ -55,7 +55,7 @@ def _cmd_eval(args) -> int:
     positive_int("--limit", args.limit)
     bs = positive_int("--batch-size", args.batch_size, allow_none=False)
     b = bundle_from_args(args)
-    _, x, y = test_set(args.dataset, args.data_dir, b.network, args.limit)
+    _, x, y = test_set(args.dataset, args.data_dir, b, args.limit)
     correct = 0
     spikes = [0] * len(b.network.layers)
     t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def register(sub) -> None:
 
     q = sub.add_parser("eval", help="accuracy of a bundle on a test set with the golden integer model")
     add_bundle_args(q)
-    add_data_args(q)
+    add_data_args(q, default=None)
     q.add_argument("--limit", type=int, help="only the first N test images")
     q.add_argument("--batch-size", type=int, default=2000, help="images per golden-model batch (default 2000)")
     q.add_argument("--json", action="store_true", help="print the result as JSON")

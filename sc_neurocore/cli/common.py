@@ -63,11 +63,27 @@ def parse_sizes(text: str, option: str = "--sizes") -> tuple[int, ...]:
     return sizes
 
 
-def test_set(dataset, data_dir, network, limit=None):
-    """``(name, x, y)``: the test samples of a dataset for ``network``: images, or for the ``events`` input kind
-    event rasters binned into the network's ``T`` bins (``docs/events.md``). ``limit``: the first N."""
+def bundle_dataset(bundle, dataset=None) -> str:
+    """``dataset`` when given (``--dataset``), else the named dataset the bundle was trained on (its provenance),
+    else MNIST: an event bundle of ``mnist-saccade`` is evaluated on ``mnist-saccade`` without being told."""
+    from ..data import DATASETS
+    from ..train.loop import SACCADE_DATASETS
+
+    if dataset is not None:
+        return dataset
+    recorded = bundle.provenance.get("dataset") if isinstance(bundle.provenance, dict) else None
+    return recorded if recorded in DATASETS or recorded in SACCADE_DATASETS else "mnist"
+
+
+def test_set(dataset, data_dir, bundle, limit=None):
+    """``(name, x, y)``: the test samples of a dataset for ``bundle``'s network: images, or for the ``events``
+    input kind event rasters binned into the network's ``T`` bins (``docs/events.md``). ``dataset`` ``None``:
+    :func:`bundle_dataset`. ``limit``: the first N."""
     from types import SimpleNamespace
 
+    network = bundle.network
+    if data_dir is None:
+        dataset = bundle_dataset(bundle, dataset)
     if network.encoding == "events":
         from ..train import prepare_data
 
@@ -101,9 +117,11 @@ def check_test_set(ds, x, y, network) -> None:
                              f"{n_classes} classes (labels 0..{n_classes - 1})")
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist",
-                   help="mnist, fashion-mnist, or the event datasets mnist-saccade, fashion-mnist-saccade (default: mnist)")
+def add_data_args(p: argparse.ArgumentParser, default: str | None = "mnist") -> None:
+    """``--dataset`` / ``--data-dir``; ``default=None``: the dataset a bundle was trained on (:func:`test_set`)."""
+    p.add_argument("--dataset", default=default,
+                   help="mnist, fashion-mnist, or the event datasets mnist-saccade, fashion-mnist-saccade "
+                        f"(default: {default or 'the dataset the bundle was trained on'})")
     p.add_argument("--data-dir", metavar="DIR", help="folder of MNIST-format IDX files instead of --dataset")
 
 

@@ -78,7 +78,7 @@ def _cmd_latency(args) -> int:
     rep = latency_report(net, config)
     result = {"worst_case_cycles": rep["worst_case_cycles"], "lower_bound_cycles": rep["lower_bound_cycles"]}
     if args.dataset or args.data_dir:
-        name, x, _ = test_set(args.dataset or "mnist", args.data_dir, net, args.limit)
+        name, x, _ = test_set(args.dataset, args.data_dir, bundle, args.limit)
         result["typical"] = latency_summary(net, config, x)
         result["dataset"] = name
     if args.json:

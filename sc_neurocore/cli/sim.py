@@ -63,7 +63,7 @@ def _cmd_sim(args) -> int:
         bundle = random_bundle(sizes, args.T, seed=args.seed)
     else:
         bundle = bundle_from_args(args)
-    _, x, y = test_set(args.dataset, args.data_dir, bundle.network, args.n)
+    _, x, y = test_set(args.dataset, args.data_dir, bundle, args.n)
     gen = {}
     for key in ("pixels_per_beat", "lanes", "events"):
         v = getattr(args, key)
@@ -113,7 +113,7 @@ def register(subparsers) -> None:
     add_bundle_args(p)
     p.add_argument("--random", metavar="SIZES", help="use a random bundle of these sizes (e.g. 784-128-10)")
     p.add_argument("--T", type=int, default=4, help="timesteps of the --random bundle (default 4)")
-    add_data_args(p)
+    add_data_args(p, default=None)
     p.add_argument("--simulator", default="verilator",
                    help="verilator (default), icarus, a comma-separated list, or all")
     p.add_argument("--n", type=int, default=None, help="number of test images (default: the whole test set)")
