@@ -154,7 +154,7 @@ def test_the_shipped_mnist_saccade_t4(saccade_test_set):
     assert b.provenance["binning"]["bins"] == 4 and b.provenance["dataset"] == "mnist-saccade"
     x = raster(saccade_test_set, 4, 3)
     acc = float(np.mean(infer(net, x).classes == saccade_test_set.labels))
-    assert round(acc, 6) == b.provenance["test_accuracy"] and acc > 0.975
+    assert round(acc, 6) == b.provenance["test_accuracy"] and acc >= 0.98
 
 
 @pytest.mark.slow  # the 2312-512-10 core's first Verilator build takes about a minute
