@@ -391,3 +391,32 @@ def test_the_library_messages_name_no_flags():
     for f in [*sorted((root / "train").glob("*.py")), root / "params.py", root / "demo.py"]:
         for m in _re.finditer(r'raise \w+\(f?"([^"]*)', f.read_text()):
             assert " --" not in " " + m.group(1), f"{f.name}: {m.group(1)!r} names a command-line flag"
+
+
+def test_distill_with_feature_distillation(tmp_path, capsys):
+    from sc_neurocore.bundle import load_bundle
+
+    d = _idx_dir(tmp_path / "idx", side=12)  # the ANN teacher needs 12x12 images
+    t = ["--data-dir", str(d), "--epochs", "1", "--threads", "1", "--augment", "0", "--quiet"]
+    assert main(["train", *t, "--T", "4", "--hidden", "4", "-o", str(tmp_path / "t.scnb")]) == 0
+    assert main(["train", "--ann", *t, "-o", str(tmp_path / "ann.scnb")]) == 0
+    out = tmp_path / "s.scnb"
+    assert main(["distill", *t, "--T", "2", "--teacher", str(tmp_path / "t.pt"), "--feature-weight", "2",
+                 "-o", str(out)]) == 0
+    prov = load_bundle(out).provenance
+    assert prov["train_config"]["feature_weight"] == 2 and "--feature-weight 2" in prov["command"]
+    capsys.readouterr()
+    cases = [
+        (["--teacher", str(tmp_path / "ann.pt")], "feature distillation needs an SNN teacher (its hidden spikes); this teacher is a float ANN"),
+        (["--teacher", str(tmp_path / "t.pt"), "--hidden", "6"],
+         "feature distillation pairs hidden layers: the student's are 6, the teacher's 4"),
+        (["--method", "self"], "--feature-weight needs method 'temporal' or 'average' (an SNN teacher's hidden spikes), not 'self'"),
+        (["--teacher", str(tmp_path / "t.pt"), "--feature-weight", "-1"], "--feature-weight must be a non-negative"),
+    ]
+    for extra, needle in cases:
+        bad = tmp_path / "bad.scnb"
+        argv = ["distill", *t, "--T", "2", "--feature-weight", "1", *extra, "-o", str(bad)]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert needle in err, (needle, err)
+        assert not bad.exists() and not bad.with_suffix(".pt").exists()

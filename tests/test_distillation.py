@@ -906,3 +906,19 @@ def test_terms_one_by_one():
     assert abs(float(rate_entropy(np.array([[0.0, 1.0], [1.0, 0.0]]), 1e-6))) < 1e-12
     assert float(rate_entropy(np.zeros((2, 3)), 1e-6)) > 0.99
     assert total_loss(1.0, 2.0, 3.0, 0.25, 0.5) == 0.75 * 1.0 + 0.25 * 2.0 + 0.5 * 3.0
+
+
+def test_hand_computed_feature_kd():
+    """Two teacher steps per student step: the target of a student step is the teacher's firing fraction."""
+    from sc_neurocore.distillation.functional import feature_kd
+
+    teacher = np.array([[[1.0, 0.0]], [[1.0, 1.0]], [[0.0, 0.0]], [[0.0, 1.0]]])  # (Tt=4, B=1, n=2)
+    student = np.array([[[1.0, 1.0]], [[0.0, 0.0]]])                                # (Ts=2, B=1, n=2)
+    # targets: step 0 -> (1, 0.5), step 1 -> (0, 0.5); squared errors 0, 0.25, 0, 0.25 -> mean 0.125
+    assert feature_kd([student], [teacher]) == 0.125
+    # two layers: the mean of the layers' means (the second layer matches exactly)
+    assert feature_kd([student, teacher[:2]], [teacher, teacher[:2]]) == 0.0625
+    with np.testing.assert_raises_regex(ValueError, "the student has 1, the teacher 2"):
+        feature_kd([student], [teacher, teacher])
+    with np.testing.assert_raises_regex(ValueError, r"hidden layer 1 has shape \(1, 2\) in the student but \(1, 3\)"):
+        feature_kd([student], [np.zeros((4, 1, 3))])

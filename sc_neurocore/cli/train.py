@@ -52,6 +52,7 @@ FLAGS = {
     "weight_bits": "--weight-bits", "membrane_bits": "--membrane-bits", "leak_shift": "--leak-shift",
     "rate_seed": "--rate-seed", "input_bits": "--input-bits", "method": "--method", "alpha": "--alpha",
     "temperature": "--temperature", "entropy_weight": "--entropy-weight", "teacher_T": "--teacher-T",
+    "feature_weight": "--feature-weight",
     "init": "--init",
 }
 #: ``demo``'s flags for the options of :func:`sc_neurocore.demo.run_demo`.
@@ -209,7 +210,8 @@ def _command(name: str, args, extra: tuple = ()) -> str:
             "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "label_smoothing", "weight_decay",
             "surrogate_slope", "input_bits", "train_on_val", "limit", *extra]
     opts = {k: getattr(args, k, None) for k in keys}
-    optional = {"dropout": 0.0, "label_smoothing": 0.0, "weight_decay": 0.0, "surrogate_slope": 4.0, "input_bits": 8}
+    optional = {"dropout": 0.0, "label_smoothing": 0.0, "weight_decay": 0.0, "surrogate_slope": 4.0, "input_bits": 8,
+                "feature_weight": 0.0}
     opts = {k: v for k, v in opts.items() if not (k in optional and v == optional[k])}
     if args.data_dir is not None:
         opts["data_dir"] = Path(args.data_dir).name
@@ -231,7 +233,8 @@ def _train_config(args, **kw):
 
 def _distill_config(args):
     return _train_config(args, method=args.method, alpha=args.alpha, temperature=args.temperature,
-                         entropy_weight=args.entropy_weight, teacher_T=args.teacher_T)
+                         entropy_weight=args.entropy_weight, teacher_T=args.teacher_T,
+                         feature_weight=args.feature_weight)
 
 
 def _log(args):
@@ -332,7 +335,8 @@ def _run_distill(args, world) -> int:
                                  f"classes, {data.name} has {cfg.sizes[-1]}")
             cfg = teacher.cfg.replace(T=args.T, surrogate_slope=args.surrogate_slope)
     tc = _distill_config(args)
-    cmd = _command("distill", args, ("method", "alpha", "temperature", "entropy_weight", "teacher_T", "init"))
+    cmd = _command("distill", args, ("method", "alpha", "temperature", "entropy_weight", "feature_weight",
+                                     "teacher_T", "init"))
     if args.teacher is not None:
         cmd += f" --teacher {Path(args.teacher).name}"
     r = distill_model(cfg, tc, data, args.teacher, args.output, init=args.init, log=_log(args), command=cmd)
@@ -423,6 +427,9 @@ def register(sub) -> None:
     q.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term (0..1)")
     q.add_argument("--temperature", type=float, default=3.0)
     q.add_argument("--entropy-weight", type=float, default=0.0, help="spike-entropy regulariser weight")
+    q.add_argument("--feature-weight", type=float, default=0.0,
+                   help="weight of per-step feature distillation: the hidden spikes matched to an SNN teacher's "
+                        "firing rates (same hidden widths)")
     q.add_argument("--teacher-T", type=int, help="T at which an SNN teacher (or the self-teacher) runs")
     q.add_argument("--init", default="auto", choices=("auto", "teacher", "random"),
                    help="start the student from the SNN teacher's weights (auto: when the formats match)")

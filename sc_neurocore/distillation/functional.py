@@ -16,7 +16,8 @@ from typing import Any
 import array_api_compat as _aac
 import numpy as np
 
-__all__ = ["LOSS_KEYS", "align_teacher", "alignment_matrix", "average_kd", "kl_divergence", "output_entropy",
+__all__ = ["LOSS_KEYS", "align_teacher", "alignment_matrix", "average_kd", "feature_kd", "kl_divergence",
+           "output_entropy",
            "rate_entropy", "soft_targets", "spike_entropy", "student_array", "target_rows", "task_loss",
            "teacher_trajectory", "temporal_distillation_loss", "temporal_kd", "total_loss"]
 
@@ -283,6 +284,28 @@ def temporal_kd(student: Any, teacher: Any, temperature: float, *, is_probs: boo
     aligned = align_teacher(teacher, int(student.shape[0]))
     kl = kl_divergence(aligned, log_q_steps, tau, is_probs=is_probs)  # (Ts, [B])
     return (tau * tau) * xp.mean(kl)
+
+
+def feature_kd(student_spikes, teacher_spikes) -> Any:
+    r"""Per-step feature distillation of hidden layers: the student's spikes match the teacher's firing rates.
+
+    ``mean_l mean_{s,b,i} (s^S_{l,s,b,i} - rbar^T_{l,s,b,i})^2`` with ``rbar^T_l`` the teacher's spikes of
+    layer ``l`` ``(Tt, B, n_l)`` resampled to the student's ``Ts`` steps by :func:`align_teacher` (the
+    fraction of each student step's time in which the teacher's neuron fired). Layers are paired in order
+    and must have the same widths; the teacher's spikes are a constant (detached by the caller).
+    """
+    if len(student_spikes) != len(teacher_spikes) or not student_spikes:
+        raise ValueError(f"feature distillation pairs hidden layers: the student has {len(student_spikes)}, "
+                         f"the teacher {len(teacher_spikes)}")
+    terms = []
+    for i, (s, t) in enumerate(zip(student_spikes, teacher_spikes)):
+        if tuple(s.shape[1:]) != tuple(t.shape[1:]):
+            raise ValueError(f"feature distillation: hidden layer {i + 1} has shape {tuple(s.shape[1:])} in the "
+                             f"student but {tuple(t.shape[1:])} in the teacher (the widths must agree)")
+        xp = _aac.array_namespace(s)
+        d = s - align_teacher(t, int(s.shape[0]))
+        terms.append(xp.mean(d * d))
+    return sum(terms) / len(terms)
 
 
 def average_kd(student_mean: Any, teacher: Any, temperature: float, *, is_probs: bool = False) -> Any:

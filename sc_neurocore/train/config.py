@@ -120,6 +120,7 @@ class TrainConfig:
     alpha: float = 0.5
     temperature: float = 3.0
     entropy_weight: float = 0.0
+    feature_weight: float = 0.0   # per-step matching of hidden spikes to an SNN teacher's rates (feature KD)
     teacher_T: int | None = None  # T at which an SNN teacher (or the self-teacher) runs
     augment: int = 1              # random shifts of up to this many pixels (square images or polarity planes)
     dropout: float = 0.0          # dropout on hidden spikes during training (SNN only)
@@ -170,6 +171,10 @@ def _check_train_config(tc: TrainConfig) -> None:
          tc.temperature)
     need(_finite(tc.entropy_weight) and tc.entropy_weight >= 0, "entropy_weight must be a non-negative finite number",
          tc.entropy_weight)
+    need(_finite(tc.feature_weight) and tc.feature_weight >= 0, "feature_weight must be a non-negative finite number",
+         tc.feature_weight)
+    need(tc.feature_weight == 0 or tc.method in ("temporal", "average"),
+         "feature_weight needs method 'temporal' or 'average' (an SNN teacher's hidden spikes)", tc.method)
     if tc.teacher_T is not None:
         check_T(tc.teacher_T, "teacher_T")
     need(_is_int(tc.augment) and tc.augment >= 0, "augment must be at least 0", tc.augment)

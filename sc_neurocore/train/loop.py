@@ -393,6 +393,7 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
     student's own run at ``teacher_T`` (``self``). ``forward``: the module the training forward pass runs
     through (the DDP wrapper of ``model``; ``model`` itself by default)."""
     from ..distillation import SelfDistiller, TemporalDistillationLoss
+    from ..distillation.functional import feature_kd
 
     loss_fn = None
     distiller = None
@@ -400,6 +401,8 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
         if teacher is None:
             raise ValueError(f"method {tc.method!r} needs a teacher")
         loss_fn = TemporalDistillationLoss(tc.temperature, tc.alpha, tc.entropy_weight, mode=tc.method)
+        if tc.feature_weight:
+            check_feature_teacher(model.cfg.sizes, teacher)
     elif tc.method in ("self", "mixed"):
         distiller = SelfDistiller(tc.teacher_T or 32, model.cfg.T, tc.temperature, alpha=tc.alpha,
                                   entropy_weight=tc.entropy_weight, mode="temporal")
@@ -435,7 +438,13 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
         yt = yb
         if tc.label_smoothing and (loss_fn is not None or distiller is not None):  # soft label rows
             yt = _soft_labels(yb, out.logits, tc.label_smoothing)
-        if loss_fn is not None:
+        if loss_fn is not None and tc.feature_weight:  # the teacher's hidden spikes as well as its logits
+            with torch.no_grad():
+                tout = teacher.forward(xb, tc.teacher_T)
+            loss = loss_fn.compute(out.logits, tout.logits, yt, student_spikes=out.spikes or None)["total_loss"]
+            hidden = len(model.cfg.sizes) - 2  # the hidden layers (a spike_count readout's spikes are not paired)
+            loss = loss + tc.feature_weight * feature_kd(out.spikes[:hidden], tout.spikes[:hidden])
+        elif loss_fn is not None:
             tl = tcache.get(idx, d) if tcache is not None else _teacher_logits(teacher, xb, tc.teacher_T)
             loss = loss_fn.compute(out.logits, tl, yt, student_spikes=out.spikes or None)["total_loss"]
         elif distiller is not None:
@@ -445,6 +454,19 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
             loss = F.cross_entropy(out.mean_logits, yb, label_smoothing=tc.label_smoothing)
         return loss, out.scores.argmax(1)
     return snn_loss
+
+
+def check_feature_teacher(sizes, teacher: nn.Module | None) -> None:
+    """Feature distillation pairs the hidden layers of student (``sizes``) and teacher: an SNN teacher with
+    the same hidden widths."""
+    if not isinstance(teacher, SpikingMLP):
+        kind = getattr(teacher, "kind", type(teacher).__name__)
+        what = {"ann": "a float ANN", "nir": "a NIR graph"}.get(kind, repr(kind))
+        raise ValueError(f"feature distillation needs an SNN teacher (its hidden spikes); this teacher is {what}")
+    s, t = tuple(sizes[1:-1]), tuple(teacher.cfg.sizes[1:-1])
+    if s != t:
+        raise ValueError(f"feature distillation pairs hidden layers: the student's are {'-'.join(map(str, s))}, "
+                         f"the teacher's {'-'.join(map(str, t))} (they must be the same widths)")
 
 
 def _train_step(batch_loss: BatchLoss, opt: torch.optim.Optimizer, sched, xb: torch.Tensor, yb: torch.Tensor,

@@ -17,7 +17,7 @@ from .checkpoint import _checkpoint_bytes, _checkpoint_object, _sha256, load_che
 from .config import (SELF_METHODS, SNNConfig, TrainConfig, _check_train_config, _finite, check_self_distillation,
                      default_self_teacher_T)
 from .distributed import World
-from .loop import Data, _check_augment, _check_labels, _setup_torch, evaluate, fit
+from .loop import Data, _check_augment, _check_labels, _setup_torch, check_feature_teacher, evaluate, fit
 from .model import ANNTeacher, SpikingMLP, golden_accuracy, layer_design, to_network
 
 __all__ = ["train_model", "train_ann", "distill_model", "checkpoint_path", "output_paths", "command_string"]
@@ -219,6 +219,8 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
         tc = TrainConfig(**{**asdict(tc), "teacher_T": teacher.T})
         teacher.calibrate(data.train_x[:1000])
     check_self_distillation(tc.method, tc.teacher_T, cfg.T)
+    if tc.feature_weight:
+        check_feature_teacher(cfg.sizes, teacher)
     result = fit(model, data, tc, teacher=teacher if tc.method not in SELF_METHODS else None, log=log)
     prov = {"method": f"distill-{tc.method}", "seed": tc.seed, "config": cfg.to_dict(),
             "train_config": tc.to_dict(), "init": "teacher" if use_init else "random",
