@@ -75,10 +75,12 @@ TEACHER_T = 32
 METHODS = ("none", "average", "temporal", "self")
 CONTROL = "init"
 #: methods added after a group's first rows: run on their own pinned commit (see :func:`code_key`)
-LATER_METHODS = ("mixed",)
+LATER_METHODS = ("mixed", "feature")
+#: the feature-distillation rows: temporal KD plus this weight on the hidden-spike matching term
+FEATURE_WEIGHT = 1.0
 #: (group, setting, T) -> the later methods run there (issue 16 item 4: does self-distillation pay?)
-LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed",), ("128", "direct+membrane", 4): ("mixed",),
-                ("128", "rate+spike_count", 2): ("mixed",)}
+LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed", "feature"), ("128", "direct+membrane", 4): ("mixed",),
+                ("128", "rate+spike_count", 2): ("mixed", "feature")}
 METHOD_LABEL = {
     "teacher": "teacher, T=32",
     "none": "from scratch",
@@ -87,6 +89,7 @@ METHOD_LABEL = {
     "self": "`self` KD (itself at T=32)",
     "init": "teacher init, no KD (alpha 0)",
     "mixed": "`mixed` (self, long run trained too)",
+    "feature": "`temporal` + feature KD",
 }
 #: group -> (teacher sizes, student sizes)
 GROUPS = {"128": ("784-128-10", "784-128-10"), "512to32": ("784-512-10", "784-32-10"),
@@ -141,7 +144,7 @@ class Run:
 
     @property
     def needs_teacher_file(self) -> bool:
-        return self.method in ("average", "temporal", "init")
+        return self.method in ("average", "temporal", "init", "feature")
 
     @property
     def random_init(self) -> bool:
@@ -278,6 +281,8 @@ def command(run: Run, args) -> list[str]:
     cmd += ["--teacher", str(teacher_pt), "--init", "random" if run.random_init else "teacher"]
     if run.method == "init":
         return cmd + ["--method", "average", "--alpha", "0"]
+    if run.method == "feature":
+        return cmd + ["--method", "temporal", "--feature-weight", f"{FEATURE_WEIGHT:g}"]
     return cmd + ["--method", run.method]
 
 
@@ -633,22 +638,32 @@ def _events_section(S, ns: int, summary: dict) -> list[str]:
 
 
 def _mixed_section(S, ns: int, summary: dict) -> list[str]:
-    """Issue 16 item 4: ``self`` against ``mixed`` (its long run trained on the labels too), random init."""
-    L = ["", "Self-distillation (issue 16, item 4): `self` distils the T=4 run from the same weights' T=32 run, "
-         "which nothing trains; `mixed` adds the T=32 run's own label loss (both T trained on one set of "
-         "weights, the short run distilled from the detached long run). Both from random weights at LR 2e-3.", "",
-         "| setting | T | teacher (T=32) | from scratch | `self` | `mixed` | mixed − scratch | gap recovered: self / mixed |",
-         "|---|---|---|---|---|---|---|---|"]
+    """Issue 16 items 3 and 4: ``feature`` against ``temporal`` (teacher init), ``mixed`` against ``self``."""
+    L = ["", "Methods added for issue 16, items 3 and 4 (same protocol; their rows run on their own pinned commit):", "",
+         f"* `feature`: `temporal` KD plus per-step feature distillation, `--feature-weight {FEATURE_WEIGHT:g}` "
+         "(the student's hidden spikes matched to the teacher's firing rates resampled to the student's steps), "
+         "teacher init like `temporal`;",
+         "* `mixed`: self-distillation whose T=32 run learns the labels too (both T trained on one set of weights, "
+         "the T=4 run distilled from the detached T=32 run); `self` distils from a T=32 run that nothing trains. "
+         "Both from random weights at LR 2e-3.", "",
+         "| setting | T | teacher (T=32) | from scratch | `temporal` | `feature` | `self` | `mixed` | "
+         "gap recovered: temporal / feature / self / mixed | mixed − scratch |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for (group, st, T) in LATER_BLOCKS:
         teacher, sc = S(group, st, TEACHER_T, "teacher"), S(group, st, T, "none")
-        se, mx = S(group, st, T, "self"), S(group, st, T, "mixed")
-        d = _diff(mx, sc)[2] if mx is not None and sc is not None else "–"
-        dd = f"{mx['mean'] - sc['mean']:+.2f} ({d})" if mx is not None and sc is not None else "–"
-        L.append(f"| {st.replace('+', ' + ')} | {T} | {_fmt(teacher, ns)} | {_fmt(sc, ns)} | {_fmt(se, ns)} | "
-                 f"{_fmt(mx, ns)} | {dd} | {gap(se, sc, teacher)[1]} / {gap(mx, sc, teacher)[1]} |")
-        if mx is not None:
-            summary["cells"].append({"group": group, "setting": st, "sizes": GROUPS[group][1], "T": T,
-                                     "method": "mixed", **mx, "gap_recovered": gap(mx, sc, teacher)[0]})
+        c = {m: S(group, st, T, m) for m in ("temporal", "feature", "self", "mixed")}
+        mx = c["mixed"]
+        dd = f"{mx['mean'] - sc['mean']:+.2f} ({_diff(mx, sc)[2]})" if mx is not None and sc is not None else "–"
+        gaps = " / ".join(gap(c[m], sc, teacher)[1] for m in c)
+        L.append(f"| {st.replace('+', ' + ')} | {T} | {_fmt(teacher, ns)} | {_fmt(sc, ns)} | "
+                 + " | ".join(_fmt(c[m], ns) for m in c) + f" | {gaps} | {dd} |")
+        for m in LATER_METHODS:
+            if c[m] is not None:
+                summary["cells"].append({"group": group, "setting": st, "sizes": GROUPS[group][1], "T": T,
+                                         "method": m, **c[m], "gap_recovered": gap(c[m], sc, teacher)[0]})
+        if c["feature"] is not None and c["temporal"] is not None:
+            L.append(f"|  |  |  |  | feature − temporal: {_diff(c['feature'], c['temporal'])[0]:+.2f} "
+                     f"({_diff(c['feature'], c['temporal'])[2]}) |  |  |  |  |  |")
     return L
 
 
