@@ -75,11 +75,11 @@ TEACHER_T = 32
 METHODS = ("none", "average", "temporal", "self")
 CONTROL = "init"
 #: methods added after a group's first rows: run on their own pinned commit (see :func:`code_key`)
-LATER_METHODS = ("mixed", "feature")
+LATER_METHODS = ("mixed", "feature", "feature-lo", "feature-hi")
 #: the feature-distillation rows: temporal KD plus this weight on the hidden-spike matching term
-FEATURE_WEIGHT = 1.0
+FEATURE_WEIGHTS = {"feature": 1.0, "feature-lo": 0.25, "feature-hi": 4.0}
 #: (group, setting, T) -> the later methods run there (issue 16 item 4: does self-distillation pay?)
-LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed", "feature"), ("128", "direct+membrane", 4): ("mixed",),
+LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed", "feature", "feature-lo", "feature-hi"), ("128", "direct+membrane", 4): ("mixed",),
                 ("128", "rate+spike_count", 2): ("mixed", "feature")}
 METHOD_LABEL = {
     "teacher": "teacher, T=32",
@@ -89,7 +89,9 @@ METHOD_LABEL = {
     "self": "`self` KD (itself at T=32)",
     "init": "teacher init, no KD (alpha 0)",
     "mixed": "`mixed` (self, long run trained too)",
-    "feature": "`temporal` + feature KD",
+    "feature": "`temporal` + feature KD (w=1)",
+    "feature-lo": "`temporal` + feature KD (w=0.25)",
+    "feature-hi": "`temporal` + feature KD (w=4)",
 }
 #: group -> (teacher sizes, student sizes)
 GROUPS = {"128": ("784-128-10", "784-128-10"), "512to32": ("784-512-10", "784-32-10"),
@@ -144,7 +146,7 @@ class Run:
 
     @property
     def needs_teacher_file(self) -> bool:
-        return self.method in ("average", "temporal", "init", "feature")
+        return self.method in ("average", "temporal", "init") or self.method in FEATURE_WEIGHTS
 
     @property
     def random_init(self) -> bool:
@@ -281,8 +283,8 @@ def command(run: Run, args) -> list[str]:
     cmd += ["--teacher", str(teacher_pt), "--init", "random" if run.random_init else "teacher"]
     if run.method == "init":
         return cmd + ["--method", "average", "--alpha", "0"]
-    if run.method == "feature":
-        return cmd + ["--method", "temporal", "--feature-weight", f"{FEATURE_WEIGHT:g}"]
+    if run.method in FEATURE_WEIGHTS:
+        return cmd + ["--method", "temporal", "--feature-weight", f"{FEATURE_WEIGHTS[run.method]:g}"]
     return cmd + ["--method", run.method]
 
 
@@ -640,7 +642,7 @@ def _events_section(S, ns: int, summary: dict) -> list[str]:
 def _mixed_section(S, ns: int, summary: dict) -> list[str]:
     """Issue 16 items 3 and 4: ``feature`` against ``temporal`` (teacher init), ``mixed`` against ``self``."""
     L = ["", "Methods added for issue 16, items 3 and 4 (same protocol; their rows run on their own pinned commit):", "",
-         f"* `feature`: `temporal` KD plus per-step feature distillation, `--feature-weight {FEATURE_WEIGHT:g}` "
+         "* `feature`: `temporal` KD plus per-step feature distillation, `--feature-weight 1` "
          "(the student's hidden spikes matched to the teacher's firing rates resampled to the student's steps), "
          "teacher init like `temporal`;",
          "* `mixed`: self-distillation whose T=32 run learns the labels too (both T trained on one set of weights, "
@@ -661,9 +663,11 @@ def _mixed_section(S, ns: int, summary: dict) -> list[str]:
             if c[m] is not None:
                 summary["cells"].append({"group": group, "setting": st, "sizes": GROUPS[group][1], "T": T,
                                          "method": m, **c[m], "gap_recovered": gap(c[m], sc, teacher)[0]})
-        if c["feature"] is not None and c["temporal"] is not None:
-            L.append(f"|  |  |  |  | feature − temporal: {_diff(c['feature'], c['temporal'])[0]:+.2f} "
-                     f"({_diff(c['feature'], c['temporal'])[2]}) |  |  |  |  |  |")
+        for m, w in FEATURE_WEIGHTS.items():
+            f = S(group, st, T, m)
+            if f is not None and c["temporal"] is not None:
+                d, _, v = _diff(f, c["temporal"])
+                L.append(f"|  |  |  |  | w={w:g}: {_fmt(f, ns)}; − temporal {d:+.2f} ({v}) |  |  |  |  |  |")
     return L
 
 

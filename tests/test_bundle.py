@@ -507,7 +507,8 @@ def test_empty_path_refused():
         load_bundle("")
 
 
-AVAILABLE = r"\(available: mnist-saccade-t4, mnist-t1, mnist-t2, mnist-t32, mnist-t4, mnist-t4-lite, mnist-t8\)"
+AVAILABLE = (r"\(available: mnist-rate-t4, mnist-saccade-t4, mnist-small-t4, mnist-t1, mnist-t2, mnist-t32, mnist-t4, "
+             r"mnist-t4-lite, mnist-t8\)")
 
 
 @pytest.mark.parametrize("name", ["", "../pretrained/mnist-t4", "./mnist-t4", "../../sc_neurocore/pretrained/mnist-t4",
