@@ -660,9 +660,10 @@ def _mixed_section(S, ns: int, summary: dict) -> list[str]:
         L.append(f"| {st.replace('+', ' + ')} | {T} | {_fmt(teacher, ns)} | {_fmt(sc, ns)} | "
                  + " | ".join(_fmt(c[m], ns) for m in c) + f" | {gaps} | {dd} |")
         for m in LATER_METHODS:
-            if c[m] is not None:
+            cm = S(group, st, T, m)
+            if cm is not None:
                 summary["cells"].append({"group": group, "setting": st, "sizes": GROUPS[group][1], "T": T,
-                                         "method": m, **c[m], "gap_recovered": gap(c[m], sc, teacher)[0]})
+                                         "method": m, **cm, "gap_recovered": gap(cm, sc, teacher)[0]})
         for m, w in FEATURE_WEIGHTS.items():
             f = S(group, st, T, m)
             if f is not None and c["temporal"] is not None:
