@@ -420,3 +420,18 @@ def test_distill_with_feature_distillation(tmp_path, capsys):
         err = capsys.readouterr().err
         assert needle in err, (needle, err)
         assert not bad.exists() and not bad.with_suffix(".pt").exists()
+
+
+def test_self_distillation_of_a_non_spiking_model_is_refused(tmp_path, capsys):
+    d = _idx_dir(tmp_path / "idx", side=12)
+    t = ["--data-dir", str(d), "--epochs", "1", "--threads", "1", "--augment", "0", "--quiet"]
+    assert main(["train", "--ann", *t, "-o", str(tmp_path / "ann.scnb")]) == 0
+    capsys.readouterr()
+    for method in ("self", "mixed"):
+        out = tmp_path / f"{method}.scnb"
+        assert main(["distill", *t, "--T", "2", "--method", method, "--teacher", str(tmp_path / "ann.pt"),
+                     "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"self-distillation ({method}) runs a spiking model at more timesteps; the teacher checkpoint is a " \
+               "non-spiking ANN model" in err
+        assert not out.exists() and not out.with_suffix(".pt").exists()

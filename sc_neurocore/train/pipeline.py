@@ -196,6 +196,10 @@ def distill_model(cfg: SNNConfig, tc: TrainConfig, data: Data, teacher_path=None
     if teacher_path is not None:
         teacher, tmeta = load_teacher(teacher_path, tc.teacher_T)
         teacher_sha = _sha256(teacher_path)
+        if tc.method in SELF_METHODS and not isinstance(teacher, SpikingMLP):
+            raise ValueError(f"self-distillation ({tc.method}) runs a spiking model at more timesteps; the teacher "
+                             f"checkpoint is a non-spiking {teacher.kind.upper()} model, so it can neither teach "
+                             "nor start the student: give an SNN checkpoint (its weights start the student) or none")
         if teacher.n_classes != cfg.sizes[-1]:
             raise ValueError(f"teacher/student class mismatch: the teacher has {teacher.n_classes} classes, "
                              f"the student {cfg.sizes[-1]}")
