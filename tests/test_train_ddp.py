@@ -303,6 +303,18 @@ def test_ddp_mixed_self_distillation_runs_both_paths_in_one_forward(idx_dir, tmp
     assert prov["method"] == "distill-mixed" and prov["world_size"] == 2 and prov["train_config"]["teacher_T"] == 8
 
 
+def test_ddp_distill_gathers_the_snn_teachers_cached_logits(idx_dir, tmp_path):
+    """Without shifts an SNN teacher's T-step logits are cached; under DDP each rank computes its slice and the
+    slices are all-gathered (a table of 4 dimensions): the run finishes and rank 0 says so once."""
+    t = _run(["train", "--data-dir", idx_dir, *FAST, "--T", "8", "-o", tmp_path / "t.scnb"], None)
+    assert t.returncode == 0, t.stderr
+    argv = [a for a in FAST if a != "--quiet"]
+    p = _run(["distill", "--teacher", tmp_path / "t.pt", "--data-dir", idx_dir, *argv, "--epochs", "2",
+              "--batch-size", "64", "-o", tmp_path / "s.scnb"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("teacher logits for 200 samples at T=8") == 1, p.stdout
+
+
 # ---------------------------------------------------------------------------------------------------------
 # several machines (simulated by two torchrun agents on this host) and ranks that fail mid-run
 # ---------------------------------------------------------------------------------------------------------

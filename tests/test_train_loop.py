@@ -100,3 +100,27 @@ def test_mixed_is_self_distillation_plus_the_long_runs_label_loss():
         assert torch.allclose(gm, gs + p.grad, rtol=0, atol=rel_tol(np.float32, 16 * 8 * 32) * scale)
         moved += int(bool((p.grad != 0).any()))
     assert moved >= 1  # the long run's label loss does reach the weights
+
+
+@pytest.mark.parametrize("encoding,readout", [("rate", "spike_count"), ("direct", "membrane")])
+def test_snn_teacher_cache_gives_the_same_student(tmp_path, monkeypatch, encoding, readout):
+    """Without shifts an SNN teacher's logits are computed once for the whole training set; they are integers
+    (spike counts, membranes) in float32, so the cached table equals the per-batch forward and the student's
+    bytes are the same with and without the cache."""
+    from sc_neurocore.train.loop import _TeacherCache
+
+    data = _tiny_data(n_train=96, n_val=16, n_test=16, pixels=16)
+    cfg = tr.SNNConfig(sizes=(16, 8, 3), T=8, encoding=encoding, readout=readout)
+    tc = tr.TrainConfig(epochs=2, batch_size=16, augment=0, quiet=True, threads=1, seed=3)
+    teacher = tr.train_model(cfg, tc, data, tmp_path / "t.scnb")
+    assert (tmp_path / "t.pt").is_file() and teacher
+    kd = tr.TrainConfig(**{**tc.to_dict(), "quiet": True, "method": "temporal"})
+    logs = []
+    tr.distill_model(cfg.replace(T=2), kd, data, tmp_path / "t.pt", tmp_path / "cached.scnb", log=logs.append)
+    assert any("teacher logits for 96 samples at T=8" in s for s in logs)
+    monkeypatch.setattr(_TeacherCache, "MAX_BYTES", 0)  # too small for any table: the teacher runs every step
+    monkeypatch.setattr(_TeacherCache, "_last", (None, None))
+    logs.clear()
+    tr.distill_model(cfg.replace(T=2), kd, data, tmp_path / "t.pt", tmp_path / "direct.scnb", log=logs.append)
+    assert not any("teacher logits" in s for s in logs)
+    assert (tmp_path / "cached.scnb").read_bytes() == (tmp_path / "direct.scnb").read_bytes()

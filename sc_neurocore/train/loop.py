@@ -266,42 +266,47 @@ def _teacher_logits(teacher, xb: torch.Tensor, T: int | None) -> torch.Tensor:
 
 
 class _TeacherCache:
-    """The logits of a (deterministic, float) ANN teacher for every training image and every shift the
-    augmentation can draw, computed once: a CNN forward per batch costs more than the student's whole step."""
+    """The logits of a deterministic teacher for every training image and every shift the augmentation can
+    draw, computed once: a CNN forward per batch costs more than the student's whole step, and an SNN
+    teacher's T=32 run several times the T=4 student's. ANN teachers: ``(views, N, C)``; SNN teachers (only
+    without shifts, one view): ``(1, N, T_teacher, C)``, :meth:`get` returns them time-first."""
 
     MAX_VIEWS = 25  # shifts of up to 2 px
+    MAX_BYTES = 1 << 30  # an SNN teacher's table holds T x C floats per image: not past 1 GiB
     _last: tuple = (None, None)  # (key, logits): students of one teacher in one process share the table
 
     @staticmethod
-    def _key(teacher: nn.Module, x: torch.Tensor, max_shift: int) -> str:
+    def _key(teacher: nn.Module, x: torch.Tensor, max_shift: int, T: int | None) -> str:
         h = hashlib.blake2b(digest_size=16)
         for t in [*teacher.state_dict().values(), x]:
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return f"{h.hexdigest()}-{tuple(x.shape)}-{max_shift}-{x.device}"
+        return f"{h.hexdigest()}-{tuple(x.shape)}-{max_shift}-{x.device}-{T}"
 
     def __init__(self, teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000,
-                 world: World | None = None) -> None:
+                 world: World | None = None, T: int | None = None) -> None:
         self.a = max_shift
+        self.T = T
         world = world or World()
-        key = self._key(teacher, x, max_shift) + (f"-{world.rank}/{world.size}" if world.distributed else "")
+        key = self._key(teacher, x, max_shift, T) + (f"-{world.rank}/{world.size}" if world.distributed else "")
         if _TeacherCache._last[0] == key:
             self.logits = _TeacherCache._last[1]
             return
         if world.distributed:  # each rank computes the logits of its slice of the images; all ranks get all
-            self.logits = self._gathered(teacher, x, max_shift, batch_size, world)
+            self.logits = self._gathered(teacher, x, max_shift, batch_size, world, T)
             _TeacherCache._last = (key, self.logits)
             return
-        self.logits = self._table(teacher, x, max_shift, batch_size)
+        self.logits = self._table(teacher, x, max_shift, batch_size, T)
         _TeacherCache._last = (key, self.logits)
 
     @staticmethod
-    def _gathered(teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int, world: World) -> torch.Tensor:
+    def _gathered(teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int, world: World,
+                  T: int | None = None) -> torch.Tensor:
         import torch.distributed as dist
 
         lo, hi = shard_bounds(len(x), world.rank, world.size)
-        mine = _TeacherCache._table(teacher, x[lo:hi], max_shift, batch_size)
+        mine = _TeacherCache._table(teacher, x[lo:hi], max_shift, batch_size, T)
         longest = shard_bounds(len(x), 0, world.size)[1]  # rank 0's slice is the longest
-        pad = torch.zeros((mine.shape[0], longest, mine.shape[2]), dtype=mine.dtype, device=mine.device)
+        pad = torch.zeros((mine.shape[0], longest, *mine.shape[2:]), dtype=mine.dtype, device=mine.device)
         pad[:, :hi - lo] = mine
         parts = [torch.empty_like(pad) for _ in range(world.size)]
         dist.all_gather(parts, pad)
@@ -309,8 +314,10 @@ class _TeacherCache:
                           for a, b in [shard_bounds(len(x), r, world.size)]], dim=1)
 
     @staticmethod
-    def _table(teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000) -> torch.Tensor:
-        """``(views, len(x), C)``: the teacher's logits for every image at every shift."""
+    def _table(teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000,
+               T: int | None = None) -> torch.Tensor:
+        """``(views, len(x), C)``: the teacher's logits for every image at every shift (an SNN teacher's
+        ``(views, len(x), T, C)``)."""
         k = 2 * max_shift + 1
         views = []
         with torch.no_grad():
@@ -322,20 +329,31 @@ class _TeacherCache:
                         if max_shift:
                             d = torch.tensor([dy, dx], device=x.device).view(2, 1, 1, 1).expand(2, len(xb), 1, 1)
                             xb, _ = _shift_images(xb, max_shift, None, d)
-                        out.append(teacher(xb))
+                        z = _teacher_logits(teacher, xb, T)
+                        out.append(z.transpose(0, 1) if z.ndim == 3 else z)  # an SNN's (T, B, C) -> (B, T, C)
                     views.append(torch.cat(out))
-        return torch.stack(views).reshape(k * k, len(x), -1)
+        return torch.stack(views).reshape(k * k, len(x), *views[0].shape[1:])
 
     @staticmethod
     def worth_it(max_shift: int, epochs: int) -> bool:
         views = (2 * max_shift + 1) ** 2
         return views <= _TeacherCache.MAX_VIEWS and views < epochs
 
+    @staticmethod
+    def worth_it_snn(teacher: nn.Module, n: int, tc: TrainConfig) -> bool:
+        """An SNN teacher's logits are cached when the images are not shifted (one view; its table per shift
+        would be 9x larger), there is more than one epoch to share them, and the table fits MAX_BYTES."""
+        T = tc.teacher_T or teacher.cfg.T
+        return (tc.augment == 0 and tc.epochs > 1 and not tc.feature_weight
+                and n * T * teacher.cfg.sizes[-1] * 4 <= _TeacherCache.MAX_BYTES)
+
     def get(self, idx: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
         if d is None:
-            return self.logits[0, idx]
-        view = (d[0].view(-1) + self.a) * (2 * self.a + 1) + (d[1].view(-1) + self.a)
-        return self.logits[view, idx]
+            z = self.logits[0, idx]
+        else:
+            view = (d[0].view(-1) + self.a) * (2 * self.a + 1) + (d[1].view(-1) + self.a)
+            z = self.logits[view, idx]
+        return z.transpose(0, 1) if z.ndim == 3 else z  # an SNN teacher's logits time-first
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -414,6 +432,11 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
         t0 = time.perf_counter()
         tcache = _TeacherCache(teacher, trx, tc.augment, world=world)
         log(f"teacher logits for {len(trx)} images x {tcache.logits.shape[0]} shifts ({time.perf_counter() - t0:.1f} s)")
+    elif loss_fn is not None and isinstance(teacher, SpikingMLP) and _TeacherCache.worth_it_snn(teacher, len(trx), tc):
+        t0 = time.perf_counter()
+        tcache = _TeacherCache(teacher, trx, 0, world=world, T=tc.teacher_T)
+        log(f"teacher logits for {len(trx)} samples at T={tc.teacher_T or teacher.cfg.T} "
+            f"({time.perf_counter() - t0:.1f} s)")
 
     fwd = model if forward is None else forward
     if tc.method == "mixed":
