@@ -880,7 +880,10 @@ def main(argv=None) -> int:
             except Failed as e:
                 log(f"[{r.key(args)}] skipped: {e}")
             new += 1
-            write_report(args)
+            try:  # rows written by another invocation (a newer method) must not stop this grid
+                write_report(args)
+            except Exception as e:  # noqa: BLE001 - the report is regenerated at the end and by --report-only
+                log(f"report not regenerated ({type(e).__name__}: {e}); the rows go on")
         write_report(args)
         log(f"kd_table: done ({new} runs in {(time.time() - t0) / 60:.1f} min); report {_rel(Path(args.out))}")
     return 0
