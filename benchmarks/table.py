@@ -64,6 +64,13 @@ ROWS = {
 RECIPE = {"method": "average", "alpha": 0.5, "temperature": 3.0, "label_smoothing": 0.1, "lr": 2e-3}
 
 
+
+#: The settings this table does not cover, and where their rows are (one place for each fact).
+OTHER_SETTINGS = ("Other settings — rate encoding with a spike-count readout (where T matters), a 784-512-10 teacher "
+                  "for a 784-32-10 student, event input (`mnist-saccade`, T = 32, 8, 4, 2, 1 with and without "
+                  "distillation) and the `mixed` and feature-distillation methods — are measured in the "
+                  "distillation study, [`kd_study.md`](kd_study.md) (3 epochs, 3 seeds, `make kd-table`).")
+
 def _tag(args, row: str | None = None) -> str:
     if row is not None and ROWS[row][1] == "recipe":
         return f"e{args.recipe_epochs}c{args.recipe_cnn_epochs}a{args.augment}" + \
@@ -244,6 +251,8 @@ def render(args, cache: Path) -> str:
     lines.append("Per-seed values (seed 0, 1, 2 in order) name where each run was trained; CPU runs are "
                  "bit-reproducible for the same torch version and thread count, CUDA runs are not guaranteed to be. "
                  "Every row uses the same code and hyper-parameters whatever the device.")
+    lines.append("")
+    lines.append(OTHER_SETTINGS)
     comparisons = [("kd-t4", "base-t4"), ("kd-t2", "base-t2"), ("kd-t1", "base-t1"), ("self-t4", "base-t4"),
                    ("ann-t4", "base-t4"), ("recipe-t4", "base-t4")]
     diffs = []
