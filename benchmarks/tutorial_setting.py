@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TUTORIAL = {"T=32": 97.2, "T=8": 95.1, "T=4": 92.8, "T=4 + distillation": 95.8}
+TUTORIAL = {"T=32": 97.2, "T=8": 95.1, "T=4": 92.8, "T=4 + distillation": 95.8, "T=4, teacher init only": None}
 #: name -> the options every run of the setting shares (the rows add --T and the method)
 SETTINGS = {
     "rate-1ep": ["--encoding", "rate", "--readout", "spike_count", "--epochs", "1", "--augment", "0"],
@@ -36,7 +36,11 @@ SETTINGS = {
     "rate-1ep-h32-zero": ["--encoding", "rate", "--readout", "spike_count", "--epochs", "1", "--augment", "0",
                           "--hidden", "32", "--reset", "zero"],
 }
-ROWS = ("T=32", "T=8", "T=4", "T=4 + distillation")
+ROWS = ("T=32", "T=8", "T=4", "T=4 + distillation", "T=4, teacher init only")
+#: the rows that start from the T=32 model's checkpoint; "init only" is their control: the same warm start,
+#: trained on the labels alone (``--alpha 0``), so that KD minus it is what the distillation term adds
+FROM_TEACHER = {"T=4 + distillation": ["--method", "temporal"], "T=4, teacher init only": ["--method", "average",
+                                                                                             "--alpha", "0"]}
 WROTE = re.compile(r"integer test accuracy ([0-9.]+) %")
 
 
@@ -47,20 +51,24 @@ def _cli() -> list[str]:
 
 def command(setting: str, row: str, seed: int, work: Path) -> list[str]:
     common = [*SETTINGS[setting], "--seed", str(seed), "--threads", "1", "--quiet"]
-    stem = lambda r: f"{setting}-{r.replace(' + ', '-').replace('=', '')}-s{seed}"  # noqa: E731
+    stem = lambda r: f"{setting}-{_slug(r)}-s{seed}"  # noqa: E731
     out = ["-o", str(work / f"{stem(row)}.scnb")]
-    if row == "T=4 + distillation":
-        return _cli() + ["distill", "--teacher", str(work / f"{stem('T=32')}.pt"), "--T", "4", "--method",
-                         "temporal", *common, *out]
+    if row in FROM_TEACHER:
+        return _cli() + ["distill", "--teacher", str(work / f"{stem('T=32')}.pt"), "--T", "4", *FROM_TEACHER[row],
+                         *common, *out]
     return _cli() + ["train", "--T", row[2:], *common, *out]
 
 
+def _slug(row: str) -> str:
+    return row.replace(" + ", "-").replace(", ", "-").replace(" ", "-").replace("=", "")
+
+
 def run(setting: str, row: str, seed: int, args) -> dict:
-    key = f"{setting}-{row.replace(' + ', '-').replace('=', '')}-s{seed}"
+    key = f"{setting}-{_slug(row)}-s{seed}"
     path = Path(args.results) / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    if row == "T=4 + distillation":
+    if row in FROM_TEACHER:
         run(setting, "T=32", seed, args)
     cmd = command(setting, row, seed, Path(args.work))
     t0 = time.time()
@@ -90,7 +98,8 @@ def report(args) -> str:
             v = res.get((s, row))
             cells.append("–" if not v else f"{statistics.mean(v):.2f}" + (f" ± {statistics.stdev(v):.2f}" if len(v) > 1
                                                                            else "") + f" (n={len(v)})")
-        lines.append(f"| {row} | {TUTORIAL[row]:.1f} | " + " | ".join(cells) + " |")
+        tut = "–" if TUTORIAL[row] is None else f"{TUTORIAL[row]:.1f}"
+        lines.append(f"| {row} | {tut} | " + " | ".join(cells) + " |")
     lines += ["", "Settings (options shared by the four rows; everything else the CLI's defaults):", ""]
     lines += [f"* `{s}`: `{' '.join(o)}`" for s, o in SETTINGS.items()]
     return "\n".join(lines)
