@@ -770,10 +770,12 @@ READING = [
     "(all inside the seed noise) and costs 0.17 points at T=2. It stays an opt-in option "
     "(`--feature-weight`, 0 by default) and is in no recipe.",
     "* **Event input has no gap to recover at this budget**: the T=32 teacher (92.60 ± 0.17) is *worse* "
-    "than the T=8 student from scratch (≈ 96.0): 32 bins of a ~300 ms recording hold < 1 event per "
-    "pixel and bin, the leak (>>> 4 per step) forgets most of them before the readout, and 3 epochs do "
-    "not learn around it. Temporal KD from that teacher pulls the students down (T=8: 91.8–91.9). The "
-    "event rows are the 'no gap' case; the shipped `mnist-saccade-t4` is trained without distillation.",
+    "than the students from scratch at T=8, 4 and 2 (96.02, 96.11, 95.28) and only T=1 (90.47) is below "
+    "it: 32 bins of a ~300 ms recording hold < 1 event per pixel and bin, the leak (>>> 4 per step) "
+    "forgets most of them before the readout, and 3 epochs do not learn around it. Temporal KD from that "
+    "teacher pulls every student down by 4.4–5.5 points (T=8 91.63, T=4 90.61, T=2 89.11, T=1 84.96; "
+    "below the teacher itself at T=1). The event rows are the 'no gap' case; the shipped "
+    "`mnist-saccade-t4` is trained without distillation.",
     "* **The tutorial's table in its own weak setting** (one epoch, rate + spike_count, no shifts, 3 seeds): "
     "T=32 96.00 ± 0.06, T=8 95.62 ± 0.17, T=4 94.99 ± 0.17, T=4 + temporal KD 95.83 ± 0.22 — the "
     "tutorial's 95.8 % for the distilled row, and 83 % of the gap recovered. But the warm start alone "
