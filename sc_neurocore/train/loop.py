@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import class_count
-from .config import TrainConfig, _check_train_config, check_limit
+from .config import TrainConfig, _check_train_config, check_limit, default_self_teacher_T
 from .distributed import World, all_reduce_sum, check_global_batch, current_world, shard_bounds
 from .model import SpikingMLP
 
@@ -285,7 +285,6 @@ class _TeacherCache:
     def __init__(self, teacher: nn.Module, x: torch.Tensor, max_shift: int, batch_size: int = 1000,
                  world: World | None = None, T: int | None = None) -> None:
         self.a = max_shift
-        self.T = T
         world = world or World()
         key = self._key(teacher, x, max_shift, T) + (f"-{world.rank}/{world.size}" if world.distributed else "")
         if _TeacherCache._last[0] == key:
@@ -422,8 +421,8 @@ def _batch_loss(model: nn.Module, tc: TrainConfig, teacher: nn.Module | None, tr
         if tc.feature_weight:
             check_feature_teacher(model.cfg.sizes, teacher)
     elif tc.method in ("self", "mixed"):
-        distiller = SelfDistiller(tc.teacher_T or 32, model.cfg.T, tc.temperature, alpha=tc.alpha,
-                                  entropy_weight=tc.entropy_weight, mode="temporal")
+        distiller = SelfDistiller(tc.teacher_T or default_self_teacher_T(model.cfg.T), model.cfg.T, tc.temperature,
+                                  alpha=tc.alpha, entropy_weight=tc.entropy_weight, mode="temporal")
     elif tc.method != "none":
         raise ValueError(f"unknown method {tc.method!r}")
     tcache = None
@@ -632,7 +631,7 @@ def fit(model: nn.Module, data: Data, tc: TrainConfig, *, teacher: nn.Module | N
     opt = make_optimizer(model, tc.lr, tc.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch,
                                                 pct_start=0.15, anneal_strategy="cos")
-    trained = _MixedT(model, tc.teacher_T or 32) if tc.method == "mixed" else model
+    trained = _MixedT(model, tc.teacher_T or default_self_teacher_T(model.cfg.T)) if tc.method == "mixed" else model
     wrapped = _ddp(trained, dev, world) if world.distributed else None
     batch_loss = _batch_loss(model, tc, teacher, trx, log, forward=wrapped, world=world)
     rng = np.random.default_rng(tc.seed)
