@@ -307,7 +307,9 @@ def _run_distill(args, world) -> int:
     from ..train import distill_model
 
     _check_distill_options(args)
-    if args.teacher is None and args.method not in ("self", "mixed"):
+    from ..train.config import SELF_METHODS
+
+    if args.teacher is None and args.method not in SELF_METHODS:
         raise ValueError(f"--method {args.method} needs --teacher CHECKPOINT (a .pt written by `sc-neurocore train`)")
     if args.teacher is not None and not Path(args.teacher).exists():
         raise FileNotFoundError(f"teacher checkpoint not found: {args.teacher}")
