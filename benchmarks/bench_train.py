@@ -16,6 +16,11 @@ honesty about where the speed-up comes from: what remains is our LIF
 implementation (one autograd node per layer with a hand-written BPTT, integer
 tricks that need fewer tensor ops per step).
 
+``--kd TT TS`` adds the distillation rows: a ``TT``-step teacher (no gradient) and a ``TS``-step student
+trained on temporal KD (the same :class:`~sc_neurocore.distillation.TemporalDistillationLoss` for both
+frameworks), the teacher's forward included in every step; and ours with the teacher's logits cached (what
+the trainer does when nothing shifts the images; the one-off table is timed separately).
+
 Writes ``benchmarks/results/train_speed.json`` and prints a markdown table.
 Needs ``pip install snntorch`` (the ``bench`` extra).
 
@@ -49,7 +54,7 @@ def _ours(cfg: SNNConfig, device):
     model = SpikingMLP(cfg, seed=0).to(device)
     opt = make_optimizer(model, 1e-3)  # what the trainer uses
 
-    def step(xb, yb):
+    def step(xb, yb, idx=None):
         out = model(xb)
         loss = nn.functional.cross_entropy(out.mean_logits, yb)
         opt.zero_grad(set_to_none=True)
@@ -89,7 +94,7 @@ def _snntorch(cfg: SNNConfig, device, hoist: bool):
     net = Net().to(device)
     opt = make_optimizer(net, 1e-3) if hoist else torch.optim.Adam(net.parameters(), lr=1e-3)
 
-    def step(xb, yb):
+    def step(xb, yb, idx=None):
         x = xb.to(torch.float32) / 255.0
         rec = net(x)
         loss = nn.functional.cross_entropy(rec[-1], yb)
@@ -99,20 +104,88 @@ def _snntorch(cfg: SNNConfig, device, hoist: bool):
     return step
 
 
+def _kd_steps(cfg_t: SNNConfig, cfg_s: SNNConfig, x: torch.Tensor, device) -> dict:
+    """The distillation step of each variant: ours (teacher forward every step), ours with the teacher's
+    logits cached, snnTorch (its tutorial style: teacher net at T_t under no_grad, student at T_s)."""
+    from sc_neurocore.distillation import TemporalDistillationLoss
+
+    kd = TemporalDistillationLoss(3.0, 0.5, 0.0, mode="temporal")
+    teacher = SpikingMLP(cfg_t, seed=1).to(device).eval()
+    student = SpikingMLP(cfg_s, seed=0).to(device)
+    opt = make_optimizer(student, 1e-3)
+
+    def train(logits, yb, tl):
+        loss = kd.compute(logits, tl, yb)["total_loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def ours(xb, yb, idx=None):
+        with torch.no_grad():
+            tl = teacher(xb).logits
+        train(student(xb).logits, yb, tl)
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        table = torch.cat([teacher(x[i:i + 1000]).logits for i in range(0, len(x), 1000)], dim=1)  # (T_t, N, C)
+    table_s = (time.perf_counter() - t0, time.process_time() - c0)
+
+    def ours_cached(xb, yb, idx=None):
+        train(student(xb).logits, yb, table[:, idx])
+
+    import snntorch as snn
+
+    def net(cfg, hoist=False):
+        beta = 1.0 - 2.0 ** -cfg.leak_shift if cfg.leak_shift else 1.0
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2 = nn.Linear(cfg.sizes[0], cfg.sizes[1]), nn.Linear(cfg.sizes[1], cfg.sizes[2])
+                self.lif, self.out = snn.Leaky(beta=beta), snn.Leaky(beta=1.0, reset_mechanism="none")
+
+            def forward(self, xf):
+                m1, m2, rec = self.lif.init_leaky(), self.out.init_leaky(), []
+                c1 = self.fc1(xf) if hoist else None
+                for _ in range(cfg.T):
+                    spk, m1 = self.lif(c1 if hoist else self.fc1(xf), m1)
+                    _, m2 = self.out(self.fc2(spk), m2)
+                    rec.append(m2)
+                return torch.stack(rec)
+        return Net().to(device)
+
+    def snntorch_kd(hoist):
+        tnet, snet = net(cfg_t, hoist).eval(), net(cfg_s, hoist)
+        sopt = make_optimizer(snet, 1e-3) if hoist else torch.optim.Adam(snet.parameters(), lr=1e-3)
+
+        def step(xb, yb, idx=None):
+            xf = xb.to(torch.float32) / 255.0
+            with torch.no_grad():
+                tl = tnet(xf)
+            loss = kd.compute(snet(xf), tl, yb)["total_loss"]
+            sopt.zero_grad(set_to_none=True)
+            loss.backward()
+            sopt.step()
+        return step
+
+    return {"sc_neurocore": ours, "sc_neurocore_cached": ours_cached, "snntorch": snntorch_kd(False),
+            "snntorch_hoisted": snntorch_kd(True)}, table_s
+
+
 def _time(step, x, y, batch, warmup, batches, device):
     n = len(x)
     rng = np.random.default_rng(0)
     order = torch.as_tensor(rng.permutation(n), device=device)
     for i in range(warmup):
         idx = order[(i * batch) % n:(i * batch) % n + batch]
-        step(x[idx], y[idx])
+        step(x[idx], y[idx], idx)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(batches):
         j = ((warmup + i) * batch) % (n - batch)
         idx = order[j:j + batch]
-        step(x[idx], y[idx])
+        step(x[idx], y[idx], idx)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt, dc = time.perf_counter() - t0, time.process_time() - c0
@@ -130,6 +203,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3, help="interleaved timings per variant; the median is reported")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--kd", type=int, nargs=2, metavar=("TT", "TS"), help="also time T=TT -> T=TS distillation")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_speed.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -168,6 +242,28 @@ def main(argv=None) -> int:
         res["ratio"] = round(res["sc_neurocore"] / res["snntorch"], 3)
         res["ratio_vs_hoisted"] = round(res["sc_neurocore"] / res["snntorch_hoisted"], 3)
         rows.append(res)
+    kd_rows = []
+    if args.kd:
+        tt, ts = args.kd
+        steps, table_s = _kd_steps(SNNConfig(sizes=(784, args.hidden, 10), T=tt),
+                                   SNNConfig(sizes=(784, args.hidden, 10), T=ts), x, device)
+        times = {name: [] for name in steps}
+        for _ in range(args.repeats):
+            for name, step in steps.items():
+                torch.manual_seed(0)
+                times[name].append(_time(step, x, y, args.batch_size, args.warmup, args.batches, device))
+        res = {"T_teacher": tt, "T_student": ts,
+               "teacher_table_s": round(table_s[1] if args.threads == 1 and device.type == "cpu" else table_s[0], 2)}
+        for name in steps:
+            wall = statistics.median(w for w, _ in times[name])
+            cpu = statistics.median(c for _, c in times[name])
+            res[name] = round(cpu if (device.type == "cpu" and args.threads == 1) else wall, 2)
+            res[name + "_wall"] = round(wall, 2)
+            print(f"KD T={tt}->{ts} {name}: {res[name]:.2f} s/epoch (wall {wall:.2f} s)", file=sys.stderr)
+        res["ratio"] = round(res["sc_neurocore"] / res["snntorch"], 3)
+        res["ratio_cached"] = round(res["sc_neurocore_cached"] / res["snntorch"], 3)
+        res["ratio_vs_hoisted"] = round(res["sc_neurocore"] / res["snntorch_hoisted"], 3)
+        kd_rows.append(res)
     result = {
         "benchmark": "seconds per 50k-image MNIST training epoch (extrapolated from timed steps)",
         "sizes": [784, args.hidden, 10], "batch_size": args.batch_size, "threads": args.threads,
@@ -177,6 +273,9 @@ def main(argv=None) -> int:
         "snntorch_hoisted": "snnTorch with fc1(x) computed once per image and fused Adam (our two generic tricks)",
         "torch": torch.__version__, "snntorch": snntorch.__version__, "python": platform.python_version(),
         "machine": platform.machine(), "cpu_count": __import__("os").cpu_count(), "rows": rows,
+        "kd_rows": kd_rows,
+        "kd": "temporal KD, teacher forward (no gradient) in every step; *_cached: the teacher's logits looked up "
+              "(the trainer's cache without shifts), its one-off table in teacher_table_s",
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +284,10 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['T']} | {r['sc_neurocore']:.1f} | {r['snntorch']:.1f} | {r['ratio']:.2f}x | "
+              f"{r['snntorch_hoisted']:.1f} | {r['ratio_vs_hoisted']:.2f}x |")
+    for r in kd_rows:
+        print(f"| KD {r['T_teacher']}->{r['T_student']} | {r['sc_neurocore']:.1f} (cached teacher: "
+              f"{r['sc_neurocore_cached']:.1f}) | {r['snntorch']:.1f} | {r['ratio']:.2f}x ({r['ratio_cached']:.2f}x) | "
               f"{r['snntorch_hoisted']:.1f} | {r['ratio_vs_hoisted']:.2f}x |")
     print(f"(784-{args.hidden}-10, batch {args.batch_size}, {args.threads} thread(s), {args.device}; "
           f"written to {out})")
