@@ -75,12 +75,15 @@ TEACHER_T = 32
 METHODS = ("none", "average", "temporal", "self")
 CONTROL = "init"
 #: methods added after a group's first rows: run on their own pinned commit (see :func:`code_key`)
-LATER_METHODS = ("mixed", "feature", "feature-lo", "feature-hi")
+LATER_METHODS = ("mixed", "feature", "feature-lo", "feature-hi", "mixed-4x")
+#: ``mixed-4x``: ``mixed`` whose long run is 4 x the student's T (T=2 -> 8, T=4 -> 16), not 32
+MIXED_FACTOR = 4
 #: the feature-distillation rows: temporal KD plus this weight on the hidden-spike matching term
 FEATURE_WEIGHTS = {"feature": 1.0, "feature-lo": 0.25, "feature-hi": 4.0}
 #: (group, setting, T) -> the later methods run there (issue 16 item 4: does self-distillation pay?)
-LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed", "feature", "feature-lo", "feature-hi"), ("128", "direct+membrane", 4): ("mixed",),
-                ("128", "rate+spike_count", 2): ("mixed", "feature")}
+LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed", "feature", "feature-lo", "feature-hi", "mixed-4x"),
+                ("128", "direct+membrane", 4): ("mixed",),
+                ("128", "rate+spike_count", 2): ("mixed", "feature", "mixed-4x")}
 METHOD_LABEL = {
     "teacher": "teacher, T=32",
     "none": "from scratch",
@@ -92,6 +95,7 @@ METHOD_LABEL = {
     "feature": "`temporal` + feature KD (w=1)",
     "feature-lo": "`temporal` + feature KD (w=0.25)",
     "feature-hi": "`temporal` + feature KD (w=4)",
+    "mixed-4x": "`mixed`, long run at 4 x T",
 }
 #: group -> (teacher sizes, student sizes)
 GROUPS = {"128": ("784-128-10", "784-128-10"), "512to32": ("784-512-10", "784-32-10"),
@@ -150,7 +154,7 @@ class Run:
 
     @property
     def random_init(self) -> bool:
-        return self.method in ("none", "self", "mixed", "teacher") or GROUPS[self.group][0] != GROUPS[self.group][1]
+        return self.method in ("none", "self", "mixed", "mixed-4x", "teacher") or GROUPS[self.group][0] != GROUPS[self.group][1]
 
 
 def plan(args) -> list[Run]:
@@ -279,6 +283,8 @@ def command(run: Run, args) -> list[str]:
     cmd = _cli() + ["distill", *common, "--lr", f"{lr:g}"]
     if run.method in ("self", "mixed"):
         return cmd + ["--method", run.method, "--teacher-T", str(TEACHER_T)]
+    if run.method == "mixed-4x":
+        return cmd + ["--method", "mixed", "--teacher-T", str(MIXED_FACTOR * run.T)]
     teacher_pt = work / f"{run.teacher().key(args)}.pt"
     cmd += ["--teacher", str(teacher_pt), "--init", "random" if run.random_init else "teacher"]
     if run.method == "init":
@@ -679,6 +685,11 @@ def _mixed_section(S, ns: int, summary: dict) -> list[str]:
             if cm is not None:
                 summary["cells"].append({"group": group, "setting": st, "sizes": GROUPS[group][1], "T": T,
                                          "method": m, **cm, "gap_recovered": gap(cm, sc, teacher)[0]})
+        m4 = S(group, st, T, "mixed-4x")
+        if m4 is not None and sc is not None:
+            d, _, v = _diff(m4, sc)
+            L.append(f"|  |  |  |  |  |  |  | long run at T={MIXED_FACTOR * T}: {_fmt(m4, ns)} | "
+                     f"{gap(m4, sc, teacher)[1]} | {d:+.2f} ({v}) |")
         for m, w in FEATURE_WEIGHTS.items():
             f = S(group, st, T, m)
             if f is not None and c["temporal"] is not None:
