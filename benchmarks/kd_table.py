@@ -83,7 +83,8 @@ FEATURE_WEIGHTS = {"feature": 1.0, "feature-lo": 0.25, "feature-hi": 4.0}
 #: (group, setting, T) -> the later methods run there (issue 16 item 4: does self-distillation pay?)
 LATER_BLOCKS = {("128", "rate+spike_count", 4): ("mixed", "feature", "feature-lo", "feature-hi", "mixed-4x"),
                 ("128", "direct+membrane", 4): ("mixed",),
-                ("128", "rate+spike_count", 2): ("mixed", "feature", "mixed-4x")}
+                ("128", "rate+spike_count", 2): ("mixed", "feature", "mixed-4x"),
+                ("128", "rate+spike_count", 1): ("mixed-4x",)}
 METHOD_LABEL = {
     "teacher": "teacher, T=32",
     "none": "from scratch",
