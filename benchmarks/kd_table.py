@@ -783,8 +783,10 @@ READING = [
     "vs 96.56 ± 0.05 (+0.37, long run at T=32; +0.20 with it at T=16), T=2 95.80 ± 0.21 vs 95.38 ± 0.25 "
     "(+0.41, long run at T=8; at T=32 it costs 0.76: the shared weights are pulled to an optimum 16x the "
     "student's steps away), T=1 92.92 ± 0.21 vs 92.59 ± 0.31 (+0.33, long run at T=4). So the rule is "
-    "`--method mixed --teacher-T` 32 for T=4 and 4 x T below. Where there is no gap (direct + membrane) "
-    "it costs 0.40. No separate teacher is trained for any of these.",
+    "`--method mixed --teacher-T` 32 for T=4 and 4 x T below, for a spike-count readout. With a membrane "
+    "readout it does not pay: direct + membrane −0.22 / −0.28 / −0.61 at T=4 / 2 / 1 (long run at 4 x T; "
+    "−0.40 with T=32 at T=4), rate + membrane −0.06 / +0.01 / +0.22. No separate teacher is trained "
+    "for any of these.",
     "* **Feature distillation does not help here**: matching the hidden spikes per step to the teacher's "
     "firing rates on top of `temporal` changes T=4 by −0.02 / −0.06 / −0.13 points at weights 1 / 0.25 / 4 "
     "(all inside the seed noise) and costs 0.17 points at T=2. It stays an opt-in option "
