@@ -33,13 +33,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .kinds import Registry
-from .params import INPUT_FORMAT, EventInput, LayerParams, NetworkParams, PixelInput, lfsr_thresholds
+from .params import INPUT_FORMAT, ConvParams, EventInput, LayerParams, NetworkParams, PixelInput, lfsr_thresholds
 
 __all__ = ["LIFState", "InferenceResult", "encode_input", "layer_current", "lif_step", "infer", "check_pixels",
            "check_events", "rebin_events",
            "LAYERS", "INPUTS"]
 
-#: The golden model's layer kinds: ``current(x, layer, x_max) -> I`` (spec §4 steps 1-2).
+#: The golden model's layer kinds: ``current(x, layer, x_max) -> I`` (spec §4 steps 1-2, one value per
+#: neuron) and ``emit(spikes, layer) -> x`` (what the next layer reads, spec §4.7).
 LAYERS: Registry = Registry("golden model", "layer")
 #: The golden model's input kinds: ``check(stage, samples, n_inputs)`` and ``encode(stage, samples, T, t) -> x_0[t]``.
 INPUTS: Registry = Registry("golden model", "input")
@@ -177,6 +178,16 @@ class DenseGolden:
     def current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
         return _dense_current(x, layer, x_max)
 
+    @staticmethod
+    def emit(spikes: np.ndarray, layer: LayerParams) -> np.ndarray:
+        return spikes
+
+
+def _exact_dtype(bound: int):
+    """float32 when every partial sum is an integer below 2**24 (its mantissa holds them all, in any
+    summation order), else float64 (the parameter ranges keep bounds below 2**53)."""
+    return np.float32 if bound < (1 << 24) else np.float64
+
 
 def _dense_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
     """``I = (x @ W) >>> s`` for a batch ``x`` of shape (B, n_in) with 0 <= x <= x_max.
@@ -186,10 +197,58 @@ def _dense_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
     in float64 (the bound is < 2**47 by the parameter ranges); both hold every
     integer involved exactly, so the result equals integer arithmetic.
     """
-    bound = int(x_max) * int(np.abs(layer.weight).sum(axis=0).max())
-    dt = np.float32 if bound < (1 << 24) else np.float64
+    dt = _exact_dtype(int(x_max) * int(np.abs(layer.weight).sum(axis=0).max()))
     a = (x.astype(dt) @ layer.weight.astype(dt)).astype(np.int64)
     return a >> layer.current_shift
+
+
+#: Most elements of one im2col patch block of :func:`_conv_current` (64 MiB of float32).
+_PATCH_ELEMENTS = 1 << 24
+
+
+@LAYERS.register("conv")
+class ConvGolden:
+    """A convolution layer (:class:`~sc_neurocore.params.ConvParams`), channel-major in and out."""
+
+    @staticmethod
+    def current(x: np.ndarray, layer: ConvParams, x_max: int) -> np.ndarray:
+        return _conv_current(x, layer, x_max)
+
+    @staticmethod
+    def emit(spikes: np.ndarray, layer: ConvParams) -> np.ndarray:
+        """Sum-pool the ``(B, C*H_o*W_o)`` spikes over ``pool x pool`` windows (spec §4.7)."""
+        q = layer.pool
+        if q == 1:
+            return spikes
+        c, h, w = layer.conv_shape
+        s = spikes.reshape(spikes.shape[0], c, h // q, q, w // q, q).sum(axis=(3, 5), dtype=np.int64)
+        return s.reshape(spikes.shape[0], -1)
+
+
+def _conv_current(x: np.ndarray, layer: ConvParams, x_max: int) -> np.ndarray:
+    """``I = conv(x, W) >>> s`` for a batch ``x`` of shape (B, C_in*H*W), as im2col and one matrix product.
+
+    The receptive field of output channel ``co`` bounds its partial sums by ``x_max * sum |W[co]|``, so the
+    same float32/float64 rule as the dense layer makes the product exact. Patches are built in blocks of
+    the batch (at most :data:`_PATCH_ELEMENTS` values) so memory stays bounded for any batch.
+    """
+    B = x.shape[0]
+    c, h, w = layer.in_shape
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    co, ho, wo = layer.conv_shape
+    dt = _exact_dtype(int(x_max) * int(np.abs(layer.weight).reshape(co, -1).sum(axis=1).max()))
+    wmat = layer.weight.reshape(co, -1).T.astype(dt)                 # (C_in*K*K, C_out), (ci, ky, kx) order
+    out = np.empty((B, co, ho * wo), dtype=np.int64)
+    step = max(1, _PATCH_ELEMENTS // (ho * wo * c * k * k))
+    for b0 in range(0, B, step):
+        xb = x[b0:b0 + step].reshape(-1, c, h, w).astype(dt)
+        if p:
+            xb = np.pad(xb, ((0, 0), (0, 0), (p, p), (p, p)))
+        win = np.lib.stride_tricks.sliding_window_view(xb, (k, k), axis=(2, 3))[:, :, ::s, ::s][:, :, :ho, :wo]
+        # (b, ci, yo, xo, ky, kx) -> (b, yo, xo, ci, ky, kx): one row per output position
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, ho * wo, c * k * k)
+        out[b0:b0 + step] = (cols @ wmat).astype(np.int64).transpose(0, 2, 1)
+    return out.reshape(B, -1) >> layer.current_shift
 
 
 def lif_step(state: LIFState, current: np.ndarray, layer: LayerParams, reset: str,
@@ -213,9 +272,9 @@ def lif_step(state: LIFState, current: np.ndarray, layer: LayerParams, reset: st
 def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
     B = px.shape[0]
     layers = params.layers
-    states = [LIFState.zeros(B, layer.n_out) for layer in layers]
-    counts = [np.zeros((B, layer.n_out), dtype=np.int64) for layer in layers]
-    trains = [np.zeros((params.T, B, layer.n_out), dtype=np.uint8) for layer in layers] if record else None
+    states = [LIFState.zeros(B, layer.n_neurons) for layer in layers]
+    counts = [np.zeros((B, layer.n_neurons), dtype=np.int64) for layer in layers]
+    trains = [np.zeros((params.T, B, layer.n_neurons), dtype=np.uint8) for layer in layers] if record else None
     trace = np.zeros((params.T, B, layers[-1].n_out), dtype=np.int64) if record else None
     if params.input.constant:
         # Spec §3.1: layer 1's current is the same at every timestep.
@@ -232,12 +291,13 @@ def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
             if li == 0:
                 cur = first[t]
             else:
-                cur = layer_current(x, layer, 1)
+                cur = layer_current(x, layer, params.input_max(li))
             spk = params.spiking(li)
-            states[li], x = lif_step(states[li], cur, layer, params.reset, spk)
-            counts[li] += x
+            states[li], z = lif_step(states[li], cur, layer, params.reset, spk)
+            counts[li] += z
             if record:
-                trains[li][t] = x
+                trains[li][t] = z
+            x = LAYERS(layer).emit(z, layer)
         if record:
             trace[t] = x if params.readout == "spike_count" else states[-1].v
     scores = counts[-1] if params.readout == "spike_count" else states[-1].v

@@ -8,6 +8,7 @@ naming the offending field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
@@ -18,7 +19,7 @@ from .fixedpoint import FixedFormat
 
 __all__ = [
     "ENCODINGS", "RESETS", "READOUTS", "INPUT_FORMAT", "MAX_T",
-    "LayerParams", "PixelInput", "EventInput", "input_stage", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
+    "LayerParams", "ConvParams", "LAYER_TYPES", "PixelInput", "EventInput", "input_stage", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
     "check_choice", "WEIGHT_BITS", "MEMBRANE_BITS", "weight_format", "membrane_format",
 ]
 
@@ -78,8 +79,65 @@ def _check_choice(name: str, value, choices) -> str:
     return value
 
 
+_LIF_INTS = ("weight_bits", "threshold", "leak_shift", "current_shift", "membrane_bits")
+
+
+class _LIFFields:
+    """What every layer kind shares: the LIF fields of spec §1 and the number formats derived from them.
+
+    A kind supplies ``weight`` and the geometry (``n_in``, ``n_out``, ``n_neurons``, ``fan_in``,
+    ``out_max``); the formats below are then the same facts for every kind (spec §6).
+    """
+
+    def _check_lif(self, ndim: int, shape_text: str) -> None:
+        wb = _check_int("weight_bits", self.weight_bits, *WEIGHT_BITS)
+        mb = _check_int("membrane_bits", self.membrane_bits, *MEMBRANE_BITS)
+        _check_int("threshold", self.threshold, 1, (1 << (mb - 1)) - 1)
+        _check_int("leak_shift", self.leak_shift, 0, mb - 1)
+        _check_int("current_shift", self.current_shift, 0, 31)
+        w = self.weight
+        if not isinstance(w, np.ndarray):
+            raise TypeError(f"weight must be a numpy array, not {type(w).__name__}")
+        if w.dtype.kind not in "iu":
+            raise TypeError(f"weight must have an integer dtype, not {w.dtype}")
+        if w.ndim != ndim or min(w.shape, default=0) < 1:
+            raise ValueError(f"weight must be a non-empty {ndim}-D {shape_text}, not shape {w.shape}")
+        fmt = FixedFormat(wb, symmetric=True)
+        if not fmt.contains(w):
+            raise ValueError(
+                f"weight values must fit weight_bits={wb} (range {fmt.min}..{fmt.max}), "
+                f"found {int(w.min())}..{int(w.max())}")
+        w = np.ascontiguousarray(w, dtype=np.int64)
+        w.setflags(write=False)
+        object.__setattr__(self, "weight", w)
+        for name in _LIF_INTS:
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    @property
+    def weight_format(self) -> FixedFormat:
+        return weight_format(self.weight_bits)
+
+    @property
+    def membrane_format(self) -> FixedFormat:
+        return membrane_format(self.membrane_bits)
+
+    def accumulator_format(self, x_max: int) -> FixedFormat:
+        """Signed format that holds every weighted sum ``a`` exactly (spec §6): ``fan_in`` terms of at most
+        ``x_max * max|W|``."""
+        bound = self.fan_in * int(x_max) * self.weight_format.max
+        return FixedFormat(max(2, bound.bit_length() + 1), overflow="error")
+
+    def current_format(self, x_max: int) -> FixedFormat:
+        """Signed format holding ``I = a >>> current_shift``."""
+        acc = self.accumulator_format(x_max)
+        return FixedFormat(max(2, acc.width - self.current_shift), overflow="error")
+
+    def _lif_values(self) -> tuple:
+        return tuple(getattr(self, name) for name in _LIF_INTS)
+
+
 @dataclass(frozen=True, eq=False)
-class LayerParams:
+class LayerParams(_LIFFields):
     """One fully connected LIF layer: the ``dense`` layer kind (``docs/architecture.md``).
 
     ``weight`` is input-major: shape ``(n_in, n_out)``, ``weight[i, j]``
@@ -97,28 +155,7 @@ class LayerParams:
     membrane_bits: int = 16
 
     def __post_init__(self) -> None:
-        wb = _check_int("weight_bits", self.weight_bits, *WEIGHT_BITS)
-        mb = _check_int("membrane_bits", self.membrane_bits, *MEMBRANE_BITS)
-        _check_int("threshold", self.threshold, 1, (1 << (mb - 1)) - 1)
-        _check_int("leak_shift", self.leak_shift, 0, mb - 1)
-        _check_int("current_shift", self.current_shift, 0, 31)
-        w = self.weight
-        if not isinstance(w, np.ndarray):
-            raise TypeError(f"weight must be a numpy array, not {type(w).__name__}")
-        if w.dtype.kind not in "iu":
-            raise TypeError(f"weight must have an integer dtype, not {w.dtype}")
-        if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
-            raise ValueError(f"weight must be a non-empty 2-D (n_in, n_out) matrix, not shape {w.shape}")
-        fmt = FixedFormat(wb, symmetric=True)
-        if not fmt.contains(w):
-            raise ValueError(
-                f"weight values must fit weight_bits={wb} (range {fmt.min}..{fmt.max}), "
-                f"found {int(w.min())}..{int(w.max())}")
-        w = np.ascontiguousarray(w, dtype=np.int64)
-        w.setflags(write=False)
-        object.__setattr__(self, "weight", w)
-        for name in ("weight_bits", "threshold", "leak_shift", "current_shift", "membrane_bits"):
-            object.__setattr__(self, name, int(getattr(self, name)))
+        self._check_lif(2, "(n_in, n_out) matrix")
 
     # -- derived facts (read these; never re-derive them by hand) ---------
     @property
@@ -130,29 +167,138 @@ class LayerParams:
         return self.weight.shape[1]
 
     @property
-    def weight_format(self) -> FixedFormat:
-        return weight_format(self.weight_bits)
+    def n_neurons(self) -> int:
+        """Neurons (membranes) of the layer; a dense layer's outputs are its neurons' spikes."""
+        return self.n_out
 
     @property
-    def membrane_format(self) -> FixedFormat:
-        return membrane_format(self.membrane_bits)
+    def fan_in(self) -> int:
+        """Terms of one neuron's weighted sum (spec §6)."""
+        return self.n_in
 
-    def accumulator_format(self, x_max: int) -> FixedFormat:
-        """Signed format that holds every weighted sum ``a`` exactly (spec §6)."""
-        bound = self.n_in * int(x_max) * self.weight_format.max
-        return FixedFormat(max(2, bound.bit_length() + 1), overflow="error")
-
-    def current_format(self, x_max: int) -> FixedFormat:
-        """Signed format holding ``I = a >>> current_shift``."""
-        acc = self.accumulator_format(x_max)
-        return FixedFormat(max(2, acc.width - self.current_shift), overflow="error")
+    @property
+    def out_max(self) -> int:
+        """Largest value one output of the layer carries to the next layer (a spike: 1)."""
+        return 1
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, LayerParams):
             return NotImplemented
-        return (np.array_equal(self.weight, other.weight)
-                and (self.weight_bits, self.threshold, self.leak_shift, self.current_shift, self.membrane_bits)
-                == (other.weight_bits, other.threshold, other.leak_shift, other.current_shift, other.membrane_bits))
+        return np.array_equal(self.weight, other.weight) and self._lif_values() == other._lif_values()
+
+
+#: Largest side of a conv layer's kernel, stride, padding and pooling window, and of its input (spec §1).
+MAX_KERNEL = 15
+MAX_SIDE = 4096
+
+
+def _check_shape3(name: str, shape) -> tuple[int, int, int]:
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
+        raise ValueError(f"{name} must be (channels, height, width), not {shape!r}")
+    return tuple(_check_int(f"{name}[{i}]", v, 1, MAX_SIDE if i else 1 << 16) for i, v in enumerate(shape))
+
+
+@dataclass(frozen=True, eq=False)
+class ConvParams(_LIFFields):
+    """A 2-D convolution layer of LIF neurons: the ``conv`` layer kind (spec §1, §4.1).
+
+    ``weight`` has shape ``(C_out, C_in, K, K)`` (the layout of PyTorch and NIR); the input is the previous
+    stage's outputs read as ``in_shape = (C_in, H, W)``, channel-major (``i = c*H*W + y*W + x``).
+    Neuron ``(co, yo, xo)`` sums ``x[ci, yo*stride + ky - padding, xo*stride + kx - padding] * W[co, ci, ky, kx]``
+    over its ``K x K x C_in`` receptive field (positions outside the input are zeros). Its spikes are
+    sum-pooled over non-overlapping ``pool x pool`` windows: the next layer sees ``(C_out, H_o/pool,
+    W_o/pool)`` counts, ``0 .. pool^2`` (``pool = 1``: the spikes themselves).
+    """
+
+    kind: ClassVar[str] = "conv"
+
+    weight: np.ndarray
+    in_shape: tuple
+    weight_bits: int
+    threshold: int
+    leak_shift: int
+    current_shift: int = 0
+    membrane_bits: int = 16
+    stride: int = 1
+    padding: int = 0
+    pool: int = 1
+
+    def __post_init__(self) -> None:
+        self._check_lif(4, "(C_out, C_in, K, K) array")
+        c, h, w = _check_shape3("in_shape", self.in_shape)
+        object.__setattr__(self, "in_shape", (c, h, w))
+        co, ci, kh, kw = self.weight.shape
+        if kh != kw:
+            raise ValueError(f"the kernel must be square (K x K), not {kh} x {kw}")
+        _check_int("kernel size", kh, 1, MAX_KERNEL)
+        if ci != c:
+            raise ValueError(f"weight has {ci} input channels but in_shape {self.in_shape} has {c}")
+        s = _check_int("stride", self.stride, 1, MAX_KERNEL)
+        p = _check_int("padding", self.padding, 0, kh - 1)
+        q = _check_int("pool", self.pool, 1, MAX_KERNEL)
+        for name, v in (("stride", s), ("padding", p), ("pool", q)):
+            object.__setattr__(self, name, v)
+        ho, wo = (h + 2 * p - kh) // s + 1, (w + 2 * p - kh) // s + 1
+        if h + 2 * p < kh or w + 2 * p < kh:
+            raise ValueError(f"the {kh}x{kh} kernel is larger than the padded input {h + 2 * p}x{w + 2 * p}")
+        if ho % q or wo % q:
+            raise ValueError(f"pool must divide the convolution's output size {ho}x{wo}, not {q!r}")
+
+    # -- derived facts ---------------------------------------------------
+    @property
+    def kernel(self) -> int:
+        return self.weight.shape[2]
+
+    @property
+    def channels(self) -> int:
+        """Output channels ``C_out``."""
+        return self.weight.shape[0]
+
+    @property
+    def conv_shape(self) -> tuple[int, int, int]:
+        """``(C_out, H_o, W_o)``: the neurons, ``H_o = (H + 2*padding - K) // stride + 1``."""
+        _, h, w = self.in_shape
+        k, p, s = self.kernel, self.padding, self.stride
+        return self.channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """``(C_out, H_o/pool, W_o/pool)``: what the next layer reads."""
+        c, h, w = self.conv_shape
+        return c, h // self.pool, w // self.pool
+
+    @property
+    def n_in(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def n_out(self) -> int:
+        return math.prod(self.out_shape)
+
+    @property
+    def n_neurons(self) -> int:
+        return math.prod(self.conv_shape)
+
+    @property
+    def fan_in(self) -> int:
+        """Terms of one neuron's weighted sum: ``K * K * C_in`` (spec §6)."""
+        return self.kernel * self.kernel * self.in_shape[0]
+
+    @property
+    def out_max(self) -> int:
+        """Largest pooled count the next layer sees: ``pool^2``."""
+        return self.pool * self.pool
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ConvParams):
+            return NotImplemented
+        return (np.array_equal(self.weight, other.weight) and self._lif_values() == other._lif_values()
+                and (self.in_shape, self.stride, self.padding, self.pool)
+                == (other.in_shape, other.stride, other.padding, other.pool))
+
+
+#: The layer types a network may hold (the output layer must be dense: its neurons are the classes).
+LAYER_TYPES = (LayerParams, ConvParams)
 
 
 @dataclass(frozen=True)
@@ -254,8 +400,10 @@ class NetworkParams:
         if not isinstance(layers, tuple) or not layers:
             raise ValueError("layers must be a non-empty sequence of LayerParams")
         for i, layer in enumerate(layers):
-            if not isinstance(layer, LayerParams):
-                raise TypeError(f"layers[{i}] must be a LayerParams, not {type(layer).__name__}")
+            if not isinstance(layer, LAYER_TYPES):
+                raise TypeError(f"layers[{i}] must be a LayerParams or ConvParams, not {type(layer).__name__}")
+        if layers[-1].kind != "dense":
+            raise ValueError(f"the output layer must be dense (its neurons are the classes), not {layers[-1].kind!r}")
         for i in range(1, len(layers)):
             if layers[i].n_in != layers[i - 1].n_out:
                 raise ValueError(
@@ -286,8 +434,9 @@ class NetworkParams:
         return index < len(self.layers) - 1 or self.readout == "spike_count"
 
     def input_max(self, index: int) -> int:
-        """Largest value an input of layer ``index`` (0-based) can carry."""
-        return self.input.x_max if index == 0 else 1
+        """Largest value an input of layer ``index`` (0-based) can carry: the input stage's for layer 1,
+        else what the previous layer emits (a spike, or a pooled count of a conv layer)."""
+        return self.input.x_max if index == 0 else self.layers[index - 1].out_max
 
     @property
     def input_shift(self) -> int:

@@ -27,14 +27,58 @@ def lfsr_R(seed: int, T: int, n: int):
     return R
 
 
+def naive_weighted_sums(layer: dict, x: list) -> list:
+    """Spec §4.1 for one layer: the exact weighted sum of every neuron, in the layer's neuron order.
+
+    dense: ``a[j] = sum_i x[i] * W[i][j]``. conv: neuron (co, yo, xo), channel-major, sums
+    ``x[ci, yo*S + ky - P, xo*S + kx - P] * W[co][ci][ky][kx]`` over positions inside the input."""
+    if layer.get("kind", "dense") == "dense":
+        W = layer["W"]
+        return [sum(x[i] * W[i][j] for i in range(len(x))) for j in range(len(W[0]))]
+    W, (C, H, Wd), S, P = layer["W"], layer["in_shape"], layer["stride"], layer["padding"]
+    K = len(W[0][0])
+    Ho, Wo = (H + 2 * P - K) // S + 1, (Wd + 2 * P - K) // S + 1
+    out = []
+    for co in range(len(W)):
+        for yo in range(Ho):
+            for xo in range(Wo):
+                a = 0
+                for ci in range(C):
+                    for ky in range(K):
+                        for kx in range(K):
+                            y, xx = yo * S + ky - P, xo * S + kx - P
+                            if 0 <= y < H and 0 <= xx < Wd:
+                                a += x[ci * H * Wd + y * Wd + xx] * W[co][ci][ky][kx]
+                out.append(a)
+    return out
+
+
+def naive_outputs(layer: dict, z: list) -> list:
+    """What the next layer reads (spec §4.7): a dense layer's spikes; a conv layer's spikes summed over
+    non-overlapping pool x pool windows, channel-major."""
+    if layer.get("kind", "dense") == "dense" or layer["pool"] == 1:
+        return z
+    W, (C, H, Wd), S, P, q = layer["W"], layer["in_shape"], layer["stride"], layer["padding"], layer["pool"]
+    K = len(W[0][0])
+    Ho, Wo = (H + 2 * P - K) // S + 1, (Wd + 2 * P - K) // S + 1
+    out = []
+    for co in range(len(W)):
+        for py in range(Ho // q):
+            for px in range(Wo // q):
+                out.append(sum(z[co * Ho * Wo + (py * q + dy) * Wo + px * q + dx]
+                               for dy in range(q) for dx in range(q)))
+    return out
+
+
 def naive_infer(net: dict, pixels: list):
     """net: {"T", "encoding", "reset", "readout", "rate_seed", "layers": [{"W": list of rows (n_in x n_out),
     "theta", "k", "s", "m"}]}. Returns (class, scores, spikes[layer][t][j])."""
     T = net["T"]
     layers = net["layers"]
     L = len(layers)
-    v = [[0] * len(layer["W"][0]) for layer in layers]
-    spikes = [[[0] * len(layer["W"][0]) for _ in range(T)] for layer in layers]
+    n = [len(naive_weighted_sums(layer, [0] * _n_inputs(layer))) for layer in layers]
+    v = [[0] * n[li] for li in range(L)]
+    spikes = [[[0] * n[li] for _ in range(T)] for li in range(L)]
     R = lfsr_R(net["rate_seed"], T, len(pixels)) if net["encoding"] == "rate" else None
     for t in range(T):
         if net["encoding"] == "events":
@@ -46,17 +90,14 @@ def naive_infer(net: dict, pixels: list):
         else:
             x = [1 if pixels[i] > R[t][i] else 0 for i in range(len(pixels))]
         for li, layer in enumerate(layers):
-            W = layer["W"]
-            n_out = len(W[0])
+            n_out = n[li]
+            sums = naive_weighted_sums(layer, x)
             m = layer["m"]
             lo, hi = -(2 ** (m - 1)), 2 ** (m - 1) - 1
             spiking = li < L - 1 or net["readout"] == "spike_count"
             out = [0] * n_out
             for j in range(n_out):
-                a = 0
-                for i in range(len(x)):
-                    a += x[i] * W[i][j]
-                current = asr(a, layer["s"])
+                current = asr(sums[j], layer["s"])
                 vv = v[li][j]
                 if layer["k"] != 0:
                     vv = vv - asr(vv, layer["k"])
@@ -76,7 +117,7 @@ def naive_infer(net: dict, pixels: list):
                     vv = u
                 v[li][j] = vv
             spikes[li][t] = out
-            x = out
+            x = naive_outputs(layer, out)
     if net["readout"] == "spike_count":
         scores = [sum(spikes[L - 1][t][c] for t in range(T)) for c in range(len(layers[-1]["W"][0]))]
     else:
@@ -86,3 +127,10 @@ def naive_infer(net: dict, pixels: list):
         if scores[c] > scores[best]:
             best = c
     return best, scores, spikes
+
+
+def _n_inputs(layer: dict) -> int:
+    if layer.get("kind", "dense") == "dense":
+        return len(layer["W"])
+    C, H, W = layer["in_shape"]
+    return C * H * W

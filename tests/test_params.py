@@ -24,7 +24,7 @@ def test_params_validation_messages():
         NetworkParams((LayerParams(w, 4, 1, 0), LayerParams(np.zeros((3, 1), dtype=np.int64), 4, 1, 0)), 1)
     with pytest.raises(ValueError, match="layers must be a non-empty sequence"):
         NetworkParams((), 1)
-    with pytest.raises(TypeError, match=r"layers\[0\] must be a LayerParams, not str"):
+    with pytest.raises(TypeError, match=r"layers\[0\] must be a LayerParams or ConvParams, not str"):
         NetworkParams(("x",), 1)
 
 

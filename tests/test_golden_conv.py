@@ -1,0 +1,172 @@
+"""The conv layer kind (spec §1, §4.1, §4.7): its parameters, and the vectorised golden model against the
+naive scalar model written from docs/fixed_point.md, on hypothesis-drawn convolutional networks."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from naive_model import naive_infer
+from sc_neurocore.golden import infer, layer_current
+from sc_neurocore.params import ConvParams, LayerParams, NetworkParams
+
+
+def to_naive(net: NetworkParams) -> dict:
+    layers = []
+    for layer in net.layers:
+        d = {"W": layer.weight.tolist(), "theta": layer.threshold, "k": layer.leak_shift, "s": layer.current_shift,
+             "m": layer.membrane_bits}
+        if layer.kind == "conv":
+            d.update(kind="conv", in_shape=list(layer.in_shape), stride=layer.stride, padding=layer.padding,
+                     pool=layer.pool)
+        layers.append(d)
+    return {"T": net.T, "encoding": net.encoding, "reset": net.reset, "readout": net.readout,
+            "rate_seed": net.rate_seed, "input_bits": net.input_bits, "layers": layers}
+
+
+def _weights(draw, shape, wb):
+    wmax = 2 ** (wb - 1) - 1
+    n = int(np.prod(shape))
+    w = draw(st.lists(st.one_of(st.integers(-wmax, wmax), st.sampled_from([-wmax, wmax, 0])), min_size=n, max_size=n))
+    return np.array(w, dtype=np.int64).reshape(shape)
+
+
+def _lif(draw):
+    wb = draw(st.integers(2, 12))
+    mb = draw(st.integers(4, 20))
+    return dict(weight_bits=wb, threshold=draw(st.integers(1, 2 ** (mb - 1) - 1)),
+                leak_shift=draw(st.integers(0, mb - 1)), current_shift=draw(st.integers(0, 8)), membrane_bits=mb)
+
+
+@st.composite
+def conv_networks(draw, events=False):
+    """1-2 conv layers (odd and even sides, stride 1 and 2, padding 0 and K//2, pooling) then a dense output."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(2, 7)), draw(st.integers(2, 7)))
+    layers = []
+    for _ in range(draw(st.integers(1, 2))):
+        c, h, w = shape
+        k = draw(st.integers(1, min(4, h, w)))
+        padding = draw(st.sampled_from(sorted({0, k // 2})))
+        stride = draw(st.integers(1, 2))
+        ho, wo = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        pool = draw(st.sampled_from([q for q in (1, 2, 3) if ho % q == 0 and wo % q == 0]))
+        lif = _lif(draw)
+        layer = ConvParams(_weights(draw, (draw(st.integers(1, 3)), c, k, k), lif["weight_bits"]), shape,
+                           stride=stride, padding=padding, pool=pool, **lif)
+        layers.append(layer)
+        shape = layer.out_shape
+    lif = _lif(draw)
+    layers.append(LayerParams(_weights(draw, (layers[-1].n_out, draw(st.integers(1, 4))), lif["weight_bits"]), **lif))
+    encoding = "events" if events else draw(st.sampled_from(["direct", "rate"]))
+    bits = draw(st.integers(1, 8)) if encoding != "rate" else 8
+    return NetworkParams(tuple(layers), draw(st.sampled_from([1, 2, 3, 7])), encoding,
+                         draw(st.sampled_from(["subtract", "zero"])), draw(st.sampled_from(["spike_count", "membrane"])),
+                         draw(st.integers(1, 0xFFFF)), bits)
+
+
+@st.composite
+def conv_cases(draw):
+    events = draw(st.booleans())
+    net = draw(conv_networks(events))
+    n = net.sizes[0]
+    top = net.input.x_max if events else 255
+    kind = st.sampled_from(["random", "zero", "max"])
+
+    def sample():
+        k = draw(kind)
+        if k == "random":
+            return draw(st.lists(st.one_of(st.integers(0, top), st.sampled_from([0, top])), min_size=n, max_size=n))
+        return [0 if k == "zero" else top] * n
+
+    b = draw(st.integers(1, 2))
+    if events:
+        return net, np.array([[sample() for _ in range(net.T)] for _ in range(b)], dtype=np.int64)
+    return net, np.array([sample() for _ in range(b)], dtype=np.int64)
+
+
+def check_against_naive(net, samples):
+    res = infer(net, samples, record=True)
+    for b, sample in enumerate(samples):
+        cls, scores, spikes = naive_infer(to_naive(net), sample.tolist())
+        assert res.classes[b] == cls
+        assert np.array_equal(res.scores[b], np.array(scores, dtype=np.int64))
+        for li in range(len(net.layers)):
+            assert np.array_equal(res.spikes[li][:, b, :], np.array(spikes[li], dtype=np.uint8))
+            assert np.array_equal(res.spike_counts[li][b], np.array(spikes[li]).sum(axis=0))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(conv_cases())
+def test_conv_golden_equals_naive(case):
+    check_against_naive(*case)
+
+
+def _conv(rng, shape, c_out, k, wb=8, **kw):
+    wmax = 2 ** (wb - 1) - 1
+    return ConvParams(rng.integers(-wmax, wmax + 1, (c_out, shape[0], k, k)), shape, wb, **kw)
+
+
+def test_conv_saturation_large_T_and_all_max():
+    """Extreme weights saturate the membranes; T = 300 steps; all-zero and all-max images."""
+    rng = np.random.default_rng(3)
+    c1 = _conv(rng, (1, 10, 8), 3, 3, threshold=100, leak_shift=2, current_shift=0, membrane_bits=8, padding=1,
+               pool=2)
+    c2 = _conv(rng, c1.out_shape, 2, 2, threshold=3, leak_shift=1, membrane_bits=6, stride=2)
+    out = LayerParams(rng.integers(-7, 8, (c2.n_out, 3)), 4, 5, 0, 0, 12)
+    net = NetworkParams((c1, c2, out), 300, "direct", "subtract", "spike_count")
+    x = np.stack([rng.integers(0, 256, c1.n_in), np.zeros(c1.n_in, np.int64), np.full(c1.n_in, 255)])
+    check_against_naive(net, x)
+    res = infer(net, x, record=True)
+    cur = layer_current(x[2:], c1, 255)
+    assert cur.max() > c1.membrane_format.max      # the all-max image drives the membrane into saturation
+    assert res.spike_counts[0][1].sum() == 0        # all-zero: nothing fires in layer 1 (no negative bias)
+
+
+def test_conv_layer_reads_pooled_counts():
+    """A conv layer after a pooled one sees counts up to pool^2 (spec §6 bounds its sums with x_max = pool^2)."""
+    rng = np.random.default_rng(5)
+    c1 = _conv(rng, (1, 6, 6), 2, 1, threshold=1, leak_shift=0, pool=3)
+    assert c1.out_shape == (2, 2, 2) and c1.out_max == 9
+    c2 = _conv(rng, c1.out_shape, 2, 2, threshold=9, leak_shift=0, padding=1)
+    net = NetworkParams((c1, c2, LayerParams(rng.integers(-127, 128, (c2.n_out, 2)), 8, 9, 0)), 2)
+    assert net.input_max(1) == 9
+    assert c2.accumulator_format(9).max >= 2 * 2 * 2 * 9 * 127
+    check_against_naive(net, np.full((1, 36), 255))
+
+
+def test_conv_params_derived_facts():
+    w = np.zeros((4, 2, 5, 5), dtype=np.int64)
+    c = ConvParams(w, (2, 28, 28), 8, 10, 2, padding=2, pool=2)
+    assert (c.conv_shape, c.out_shape) == ((4, 28, 28), (4, 14, 14))
+    assert (c.n_in, c.n_neurons, c.n_out, c.fan_in, c.out_max) == (1568, 3136, 784, 50, 4)
+    s2 = ConvParams(np.zeros((1, 1, 3, 3), dtype=np.int64), (1, 8, 7), 8, 10, 2, stride=2)
+    assert s2.conv_shape == (1, 3, 3)
+
+
+@pytest.mark.parametrize("kw, exc, message", [
+    (dict(weight=np.zeros((2, 1, 3, 2), np.int64)), ValueError, r"the kernel must be square \(K x K\), not 3 x 2"),
+    (dict(weight=np.zeros((2, 3), np.int64)), ValueError, r"weight must be a non-empty 4-D \(C_out, C_in, K, K\) array"),
+    (dict(in_shape=(2, 8, 8)), ValueError, r"weight has 1 input channels but in_shape \(2, 8, 8\) has 2"),
+    (dict(in_shape=(1, 8)), ValueError, r"in_shape must be \(channels, height, width\), not \(1, 8\)"),
+    (dict(in_shape=(1, 0, 8)), ValueError, r"in_shape\[1\] must be between 1 and 4096, not 0"),
+    (dict(stride=0), ValueError, r"stride must be between 1 and 15, not 0"),
+    (dict(padding=3), ValueError, r"padding must be between 0 and 2, not 3"),
+    (dict(pool=4), ValueError, r"pool must divide the convolution's output size 6x6, not 4"),
+    (dict(in_shape=(1, 2, 2)), ValueError, r"the 3x3 kernel is larger than the padded input 2x2"),
+    (dict(weight=np.full((1, 1, 3, 3), 200)), ValueError, r"weight values must fit weight_bits=8 \(range -127..127\)"),
+    (dict(stride=True), TypeError, r"stride must be an integer, not True"),
+])
+def test_conv_params_refuse_bad_fields(kw, exc, message):
+    args = dict(weight=np.zeros((1, 1, 3, 3), np.int64), in_shape=(1, 8, 8), weight_bits=8, threshold=5,
+                leak_shift=1, pool=2)
+    args.update(kw)
+    with pytest.raises(exc, match=message):
+        ConvParams(**args)
+
+
+def test_network_checks_conv_shapes_and_output_kind():
+    c = ConvParams(np.zeros((2, 1, 3, 3), np.int64), (1, 6, 6), 8, 5, 1, padding=1, pool=2)
+    with pytest.raises(ValueError, match=r"the output layer must be dense \(its neurons are the classes\), not 'conv'"):
+        NetworkParams((c,), 4)
+    with pytest.raises(ValueError, match=r"layers\[1\] has 19 inputs but layers\[0\] has 18 outputs"):
+        NetworkParams((c, LayerParams(np.zeros((19, 2), np.int64), 8, 5, 1)), 4)
