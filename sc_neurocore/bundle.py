@@ -40,13 +40,17 @@ from . import __version__
 from .fileio import atomic_write_bytes
 from .fileio import format_bytes as _nbytes
 from .kinds import KindError, Registry
-from .params import LayerParams, NetworkParams, _check_int
+from .params import ConvParams, LayerParams, NetworkParams, _check_int
 
 __all__ = ["Bundle", "BundleError", "save_bundle", "load_bundle", "random_bundle", "resolve_bundle",
-           "SCHEMA_VERSION", "FORMAT_NAME", "pretrained_names", "pretrained_path", "MAX_WEIGHTS",
+           "SCHEMA_VERSION", "SCHEMA_VERSIONS", "FORMAT_NAME", "pretrained_names", "pretrained_path", "MAX_WEIGHTS",
            "MAX_MANIFEST_BYTES", "MAX_MANIFEST_DEPTH", "LAYER_SCHEMA"]
 
-SCHEMA_VERSION = 1
+#: The schema a bundle with a conv layer is written in; one of dense layers only is still written as
+#: schema 1, so the bytes of every bundle written before conv layers existed stay the same.
+SCHEMA_VERSION = 2
+#: The schemas :func:`load_bundle` reads, and the layer kinds each allows.
+SCHEMA_VERSIONS = {1: ("dense",), 2: ("dense", "conv")}
 FORMAT_NAME = "sc_neurocore.bundle"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # "input_bits" is written only when it is not 8, so bundles without it keep their bytes.
@@ -118,11 +122,58 @@ class DenseSchema:
         }
         return entry, name, array
 
+    @staticmethod
+    def check_shape(shape: list, where: str) -> None:
+        if len(shape) != 2 or not all(_is_count(n) for n in shape):
+            raise BundleError(f"{where}.shape must be [n_in, n_out] (two positive integers), not {_short(shape)}")
+
+    @staticmethod
+    def sizes_shape(sizes: list, i: int) -> list | None:
+        """The weight shape ``network.sizes`` implies for layer ``i`` (``None``: it implies none)."""
+        return [sizes[i], sizes[i + 1]]
+
     @classmethod
     def read(cls, ld: dict, where: str, w: np.ndarray) -> LayerParams:
         kw = {k: _req(ld, k, where, int) for k in cls.ints}
         try:
             return LayerParams(weight=w, **kw)
+        except (TypeError, ValueError) as e:
+            raise BundleError(f"{where}: {e}") from None
+
+
+@LAYER_SCHEMA.register("conv")
+class ConvSchema(DenseSchema):
+    """``{"kind": "conv", "weights", "shape": [C_out, C_in, K, K], "in_shape": [C, H, W], "stride", "padding",
+    "pool", and the LIF fields of a dense layer}`` (schema 2)."""
+
+    keys = _LAYER_KEYS | {"in_shape", "stride", "padding", "pool"}
+    ints = DenseSchema.ints + ("stride", "padding", "pool")
+
+    @staticmethod
+    def write(i: int, layer: ConvParams) -> tuple[dict, str, np.ndarray]:
+        entry, name, array = DenseSchema.write(i, layer)
+        entry.update(kind="conv", in_shape=list(layer.in_shape), stride=layer.stride, padding=layer.padding,
+                     pool=layer.pool)
+        return entry, name, array
+
+    @staticmethod
+    def check_shape(shape: list, where: str) -> None:
+        if len(shape) != 4 or not all(_is_count(n) for n in shape):
+            raise BundleError(f"{where}.shape must be [C_out, C_in, K, K] (four positive integers), "
+                              f"not {_short(shape)}")
+
+    @staticmethod
+    def sizes_shape(sizes: list, i: int) -> None:
+        return None
+
+    @classmethod
+    def read(cls, ld: dict, where: str, w: np.ndarray) -> ConvParams:
+        kw = {k: _req(ld, k, where, int) for k in cls.ints}
+        in_shape = _req(ld, "in_shape", where, list)
+        if len(in_shape) != 3 or not all(_is_count(n) for n in in_shape):
+            raise BundleError(f"{where}.in_shape must be [C, H, W] (three positive integers), not {_short(in_shape)}")
+        try:
+            return ConvParams(weight=w, in_shape=tuple(in_shape), **kw)
         except (TypeError, ValueError) as e:
             raise BundleError(f"{where}: {e}") from None
 
@@ -147,7 +198,7 @@ def _manifest_and_arrays(bundle: Bundle) -> tuple[dict, list[tuple[str, np.ndarr
         layers.append(entry)
     manifest = {
         "format": FORMAT_NAME,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": min(v for v, kinds in SCHEMA_VERSIONS.items() if all(layer.kind in kinds for layer in net.layers)),
         "network": {"sizes": list(net.sizes), "T": net.T, "encoding": net.encoding, "reset": net.reset,
                     "readout": net.readout, "rate_seed": net.rate_seed, "layers": layers,
                     **({"input_bits": net.input_bits} if net.input_bits != 8 else {})},
@@ -310,7 +361,7 @@ def _parse_manifest(raw: bytes):
 
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, n_max: int, path: Path, where: str,
-              shape: list, sizes: list, i: int) -> np.ndarray:
+              shape: list, implied: list | None) -> np.ndarray:
     """Read and check one weight member (``n_max``: the most weights the manifest allows it)."""
     name = info.filename
     data = _read_member(zf, info, _NPY_HEADER_MAX + n_max * _MAX_ITEMSIZE, path,
@@ -330,9 +381,8 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, n_max: int, path: Path
         raise BundleError(f"{where}.weights must hold signed integers, not dtype {dtype}")
     if list(npy_shape) != shape:
         raise BundleError(f"{where}.weights has shape {list(npy_shape)} but shape says {_short(shape)}")
-    if list(npy_shape) != [sizes[i], sizes[i + 1]]:
-        raise BundleError(
-            f"{where}.weights has shape {list(npy_shape)} but network.sizes needs {[sizes[i], sizes[i + 1]]}")
+    if implied is not None and list(npy_shape) != implied:
+        raise BundleError(f"{where}.weights has shape {list(npy_shape)} but network.sizes needs {implied}")
     need = math.prod(npy_shape) * dtype.itemsize
     have = len(data) - f.tell()
     if have != need:
@@ -385,8 +435,9 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
     if manifest.get("format") != FORMAT_NAME:
         raise BundleError(f"format must be {FORMAT_NAME!r}, not {_short(manifest.get('format'))}")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise BundleError(f"schema_version must be {SCHEMA_VERSION}, not {_short(version)} "
+    if isinstance(version, bool) or not isinstance(version, int) or version not in SCHEMA_VERSIONS:
+        known = " or ".join(map(str, SCHEMA_VERSIONS))
+        raise BundleError(f"schema_version must be {known}, not {_short(version)} "
                           "(written by another sc_neurocore version?)")
     net = _req(manifest, "network", "manifest", dict)
     provenance = _req(manifest, "provenance", "manifest", dict)
@@ -410,13 +461,16 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
         if not isinstance(ld, dict):
             raise BundleError(f"{where} must be an object")
         schema = _layer_schema(ld, where)
+        kind = ld.get("kind", _DEFAULT_KIND)
+        if kind not in SCHEMA_VERSIONS[version]:
+            raise BundleError(f"{where}: the {kind} layer kind needs schema_version "
+                              f"{min(v for v, k in SCHEMA_VERSIONS.items() if kind in k)}, not {version}")
         unknown = set(ld) - schema.keys - {"kind"}
         if unknown:
             raise BundleError(f"{where} has unknown field(s): {_cut(', '.join(sorted(map(str, unknown))), 200)}")
         name = _req(ld, "weights", where, str)
         shape = _req(ld, "shape", where, list)
-        if len(shape) != 2 or not all(_is_count(n) for n in shape):
-            raise BundleError(f"{where}.shape must be [n_in, n_out] (two positive integers), not {_short(shape)}")
+        schema.check_shape(shape, where)
         if name == _MANIFEST:
             raise BundleError(f"{where}.weights must name a weight member, not {_MANIFEST}")
         if name not in infos:
@@ -424,7 +478,8 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
         if name in used:
             raise BundleError(f"{where}.weights names member {_short(name)}, which layers[{used[name]}] already uses")
         used[name] = i
-        n_max = max(math.prod(shape), sizes[i] * sizes[i + 1])
+        implied = schema.sizes_shape(sizes, i)
+        n_max = max(math.prod(shape), math.prod(implied) if implied else 0)
         total += n_max
         if total > MAX_WEIGHTS:
             raise BundleError(f"network has more than {MAX_WEIGHTS} weights (the limit; {where} alone declares "
@@ -437,7 +492,7 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
     arrays = []
     layers = []
     for i, (where, ld, info, shape, n_max, schema) in enumerate(members):
-        w = _read_npy(zf, info, n_max, path, where, shape, sizes, i)
+        w = _read_npy(zf, info, n_max, path, where, shape, schema.sizes_shape(sizes, i))
         arrays.append((info.filename, w))
         layers.append(schema.read(ld, where, w))
     expected = _checksum(manifest, arrays)
@@ -452,6 +507,8 @@ def _load(zf: zipfile.ZipFile, path: Path) -> Bundle:
             _req(net, "input_bits", "network", int) if "input_bits" in net else 8)
     except (TypeError, ValueError) as e:
         raise BundleError(f"network: {e}") from None
+    if list(network.sizes) != sizes:
+        raise BundleError(f"network.sizes is {_short(sizes)} but the layers give {list(network.sizes)}")
     return Bundle(network, provenance)
 
 

@@ -127,7 +127,7 @@ def test_missing_file(tmp_path):
 
 def test_wrong_version_refused(saved):
     rewrite(saved, lambda m: m.update(schema_version=99))
-    with pytest.raises(BundleError, match="schema_version must be 1, not 99"):
+    with pytest.raises(BundleError, match="schema_version must be 1 or 2, not 99"):
         load_bundle(saved)
 
 
@@ -177,8 +177,10 @@ def test_checksum_mismatch_refused(saved):
     (lambda m: m["network"]["layers"][0].update(shape=[1, 1]), r"weights has shape \[12, 6\] but shape says \[1, 1\]"),
     (lambda m: m["network"]["layers"][1].update(weights="nope.npy"), r"member 'nope.npy' is missing"),
     (lambda m: m.pop("provenance"), r"manifest.provenance is missing"),
-    (lambda m: m["network"]["layers"][1].update(kind="conv"), r"network.layers\[1\]: unknown layer kind 'conv' "
+    (lambda m: m["network"]["layers"][1].update(kind="lstm"), r"network.layers\[1\]: unknown layer kind 'lstm' "
                                                               r"\(the bundle schema has no implementation"),
+    (lambda m: m["network"]["layers"][1].update(kind="conv"), r"network.layers\[1\]: the conv layer kind needs "
+                                                              r"schema_version 2, not 1"),
     (lambda m: m["network"]["layers"][0].update(kind=3), r"network.layers\[0\].kind must be str, not 3"),
 ])
 def test_field_errors_named(saved, edit, message):
@@ -476,7 +478,7 @@ def test_weights_naming_the_manifest_refused(saved):
      r"network.layers\[0\].shape must be \[n_in, n_out\] \(two positive integers\), not \[12.0, 6\]"),
     (lambda m: m["network"]["layers"][0].update(shape=[12, 6, 1]),
      r"network.layers\[0\].shape must be \[n_in, n_out\]"),
-    (lambda m: m.update(schema_version=True), r"schema_version must be 1, not True"),
+    (lambda m: m.update(schema_version=True), r"schema_version must be 1 or 2, not True"),
 ])
 def test_manifest_types_checked(saved, edit, message):
     # Float sizes and shapes used to pass ([12, 6] == [12.0, 6]), a bool schema_version too (True == 1).
