@@ -22,11 +22,12 @@ def _cmd_info(args) -> int:
     out = {
         "sizes": list(net.sizes), "T": net.T, "encoding": net.encoding, "reset": net.reset,
         "readout": net.readout, "rate_seed": net.rate_seed, "input_bits": net.input_bits,
-        "layers": [{"weight_bits": layer.weight_bits, "membrane_bits": layer.membrane_bits,
+        "layers": [{"kind": layer.kind, "weight_bits": layer.weight_bits, "membrane_bits": layer.membrane_bits,
                     "threshold": layer.threshold, "leak_shift": layer.leak_shift,
                     "current_shift": layer.current_shift,
                     "weight_range": [int(layer.weight.min()), int(layer.weight.max())],
-                    "accumulator_bits": layer.accumulator_format(net.input_max(i)).width}
+                    "accumulator_bits": layer.accumulator_format(net.input_max(i)).width,
+                    "neurons": layer.n_neurons, **_geometry(layer)}
                    for i, layer in enumerate(net.layers)],
         "provenance": b.provenance,
     }
@@ -37,7 +38,12 @@ def _cmd_info(args) -> int:
         print(f"network   {'-'.join(map(str, net.sizes))}  T={net.T}  encoding={net.encoding}{bits}  "
               f"reset={net.reset}  readout={net.readout}")
         for i, ld in enumerate(out["layers"]):
-            print(f"layer {i}   w=s{ld['weight_bits']} {ld['weight_range']}  v=s{ld['membrane_bits']}  "
+            conv = ""
+            if ld["kind"] == "conv":
+                shape = "x".join(map(str, ld["in_shape"]))
+                conv = (f"conv {ld['channels']}C{ld['kernel']} stride {ld['stride']} padding {ld['padding']} "
+                        f"pool {ld['pool']}  {shape} -> {'x'.join(map(str, ld['out_shape']))}  ")
+            print(f"layer {i}   {conv}w=s{ld['weight_bits']} {ld['weight_range']}  v=s{ld['membrane_bits']}  "
                   f"theta={ld['threshold']}  leak>>>{ld['leak_shift']}  current>>>{ld['current_shift']}  "
                   f"acc={ld['accumulator_bits']} bits")
         rows = [(printable(k), printable(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False,
@@ -47,6 +53,15 @@ def _cmd_info(args) -> int:
         for k, v in rows:
             print(f"{k:<{width}}  {v}")
     return 0
+
+
+def _geometry(layer) -> dict:
+    """A conv layer's shape fields for ``info`` (nothing for a dense layer: its sizes say it all)."""
+    if layer.kind != "conv":
+        return {}
+    return {"in_shape": list(layer.in_shape), "channels": layer.channels, "kernel": layer.kernel,
+            "stride": layer.stride, "padding": layer.padding, "pool": layer.pool,
+            "conv_shape": list(layer.conv_shape), "out_shape": list(layer.out_shape)}
 
 
 def _cmd_eval(args) -> int:

@@ -20,6 +20,21 @@ from pathlib import Path
 from ..params import ENCODINGS, READOUTS, RESETS
 
 
+def _architecture(args, data) -> dict:
+    """The ``SNNConfig`` fields of the network's shape: ``sizes``, and with ``--arch`` the conv layers and the
+    data's input shape."""
+    if getattr(args, "arch", None):
+        from ..train.config import parse_arch
+
+        shape = data.input_shape
+        try:
+            sizes, conv = parse_arch(args.arch, shape)
+        except ValueError as e:
+            raise ValueError(f"--arch: {e} (inputs {'x'.join(map(str, shape))})") from None
+        return {"sizes": sizes, "conv": conv, "input_shape": shape}
+    return {"sizes": _parse_sizes(args, data.n_inputs, data.n_classes)}
+
+
 def _parse_sizes(args, n_inputs: int, n_classes: int) -> tuple:
     if args.sizes:
         try:
@@ -131,7 +146,8 @@ def _check_config(args) -> None:
     """The number formats (--T, --encoding, --weight-bits, ...) before the data is loaded."""
     from ..train import SNNConfig
 
-    sizes = _parse_sizes(args, 1, 1)  # the real input and class counts come with the data
+    # the real input and class counts (and the input shape --arch needs) come with the data
+    sizes = _parse_sizes(args, 1, 1) if not getattr(args, "arch", None) else (1, 1)
     _library_check(SNNConfig, sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
               weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
               rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope, input_bits=args.input_bits)
@@ -197,8 +213,7 @@ def _check_images(args, data) -> None:
 def _config(args, data):
     from ..train import SNNConfig
 
-    sizes = _parse_sizes(args, data.n_inputs, data.n_classes)
-    return _library_check(SNNConfig, sizes=sizes, T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
+    return _library_check(SNNConfig, **_architecture(args, data), T=args.T, encoding=args.encoding, reset=args.reset, readout=args.readout,
                      weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, leak_shift=args.leak_shift,
                      rate_seed=args.rate_seed, surrogate_slope=args.surrogate_slope, input_bits=args.input_bits)
 
@@ -206,7 +221,7 @@ def _config(args, data):
 def _command(name: str, args, extra: tuple = ()) -> str:
     from ..train import command_string
 
-    keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "encoding", "reset", "readout",
+    keys = ["T", "epochs", "batch_size", "lr", "seed", "sizes", "hidden", "arch", "encoding", "reset", "readout",
             "weight_bits", "membrane_bits", "leak_shift", "augment", "dropout", "label_smoothing", "weight_decay",
             "surrogate_slope", "input_bits", "train_on_val", "limit", *extra]
     opts = {k: getattr(args, k, None) for k in keys}
@@ -328,7 +343,7 @@ def _run_distill(args, world) -> int:
     data = _load_data(args, _event_bins(args, teacher))
     _check_images(args, data)
     cfg = _config(args, data)
-    if teacher is not None and args.sizes is None and args.hidden is None:
+    if teacher is not None and args.sizes is None and args.hidden is None and getattr(args, "arch", None) is None:
         from ..train import SpikingMLP
 
         if isinstance(teacher, SpikingMLP):  # default: the teacher's architecture and formats at the new T
@@ -384,6 +399,10 @@ def _add_training_args(q: argparse.ArgumentParser, default_T: int, default_epoch
     arch = q.add_mutually_exclusive_group()
     arch.add_argument("--hidden", help="hidden layer size(s), comma-separated (default 128)")
     arch.add_argument("--sizes", help="all layer sizes, e.g. 784-128-10")
+    arch.add_argument("--arch", help="a convolutional network in SNN shorthand, e.g. 16C5-P2-32C5-P2-10 (16C5: 16 "
+                                     "channels, 5x5 kernel, same padding; 16C3S2: stride 2; 16C5P0: no padding; P2: "
+                                     "sum-pool the previous conv layer by 2x2; a number: a dense layer); the input "
+                                     "shape comes from the data")
     q.add_argument("--encoding", default="direct", choices=ENCODINGS)
     q.add_argument("--reset", default="subtract", choices=RESETS)
     q.add_argument("--readout", default="membrane", choices=READOUTS)

@@ -118,7 +118,7 @@ _MAX_ANN_SIZE = 1 << 40
 
 
 def _snn_shapes(cfg: SNNConfig) -> dict:
-    shapes = {f"weights.{li}": (cfg.sizes[li], cfg.sizes[li + 1]) for li in range(cfg.n_layers)}
+    shapes = {f"weights.{li}": cfg.weight_shape(li) for li in range(cfg.n_layers)}
     shapes["log_logit_scale"] = ()
     return shapes
 

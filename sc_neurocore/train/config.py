@@ -7,15 +7,75 @@ maps them to its flags).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
 from ..fixedpoint import FixedFormat
-from ..params import (MEMBRANE_BITS, READOUTS, RESETS, WEIGHT_BITS, check_choice, check_int,
+from ..params import (MEMBRANE_BITS, READOUTS, RESETS, WEIGHT_BITS, ConvParams, check_choice, check_int,
                       check_T, input_stage, membrane_format, weight_format)
 
-__all__ = ["SNNConfig", "TrainConfig", "MAX_SEED", "check_limit", "check_self_distillation"]
+__all__ = ["SNNConfig", "ConvSpec", "parse_arch", "TrainConfig", "MAX_SEED", "check_limit", "check_self_distillation"]
+
+
+class ConvSpec(NamedTuple):
+    """The geometry of one conv layer of a trainable network (``params.ConvParams`` without its numbers)."""
+
+    channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    pool: int = 1
+
+    def params(self, in_shape) -> ConvParams:
+        """A zero-weight :class:`~sc_neurocore.params.ConvParams` of this geometry (validates it, gives the shapes)."""
+        w = np.zeros((check_int("channels", self.channels, 1, 1 << 16), in_shape[0],
+                      check_int("kernel size", self.kernel, 1, 15), self.kernel), dtype=np.int8)
+        return ConvParams(w, tuple(in_shape), 2, 1, 0, stride=self.stride, padding=self.padding, pool=self.pool)
+
+
+_CONV_TOKEN = re.compile(r"^(\d+)c(\d+)(?:s(\d+))?(?:p(\d+))?$")
+_POOL_TOKEN = re.compile(r"^p(\d+)$")
+
+
+def parse_arch(arch: str, input_shape) -> tuple[tuple, tuple[ConvSpec, ...]]:
+    """``(sizes, conv)`` of an architecture in the usual SNN shorthand, for inputs of ``input_shape`` (C, H, W).
+
+    Tokens separated by ``-``: ``16C5`` a conv layer of 16 channels with a 5x5 kernel (stride 1, "same"
+    padding ``K // 2``; ``16C5S2`` stride 2, ``16C5P0`` padding 0); ``P2`` sum-pools the previous conv layer's
+    spikes over 2x2 windows; a number is a dense layer of that many neurons. Conv layers come first, and
+    the last token is the dense output layer: ``16C5-P2-32C5-P2-10``.
+    """
+    if not isinstance(arch, str) or not arch.strip():
+        raise ValueError(f"arch must be a string like '16C5-P2-32C5-P2-10', not {arch!r}")
+    conv: list[ConvSpec] = []
+    dense: list[int] = []
+    for tok in arch.strip().lower().split("-"):
+        m, p = _CONV_TOKEN.match(tok), _POOL_TOKEN.match(tok)
+        if m:
+            if dense:
+                raise ValueError(f"arch {arch!r}: conv layer {tok.upper()} after a dense layer (conv layers come first)")
+            c, k, s, pad = (int(g) if g is not None else None for g in m.groups())
+            conv.append(ConvSpec(c, k, s or 1, k // 2 if pad is None else pad))
+        elif p:
+            if not conv or dense or conv[-1].pool != 1:
+                raise ValueError(f"arch {arch!r}: {tok.upper()} must follow a conv layer (once)")
+            conv[-1] = conv[-1]._replace(pool=int(p.group(1)))
+        elif tok.isdigit() and int(tok) >= 1:
+            dense.append(int(tok))
+        else:
+            raise ValueError(f"arch {arch!r}: cannot read {tok!r} (expected e.g. 16C5, 16C3S2, 16C5P0, P2 or 128)")
+    if not dense:
+        raise ValueError(f"arch {arch!r} must end with a dense output layer (its size is the number of classes)")
+    shape = tuple(input_shape)
+    sizes = [math.prod(shape)]
+    for spec in conv:
+        layer = spec.params(shape)
+        shape = layer.out_shape
+        sizes.append(layer.n_out)
+    return tuple(sizes + dense), tuple(conv)
 
 
 def _is_int(v) -> bool:
@@ -45,6 +105,11 @@ class SNNConfig:
     theta: float = 0.5           # threshold in real units (weights ~ U(+-1/sqrt(n_in)) at init)
     surrogate_slope: float = 4.0
     input_bits: int = 8          # direct encoding: layer 1 sees pixel >> (8 - input_bits) (spec §3.1)
+    #: Conv layers first (their geometry, :class:`ConvSpec`), then the dense layers of ``sizes``; ``sizes``
+    #: holds every layer's output count as ``NetworkParams.sizes`` does. ``input_shape`` (C, H, W): how
+    #: layer 1 reads its ``sizes[0]`` inputs (needed with conv layers).
+    conv: tuple = ()
+    input_shape: tuple = ()
 
     def __post_init__(self) -> None:
         try:
@@ -67,16 +132,84 @@ class SNNConfig:
             raise ValueError(f"theta must be positive, not {self.theta!r}")
         if not (_is_real(self.surrogate_slope) and self.surrogate_slope > 0 and math.isfinite(self.surrogate_slope)):
             raise ValueError(f"surrogate_slope must be positive and finite, not {self.surrogate_slope!r}")
+        self._check_conv()
+
+    def _check_conv(self) -> None:
+        try:
+            conv = tuple(ConvSpec(*c) for c in self.conv)
+            shape = tuple(int(v) for v in self.input_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"conv must be a sequence of (channels, kernel, stride, padding, pool) and "
+                             f"input_shape a (C, H, W), not {self.conv!r} and {self.input_shape!r}") from None
+        object.__setattr__(self, "conv", conv)
+        object.__setattr__(self, "input_shape", shape)
+        if shape and (len(shape) != 3 or math.prod(shape) != self.sizes[0]):
+            raise ValueError(f"input_shape must be (C, H, W) of the network's {self.sizes[0]} inputs, not {shape!r}")
+        if not conv:
+            return
+        if not shape:
+            raise ValueError("conv layers need the input_shape (C, H, W) of the network's inputs")
+        if len(conv) >= self.n_layers:
+            raise ValueError(f"{len(conv)} conv layers need at least {len(conv) + 1} entries after sizes[0] "
+                             "(the output layer is dense)")
+        for li, spec in enumerate(conv):
+            layer = spec.params(shape)
+            if layer.n_out != self.sizes[li + 1]:
+                raise ValueError(f"conv layer {li} gives {layer.n_out} outputs {layer.out_shape} but "
+                                 f"sizes[{li + 1}] is {self.sizes[li + 1]}")
+            shape = layer.out_shape
+
+    @classmethod
+    def from_arch(cls, arch: str, input_shape, **kw) -> "SNNConfig":
+        """The configuration of an architecture in SNN shorthand (:func:`parse_arch`), e.g. ``16C5-P2-32C5-P2-10``."""
+        sizes, conv = parse_arch(arch, input_shape)
+        return cls(sizes=sizes, conv=conv, input_shape=tuple(input_shape), **kw)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sizes"] = list(self.sizes)
+        # a dense network's dictionary (bundle provenance, checkpoints) is the same as before conv layers existed
+        for k in ("conv", "input_shape"):
+            if getattr(self, k):
+                d[k] = [list(c) for c in self.conv] if k == "conv" else list(self.input_shape)
+            else:
+                del d[k]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SNNConfig":
         names = {f.name for f in fields(cls)}
-        return cls(**{k: (tuple(v) if k == "sizes" else v) for k, v in d.items() if k in names})
+        return cls(**{k: (tuple(v) if k in ("sizes", "input_shape") else v) for k, v in d.items() if k in names})
+
+    @property
+    def arch(self) -> str:
+        """The network in SNN shorthand, e.g. ``16C5-P2-32C5-P2-10`` (a dense one: ``784-128-10``)."""
+        parts = []
+        for c in self.conv:
+            parts.append(f"{c.channels}C{c.kernel}" + (f"S{c.stride}" if c.stride != 1 else "")
+                         + (f"P{c.padding}" if c.padding != c.kernel // 2 else ""))
+            if c.pool != 1:
+                parts.append(f"P{c.pool}")
+        if not self.conv:
+            return "-".join(map(str, self.sizes))
+        return "-".join(parts + [str(n) for n in self.sizes[len(self.conv) + 1:]])
+
+    def layer_kind(self, li: int) -> str:
+        return "conv" if li < len(self.conv) else "dense"
+
+    def layer_in_shape(self, li: int) -> tuple:
+        """``(C, H, W)`` that layer ``li`` reads (conv layers and the first layer after them)."""
+        shape = self.input_shape
+        for spec in self.conv[:li]:
+            shape = spec.params(shape).out_shape
+        return shape
+
+    def weight_shape(self, li: int) -> tuple:
+        """The shape of layer ``li``'s weights: ``(C_out, C_in, K, K)`` for conv, ``(n_in, n_out)`` for dense."""
+        if li < len(self.conv):
+            c = self.conv[li]
+            return (c.channels, self.layer_in_shape(li)[0], c.kernel, c.kernel)
+        return (self.sizes[li], self.sizes[li + 1])
 
     def replace(self, **kw) -> "SNNConfig":
         d = self.to_dict()

@@ -47,6 +47,17 @@ class Data:
     def n_classes(self) -> int:
         return class_count(self.train_y, self.test_y)
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one sample as conv layers read it: a square image ``(1, H, H)``, or an event
+        raster's two square polarity planes ``(2, H, H)`` (``docs/events.md``)."""
+        try:
+            planes, side = shift_planes(self.n_inputs)
+        except ValueError:
+            raise ValueError(f"conv layers need square images or two square polarity planes, but {self.name} "
+                             f"samples have {self.n_inputs} inputs") from None
+        return planes, side, side
+
 
 _DATASETS: dict = {}
 MAX_CLASSES = 1 << 16  # the output layer has a neuron per class: a stray huge label must not size it

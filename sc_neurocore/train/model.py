@@ -52,11 +52,11 @@ from torch import nn
 from ..bundle import Bundle
 from ..fixedpoint import FixedFormat
 from ..kinds import Registry
-from ..params import LayerParams, NetworkParams, check_T, lfsr_thresholds
+from ..params import ConvParams, LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
 from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantDense, _RoundSTE, _Spike
 
-__all__ = ["QAT_LAYERS", "DenseQAT", "LayerDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
+__all__ = ["QAT_LAYERS", "DenseQAT", "ConvQAT", "LayerDesign", "ConvDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
            "golden_accuracy"]
 
 
@@ -79,6 +79,14 @@ class LayerDesign:
         return FixedFormat(self.mbits, overflow="saturate")
 
 
+@dataclass(frozen=True)
+class ConvDesign(LayerDesign):
+    """A conv layer's integer parameters plus its geometry (``params`` gives the shapes)."""
+
+    kind: ClassVar[str] = "conv"
+    geometry: ConvParams = None   # zero weights: in_shape, kernel, stride, padding, pool and the derived shapes
+
+
 def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
     """The integer parameters of every layer (fixed by the configuration, never learned)."""
     wmax = cfg.weight_format.max
@@ -86,12 +94,15 @@ def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
     mmax = cfg.membrane_format.max
     theta_target = max(4, (1 << (m - 1)) // 16)  # room for ~8..16 thresholds in the membrane
     out = []
+    x_max = cfg.input.x_max                        # the largest value layer li reads
     for li in range(cfg.n_layers):
-        n_in = cfg.sizes[li]
+        geometry = cfg.conv[li].params(cfg.layer_in_shape(li)) if li < len(cfg.conv) else None
+        n_in = geometry.fan_in if geometry is not None else cfg.sizes[li]   # terms of one weighted sum
         bound = 1.0 / math.sqrt(n_in)            # init range of the latent weights
         alpha = wmax / (2.0 * bound)              # init weights use half the integer range
-        x_max = cfg.input.x_max if li == 0 else 1
-        g0 = alpha * x_max                         # integer units per real unit before the shift
+        # integer units per real unit before the shift: a pixel's real unit is x_max (it enters as p / 255),
+        # a spike's and a pooled count's is 1 (a count of q^2 spikes is q^2 real units)
+        g0 = alpha * (x_max if li == 0 else 1)
         if cfg.spiking(li):
             s = max(0, int(math.floor(math.log2(g0 * cfg.theta / theta_target))))
         else:
@@ -102,7 +113,12 @@ def layer_design(cfg: SNNConfig) -> list[LayerDesign]:
         theta = int(min(mmax, max(1, round(cfg.theta * gain))))
         k = cfg.leak_shift if li < cfg.n_layers - 1 else cfg.out_leak_shift
         acc_bound = n_in * x_max * wmax
-        out.append(LayerDesign(alpha, s, theta, k, m, gain, acc_bound >= (1 << 24)))
+        if geometry is None:
+            out.append(LayerDesign(alpha, s, theta, k, m, gain, acc_bound >= (1 << 24)))
+            x_max = 1
+        else:
+            out.append(ConvDesign(alpha, s, theta, k, m, gain, acc_bound >= (1 << 24), geometry))
+            x_max = geometry.out_max
     return out
 
 
@@ -128,6 +144,61 @@ class DenseQAT:
             def current(inp, exact64, w=wq, d=d, lim=lim, sdt=sdt, nonneg=False):
                 return _ExactCurrent.apply(inp, w, d.shift, lim, exact64, sdt)
         return current
+
+    @staticmethod
+    def emit(spikes: torch.Tensor, d: LayerDesign) -> torch.Tensor:
+        """What the next layer reads (spec §4.7): the spikes."""
+        return spikes
+
+    @staticmethod
+    def to_params(w: np.ndarray, cfg: SNNConfig, d: LayerDesign) -> LayerParams:
+        return LayerParams(w, cfg.weight_bits, d.theta, d.leak, d.shift, d.mbits)
+
+
+@QAT_LAYERS.register("conv")
+class ConvQAT:
+    """The ``conv`` layer kind: ``I = clamp(floor(conv2d(x, q) / 2^s))`` of the quantised kernel ``q``.
+
+    ``torch.nn.functional.conv2d`` is exact here for the reason the dense matmul is: every partial sum is an
+    integer below 2^24 in float32 (``ConvDesign.exact64`` says when the bound ``K*K*C_in * x_max * wmax`` is
+    not, and float64 is used); the CPU convolution sums products directly (no Winograd or FFT transform,
+    whose rounding would break this; ``tests/test_train_conv.py`` checks it against the golden model).
+    Backward: autograd through the straight-through round and floor.
+    """
+
+    @staticmethod
+    def current(model: "SpikingMLP", li: int, d: "ConvDesign", lim: float, sdt: torch.dtype, fast: bool) -> Callable:
+        g = d.geometry
+        c, h, w = g.in_shape
+        scale = 1.0 / (1 << d.shift)
+
+        def current(inp, exact64, nonneg=False):
+            q = model.int_weight(li)
+            x = inp.reshape(-1, c, h, w)
+            if exact64:
+                a = F.conv2d(x.to(torch.float64), q.to(torch.float64), stride=g.stride, padding=g.padding)
+            else:
+                a = F.conv2d(x, q, stride=g.stride, padding=g.padding)
+            cur = torch.clamp(_FloorSTE.apply(a * scale), -lim, lim).to(sdt)
+            return cur.reshape(inp.shape[0], -1)
+        return current
+
+    @staticmethod
+    def emit(spikes: torch.Tensor, d: "ConvDesign") -> torch.Tensor:
+        """Sum-pool the ``(T, B, C*H_o*W_o)`` spikes over ``pool x pool`` windows (spec §4.7)."""
+        g = d.geometry
+        if g.pool == 1:
+            return spikes
+        T, B = spikes.shape[:2]
+        c, h, w = g.conv_shape
+        x = F.avg_pool2d(spikes.reshape(T * B, c, h, w), g.pool) * float(g.pool * g.pool)
+        return x.reshape(T, B, -1)
+
+    @staticmethod
+    def to_params(w: np.ndarray, cfg: SNNConfig, d: "ConvDesign") -> ConvParams:
+        g = d.geometry
+        return ConvParams(w, g.in_shape, cfg.weight_bits, d.theta, d.leak, d.shift, d.mbits, g.stride, g.padding,
+                          g.pool)
 
 
 @dataclass
@@ -159,11 +230,12 @@ class SpikingMLP(nn.Module):
         self.design = layer_design(cfg)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         ws = []
-        for li in range(cfg.n_layers):
-            n_in, n_out = cfg.sizes[li], cfg.sizes[li + 1]
+        for li, d in enumerate(self.design):
+            n_in = d.geometry.fan_in if d.kind == "conv" else cfg.sizes[li]
             bound = 1.0 / math.sqrt(n_in)
-            ws.append(nn.Parameter((torch.rand(n_in, n_out, generator=gen) * 2 - 1) * bound))
-        self.weights = nn.ParameterList(ws)  # latent weights, input-major (n_in, n_out)
+            ws.append(nn.Parameter((torch.rand(*cfg.weight_shape(li), generator=gen) * 2 - 1) * bound))
+        # latent weights: input-major (n_in, n_out) for dense layers, (C_out, C_in, K, K) for conv
+        self.weights = nn.ParameterList(ws)
         # learnable temperature of the logits (does not change the integer argmax)
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(4.0)))
         self._rate_cache: dict = {}
@@ -261,11 +333,12 @@ class SpikingMLP(nn.Module):
             if li == 0:
                 cur, constant = self._first_input(current, d, x, pixels, T)
             else:
-                cur, constant = self._hidden_input(current, d, spikes_out[-1], T), False
+                cur, constant = self._hidden_input(current, d, inputs_next, T), False
             spiking = cfg.spiking(li)
             seq = self._membrane(cur, T, constant, d, spiking)
             if spiking:
                 spikes_out.append(seq)
+                inputs_next = QAT_LAYERS(d).emit(seq, d)
         # the output layer: spike counts, or the membrane v_T (its increments sum to v_T)
         return SNNOutput(self._readout_logits(seq), seq.sum(0).detach(), spikes_out)
 
@@ -344,7 +417,7 @@ def to_network(model: SpikingMLP, T: int | None = None) -> NetworkParams:
     with torch.no_grad():
         for li, d in enumerate(model.design):
             w = model.int_weight(li).detach().cpu().numpy().astype(np.int64)
-            layers.append(LayerParams(w, cfg.weight_bits, d.theta, d.leak, d.shift, d.mbits))
+            layers.append(QAT_LAYERS(d).to_params(w, cfg, d))
     return NetworkParams(tuple(layers), int(T), cfg.encoding, cfg.reset, cfg.readout, cfg.rate_seed,
                          cfg.input_bits)
 
