@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, asdict
 
-from sc_neurocore.params import NetworkParams
+from sc_neurocore.params import ConvParams, NetworkParams
 
 from .stream import beats_per_image, in_width, out_width
 
-__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "Timing"]
+__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "ConvGeometry", "Timing"]
 
 
 class Timing:
@@ -64,6 +64,15 @@ class Timing:
     ARGMAX_MIN_WAIT = 1
     #: The output register after the argmax tree.
     OUTPUT_REGISTER = 1
+    #: Conv layer, accumulate path: the kernel tap is issued (weight and accumulator addresses at the read
+    #: ports) in one cycle and written back in the next (multiply-add on the read words). So the last write
+    #: of an event chunk lands one cycle after the chunk is taken.
+    CONV_WRITE_BACK = 1
+    #: Conv layer, update path: per output position, one cycle to read its accumulators and membranes and
+    #: one to update, write back and latch the position's spikes (then one event per spike).
+    CONV_POSITION = 2
+    #: Conv layer, update path: the registered start (the ``update`` pulse moves the sequencer from idle).
+    CONV_UPDATE_START = 1
 
 
 def _positive_int(name: str, value, *, hi: int | None = None) -> int:
@@ -161,6 +170,23 @@ class LayerGeometry:
     x_bits: int       # width of one input value: the network's input_bits (pixels) or 1 (spikes)
     weight_bits: int
     chunk_space: int = 0   # chunk indices the event source can produce (>= chunks)
+    #: Largest weighted-sum term multiplier the layer's accumulator must hold (0: ``2^x_bits - 1``). A layer
+    #: after a conv layer pooled by q takes one-bit events, up to q^2 of them per input (spec §6).
+    x_limit: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "dense"
+
+    @property
+    def x_max(self) -> int:
+        """The ``x_max`` of spec §6 that sizes the accumulators."""
+        return self.x_limit or (1 << self.x_bits) - 1
+
+    @property
+    def event_cycles(self) -> int:
+        """Cycles one event chunk costs when a conv layer streams it in (``events.ready`` after ``G``)."""
+        return self.groups
 
     @property
     def groups(self) -> int:
@@ -240,6 +266,69 @@ class LayerGeometry:
         return self.lanes * self.events
 
 
+@dataclass(frozen=True)
+class ConvGeometry(LayerGeometry):
+    """How a conv layer (:class:`~sc_neurocore.params.ConvParams`) is laid out (``hw/conv.py``).
+
+    All ``C_out`` channels of an output position are one word (``lanes = C_out``): a kernel tap is one
+    weight word and one read-modify-write of one accumulator word per cycle, and the update visits one
+    position per cycle pair. Memories: weights (``C_in*K*K`` words), accumulators and membranes
+    (``H_o*W_o`` words each, block RAM).
+    """
+
+    conv: ConvParams = None
+
+    @property
+    def kind(self) -> str:
+        return "conv"
+
+    @property
+    def groups(self) -> int:
+        return 1
+
+    @property
+    def taps(self) -> int:
+        """Cycles per non-zero input value: one per kernel tap (``K*K``)."""
+        return self.conv.kernel ** 2
+
+    @property
+    def positions(self) -> int:
+        """Output positions ``H_o * W_o`` (words of the accumulator and membrane memories)."""
+        return self.conv.conv_shape[1] * self.conv.conv_shape[2]
+
+    @property
+    def weight_depth(self) -> int:
+        """Words of the kernel memory: one per ``(ci, ky, kx)``."""
+        return self.conv.in_shape[0] * self.taps
+
+    @property
+    def memory_depth(self) -> int:
+        return self.weight_depth
+
+    @property
+    def memory_width(self) -> int:
+        return self.lanes * self.weight_bits
+
+    @property
+    def segments(self) -> int:
+        return 1
+
+    @property
+    def accumulate_cycles(self) -> int:
+        """As ``LayerGeometry.accumulate_cycles``, counted from the cycle the last chunk is taken (its last
+        tap): the write-back (``Timing.CONV_WRITE_BACK``), then the cycle in which the update may start."""
+        return Timing.CONV_WRITE_BACK + 1
+
+    @property
+    def event_cycles(self) -> int:
+        """A one-bit event streamed in by a conv layer costs its ``K*K`` taps."""
+        return self.taps
+
+    @property
+    def multipliers(self) -> int:
+        return self.lanes
+
+
 def _resolve(name: str, spec, index: int, n_layers: int, default: int, cap: int) -> int:
     if spec is None:
         return min(default, cap)
@@ -269,8 +358,18 @@ class CoreGeometry:
         self.config = config
         L = len(network.layers)
         ppb = config.pixels_per_beat
+        if config.weight_port and any(lp.kind == "conv" for lp in network.layers):
+            raise ValueError("the run-time weight port does not support conv layers yet: build with weight_port=False")
         layers = []
         for i, lp in enumerate(network.layers):
+            if i and network.layers[i - 1].kind == "conv":
+                # A conv layer streams its pooled spikes as one-bit events, one input index each.
+                if isinstance(config.events, tuple) and config.events[i] not in (None, 1):
+                    raise ValueError(f"events[{i}] must be 1 (the layer after a conv layer takes one event at a "
+                                     f"time), not {config.events[i]!r}")
+                lanes = _resolve("lanes", config.lanes, i, L, lp.n_out, lp.n_out) if lp.kind == "dense" else None
+                layers.append(self._layer(i, lp, lanes, 1, 1, lp.n_in, network.layers[i - 1].out_max))
+                continue
             # Layer 1 takes multi-bit values from the bus (direct pixels, event counts) or one-bit spikes
             # (the rate encoder's); event counts travel like direct pixels, one lane per input per beat.
             pixel_input = i == 0 and network.encoding in ("direct", "events")
@@ -286,10 +385,16 @@ class CoreGeometry:
             # The first layer's chunks are numbered beat by beat, so the
             # padding of the last beat extends the index space.
             space = -(-lp.n_in // events) if i else -(-lp.n_in // ppb) * (ppb // events)
-            layers.append(LayerGeometry(i, lp.n_in, lp.n_out, lanes, events,
-                                        network.input_bits if pixel_input else 1,
-                                        lp.weight_bits, space))
+            layers.append(self._layer(i, lp, lanes, events, network.input_bits if pixel_input else 1, space, 0))
         self.layers: tuple[LayerGeometry, ...] = tuple(layers)
+
+    @staticmethod
+    def _layer(i, lp, lanes, events, x_bits, space, x_limit) -> LayerGeometry:
+        if lp.kind == "conv":
+            # every output channel of a position at once: one accumulator / membrane word per position
+            return ConvGeometry(i, lp.n_in, lp.n_out, lp.channels, events, x_bits, lp.weight_bits, space, x_limit,
+                                conv=lp)
+        return LayerGeometry(i, lp.n_in, lp.n_out, lanes, events, x_bits, lp.weight_bits, space, x_limit)
 
     # -- stream interface -------------------------------------------------
     @property

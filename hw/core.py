@@ -44,6 +44,7 @@ from sc_neurocore.params import NetworkParams
 from .config import CoreConfig, CoreGeometry
 from .encoder import RateEncoder
 from .events import BeatChunker, SpikeScanner
+from .conv import ConvLayer  # noqa: F401  (registers the "conv" layer kind)
 from .inputs import PixelsInput  # noqa: F401  (registers the "pixels" input kind)
 from .kinds import INPUTS, LAYERS
 from .layer import LIFLayer
@@ -133,9 +134,15 @@ class LIFCore(wiring.Component):
                 ]
 
     def _add_scanners(self, m) -> list:
-        """Layers 2…L take the previous layer's spikes as events (``scanners[0]`` is None)."""
+        """Layers 2…L take the previous layer's spikes as events (``scanners[0]`` is None): a spike vector
+        through a scanner, or the events a layer streams itself while it updates (a conv layer's
+        ``spikes_out``; no scanner, ``scanners[i]`` is None)."""
         layers, scanners = self.layers, [None]
         for i in range(1, len(layers)):
+            if hasattr(layers[i - 1], "spikes_out"):
+                wiring.connect(m, layers[i - 1].spikes_out, layers[i].events)
+                scanners.append(None)
+                continue
             sc = SpikeScanner(self.geometry.layers[i])
             m.submodules[f"scan{i}"] = sc
             m.d.comb += sc.spikes.eq(layers[i - 1].spikes)
@@ -167,13 +174,16 @@ class LIFCore(wiring.Component):
         layers, L, T = self.layers, len(self.layers), self.network.T
         if i > 0:
             with m.State(f"SCAN{i}"):
-                with m.If(~scanners[i].busy & ~layers[i].acc_busy):
+                # streamed events (scanner None) all came during layer i-1's update: its tail only
+                idle = ~layers[i].acc_busy if scanners[i] is None else ~scanners[i].busy & ~layers[i].acc_busy
+                with m.If(idle):
                     m.d.comb += layers[i].update.eq(1)
                     m.next = f"UPD{i}"
         with m.State(f"UPD{i}"):
             with m.If(~layers[i].update_busy):
                 if i + 1 < L:
-                    m.d.comb += scanners[i + 1].start.eq(1)
+                    if scanners[i + 1] is not None:
+                        m.d.comb += scanners[i + 1].start.eq(1)
                     m.next = f"SCAN{i + 1}"
                 else:
                     with m.If(seq.t == T - 1):

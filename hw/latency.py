@@ -72,13 +72,14 @@ def _geometry(network, config):
 
 
 def _beat_work(geom, x) -> np.ndarray:
-    """Issue cycles ``w`` of each input beat: (B, K) from layer-1 inputs ``x`` (B, n_0)."""
+    """Issue cycles ``w`` of each input beat: (B, K) from layer-1 inputs ``x`` (B, n_0); what a chunk of
+    non-zero values costs is layer 1's kind's ``chunk_cycles``."""
     l0 = geom.layers[0]
     B = x.shape[0]
     padded = np.zeros((B, geom.beats * geom.pixels_per_beat), dtype=bool)
     padded[:, :geom.n_inputs] = x != 0
-    nz = padded.reshape(B, geom.beats, geom.chunks_per_beat, l0.events).any(-1).sum(-1)
-    return nz.astype(np.int64) * l0.groups
+    chunks = padded.reshape(B, geom.beats, geom.chunks_per_beat, l0.events)
+    return LAYERS(geom.network.layers[0]).chunk_cycles(l0, chunks).sum(-1)
 
 
 def _beat_pass(w: np.ndarray, accumulate: int) -> np.ndarray:
@@ -103,13 +104,39 @@ def _chunks_with_events(lg, spikes: np.ndarray) -> np.ndarray:
     return padded.reshape(shape + (lg.chunks, lg.events)).any(-1).sum(-1).astype(np.int64)
 
 
+def _streamed(geom, index: int) -> bool:
+    """Whether layer ``index`` is fed by a conv layer that streams its spikes while it updates."""
+    return index > 0 and geom.layers[index - 1].kind == "conv"
+
+
+def _streamed_scan(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+    """Phase ``SCAN`` of a layer fed by a conv layer's update (spikes (T, B, n) of that conv layer's
+    neurons): only the tail of its accumulate path is left, ``accumulate_cycles`` after the last event
+    less what the conv layer's update already covered: the cycle after the last event (the update's
+    last) and its later, silent positions (``Timing.CONV_POSITION`` each)."""
+    lg, conv = geom.layers[index], geom.layers[index - 1]
+    per_pos = spikes.reshape(spikes.shape[:-1] + (conv.conv.channels, conv.positions)).any(-2)
+    any_spike = per_pos.any(-1)
+    last = conv.positions - 1 - np.argmax(per_pos[..., ::-1], axis=-1)
+    after = conv.positions - 1 - last
+    tail = np.maximum(Timing.SCAN_EMPTY, lg.accumulate_cycles - 1 - Timing.CONV_POSITION * after)
+    return np.where(any_spike, tail, Timing.SCAN_EMPTY)
+
+
 @LAYERS.register("dense")
 class DenseLatency:
     """A dense layer: an event scan over the previous layer's spikes, then ``G + Timing.UPDATE`` update cycles."""
 
     @staticmethod
+    def chunk_cycles(lg, nonzero: np.ndarray) -> np.ndarray:
+        """Cycles an event chunk costs, from its non-zero values (..., E): ``G`` if any, else none."""
+        return nonzero.any(-1).astype(np.int64) * lg.groups
+
+    @staticmethod
     def scan(geom, index: int, spikes: np.ndarray) -> np.ndarray:
         """Event-scan phase of layer ``index`` (>= 1) for input spikes (..., n_in)."""
+        if _streamed(geom, index):
+            return _streamed_scan(geom, index, spikes)
         lg = geom.layers[index]
         nz = _chunks_with_events(lg, spikes)
         return np.where(nz > 0, nz * lg.groups + lg.scan_cycles, Timing.SCAN_EMPTY)
@@ -117,16 +144,65 @@ class DenseLatency:
     @staticmethod
     def scan_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
         """One weight-bank read per issued chunk-group (no fill or hand-over)."""
+        if _streamed(geom, index):
+            return np.zeros(spikes.shape[:-1], dtype=np.int64)   # counted in the conv layer's update
         lg = geom.layers[index]
         return _chunks_with_events(lg, spikes) * lg.groups
 
     @staticmethod
-    def update(lg) -> int:
-        return lg.update_cycles
+    def update(geom, index: int, spikes: np.ndarray) -> int:
+        return geom.layers[index].update_cycles
 
     @staticmethod
-    def update_bound(lg) -> int:
-        return lg.groups
+    def update_bound(geom, index: int, spikes: np.ndarray) -> int:
+        return geom.layers[index].groups
+
+
+@LAYERS.register("conv")
+class ConvLatency:
+    """A conv layer (``hw/conv.py``): ``K*K`` cycles per non-zero input value; an update of
+    ``Timing.CONV_POSITION`` cycles per output position plus, per spike, what one event costs the next
+    layer (``event_cycles``: it is streamed to it from the update)."""
+
+    @staticmethod
+    def chunk_cycles(lg, nonzero: np.ndarray) -> np.ndarray:
+        return nonzero.sum(-1).astype(np.int64) * lg.taps
+
+    @staticmethod
+    def scan(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        if _streamed(geom, index):
+            return _streamed_scan(geom, index, spikes)
+        lg = geom.layers[index]
+        nz = _chunks_with_events(lg, spikes)
+        per_chunk = _chunk_values(lg, spikes).sum(-1) * lg.taps
+        return np.where(nz > 0, per_chunk + lg.scan_cycles, Timing.SCAN_EMPTY)
+
+    @staticmethod
+    def scan_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        if _streamed(geom, index):
+            return np.zeros(spikes.shape[:-1], dtype=np.int64)
+        lg = geom.layers[index]
+        return _chunk_values(lg, spikes).sum(-1) * lg.taps
+
+    @staticmethod
+    def update(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        """Per timestep (T, B): the registered start, every position, and the events of its spikes."""
+        lg, nxt = geom.layers[index], geom.layers[index + 1]
+        return (Timing.CONV_UPDATE_START + Timing.CONV_POSITION * lg.positions
+                + spikes.sum(-1, dtype=np.int64) * nxt.event_cycles)
+
+    @staticmethod
+    def update_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        lg, nxt = geom.layers[index], geom.layers[index + 1]
+        return lg.positions + spikes.sum(-1, dtype=np.int64) * nxt.event_cycles
+
+
+def _chunk_values(lg, spikes: np.ndarray) -> np.ndarray:
+    """Non-zero inputs per chunk of ``lg.events`` (..., chunks)."""
+    shape = spikes.shape[:-1]
+    padded = np.zeros(shape + (lg.chunks * lg.events,), dtype=bool)
+    padded[..., :lg.n_in] = spikes != 0
+    return padded.reshape(shape + (lg.chunks, lg.events)).sum(-1).astype(np.int64)
 
 
 def _rate_inputs(net, px) -> np.ndarray:
@@ -208,8 +284,11 @@ def _phases(geom, w_in, spikes, *, bound: bool = False) -> np.ndarray:
     net = geom.network
     stage = INPUTS(net.input)
     kinds = [LAYERS(lp) for lp in net.layers]
-    update = sum((k.update_bound if bound else k.update)(lg) for k, lg in zip(kinds, geom.layers))
-    total = (stage.bound if bound else stage.cycles)(geom, w_in) + net.T * update
+    total = (stage.bound if bound else stage.cycles)(geom, w_in)
+    for i, k in enumerate(kinds):
+        # a layer's update per timestep: a constant, or (T, B) when it depends on the layer's own spikes
+        u = np.asarray((k.update_bound if bound else k.update)(geom, i, spikes[i]))
+        total = total + (net.T * u if u.ndim == 0 else u.sum(axis=0))
     for i in range(1, len(geom.layers)):
         scan = kinds[i].scan_bound if bound else kinds[i].scan
         total = total + scan(geom, i, spikes[i - 1]).sum(axis=0)
@@ -239,7 +318,7 @@ def _activity(geom, pixels):
 
 def _all_active(geom):
     T = geom.network.T
-    spikes = [np.ones((T, 1, lg.n_out), dtype=np.uint8) for lg in geom.layers]
+    spikes = [np.ones((T, 1, lp.n_neurons), dtype=np.uint8) for lp in geom.network.layers]
     return INPUTS(geom.network.input).all_active(geom), spikes
 
 

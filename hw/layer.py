@@ -65,7 +65,7 @@ class LIFLayer(wiring.Component):
         self._reset = reset
         self._spiking = bool(spiking)
         self._keep = bool(keep_current)
-        x_max = (1 << geom.x_bits) - 1
+        x_max = geom.x_max
         self.acc_format = layer.accumulator_format(x_max)
         self.current_format = layer.current_format(x_max)
         n = geom.n_out

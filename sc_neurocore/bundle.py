@@ -539,7 +539,7 @@ def random_bundle(sizes=(784, 128, 10), T: int = 4, *, weight_bits: int = 8, see
     for i in range(len(sizes) - 1):
         n_in, n_out = sizes[i], sizes[i + 1]
         w = rng.integers(-wmax, wmax + 1, size=(n_in, n_out), dtype=np.int64)
-        x_max = probe_net.input_max(i)
+        x_max = probe_net.input_max(0) if i == 0 else 1   # dense layers: a spike
         # Typical |current| ~ sqrt(n_in * active) * wmax * x_max / 2; scale it into the membrane range.
         typical = max(1.0, np.sqrt(n_in * 0.3) * wmax * x_max * 0.6)
         shift = max(0, int(np.ceil(np.log2(typical / (mmax / 16)))))

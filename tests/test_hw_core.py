@@ -47,9 +47,11 @@ def test_gateware_registries():
     from sc_neurocore.hw.inputs import EventsInput
 
     assert LAYERS.get("dense") is LIFLayer and INPUTS.get("pixels") is PixelsInput
-    assert INPUTS.get("events") is EventsInput
-    with pytest.raises(KindError, match="gateware has no implementation of the 'conv' layer kind"):
-        LAYERS.get("conv")
+    from sc_neurocore.hw.conv import ConvLayer
+
+    assert INPUTS.get("events") is EventsInput and LAYERS.get("conv") is ConvLayer
+    with pytest.raises(KindError, match="gateware has no implementation of the 'lstm' layer kind"):
+        LAYERS.get("lstm")
     with pytest.raises(KindError, match="gateware has no implementation of the 'audio' input kind"):
         INPUTS.get("audio")
 
@@ -58,8 +60,8 @@ def test_unknown_layer_kind_is_a_kind_error_naming_the_gateware(monkeypatch):
     from sc_neurocore.hw.core import LIFCore
 
     net = small_network()
-    monkeypatch.setattr(LayerParams, "kind", "conv")
-    with pytest.raises(KindError, match="gateware has no implementation of the 'conv' layer kind"):
+    monkeypatch.setattr(LayerParams, "kind", "lstm")
+    with pytest.raises(KindError, match="gateware has no implementation of the 'lstm' layer kind"):
         LIFCore(net)
 
 
@@ -77,14 +79,14 @@ def test_a_layer_kind_registers_its_component_without_touching_the_core(monkeypa
     from sc_neurocore.hw.kinds import LAYERS
     from sc_neurocore.hw.layer import LIFLayer
 
-    class ConvLayer(LIFLayer):
+    class SparseLayer(LIFLayer):
         pass
 
     net = small_network()
-    monkeypatch.setitem(LAYERS._impl, "conv", ConvLayer)
-    monkeypatch.setattr(LayerParams, "kind", "conv")
+    monkeypatch.setitem(LAYERS._impl, "sparse", SparseLayer)
+    monkeypatch.setattr(LayerParams, "kind", "sparse")
     core = LIFCore(net)
-    assert all(type(lay) is ConvLayer for lay in core.layers)
+    assert all(type(lay) is SparseLayer for lay in core.layers)
     Fragment.get(core, None)   # and it elaborates
 
 

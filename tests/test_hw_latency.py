@@ -81,9 +81,9 @@ def test_latency_registry_names_the_view_for_an_unknown_kind():
     from sc_neurocore.hw.latency import INPUTS, LAYERS
     from sc_neurocore.kinds import KindError
 
-    assert "dense" in LAYERS and "pixels" in INPUTS and "events" in INPUTS
-    with pytest.raises(KindError, match="latency model has no implementation of the 'conv' layer kind"):
-        LAYERS.get("conv")
+    assert "dense" in LAYERS and "conv" in LAYERS and "pixels" in INPUTS and "events" in INPUTS
+    with pytest.raises(KindError, match="latency model has no implementation of the 'lstm' layer kind"):
+        LAYERS.get("lstm")
     with pytest.raises(KindError, match="latency model has no implementation of the 'audio' input kind"):
         INPUTS.get("audio")
 

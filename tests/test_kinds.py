@@ -45,8 +45,11 @@ def test_a_kind_is_registered_once():
 def test_the_golden_model_implements_every_shipped_kind():
     from sc_neurocore.params import EventInput
 
-    assert golden.LAYERS.kinds == ("dense",) and golden.INPUTS.kinds == ("events", "pixels")
+    from sc_neurocore.params import ConvParams
+
+    assert golden.LAYERS.kinds == ("conv", "dense") and golden.INPUTS.kinds == ("events", "pixels")
     assert LayerParams.kind == "dense" and PixelInput.kind == "pixels" and EventInput.kind == "events"
+    assert ConvParams.kind == "conv"
 
 
 def test_every_view_implements_the_same_input_kinds():
@@ -60,3 +63,16 @@ def test_every_view_implements_the_same_input_kinds():
     assert {name: reg.kinds for name, reg in views.items()} == {name: ("events", "pixels") for name in views}
 
 
+
+
+def test_every_view_implements_the_same_layer_kinds():
+    """docs/architecture.md: a layer kind is one piece per view; none may be missing from one of them."""
+    import sc_neurocore.hw.core  # noqa: F401 - the core's import registers its components
+    from sc_neurocore.bundle import LAYER_SCHEMA
+    from sc_neurocore.hw import kinds as hw_kinds
+    from sc_neurocore.hw import latency
+    from sc_neurocore.train.model import QAT_LAYERS
+
+    views = {"golden": golden.LAYERS, "bundle": LAYER_SCHEMA, "qat": QAT_LAYERS, "gateware": hw_kinds.LAYERS,
+             "latency": latency.LAYERS}
+    assert {name: reg.kinds for name, reg in views.items()} == {name: ("conv", "dense") for name in views}
