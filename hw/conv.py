@@ -176,8 +176,9 @@ class ConvLayer(wiring.Component):
         oy_n = Signal(signed(max(H, K + P).bit_length() + 2), name="tap_oy_num")
         ox_n = Signal(signed(max(W, K + P).bit_length() + 2), name="tap_ox_num")
         m.d.comb += [oy_n.eq(y + P - ky), ox_n.eq(x + P - kx)]
-        oy = Signal(_index(max(Ho, 2) * S), name="tap_oy")
-        ox = Signal(_index(max(Wo, 2) * S), name="tap_ox")
+        # as wide as the numerators: (y + P) / S can exceed H_o - 1 (a tap past the last output row)
+        oy = Signal(len(oy_n), name="tap_oy")
+        ox = Signal(len(ox_n), name="tap_ox")
         m.d.comb += [oy.eq(oy_n[sb:].as_unsigned()), ox.eq(ox_n[sb:].as_unsigned())]
         inside = Signal(name="tap_inside")
         aligned = (oy_n[:sb] == 0) & (ox_n[:sb] == 0) if sb else Const(1)
