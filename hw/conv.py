@@ -255,21 +255,21 @@ class ConvLayer(wiring.Component):
                     m.d.sync += [u_addr.eq(0), py.eq(0), ry.eq(0), px.eq(0), rx.eq(0)]
                     m.next = "READ"
             with m.State("READ"):      # the position's words are addressed (a_rd, v_rd: u_addr)
-                m.d.comb += updating.eq(1)
                 m.next = "COMPUTE"
             with m.State("COMPUTE"):   # update, write back, latch the spikes
-                m.d.comb += [updating.eq(1), compute.eq(1)]
                 with m.If(any_spike):
                     m.next = "EMIT"
                 with m.Else():
                     advance()
             with m.State("EMIT"):      # one event per spike, lowest channel first
-                m.d.comb += out.valid.eq(1)
                 with m.If(out.ready):
                     m.d.sync += mask.eq(mask & ~onehot)
                     with m.If((mask & ~onehot) == 0):
                         advance()
-        m.d.comb += self.update_busy.eq(~fsm.ongoing("IDLE"))
+        # Continuous assignments of the state (not `m.d.comb` inside the states: that becomes an `always @*`
+        # block that Icarus never runs at time 0, see logic._select), so these are defined from the start.
+        m.d.comb += [updating.eq(fsm.ongoing("READ") | fsm.ongoing("COMPUTE")), compute.eq(fsm.ongoing("COMPUTE")),
+                     out.valid.eq(fsm.ongoing("EMIT")), self.update_busy.eq(~fsm.ongoing("IDLE"))]
         # LIF of the C channels of position u_addr (spec §4 steps 2-6), in the COMPUTE cycle.
         a_ok_bit = a_ok.bit_select(u_addr, 1)
         v_ok_bit = v_ok.bit_select(u_addr, 1)

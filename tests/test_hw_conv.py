@@ -189,3 +189,18 @@ def test_random_conv_geometries_exact(seed):
     else:
         x = _images(n, 3, seed)
     _check(net, x, CoreConfig(pixels_per_beat=4))
+
+
+@pytest.mark.parametrize("seed", [None, 2, 5])
+def test_exported_conv_verilog_every_comb_block_runs_at_time0(tmp_path, seed):
+    """Icarus (-g2012) never runs an ``always @*`` block whose inputs do not change after time 0: the conv
+    sequencer's state outputs were such blocks (found on an MNIST-sized conv core; logic._select)."""
+    from test_hw_sim import comb_blocks_not_run_at_time0
+
+    from sc_neurocore.bundle import Bundle
+    from sc_neurocore.hw.export import generate_verilog
+
+    net = two_conv(1, 3) if seed is None else _random_conv_net(seed)
+    generate_verilog(Bundle(net, {}), tmp_path, pixels_per_beat=4)
+    src = (tmp_path / "sc_neurocore_top.v").read_text()
+    assert comb_blocks_not_run_at_time0(src, "sc_neurocore_top") == []
