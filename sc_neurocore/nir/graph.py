@@ -30,10 +30,10 @@ _UNREPRESENTABLE = {
     "Delay": "delay (the spec has no synaptic delays)",
     "Threshold": "threshold (a stateless threshold has no membrane)",
     "Scale": "scale (an elementwise scale between layers)",
-    "Conv1d": "weight (convolutions are not in schema 1: dense layers only)",
-    "Conv2d": "weight (convolutions are not in schema 1: dense layers only)",
-    "SumPool2d": "kernel_size (pooling is not in schema 1)",
-    "AvgPool2d": "kernel_size (pooling is not in schema 1)",
+    "Conv1d": "weight (1-D convolutions are not in the spec: docs/fixed_point.md §1.1 has 2-D ones)",
+    "Conv2d": "weight (the NIR reader does not map convolutions yet, though bundles hold them: docs/nir.md §2)",
+    "SumPool2d": "kernel_size (the NIR reader does not map pooling yet: docs/nir.md §2)",
+    "AvgPool2d": "kernel_size (the NIR reader does not map pooling yet: docs/nir.md §2)",
     "NIRGraph": "nodes (nested subgraphs, e.g. recurrent layers, are not supported)",
 }
 
