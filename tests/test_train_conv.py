@@ -159,3 +159,21 @@ def test_conv_student_distils(tmp_path, method):
     assert b.network.T == 2 and b.network.layers[0].kind == "conv"
     assert b.provenance["method"] == f"distill-{method}"
     assert float((infer(b.network, data.test_x).classes == data.test_y).mean()) == r["test_acc"]
+
+
+def test_ann_teacher_of_any_conv_arch_trains_reloads_and_teaches(tmp_path):
+    """train --ann --arch: a float CNN of any shape is a teacher (its checkpoint records the arch)."""
+    data = _image_data()
+    tc = TrainConfig(epochs=3, batch_size=16, lr=1e-2, seed=0, threads=1, quiet=True, augment=0)
+    r = tr.train_ann(tc, data, tmp_path / "cnn.pt", log=lambda s: None, arch="6C3-P2-8C3S2-16-3")
+    teacher, _ = load_checkpoint(tmp_path / "cnn.pt")
+    assert teacher.cfg["arch"] == "6C3-P2-8C3S2-16-3" and teacher.cfg["input_shape"] == [1, 8, 8]
+    kinds = [type(m).__name__ for m in teacher.net]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "Flatten", "Linear", "ReLU", "Linear"]
+    assert teacher.net[3].stride == (2, 2)
+    assert r["test_acc"] >= 0.9
+    cfg = SNNConfig.from_arch("4C3-P2-3", data.input_shape, T=2)
+    dtc = TrainConfig(epochs=2, batch_size=16, lr=1e-2, seed=0, threads=1, quiet=True, augment=0, method="average")
+    out = tr.distill_model(cfg, dtc, data, tmp_path / "cnn.pt", tmp_path / "s.scnb", log=lambda s: None)
+    assert load_bundle(tmp_path / "s.scnb").provenance["method"] == "distill-average"
+    assert out["test_acc"] > 1 / 3

@@ -123,9 +123,10 @@ def _snn_shapes(cfg: SNNConfig) -> dict:
     return shapes
 
 
-def _ann_shapes(n_inputs: int, n_classes: int) -> dict:
+def _ann_shapes(n_inputs: int, n_classes: int, arch=None, input_shape=None) -> dict:
     with torch.device("meta"):  # the parameters' shapes, nothing allocated
-        return {k: tuple(v.shape) for k, v in ANNTeacher(n_inputs, n_classes).state_dict().items()}
+        return {k: tuple(v.shape) for k, v in ANNTeacher(n_inputs, n_classes, arch=arch,
+                                                          input_shape=input_shape).state_dict().items()}
 
 
 def _check_state(path: Path, state: dict, shapes: dict) -> None:
@@ -182,12 +183,17 @@ def _model_from_checkpoint(path: Path, kind: str, config: dict, state: dict) -> 
             raise CheckpointError(f"{path}: config[{k!r}] must be a positive integer (at most 2^40), "
                                   f"not {_brief(config[k])}")
     n_inputs, n_classes = int(config["n_inputs"]), int(config["n_classes"])
+    arch, shape = config.get("arch"), config.get("input_shape")
+    if arch is not None and not (isinstance(arch, str) and isinstance(shape, (list, tuple)) and len(shape) == 3
+                                 and all(_is_int(v) and 1 <= v <= 1 << 16 for v in shape)):
+        raise CheckpointError(f"{path}: config['arch'] must be a string with an input_shape of 3 positive "
+                              f"integers, not {_brief(arch)} and {_brief(shape)}")
     try:
-        shapes = _ann_shapes(n_inputs, n_classes)
+        shapes = _ann_shapes(n_inputs, n_classes, arch, shape)
     except (ValueError, TypeError, OverflowError) as e:
         raise CheckpointError(f"{path}: bad config: {e}") from None
     _check_state(path, state, shapes)
-    return ANNTeacher(n_inputs, n_classes)
+    return ANNTeacher(n_inputs, n_classes, arch=arch, input_shape=shape)
 
 
 def load_checkpoint(path) -> tuple[nn.Module, dict]:

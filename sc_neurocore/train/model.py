@@ -381,17 +381,28 @@ class SpikingMLP(nn.Module):
 
 
 class ANNTeacher(nn.Module):
-    """A small float CNN (non-spiking) teacher for cross-architecture distillation; square images only."""
+    """A float CNN (non-spiking) teacher for cross-architecture distillation.
+
+    Default: a fixed two-layer CNN for square images. With ``arch`` (the SNN shorthand of
+    :func:`~sc_neurocore.train.config.parse_arch`, e.g. ``32C3-P2-64C3-P2-256-10``) any conv net on inputs of
+    ``input_shape``: each ``C`` layer a ``Conv2d`` (stride and padding as written) and a ReLU, each ``P`` a
+    max-pool, each number a ``Linear`` (ReLU on all but the last).
+    """
 
     kind = "ann"
 
-    def __init__(self, n_inputs: int = 784, n_classes: int = 10, seed: int = 0) -> None:
+    def __init__(self, n_inputs: int = 784, n_classes: int = 10, seed: int = 0, arch: str | None = None,
+                 input_shape: tuple | None = None) -> None:
         super().__init__()
+        self.cfg = {"n_inputs": n_inputs, "n_classes": n_classes}
+        if arch is not None:
+            self._build_arch(arch, input_shape, n_inputs, n_classes, seed)
+            return
         side = int(round(math.sqrt(n_inputs)))
         if side * side != n_inputs or side < 12:
             raise ValueError(f"the ANN teacher needs square images of at least 12x12, not {n_inputs} pixels")
         self.side = side
-        self.cfg = {"n_inputs": n_inputs, "n_classes": n_classes}
+        self.net = None
         with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the global generator
             torch.manual_seed(seed)
             self.conv1 = nn.Conv2d(1, 16, 5, padding=2)
@@ -399,11 +410,42 @@ class ANNTeacher(nn.Module):
             self.fc1 = nn.Linear(32 * (side // 4) ** 2, 128)
             self.fc2 = nn.Linear(128, n_classes)
 
+    def _build_arch(self, arch, input_shape, n_inputs, n_classes, seed) -> None:
+        from .config import parse_arch
+
+        if input_shape is None or math.prod(input_shape) != n_inputs:
+            raise ValueError(f"an ANN teacher with an arch needs the input_shape (C, H, W) of its {n_inputs} inputs, "
+                             f"not {input_shape!r}")
+        sizes, conv = parse_arch(arch, input_shape)
+        if sizes[-1] < n_classes:
+            raise ValueError(f"arch {arch!r} has {sizes[-1]} outputs but the data has {n_classes} classes")
+        self.cfg.update(arch=arch, input_shape=[int(v) for v in input_shape])
+        self.input_shape = tuple(int(v) for v in input_shape)
+        layers: list[nn.Module] = []
+        c = self.input_shape[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for spec in conv:
+                layers += [nn.Conv2d(c, spec.channels, spec.kernel, stride=spec.stride, padding=spec.padding),
+                           nn.ReLU()]
+                if spec.pool > 1:
+                    layers.append(nn.MaxPool2d(spec.pool))
+                c = spec.channels
+            layers.append(nn.Flatten())
+            dense = sizes[len(conv):]
+            for i in range(len(dense) - 1):
+                layers.append(nn.Linear(dense[i], dense[i + 1]))
+                if i < len(dense) - 2:
+                    layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
     @property
     def n_classes(self) -> int:
         return self.cfg["n_classes"]
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.net is not None:
+            return self.net((pixels.to(torch.float32) / 255.0).reshape(-1, *self.input_shape))
         x = (pixels.to(torch.float32) / 255.0).reshape(-1, 1, self.side, self.side)
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)

@@ -115,8 +115,10 @@ def train_model(cfg: SNNConfig, tc: TrainConfig, data: Data, out_path=None, *,
     return _finish(model.cpu(), data, result, out_path, prov, log)
 
 
-def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str], None] = print) -> dict:
-    """Train the float CNN teacher; writes only a checkpoint (an ANN has no integer bundle)."""
+def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str], None] = print,
+              arch: str | None = None) -> dict:
+    """Train the float CNN teacher (the fixed CNN, or any conv net in SNN shorthand ``arch``); writes only a
+    checkpoint (an ANN has no integer bundle)."""
     _check_train_config(tc)
     if out_path is not None:
         _ann_checkpoint_path(out_path)
@@ -124,7 +126,8 @@ def train_ann(tc: TrainConfig, data: Data, out_path=None, *, log: Callable[[str]
         _check_labels(data.name, split, y, data.n_classes)
     _check_augment(tc, data.n_inputs)
     _setup_torch(tc)
-    model = ANNTeacher(data.n_inputs, data.n_classes, seed=tc.seed)
+    model = ANNTeacher(data.n_inputs, data.n_classes, seed=tc.seed, arch=arch,
+                       input_shape=data.input_shape if arch else None)
     result = fit(model, data, tc, log=log)
     model.cpu()
     world = result.get("world") or World()
