@@ -31,7 +31,7 @@ help:
 	@echo "make test-slow    the long regressions left out of make test"
 	@echo "make lock         regenerate requirements.lock from a fresh, unconstrained install"
 	@echo "make sim          cocotb regression on MNIST: SIM=icarus|verilator N=images"
-	@echo "make verify-full  the whole 10k MNIST test set through the RTL on Verilator, one process per core (JOBS=N)"
+	@echo "make verify-full  the whole 10k MNIST (mnist-t4) and Fashion-MNIST (fmnist-conv-t4) test sets through the RTL on Verilator, one process per core (JOBS=N)"
 	@echo "make formal       formal properties of the core (yowasp-sby + yices)"
 	@echo "make table        the accuracy table (docs/results.md)"
 	@echo "make kd-table     the distillation study (docs/kd_study.md; resumes, ~1.5 h on 2 cores)"
@@ -113,6 +113,7 @@ sim: $(STAMP)
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 verify-full: $(STAMP)
 	$(BIN)/sc-neurocore sim --pretrained mnist-t4 --simulator verilator --n 10000 --jobs $(JOBS)
+	$(BIN)/sc-neurocore sim --pretrained fmnist-conv-t4 --simulator verilator --n 10000 --jobs $(JOBS)
 
 table: $(STAMP)
 	$(BIN)/python benchmarks/table.py
