@@ -165,9 +165,16 @@ def encode_input(params: NetworkParams, pixels: np.ndarray, t: int) -> np.ndarra
     return INPUTS(stage).encode(stage, pixels, params.T, t)
 
 
-def layer_current(x: np.ndarray, layer, x_max: int) -> np.ndarray:
-    """``I`` of ``layer`` for a batch ``x`` of its inputs with ``0 <= x <= x_max``, for any layer kind."""
-    return LAYERS(layer).current(x, layer, x_max)
+def layer_current(x: np.ndarray, layer, x_max: int, dtype=np.int64) -> np.ndarray:
+    """``I`` of ``layer`` for a batch ``x`` of its inputs with ``0 <= x <= x_max``, for any layer kind, as ``dtype``
+    (int64, or int32 where :func:`_state_dtype` says every value fits)."""
+    return LAYERS(layer).current(x, layer, x_max, dtype)
+
+
+def _state_dtype(layer, x_max: int):
+    """int32 when the membrane and the current both fit 30 bits (so ``v' + I`` cannot wrap before the clamp),
+    else int64: half the memory traffic for the LIF steps of the large conv layers."""
+    return np.int32 if layer.membrane_bits <= 30 and layer.current_format(x_max).width <= 30 else np.int64
 
 
 @LAYERS.register("dense")
@@ -175,8 +182,8 @@ class DenseGolden:
     """A fully connected layer (:class:`~sc_neurocore.params.LayerParams`)."""
 
     @staticmethod
-    def current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
-        return _dense_current(x, layer, x_max)
+    def current(x: np.ndarray, layer: LayerParams, x_max: int, dtype=np.int64) -> np.ndarray:
+        return _dense_current(x, layer, x_max, dtype)
 
     @staticmethod
     def emit(spikes: np.ndarray, layer: LayerParams) -> np.ndarray:
@@ -189,7 +196,7 @@ def _exact_dtype(bound: int):
     return np.float32 if bound < (1 << 24) else np.float64
 
 
-def _dense_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
+def _dense_current(x: np.ndarray, layer: LayerParams, x_max: int, dtype=np.int64) -> np.ndarray:
     """``I = (x @ W) >>> s`` for a batch ``x`` of shape (B, n_in) with 0 <= x <= x_max.
 
     Every partial sum of column ``j`` is bounded by ``x_max * sum_i |W[i, j]|``.
@@ -199,7 +206,7 @@ def _dense_current(x: np.ndarray, layer: LayerParams, x_max: int) -> np.ndarray:
     """
     dt = _exact_dtype(int(x_max) * int(np.abs(layer.weight).sum(axis=0).max()))
     a = (x.astype(dt) @ layer.weight.astype(dt)).astype(np.int64)
-    return a >> layer.current_shift
+    return (a >> layer.current_shift).astype(dtype, copy=False)
 
 
 #: Most elements of one im2col patch block of :func:`_conv_current` (64 MiB of float32).
@@ -211,8 +218,8 @@ class ConvGolden:
     """A convolution layer (:class:`~sc_neurocore.params.ConvParams`), channel-major in and out."""
 
     @staticmethod
-    def current(x: np.ndarray, layer: ConvParams, x_max: int) -> np.ndarray:
-        return _conv_current(x, layer, x_max)
+    def current(x: np.ndarray, layer: ConvParams, x_max: int, dtype=np.int64) -> np.ndarray:
+        return _conv_current(x, layer, x_max, dtype)
 
     @staticmethod
     def emit(spikes: np.ndarray, layer: ConvParams) -> np.ndarray:
@@ -221,11 +228,16 @@ class ConvGolden:
         if q == 1:
             return spikes
         c, h, w = layer.conv_shape
-        s = spikes.reshape(spikes.shape[0], c, h // q, q, w // q, q).sum(axis=(3, 5), dtype=np.int64)
-        return s.reshape(spikes.shape[0], -1)
+        z = spikes.reshape(spikes.shape[0], c, h, w)
+        # q^2 adds of strided views (a window count is at most 15^2: uint8), faster than a sum over two axes
+        out = np.zeros((spikes.shape[0], c, h // q, w // q), dtype=np.uint8)
+        for dy in range(q):
+            for dx in range(q):
+                out += z[:, :, dy::q, dx::q]
+        return out.reshape(spikes.shape[0], -1)
 
 
-def _conv_current(x: np.ndarray, layer: ConvParams, x_max: int) -> np.ndarray:
+def _conv_current(x: np.ndarray, layer: ConvParams, x_max: int, dtype=np.int64) -> np.ndarray:
     """``I = conv(x, W) >>> s`` for a batch ``x`` of shape (B, C_in*H*W), as im2col and one matrix product.
 
     The receptive field of output channel ``co`` bounds its partial sums by ``x_max * sum |W[co]|``, so the
@@ -238,7 +250,7 @@ def _conv_current(x: np.ndarray, layer: ConvParams, x_max: int) -> np.ndarray:
     co, ho, wo = layer.conv_shape
     dt = _exact_dtype(int(x_max) * int(np.abs(layer.weight).reshape(co, -1).sum(axis=1).max()))
     wmat = layer.weight.reshape(co, -1).T.astype(dt)                 # (C_in*K*K, C_out), (ci, ky, kx) order
-    out = np.empty((B, co, ho * wo), dtype=np.int64)
+    out = np.empty((B, co, ho * wo), dtype=dtype)
     step = max(1, _PATCH_ELEMENTS // (ho * wo * c * k * k))
     for b0 in range(0, B, step):
         xb = x[b0:b0 + step].reshape(-1, c, h, w).astype(dt)
@@ -247,8 +259,9 @@ def _conv_current(x: np.ndarray, layer: ConvParams, x_max: int) -> np.ndarray:
         win = np.lib.stride_tricks.sliding_window_view(xb, (k, k), axis=(2, 3))[:, :, ::s, ::s][:, :, :ho, :wo]
         # (b, ci, yo, xo, ky, kx) -> (b, yo, xo, ci, ky, kx): one row per output position
         cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, ho * wo, c * k * k)
-        out[b0:b0 + step] = (cols @ wmat).astype(np.int64).transpose(0, 2, 1)
-    return out.reshape(B, -1) >> layer.current_shift
+        a = (cols @ wmat).astype(np.int64)
+        out[b0:b0 + step] = (a >> layer.current_shift).transpose(0, 2, 1)
+    return out.reshape(B, -1)
 
 
 def lif_step(state: LIFState, current: np.ndarray, layer: LayerParams, reset: str,
@@ -263,7 +276,7 @@ def lif_step(state: LIFState, current: np.ndarray, layer: LayerParams, reset: st
         return LIFState(u), np.zeros(u.shape, dtype=np.uint8)
     z = u >= layer.threshold
     if reset == "subtract":
-        v = u - layer.threshold * z
+        v = np.where(z, u - layer.threshold, u)   # keeps u's dtype (int32 or int64)
     else:
         v = np.where(z, 0, u)
     return LIFState(v), z.astype(np.uint8)
@@ -272,26 +285,27 @@ def lif_step(state: LIFState, current: np.ndarray, layer: LayerParams, reset: st
 def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
     B = px.shape[0]
     layers = params.layers
-    states = [LIFState.zeros(B, layer.n_neurons) for layer in layers]
+    dts = [_state_dtype(layer, params.input_max(li)) for li, layer in enumerate(layers)]
+    states = [LIFState(np.zeros((B, layer.n_neurons), dtype=dt)) for layer, dt in zip(layers, dts)]
     counts = [np.zeros((B, layer.n_neurons), dtype=np.int64) for layer in layers]
     trains = [np.zeros((params.T, B, layer.n_neurons), dtype=np.uint8) for layer in layers] if record else None
     trace = np.zeros((params.T, B, layers[-1].n_out), dtype=np.int64) if record else None
     if params.input.constant:
         # Spec §3.1: layer 1's current is the same at every timestep.
-        const_current = layer_current(encode_input(params, px, 0), layers[0], params.input_max(0))
+        const_current = layer_current(encode_input(params, px, 0), layers[0], params.input_max(0), dts[0])
         first = [const_current] * params.T
     else:
         # Every timestep's input is known before the first step (rate: the LFSR spikes; events: the bins):
         # layer 1's currents of all T steps in one product, (T*B, n_0) x (n_0, n_1).
         x0 = np.concatenate([encode_input(params, px, t) for t in range(params.T)])
-        first = layer_current(x0, layers[0], params.input_max(0)).reshape(params.T, B, -1)
+        first = layer_current(x0, layers[0], params.input_max(0), dts[0]).reshape(params.T, B, -1)
     for t in range(params.T):
         x = None
         for li, layer in enumerate(layers):
             if li == 0:
                 cur = first[t]
             else:
-                cur = layer_current(x, layer, params.input_max(li))
+                cur = layer_current(x, layer, params.input_max(li), dts[li])
             spk = params.spiking(li)
             states[li], z = lif_step(states[li], cur, layer, params.reset, spk)
             counts[li] += z
@@ -300,7 +314,7 @@ def _infer_chunk(params: NetworkParams, px: np.ndarray, record: bool):
             x = LAYERS(layer).emit(z, layer)
         if record:
             trace[t] = x if params.readout == "spike_count" else states[-1].v
-    scores = counts[-1] if params.readout == "spike_count" else states[-1].v
+    scores = counts[-1] if params.readout == "spike_count" else states[-1].v.astype(np.int64)
     return scores, counts, trains, trace
 
 
