@@ -169,6 +169,9 @@ def dequantize(params: NetworkParams, *, dt: float = 1e-4, input_scale: float = 
     saturation, so it agrees with the integer model on most images, not bit-exactly."""
     layers = []
     for i, la in enumerate(params.layers):
+        if la.kind != "dense":
+            raise NIRError(f"layer {i + 1} is a {la.kind} layer: conv layers are not written to NIR yet "
+                           "(docs/nir.md §2); only networks of dense layers export")
         c = input_scale * (1 << params.input_shift) if i == 0 else 1.0
         spiking = params.spiking(i)
         layers.append(FloatLayer(la.weight.astype(np.float64) / (2.0 ** la.current_shift * c),
