@@ -11,20 +11,23 @@ from sc_neurocore.train.config import SNNConfig
 
 
 def test_the_qat_model_implements_the_dense_kind():
-    assert QAT_LAYERS.kinds == ("dense",) and QAT_LAYERS.get("dense") is DenseQAT
+    from sc_neurocore.train.model import ConvQAT
+
+    assert QAT_LAYERS.kinds == ("conv", "dense") and QAT_LAYERS.get("dense") is DenseQAT
+    assert QAT_LAYERS.get("conv") is ConvQAT
     assert all(QAT_LAYERS(d) is DenseQAT for d in layer_design(SNNConfig(sizes=(16, 4, 3), T=2)))
 
 
 def test_the_qat_model_refuses_an_unknown_layer_kind():
-    with pytest.raises(KindError, match=r"the torch QAT model has no implementation of the 'conv' layer kind"):
-        QAT_LAYERS.get("conv")
+    with pytest.raises(KindError, match=r"the torch QAT model has no implementation of the 'lstm' layer kind"):
+        QAT_LAYERS.get("lstm")
 
-    class ConvDesign(LayerDesign):
-        kind = "conv"
+    class LSTMDesign(LayerDesign):
+        kind = "lstm"
 
     model = SpikingMLP(SNNConfig(sizes=(16, 4, 3), T=2))
-    model.design[1] = ConvDesign(**dataclasses.asdict(model.design[1]))
-    with pytest.raises(KindError, match=r"'conv' layer kind \(it implements: dense\)"):
+    model.design[1] = LSTMDesign(**dataclasses.asdict(model.design[1]))
+    with pytest.raises(KindError, match=r"'lstm' layer kind \(it implements: conv, dense\)"):
         model(torch.zeros(2, 16))
 
 

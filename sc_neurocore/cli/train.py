@@ -299,8 +299,6 @@ def _run_train(args, world) -> int:
     data = _load_data(args)
     _check_images(args, data)
     if args.ann:
-        if args.sizes or args.hidden:
-            raise ValueError("--ann takes its network as --arch (e.g. 32C3-P2-64C3-P2-256-10), not --sizes/--hidden")
         r = train_ann(_train_config(args), data, args.output, log=_log(args), arch=args.arch)
         if world.main:
             print(f"wrote {r['checkpoint']} (ANN teacher, float test accuracy {100 * r['test_acc']:.2f} %)")
