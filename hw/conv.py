@@ -87,6 +87,10 @@ class ConvLayer(wiring.Component):
         self._keep = bool(keep_current)
         self.acc_format = layer.accumulator_format(geom.x_max)
         self.current_format = layer.current_format(geom.x_max)
+        #: The membrane words as they are written (for the formal harness: the state lives in block RAM, so
+        #: its range is asserted on what enters the memory): ``membrane_we`` and the ``C_out`` lanes.
+        self.membrane_we = Signal(name="membrane_we")
+        self.membrane_wdata = Signal(layer.channels * layer.membrane_bits, name="membrane_wdata")
         super().__init__({
             "events": In(stream.Signature(event_layout(geom.chunk_space, geom.events, geom.x_bits))),
             "acc_busy": Out(1),
@@ -298,5 +302,6 @@ class ConvLayer(wiring.Component):
                 m.d.sync += a_ok.eq(a_ok & ~(Const(1, npos) << u_addr))
         with m.Elif(d_valid):
             m.d.sync += a_ok.eq(a_ok | (Const(1, npos) << d_pos))
-        m.d.comb += [v_wr.addr.eq(u_addr), v_wr.data.eq(Cat(*v_new)), v_wr.en.eq(compute)]
+        m.d.comb += [v_wr.addr.eq(u_addr), v_wr.data.eq(Cat(*v_new)), v_wr.en.eq(compute),
+                     self.membrane_we.eq(compute), self.membrane_wdata.eq(Cat(*v_new))]
         m.d.comb += [a_wr.addr.eq(d_pos), a_wr.data.eq(d_data), a_wr.en.eq(d_valid)]

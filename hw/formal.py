@@ -5,7 +5,8 @@ unconstrained pixels (``AnySeq``), an always-valid input stream and an
 unconstrained ``result.ready``, and asserts in every cycle:
 
 1. every membrane stays inside its declared range
-   ``[-2^(m-1), 2^(m-1)-1]`` and every spike counter inside ``0 … T``;
+   ``[-2^(m-1), 2^(m-1)-1]`` (a conv layer's, held in block RAM: every word written to it) and every
+   spike counter inside ``0 … T``;
 2. the output stream obeys the handshake rule: once ``valid`` is high it
    stays high, with the same payload, until ``ready`` takes it;
 3. the first image completes within
@@ -31,7 +32,21 @@ from sc_neurocore.params import LayerParams, NetworkParams
 from .config import CoreConfig
 from .tools import convert_rtlil, tool_env
 
-__all__ = ["FormalHarness", "small_network", "run_formal"]
+__all__ = ["FormalHarness", "small_network", "small_conv_network", "run_formal"]
+
+
+def small_conv_network(T: int = 1) -> NetworkParams:
+    """A tiny conv network for the formal check: (1, 2, 2) -> 2C2 padding 1, pool 3 (a 3x3 output: taps
+    outside it, and a window sum) -> dense 2; saturating 8-bit membranes, weights that fire."""
+    import numpy as np
+
+    from sc_neurocore.params import ConvParams
+
+    w = np.array([[[[7, -7], [5, 6]]], [[[-3, 7], [7, 6]]]])
+    conv = ConvParams(w, (1, 2, 2), 4, threshold=40, leak_shift=1, current_shift=2, membrane_bits=8, padding=1,
+                      pool=3)
+    out = LayerParams(np.array([[3, -2], [-1, 3]]), 3, threshold=3, leak_shift=0, current_shift=0, membrane_bits=5)
+    return NetworkParams((conv, out), T=T, readout="spike_count")
 
 
 def small_network(encoding: str = "direct", readout: str = "spike_count", reset: str = "subtract",
@@ -74,6 +89,12 @@ class FormalHarness(Elaboratable):
         # 1. ranges
         for lay, lp in zip(core.layers, self.network.layers):
             fmt = lp.membrane_format
+            if hasattr(lay, "membrane_wdata"):   # state in block RAM: what is written to it
+                mb = lp.membrane_bits
+                for c in range(lp.channels):
+                    v = lay.membrane_wdata[c * mb:(c + 1) * mb].as_signed()
+                    m.d.comb += Assert(~lay.membrane_we | ((v >= fmt.min) & (v <= fmt.max)))
+                continue
             for j in range(lp.n_out):
                 v = lay.membrane[j]
                 m.d.comb += Assert((v >= fmt.min) & (v <= fmt.max))
