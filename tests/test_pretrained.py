@@ -41,3 +41,32 @@ def test_the_shipped_rate_students_are_bit_exact_in_rtl(mnist, name):
     b = resolve_bundle(pretrained=name)
     r = run_regression(b, mnist.test_x, mnist.test_y, simulator="verilator", n=40)
     assert r["ok"] and r["mismatched_vectors"] == 0 and r["cycles_checked"] and r["cycle_mismatches"] == 0, r
+
+
+@pytest.mark.parametrize("name,dataset", [("fmnist-conv-t4", "fashion-mnist"), ("mnist-conv-t4", "mnist")])
+def test_the_shipped_conv_bundles(name, dataset):
+    """Two sum-pooled conv layers and a hidden dense layer at T=4 (``make pretrained``): the golden model gives
+    the test accuracy their provenance records, on the dataset they were trained on."""
+    from sc_neurocore.data import load_dataset
+
+    b = resolve_bundle(pretrained=name)
+    net, prov = b.network, b.provenance
+    assert [layer.kind for layer in net.layers] == ["conv", "conv", "dense", "dense"]
+    assert [(la.channels, la.kernel, la.pool) for la in net.layers[:2]] == [(16, 5, 2), (32, 5, 2)]
+    assert net.T == 4 and prov["dataset"] == dataset and prov["config"]["input_shape"] == [1, 28, 28]
+    ds = load_dataset(dataset, None)
+    acc = float(np.mean(infer(net, ds.test_x).classes == ds.test_y))
+    assert round(acc, 6) == prov["test_accuracy"]
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("name,dataset", [("fmnist-conv-t4", "fashion-mnist"), ("mnist-conv-t4", "mnist")])
+def test_the_shipped_conv_bundles_are_bit_exact_in_rtl(name, dataset):
+    from sc_neurocore.data import load_dataset
+    from sc_neurocore.sim.runner import run_regression
+
+    ds = load_dataset(dataset, None)
+    b = resolve_bundle(pretrained=name)
+    r = run_regression(b, ds.test_x, ds.test_y, simulator="verilator", n=40, jobs=None)
+    assert r["ok"] and r["mismatched_vectors"] == 0 and r["cycles_checked"] and r["cycle_mismatches"] == 0, r

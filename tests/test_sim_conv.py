@@ -73,3 +73,17 @@ def test_conv_verilog_lints_clean(name, tmp_path):
     generate_verilog(_bundle(CASES[name][0]()), tmp_path, **CASES[name][2])
     ok, log = lint_verilog(tmp_path / "sc_neurocore_top.v")
     assert ok, log
+
+
+@pytest.mark.parametrize("simulator", [_sim("icarus")])
+def test_shipped_mnist_conv_core_on_mnist_images(simulator):
+    """The MNIST-sized conv core (mnist-conv-t4: 28x28 inputs, 16 and 32 channels, block-RAM state) on two MNIST
+    test images and an all-255 one. An Icarus-only bug (sequencer outputs never evaluated at time 0) showed
+    only at this size; Verilator runs it over 40 images in the slow set (tests/test_pretrained.py)."""
+    from sc_neurocore.bundle import resolve_bundle
+    from sc_neurocore.data import load_mnist
+
+    x = np.vstack([load_mnist().test_x[:2], np.full((1, 784), 255, dtype=np.uint8)])
+    r = run_regression(resolve_bundle(pretrained="mnist-conv-t4"), x, simulator=simulator, case="conv-mnist-few")
+    assert r["ok"] and r["vectors_checked"] == 3 and r["mismatched_vectors"] == 0, r
+    assert r["cycles_checked"] and r["cycle_mismatches"] == 0, r
