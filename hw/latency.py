@@ -96,14 +96,6 @@ def _beat_pass(w: np.ndarray, accumulate: int) -> np.ndarray:
     return np.maximum(end, issue_end + accumulate)
 
 
-def _chunks_with_events(lg, spikes: np.ndarray) -> np.ndarray:
-    """Chunks of ``lg.events`` inputs with at least one spike, per row of ``spikes`` (..., n_in)."""
-    shape = spikes.shape[:-1]
-    padded = np.zeros(shape + (lg.chunks * lg.events,), dtype=bool)
-    padded[..., :lg.n_in] = spikes != 0
-    return padded.reshape(shape + (lg.chunks, lg.events)).any(-1).sum(-1).astype(np.int64)
-
-
 def _streamed(geom, index: int) -> bool:
     """Whether layer ``index`` is fed by a conv layer that streams its spikes while it updates."""
     return index > 0 and geom.layers[index - 1].kind == "conv"
@@ -123,31 +115,37 @@ def _streamed_scan(geom, index: int, spikes: np.ndarray) -> np.ndarray:
     return np.where(any_spike, tail, Timing.SCAN_EMPTY)
 
 
+def _scan(kind, geom, index: int, spikes: np.ndarray, bound: bool = False) -> np.ndarray:
+    """Phase ``SCAN`` of layer ``index`` (>= 1) for the previous layer's spikes (..., n): the chunks with spikes
+    cost what ``kind.chunk_cycles`` says, then ``scan_cycles`` (``Timing.SCAN_EMPTY`` when none); ``bound``:
+    the chunks' work alone. Fed by a conv layer's update, only its tail (:func:`_streamed_scan`)."""
+    if _streamed(geom, index):   # the events themselves are counted in the conv layer's update
+        return np.zeros(spikes.shape[:-1], dtype=np.int64) if bound else _streamed_scan(geom, index, spikes)
+    lg = geom.layers[index]
+    padded = np.zeros(spikes.shape[:-1] + (lg.chunks * lg.events,), dtype=bool)
+    padded[..., :lg.n_in] = spikes != 0
+    work = kind.chunk_cycles(lg, padded.reshape(spikes.shape[:-1] + (lg.chunks, lg.events))).sum(-1)
+    return work if bound else np.where(work > 0, work + lg.scan_cycles, Timing.SCAN_EMPTY)
+
+
 @LAYERS.register("dense")
 class DenseLatency:
-    """A dense layer: an event scan over the previous layer's spikes, then ``G + Timing.UPDATE`` update cycles."""
+    """A dense layer: an event scan over the previous layer's spikes (``G`` cycles per chunk with a spike),
+    then ``G + Timing.UPDATE`` update cycles."""
 
     @staticmethod
     def chunk_cycles(lg, nonzero: np.ndarray) -> np.ndarray:
         """Cycles an event chunk costs, from its non-zero values (..., E): ``G`` if any, else none."""
         return nonzero.any(-1).astype(np.int64) * lg.groups
 
-    @staticmethod
-    def scan(geom, index: int, spikes: np.ndarray) -> np.ndarray:
-        """Event-scan phase of layer ``index`` (>= 1) for input spikes (..., n_in)."""
-        if _streamed(geom, index):
-            return _streamed_scan(geom, index, spikes)
-        lg = geom.layers[index]
-        nz = _chunks_with_events(lg, spikes)
-        return np.where(nz > 0, nz * lg.groups + lg.scan_cycles, Timing.SCAN_EMPTY)
+    @classmethod
+    def scan(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        return _scan(cls, geom, index, spikes)
 
-    @staticmethod
-    def scan_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
+    @classmethod
+    def scan_bound(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
         """One weight-bank read per issued chunk-group (no fill or hand-over)."""
-        if _streamed(geom, index):
-            return np.zeros(spikes.shape[:-1], dtype=np.int64)   # counted in the conv layer's update
-        lg = geom.layers[index]
-        return _chunks_with_events(lg, spikes) * lg.groups
+        return _scan(cls, geom, index, spikes, bound=True)
 
     @staticmethod
     def update(geom, index: int, spikes: np.ndarray) -> int:
@@ -168,21 +166,13 @@ class ConvLatency:
     def chunk_cycles(lg, nonzero: np.ndarray) -> np.ndarray:
         return nonzero.sum(-1).astype(np.int64) * lg.taps
 
-    @staticmethod
-    def scan(geom, index: int, spikes: np.ndarray) -> np.ndarray:
-        if _streamed(geom, index):
-            return _streamed_scan(geom, index, spikes)
-        lg = geom.layers[index]
-        nz = _chunks_with_events(lg, spikes)
-        per_chunk = _chunk_values(lg, spikes).sum(-1) * lg.taps
-        return np.where(nz > 0, per_chunk + lg.scan_cycles, Timing.SCAN_EMPTY)
+    @classmethod
+    def scan(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        return _scan(cls, geom, index, spikes)
 
-    @staticmethod
-    def scan_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
-        if _streamed(geom, index):
-            return np.zeros(spikes.shape[:-1], dtype=np.int64)
-        lg = geom.layers[index]
-        return _chunk_values(lg, spikes).sum(-1) * lg.taps
+    @classmethod
+    def scan_bound(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
+        return _scan(cls, geom, index, spikes, bound=True)
 
     @staticmethod
     def update(geom, index: int, spikes: np.ndarray) -> np.ndarray:
@@ -195,14 +185,6 @@ class ConvLatency:
     def update_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
         lg, nxt = geom.layers[index], geom.layers[index + 1]
         return lg.positions + spikes.sum(-1, dtype=np.int64) * nxt.event_cycles
-
-
-def _chunk_values(lg, spikes: np.ndarray) -> np.ndarray:
-    """Non-zero inputs per chunk of ``lg.events`` (..., chunks)."""
-    shape = spikes.shape[:-1]
-    padded = np.zeros(shape + (lg.chunks * lg.events,), dtype=bool)
-    padded[..., :lg.n_in] = spikes != 0
-    return padded.reshape(shape + (lg.chunks, lg.events)).sum(-1).astype(np.int64)
 
 
 def _rate_inputs(net, px) -> np.ndarray:
