@@ -325,6 +325,12 @@ class ConvGeometry(LayerGeometry):
         return self.taps
 
     @property
+    def update_cycles(self) -> int:
+        """The update phase without spikes: the registered start and ``Timing.CONV_POSITION`` per position;
+        each spike adds the next layer's ``event_cycles`` (it is streamed to it from the update)."""
+        return Timing.CONV_UPDATE_START + Timing.CONV_POSITION * self.positions
+
+    @property
     def multipliers(self) -> int:
         return self.lanes
 

@@ -178,8 +178,7 @@ class ConvLatency:
     def update(geom, index: int, spikes: np.ndarray) -> np.ndarray:
         """Per timestep (T, B): the registered start, every position, and the events of its spikes."""
         lg, nxt = geom.layers[index], geom.layers[index + 1]
-        return (Timing.CONV_UPDATE_START + Timing.CONV_POSITION * lg.positions
-                + spikes.sum(-1, dtype=np.int64) * nxt.event_cycles)
+        return lg.update_cycles + spikes.sum(-1, dtype=np.int64) * nxt.event_cycles
 
     @staticmethod
     def update_bound(geom, index: int, spikes: np.ndarray) -> np.ndarray:
