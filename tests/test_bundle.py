@@ -509,7 +509,7 @@ def test_empty_path_refused():
         load_bundle("")
 
 
-AVAILABLE = (r"\(available: mnist-rate-t4, mnist-saccade-t4, mnist-small-t4, mnist-t1, mnist-t2, mnist-t32, mnist-t4, "
+AVAILABLE = (r"\(available: fmnist-conv-t4, mnist-conv-t4, mnist-rate-t4, mnist-saccade-t4, mnist-small-t4, mnist-t1, mnist-t2, mnist-t32, mnist-t4, "
              r"mnist-t4-lite, mnist-t8\)")
 
 
