@@ -11,10 +11,16 @@ from sc_neurocore.params import LayerParams, NetworkParams
 
 
 def to_naive(net: NetworkParams) -> dict:
+    layers = []
+    for layer in net.layers:
+        d = {"W": layer.weight.tolist(), "theta": layer.threshold, "k": layer.leak_shift, "s": layer.current_shift,
+             "m": layer.membrane_bits}
+        if layer.kind == "conv":
+            d.update(kind="conv", in_shape=list(layer.in_shape), stride=layer.stride, padding=layer.padding,
+                     pool=layer.pool)
+        layers.append(d)
     return {"T": net.T, "encoding": net.encoding, "reset": net.reset, "readout": net.readout,
-            "rate_seed": net.rate_seed, "input_bits": net.input_bits,
-            "layers": [{"W": layer.weight.tolist(), "theta": layer.threshold, "k": layer.leak_shift,
-                        "s": layer.current_shift, "m": layer.membrane_bits} for layer in net.layers]}
+            "rate_seed": net.rate_seed, "input_bits": net.input_bits, "layers": layers}
 
 
 @st.composite

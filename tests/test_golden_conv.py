@@ -6,22 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from naive_model import naive_infer
+from test_golden import check_against_naive
 from sc_neurocore.golden import infer, layer_current
 from sc_neurocore.params import ConvParams, LayerParams, NetworkParams
-
-
-def to_naive(net: NetworkParams) -> dict:
-    layers = []
-    for layer in net.layers:
-        d = {"W": layer.weight.tolist(), "theta": layer.threshold, "k": layer.leak_shift, "s": layer.current_shift,
-             "m": layer.membrane_bits}
-        if layer.kind == "conv":
-            d.update(kind="conv", in_shape=list(layer.in_shape), stride=layer.stride, padding=layer.padding,
-                     pool=layer.pool)
-        layers.append(d)
-    return {"T": net.T, "encoding": net.encoding, "reset": net.reset, "readout": net.readout,
-            "rate_seed": net.rate_seed, "input_bits": net.input_bits, "layers": layers}
 
 
 def _weights(draw, shape, wb):
@@ -82,17 +69,6 @@ def conv_cases(draw):
     if events:
         return net, np.array([[sample() for _ in range(net.T)] for _ in range(b)], dtype=np.int64)
     return net, np.array([sample() for _ in range(b)], dtype=np.int64)
-
-
-def check_against_naive(net, samples):
-    res = infer(net, samples, record=True)
-    for b, sample in enumerate(samples):
-        cls, scores, spikes = naive_infer(to_naive(net), sample.tolist())
-        assert res.classes[b] == cls
-        assert np.array_equal(res.scores[b], np.array(scores, dtype=np.int64))
-        for li in range(len(net.layers)):
-            assert np.array_equal(res.spikes[li][:, b, :], np.array(spikes[li], dtype=np.uint8))
-            assert np.array_equal(res.spike_counts[li][b], np.array(spikes[li]).sum(axis=0))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
