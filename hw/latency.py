@@ -128,15 +128,8 @@ def _scan(kind, geom, index: int, spikes: np.ndarray, bound: bool = False) -> np
     return work if bound else np.where(work > 0, work + lg.scan_cycles, Timing.SCAN_EMPTY)
 
 
-@LAYERS.register("dense")
-class DenseLatency:
-    """A dense layer: an event scan over the previous layer's spikes (``G`` cycles per chunk with a spike),
-    then ``G + Timing.UPDATE`` update cycles."""
-
-    @staticmethod
-    def chunk_cycles(lg, nonzero: np.ndarray) -> np.ndarray:
-        """Cycles an event chunk costs, from its non-zero values (..., E): ``G`` if any, else none."""
-        return nonzero.any(-1).astype(np.int64) * lg.groups
+class _Scanned:
+    """The scan phase of a layer kind, from its ``chunk_cycles`` (:func:`_scan`)."""
 
     @classmethod
     def scan(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
@@ -144,8 +137,19 @@ class DenseLatency:
 
     @classmethod
     def scan_bound(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
-        """One weight-bank read per issued chunk-group (no fill or hand-over)."""
+        """The chunks' work alone (no fill or hand-over)."""
         return _scan(cls, geom, index, spikes, bound=True)
+
+
+@LAYERS.register("dense")
+class DenseLatency(_Scanned):
+    """A dense layer: an event scan over the previous layer's spikes (``G`` cycles per chunk with a spike),
+    then ``G + Timing.UPDATE`` update cycles."""
+
+    @staticmethod
+    def chunk_cycles(lg, nonzero: np.ndarray) -> np.ndarray:
+        """Cycles an event chunk costs, from its non-zero values (..., E): ``G`` if any, else none."""
+        return nonzero.any(-1).astype(np.int64) * lg.groups
 
     @staticmethod
     def update(geom, index: int, spikes: np.ndarray) -> int:
@@ -157,7 +161,7 @@ class DenseLatency:
 
 
 @LAYERS.register("conv")
-class ConvLatency:
+class ConvLatency(_Scanned):
     """A conv layer (``hw/conv.py``): ``K*K`` cycles per non-zero input value; an update of
     ``Timing.CONV_POSITION`` cycles per output position plus, per spike, what one event costs the next
     layer (``event_cycles``: it is streamed to it from the update)."""
@@ -165,14 +169,6 @@ class ConvLatency:
     @staticmethod
     def chunk_cycles(lg, nonzero: np.ndarray) -> np.ndarray:
         return nonzero.sum(-1).astype(np.int64) * lg.taps
-
-    @classmethod
-    def scan(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
-        return _scan(cls, geom, index, spikes)
-
-    @classmethod
-    def scan_bound(cls, geom, index: int, spikes: np.ndarray) -> np.ndarray:
-        return _scan(cls, geom, index, spikes, bound=True)
 
     @staticmethod
     def update(geom, index: int, spikes: np.ndarray) -> np.ndarray:
