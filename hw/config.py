@@ -11,6 +11,7 @@ properties.  Nothing downstream re-derives these by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, asdict
 
@@ -133,12 +134,19 @@ class CoreConfig:
         rebuilding the bitstream; :meth:`CoreGeometry.weight_writes` lists the
         words to write.  Default ``False`` (read-only memories, initialised
         from the bundle).
+    dsp_limit:
+        At most this many pixel-by-weight products become multiplier cells
+        (DSPs); the rest are built as shift-and-add from LUTs, with the same
+        result and the same cycles. Products are counted layer by layer, lane by
+        lane, so the last ones of the last pixel layer go to LUTs first.
+        ``None`` (the default): every product is a multiplier.
     """
 
     lanes: int | tuple | None = None
     events: int | tuple | None = None
     pixels_per_beat: int = 8
     weight_port: bool = False
+    dsp_limit: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lanes", _per_layer("lanes", self.lanes))
@@ -146,12 +154,17 @@ class CoreConfig:
         _positive_int("pixels_per_beat", self.pixels_per_beat, hi=64)
         if not isinstance(self.weight_port, bool):
             raise TypeError(f"weight_port must be a bool, not {self.weight_port!r}")
+        if self.dsp_limit is not None and (isinstance(self.dsp_limit, bool) or not isinstance(self.dsp_limit, int)
+                                           or self.dsp_limit < 0):
+            raise ValueError(f"dsp_limit must be a non-negative integer or None, not {self.dsp_limit!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         for k in ("lanes", "events"):
             if isinstance(d[k], tuple):
                 d[k] = list(d[k])
+        if d["dsp_limit"] is None:  # left out: reports of cores without the option keep their bytes
+            del d["dsp_limit"]
         return d
 
     def geometry(self, network: NetworkParams) -> "CoreGeometry":
@@ -173,6 +186,9 @@ class LayerGeometry:
     #: Largest weighted-sum term multiplier the layer's accumulator must hold (0: ``2^x_bits - 1``). A layer
     #: after a conv layer pooled by q takes one-bit events, up to q^2 of them per input (spec §6).
     x_limit: int = 0
+    #: Pixel-by-weight products of this layer built from LUTs (shift-and-add) instead of multipliers: the
+    #: last ones in product order (``CoreConfig.dsp_limit``); 0 for a one-bit-input layer.
+    lut_products: int = 0
 
     @property
     def kind(self) -> str:
@@ -392,6 +408,13 @@ class CoreGeometry:
             # padding of the last beat extends the index space.
             space = -(-lp.n_in // events) if i else -(-lp.n_in // ppb) * (ppb // events)
             layers.append(self._layer(i, lp, lanes, events, network.input_bits if pixel_input else 1, space, 0))
+        if config.dsp_limit is not None:
+            left = config.dsp_limit
+            for k, lg in enumerate(layers):
+                if lg.x_bits > 1:
+                    dsp = min(lg.multipliers, left)
+                    left -= dsp
+                    layers[k] = dataclasses.replace(lg, lut_products=lg.multipliers - dsp)
         self.layers: tuple[LayerGeometry, ...] = tuple(layers)
 
     @staticmethod

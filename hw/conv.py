@@ -20,7 +20,7 @@ from sc_neurocore.params import ConvParams
 
 from .config import ConvGeometry, Timing
 from .kinds import LAYERS
-from .logic import _index, _lowest_set, _select_onehot, event_layout
+from .logic import _index, _lowest_set, _product, _select_onehot, event_layout
 
 __all__ = ["ConvLayer", "div_const"]
 
@@ -207,10 +207,11 @@ class ConvLayer(wiring.Component):
         m.d.sync += [d_valid.eq(issue & inside), d_issue.eq(issue), d_pos.eq(pos), d_x.eq(value)]
         ok = a_ok.bit_select(d_pos, 1)
         new = []
+        first_lut = C - g.lut_products   # channels from here on multiply by shift-and-add (CoreConfig.dsp_limit)
         for co in range(C):
             acc = Mux(ok, a_rd.data[co * A:(co + 1) * A].as_signed(), 0)
             w = w_rd.data[co * wb:(co + 1) * wb].as_signed()
-            prod = Mux(d_x, w, 0) if g.x_bits == 1 else d_x.as_unsigned() * w
+            prod = Mux(d_x, w, 0) if g.x_bits == 1 else _product(d_x, w, lut=co >= first_lut)
             s = Signal(signed(A), name=f"acc_new{co}")
             m.d.comb += s.eq(acc + prod)
             new.append(s)

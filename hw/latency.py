@@ -47,7 +47,7 @@ from sc_neurocore.params import NetworkParams, lfsr_thresholds
 
 from .config import CoreConfig, CoreGeometry, Timing
 
-__all__ = ["image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report",
+__all__ = ["Activity", "image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report",
            "LAYERS", "INPUTS"]
 
 #: The latency model's layer kinds: ``scan(geom, index, spikes)``, ``scan_bound(geom, index, spikes)``
@@ -291,6 +291,42 @@ def _activity(geom, pixels):
     px = _samples(geom, pixels)
     res = infer(net, px, record=True)
     return stage.work(geom, px), res.spikes
+
+
+class Activity:
+    """The golden model's record of a set of images, made once and read for any generator options.
+
+    Cycles depend on the options only through the geometry; the spikes do not depend on them at all,
+    so a search over options (the planner's) runs the golden model once per network, not once per
+    configuration. ``cycles(config)`` equals :func:`image_cycles` with the same images.
+    """
+
+    def __init__(self, network, images):
+        geom = _geometry(network, None)
+        INPUTS(geom.network.input)  # an input kind the latency model lacks is a KindError naming it, first
+        self.network = geom.network
+        self._px = _samples(geom, images)
+        if len(self._px) == 0:
+            raise ValueError("Activity needs at least one image, got an empty batch")
+        res = infer(self.network, self._px, record=True)
+        self._spikes = res.spikes
+        #: the golden model's class of every recorded image (the accuracy comes with the record)
+        self.classes = res.classes
+
+    def __len__(self) -> int:
+        return len(self._px)
+
+    def head(self, n: int) -> "Activity":
+        """The record of the first ``n`` images (a cheaper sample for ranking many configurations)."""
+        out = object.__new__(Activity)
+        out.network, out._px, out.classes = self.network, self._px[:n], self.classes[:n]
+        out._spikes = [s[:, :n] for s in self._spikes]
+        return out
+
+    def cycles(self, config=None) -> np.ndarray:
+        """Exact latency in cycles of every recorded image under ``config``: (B,) int64."""
+        geom = _geometry(self.network, config)
+        return _phases(geom, INPUTS(self.network.input).work(geom, self._px), self._spikes)
 
 
 def _all_active(geom):

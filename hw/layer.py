@@ -17,7 +17,7 @@ from sc_neurocore.params import LayerParams
 
 from .config import LayerGeometry, Timing
 from .kinds import LAYERS
-from .logic import _check_depth, _index, _select, _shift_in, _Stage, event_layout, weight_write_layout
+from .logic import _check_depth, _index, _product, _select, _shift_in, _Stage, event_layout, weight_write_layout
 
 __all__ = ["LIFLayer"]
 
@@ -256,12 +256,13 @@ class LIFLayer(wiring.Component):
         prod_shape = signed(wb + g.x_bits + 1)
         st = _Stage(valid=Signal(name="s2_valid"), p=[[Signal(prod_shape, name=f"prod{b}_{k}") for k in range(P)] for b in range(E)])
         m.d.sync += st.valid.eq(s1.valid)
+        first_lut = P * E - g.lut_products   # products from here on are shift-and-add (CoreConfig.dsp_limit)
         for b in range(E):
             for k in range(P):
                 w = s1.w[b][k * wb:(k + 1) * wb].as_signed()
                 x = s1.x[b]
                 # A spike only gates the weight; a pixel needs a multiplier.
-                p = Mux(x, w, 0) if g.x_bits == 1 else x.as_unsigned() * w
+                p = Mux(x, w, 0) if g.x_bits == 1 else _product(x, w, lut=k * E + b >= first_lut)
                 m.d.sync += st.p[b][k].eq(p)
         return st
 

@@ -40,6 +40,18 @@ def _lowest_set(m: Module, vec, width: int, name: str):
     return onehot, idx
 
 
+def _product(x, w, *, lut: bool):
+    """``x * w`` for an unsigned input ``x`` and a signed weight ``w``: a multiplier cell (yosys maps it to a
+    DSP), or with ``lut`` the same value as shift-and-add, ``sum(Mux(x[i], w << i, 0))``, which yosys builds
+    from LUTs and carry chains (``CoreConfig.dsp_limit``: where the DSPs run out). Both are exact."""
+    if not lut:
+        return x.as_unsigned() * w
+    terms = [Mux(x[i], w.as_signed() << i, 0) for i in range(len(x))]
+    while len(terms) > 1:  # a balanced tree, like the layer's adder tree
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def _select_onehot(items, onehot):
     """``items[i]`` for the set bit ``i`` of ``onehot`` (0 when none): an AND-OR multiplexer.
 

@@ -170,8 +170,12 @@ def _critical_path(pnr: dict) -> dict | None:
 
 
 def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True, timeout: float = 1800,
-               seed: int = 1) -> dict:
+               seed: int = 1, place: bool = True) -> dict:
     """Synthesise, place and route the core in ``verilog_dir`` for ``device``; see the module docstring.
+
+    ``place=False`` stops after yosys (minutes instead of up to an hour on a full-size core): the result
+    has yosys's cell counts as ``utilisation``, ``synth_only: True`` and no Fmax; the resource model's
+    calibration runs (``benchmarks/resource_calibration.py``) are made this way.
 
     Returns ``{"device", "fits", "fmax_mhz", "utilisation": {lut, ff, bram, dsp: {used, available}},
     "cycles": {...from report.json}, "cached"}``. Raises :class:`SynthError` with the numbers when the
@@ -188,7 +192,7 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
     for p in files:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     h.update(json.dumps({"device": dev.name, "seed": seed, "tools": _tool_versions(), "wrapper": synth_wrapper(report),
-                         "v": 3}, sort_keys=True).encode())
+                         "v": 3, **({} if place else {"place": False, "cells": 1})}, sort_keys=True).encode())
     key = h.hexdigest()[:24]
     cached = cache_dir() / f"{key}.json"
     if use_cache and cached.is_file():
@@ -217,15 +221,18 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
         if p.returncode != 0 or not (work / "net.json").is_file():
             tail = ((work / "yosys.log").read_text() if (work / "yosys.log").exists() else p.stderr)[-2000:]
             raise SynthError(f"yosys failed for {dev.name}:\n{tail}")
-        counts = _yosys_counts(json.loads((work / "stat.json").read_text()), dev.family)
+        stat = json.loads((work / "stat.json").read_text())
+        counts = _yosys_counts(stat, dev.family)
         over = []
         for res, avail in (("lut", dev.luts), ("ff", dev.ffs), ("bram", dev.brams), ("dsp", dev.dsps)):
             if counts.get(res, 0) > avail:
                 over.append(f"{res.upper()} {counts[res]}/{avail}")
-        if over:
-            result = {"device": dev.name, "fits": False, "fmax_mhz": None, "reason": "does not fit: " + ", ".join(over),
+        if over or not place:
+            result = {"device": dev.name, "fits": not over, "fmax_mhz": None,
                       "utilisation": {k: {"used": int(v), "available": None} for k, v in counts.items()},
                       "synth_only": True}
+            if over:
+                result["reason"] = "does not fit: " + ", ".join(over)
         else:
             cmd = [dev.nextpnr, *dev.pnr_args, "--json", "net.json", "--report", "pnr.json",
                    "--freq", str(dev.target_mhz), "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]
@@ -247,6 +254,8 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
             result = {"device": dev.name, "fits": True, "fmax_mhz": round(float(clk["achieved"]), 2) if clk else None,
                       "utilisation": util, "synth_only": False, "critical_path": _critical_path(pnr)}
     result["yosys_flow"] = flow
+    result["yosys"] = {k: int(v) for k, v in counts.items()}
+    result["yosys_cells"] = dict(sorted(stat.get("design", stat).get("num_cells_by_type", {}).items()))
     result.update({"top": report.get("top"), "T": report.get("T"), "latency": report.get("latency"),
                    "tools": _tool_versions(), "key": key})
     cached.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["Candidate", "Choice", "parse_duration", "parse_frequency", "choose", "format_table", "pareto_plot",
-           "plot_format", "measure", "plan", "synth_bundle"]
+__all__ = ["Candidate", "Choice", "Build", "parse_duration", "parse_frequency", "choose", "format_table",
+           "pareto_plot", "plot_format", "measure", "plan", "synth_bundle", "option_space", "search_build",
+           "plan_device", "build_command", "format_device_table", "verify_build", "LUT_MARGIN"]
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
 _FREQ = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
@@ -93,6 +94,12 @@ class Candidate:
     brams: int | None = None
     fits: bool = True
     note: str = ""
+    #: the generator options of this candidate's build (``CoreConfig.to_dict()``), when the planner chose them
+    config: dict | None = None
+    #: predicted (or, after ``--verify``, measured) use: {lut, ff, bram, dsp}
+    resources: dict | None = None
+    device: str | None = None
+    command: str = ""
 
     @property
     def worst_s(self) -> float:
@@ -174,11 +181,13 @@ def plot_format(path) -> str:
 
 
 def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = False,
-                chosen: Candidate | None = None) -> Path:
+                chosen=None) -> Path:
     """Accuracy vs latency (PNG, PDF or SVG by the suffix of ``path``; matplotlib, headless).
 
-    The file is written atomically (:func:`sc_neurocore.fileio.atomic_write_with`): exactly ``path``,
-    complete or not at all. Returns ``path``.
+    Points are labelled by bundle name; candidates planned for several devices get one marker per
+    device; the dashed line is the Pareto front (per device), the red line the budget, and the chosen
+    candidate(s) (``chosen``: one or a list) are circled. The file is written atomically
+    (:func:`sc_neurocore.fileio.atomic_write_with`): exactly ``path``, complete or not at all. Returns ``path``.
     """
     from .fileio import atomic_write_with, check_output_file
 
@@ -189,22 +198,29 @@ def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = Fals
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    cands = list(cands)
+    chosen = [] if chosen is None else list(chosen) if isinstance(chosen, (list, tuple)) else [chosen]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    xs = [c.latency_s(typical) * 1e6 for c in cands]
-    ys = [100 * c.accuracy for c in cands]
-    ax.scatter(xs, ys, color="tab:blue", zorder=3)
-    for c, x, y in zip(cands, xs, ys):
-        ax.annotate(c.name, (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)  # two T=4 bundles differ
-    # Pareto front: no other candidate is both faster and more accurate.
-    front = sorted((c for c in cands if not any(
-        o.latency_s(typical) <= c.latency_s(typical) and o.accuracy > c.accuracy for o in cands)),
-        key=lambda c: c.latency_s(typical))
-    ax.plot([c.latency_s(typical) * 1e6 for c in front], [100 * c.accuracy for c in front], "--", color="tab:gray")
+    devices = list(dict.fromkeys(c.device for c in cands))
+    markers = "osD^v"
+    for di, dev in enumerate(devices):
+        group = [c for c in cands if c.device == dev]
+        xs = [c.latency_s(typical) * 1e6 for c in group]
+        ys = [100 * c.accuracy for c in group]
+        ax.scatter(xs, ys, marker=markers[di % len(markers)], zorder=3, label=dev if len(devices) > 1 or dev else None)
+        for c, x, y in zip(group, xs, ys):
+            ax.annotate(c.name, (x, y), textcoords="offset points", xytext=(5, -10), fontsize=8)
+        # Pareto front: no other candidate is both faster and more accurate.
+        front = sorted((c for c in group if not any(
+            o.latency_s(typical) <= c.latency_s(typical) and o.accuracy > c.accuracy for o in group)),
+            key=lambda c: c.latency_s(typical))
+        ax.plot([c.latency_s(typical) * 1e6 for c in front], [100 * c.accuracy for c in front], "--", color="tab:gray")
     if budget_s:
         ax.axvline(budget_s * 1e6, color="tab:red", lw=1, label=f"budget {_fmt_s(budget_s)}")
+    if budget_s or any(devices):
         ax.legend(loc="lower right", fontsize=8)
-    if chosen is not None:
-        ax.scatter([chosen.latency_s(typical) * 1e6], [100 * chosen.accuracy], s=120, facecolors="none",
+    for c in chosen:
+        ax.scatter([c.latency_s(typical) * 1e6], [100 * c.accuracy], s=120, facecolors="none",
                    edgecolors="tab:red", zorder=4)
     ax.set_xscale("log")
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
@@ -296,3 +312,278 @@ def _named_bundle(item) -> tuple[str, object]:
     if p.exists():
         return p.stem, load_bundle(p)
     return str(item), resolve_bundle(pretrained=str(item))
+
+
+# -- the device-aware planner: search the generator options with the resource model -----------------
+
+#: LUT and FF estimates must stay this far below the device's capacity: the resource model's LUT error
+#: on held-back runs is within ±15 % (``hw/resource_model.json``), so a proposal within 85 % fits even
+#: when the estimate is low by that much. Block RAM and DSP counts are exact and may use the whole device.
+LUT_MARGIN = 0.85
+
+_LANE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_EVENT_STEPS = (1, 2, 4, 8, 16)
+_PPB_STEPS = (8, 16)
+
+
+@dataclass(frozen=True)
+class Build:
+    """One configuration of the core for one network on one device: options, predicted resources and cycles."""
+
+    config: object            # hw.config.CoreConfig
+    resources: object         # hw.resources.Resources
+    worst_cycles: int
+    typical_cycles: float | None = None
+
+    def cycles(self, typical: bool) -> float:
+        return self.typical_cycles if typical and self.typical_cycles is not None else self.worst_cycles
+
+
+def option_space(network):
+    """Every :class:`~sc_neurocore.hw.config.CoreConfig` the planner tries for ``network``: per dense layer
+    lanes of powers of two up to the layer and the layer itself, events 1 … 16 (a layer after a conv
+    layer takes one event; a conv layer computes all its channels at once), 8 or 16 pixels per beat."""
+    import itertools
+
+    from .hw.config import CoreConfig
+
+    L = len(network.layers)
+    lanes, events = [], []
+    for i, lp in enumerate(network.layers):
+        if lp.kind == "conv":
+            lanes.append((None,))
+        else:
+            lanes.append(tuple(sorted({v for v in _LANE_STEPS if v < lp.n_out} | {lp.n_out})))
+        if lp.kind == "conv" or (i and network.layers[i - 1].kind == "conv"):
+            events.append((1,) if i else (None,))
+        else:
+            events.append(tuple(v for v in _EVENT_STEPS if v <= max(1, lp.n_in)))
+    for ppb in _PPB_STEPS:
+        for ln in itertools.product(*lanes):
+            for ev in itertools.product(*events):
+                if ev[0] is not None and ppb % ev[0]:
+                    continue
+                yield CoreConfig(lanes=ln if L > 1 else ln[0], events=ev if L > 1 else ev[0], pixels_per_beat=ppb)
+
+
+def _smallest_config(network):
+    from .hw.config import CoreConfig
+
+    ones = tuple(None if lp.kind == "conv" else 1 for lp in network.layers)
+    return CoreConfig(lanes=ones, events=tuple(None if lp.kind == "conv" else 1 for lp in network.layers))
+
+
+#: Images the typical-latency ranking of the shortlist reads (the chosen build's mean is over all of them).
+_RANK_SAMPLE = 1000
+
+
+def search_build(network, device: str, *, activity=None, typical: bool = False, shortlist: int = 64):
+    """The fastest configuration of :func:`option_space` that fits ``device`` by the resource model.
+
+    Returns ``(build, None)``, or ``(None, reason)`` naming what runs out (and by how much) for the
+    smallest configuration when nothing fits. Worst-case cycles rank every fitting configuration;
+    with ``typical`` (and an :class:`~sc_neurocore.hw.latency.Activity`), the ``shortlist`` fastest by the
+    worst case are ranked again by their mean cycles over the recorded images.
+    """
+    import dataclasses
+
+    from .hw.devices import parse_device
+    from .hw.latency import worst_case_cycles
+    from .hw.resources import dsp_products, estimate
+
+    dev = parse_device(device)
+    fitting = []
+    for cfg in option_space(network):
+        try:
+            geom = cfg.geometry(network)
+        except ValueError:
+            continue
+        r = estimate(geom, target=dev.family)
+        if r.dsp > dev.dsps:
+            # DSP vs LUT multipliers: the products the DSPs cannot take are built from LUTs.
+            # (a conv layer's index arithmetic keeps its DSPs: ``dsp_limit`` counts the pixel products only)
+            index = dsp_products(dataclasses.replace(cfg, dsp_limit=0).geometry(network), dev.family)
+            limit = dev.dsps - index
+            if limit < 0:
+                continue
+            cfg = dataclasses.replace(cfg, dsp_limit=limit)
+            geom = cfg.geometry(network)
+            r = estimate(geom, target=dev.family)
+        if r.fits(dev, LUT_MARGIN):
+            fitting.append((worst_case_cycles(network, cfg), cfg, r))
+    if not fitting:
+        cfg = _smallest_config(network)
+        r = estimate(cfg.geometry(network), target=dev.family)
+        short = [f"{k.upper()} {v}/{c}" + (f" (+{v - c})" if v > c else f" (over the {LUT_MARGIN:.0%} margin: "
+                                                                         f"{int(LUT_MARGIN * c)})")
+                 for k, v, c in (("lut", r.lut, dev.luts), ("ff", r.ff, dev.ffs), ("bram", r.bram, dev.brams),
+                                 ("dsp", r.dsp, dev.dsps))
+                 if v > (c if k in ("bram", "dsp") else LUT_MARGIN * c)]
+        return None, f"no configuration fits the {dev.name}: even one lane and one event per layer needs " + \
+            ", ".join(short)
+    # Fewest cycles; ties to the smaller core (LUTs), then the options' order.
+    fitting.sort(key=lambda t: (t[0], t[2].lut))
+    if not typical or activity is None:
+        w, cfg, r = fitting[0]
+        return Build(cfg, r, w), None
+    ranked = []
+    sample = activity.head(_RANK_SAMPLE)
+    for w, cfg, r in fitting[:shortlist]:
+        ranked.append((float(sample.cycles(cfg).mean()), w, cfg, r))
+    ranked.sort(key=lambda t: (t[0], t[1], t[3].lut))
+    t, w, cfg, r = ranked[0]
+    return Build(cfg, r, w, t), None
+
+
+def build_command(source: str, device: str, config) -> str:
+    """The ``sc-neurocore synth`` command that builds ``config`` on ``device``; ``source`` is the command's
+    bundle argument (``--pretrained mnist-t4`` or a quoted path)."""
+    def arg(v):
+        return ",".join(str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+
+    src = source
+    opts = [f"--lanes {arg(config.lanes)}" if config.lanes is not None and not (
+        isinstance(config.lanes, tuple) and None in config.lanes) else "",
+            f"--events {arg(config.events)}" if config.events is not None and not (
+        isinstance(config.events, tuple) and None in config.events) else "",
+            f"--pixels-per-beat {config.pixels_per_beat}",
+            f"--dsp-limit {config.dsp_limit}" if config.dsp_limit is not None else ""]
+    return " ".join(p for p in (f"sc-neurocore synth {src} --device {device}", *opts) if p)
+
+
+def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = False,
+                accuracy_floor: float | None = None, check: Callable | None = None,
+                sources: dict | None = None, activities: dict | None = None) -> tuple[list[Candidate], Choice]:
+    """Choose T for a real device: per bundle the fastest configuration that fits ``device`` by the resource
+    model (:func:`search_build`), at the family's measured Fmax; then :func:`choose` against the budget.
+
+    ``accuracy_floor`` (a fraction) drops candidates below it from the choice (they stay in the table);
+    ``sources`` maps a bundle's name to the ``synth`` argument that names it (``--pretrained NAME`` or its
+    path) for the command line each candidate prints (default: the name, quoted, as a path);
+    ``activities`` (a dict, by bundle identity) keeps each bundle's golden-model record for the next device.
+    """
+    import shlex
+
+    import numpy as np
+
+    from .hw.devices import parse_device
+    from .hw.latency import Activity
+    from .hw.resources import model
+
+    dev = parse_device(device)
+    fmax_hz = model()["families"][dev.family]["fmax_mhz"] * 1e6
+    pairs = [_named_bundle(b) for b in bundles]
+    if not pairs:
+        raise ValueError("no candidate bundles")
+    for name, b in pairs:
+        if check is not None:
+            check(name, b.network)
+    cands = []
+    for name, b in pairs:
+        build, why = search_build(b.network, dev.name)
+        if build is None:  # fits no configuration: no golden-model run is needed to say so
+            cands.append(Candidate(name, b.network.T, math.nan, 0, 0.0, fmax_hz, fits=False, note=why,
+                                   device=dev.name))
+            continue
+        act = activities.get(id(b)) if activities is not None else None
+        if act is None:
+            act = Activity(b.network, x)
+            if activities is not None:
+                activities[id(b)] = act
+        acc = float(np.mean(act.classes == y))
+        if typical:
+            build, _ = search_build(b.network, dev.name, activity=act, typical=True)
+        mean = float(act.cycles(build.config).mean())
+        r = build.resources
+        note = "" if accuracy_floor is None or acc >= accuracy_floor else \
+            f"below the accuracy floor ({100 * acc:.2f} % < {100 * accuracy_floor:.2f} %)"
+        cands.append(Candidate(name, b.network.T, acc, build.worst_cycles, mean, fmax_hz, r.lut, r.bram,
+                               True, note, build.config.to_dict(), r.as_dict(), dev.name,
+                               build_command((sources or {}).get(name) or shlex.quote(name), dev.name,
+                                             build.config)))
+    usable = [c for c in cands if not (accuracy_floor is not None and c.fits and c.accuracy < accuracy_floor)]
+    choice = choose(usable, budget_s, typical)
+    if not usable:
+        choice = Choice(None, f"no candidate reaches the accuracy floor of {100 * accuracy_floor:.2f} %", None)
+    elif choice.chosen is None and choice.fastest is not None:
+        f = choice.fastest
+        need = f.latency_s(typical) / budget_s
+        choice = Choice(None, choice.message + (f" on the {dev.name} (fastest build that fits: {_opts(f.config)}); "
+                                                f"meeting the budget would take {need:.1f}x fewer cycles or a "
+                                                f"{need * fmax_hz / 1e6:.0f} MHz clock"), f)
+    elif choice.chosen is not None:
+        c = choice.chosen
+        choice = Choice(c, choice.message + f" on the {dev.name} with {_opts(c.config)} at {fmax_hz / 1e6:.1f} MHz",
+                        choice.fastest)
+    return cands, choice
+
+
+def _opts(config: dict | None) -> str:
+    if not config:
+        return "default options"
+
+    def arg(v):
+        return ",".join(str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+
+    dsp = f", {config['dsp_limit']} DSP products (the rest from LUTs)" if config.get("dsp_limit") is not None else ""
+    return f"lanes {arg(config['lanes'])}, events {arg(config['events'])}, {config['pixels_per_beat']} pixels/beat{dsp}"
+
+
+def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate | None, device: str) -> str:
+    """The device plan as a Markdown table: per bundle its fastest fitting build and what it uses."""
+    from .hw.devices import parse_device
+
+    dev = parse_device(device)
+    lines = [f"**{dev.name}** ({dev.chip.name}: {dev.luts} LUT4, {dev.brams} block RAM, {dev.dsps} DSP)", "",
+             "| bundle | T | accuracy | options (lanes / events / pixels per beat [/ DSP limit]) | LUT | FF | BRAM | DSP | clock | "
+             "cycles worst / typical | latency worst / typical | within budget |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in sorted(cands, key=lambda c: (c.T, c.name)):
+        if not c.fits:
+            acc = "–" if math.isnan(c.accuracy) else f"{100 * c.accuracy:.2f} %"
+            lines.append(f"| {c.name} | {c.T} | {acc} | {c.note} | | | | | | | | does not fit |")
+            continue
+        r, o = c.resources, c.config
+
+        def arg(v):
+            return ",".join("–" if x is None else str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+
+        ok = c.latency_s(typical) <= budget_s
+        mark = ("**chosen**" if c is chosen else "yes") if ok and not c.note else (c.note or "no")
+        lim = f" / {o['dsp_limit']}" if o.get("dsp_limit") is not None else ""
+        lines.append(f"| {c.name} | {c.T} | {100 * c.accuracy:.2f} % | {arg(o['lanes'])} / {arg(o['events'])} / "
+                     f"{o['pixels_per_beat']}{lim} | {r['lut']} | {r['ff']} | {r['bram']} | {r['dsp']} | "
+                     f"{c.clock_hz / 1e6:.1f} MHz | {c.worst_cycles} / {c.typical_cycles:.1f} | "
+                     f"{_fmt_s(c.worst_s)} / {_fmt_s(c.typical_s)} | {mark} |")
+    lines.append("")
+    lines.append(f"LUT and FF are the resource model's estimates (kept within {LUT_MARGIN:.0%} of the device); "
+                 "block RAM and DSP are exact; the clock is the family's measured Fmax.")
+    return "\n".join(lines)
+
+
+def verify_build(bundle, cand: Candidate, device: str, *, timeout: float = 7200) -> dict:
+    """Synthesise + place-and-route the chosen build: measured against predicted resources, Fmax and latency."""
+    from .hw.config import CoreConfig
+
+    o = dict(cand.config)
+    for k in ("lanes", "events"):
+        if isinstance(o.get(k), list):
+            o[k] = tuple(o[k])
+    r = synth_bundle(bundle, CoreConfig(**o), device, timeout=timeout)
+    util = r.get("utilisation", {})
+    rows = ["| resource | predicted | measured |", "|---|---|---|"]
+    measured = {}
+    for k in ("lut", "ff", "bram", "dsp"):
+        m = (util.get(k) or {}).get("used")
+        measured[k] = m
+        rows.append(f"| {k.upper()} | {cand.resources[k]} | {m if m is not None else '–'} |")
+    fmax = r.get("fmax_mhz")
+    rows.append(f"| Fmax | {cand.clock_hz / 1e6:.1f} MHz | {fmax if fmax is not None else '–'} MHz |")
+    if fmax:
+        rows.append(f"| worst / typical latency | {_fmt_s(cand.worst_s)} / {_fmt_s(cand.typical_s)} | "
+                    f"{_fmt_s(cand.worst_cycles / (fmax * 1e6))} / {_fmt_s(cand.typical_cycles / (fmax * 1e6))} |")
+    head = (f"--verify {cand.name} on the {device}: " +
+            ("fits" if r.get("fits") else f"DOES NOT FIT ({r.get('reason', '')})"))
+    return {"bundle": cand.name, "device": device, "fits": bool(r.get("fits")), "predicted": cand.resources,
+            "measured": measured, "fmax_mhz": fmax, "predicted_fmax_mhz": cand.clock_hz / 1e6,
+            "text": head + "\n" + "\n".join(rows)}

@@ -99,7 +99,8 @@ def test_plan_cli_on_random_bundles(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["plan", "--latency-budget", "10us", "--clock-mhz", "100"], "give bundle paths or --pretrained-all"),
     (["plan", "x.scnb", "--latency-budget", "10"], "has no unit"),
-    (["plan", "x.scnb", "--latency-budget", "10us"], "exactly one of --clock-mhz F or --device NAME"),
+    (["plan", "x.scnb", "--latency-budget", "10us", "--clock-mhz", "100", "--device", "ecp5-25f"],
+     "give --clock-mhz F (a fixed clock and your --lanes/--events) or --device NAME"),
     (["plan", "x.scnb", "--latency-budget", "10us", "--device", "xc7a35t"], "device must be one of ecp5-85f"),
     (["plan", "x.scnb", "--latency-budget", "10us", "--clock-mhz", "fast"], "clock must be a frequency"),
     (["synth", "x.scnb"], "bundle file not found"),

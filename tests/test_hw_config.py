@@ -98,3 +98,18 @@ def test_geometry_reads_the_bus_contract():
     assert geo.m_axis_tdata_width == stream.out_width(geo.n_classes, geo.score_width)
     assert geo.beats == stream.beats_per_image(4, 3) == 2
     assert not hasattr(config, "CLASS_BITS")   # one definition: hw.stream
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "4"])
+def test_dsp_limit_is_checked(bad):
+    with pytest.raises(ValueError, match=f"dsp_limit must be a non-negative integer or None, not {bad!r}"):
+        CoreConfig(dsp_limit=bad)
+
+
+def test_dsp_limit_is_counted_over_the_pixel_layers_in_order():
+    from sc_neurocore.bundle import random_bundle
+
+    net = random_bundle((16, 8, 4), T=2).network
+    g = CoreConfig(lanes=(8, 4), events=(2, 4), dsp_limit=10).geometry(net)
+    assert [lg.lut_products for lg in g.layers] == [6, 0]     # 16 pixel products, 10 DSPs; layer 2 gates spikes
+    assert "dsp_limit" not in CoreConfig().to_dict() and CoreConfig(dsp_limit=3).to_dict()["dsp_limit"] == 3

@@ -204,3 +204,11 @@ def test_exported_conv_verilog_every_comb_block_runs_at_time0(tmp_path, seed):
     generate_verilog(Bundle(net, {}), tmp_path, pixels_per_beat=4)
     src = (tmp_path / "sc_neurocore_top.v").read_text()
     assert comb_blocks_not_run_at_time0(src, "sc_neurocore_top") == []
+
+
+def test_conv_dsp_limit_is_exact():
+    """A conv layer's channel products beyond ``dsp_limit`` are shift-and-add: same scores, same cycles."""
+    net = two_conv(3, 2, extreme=True)
+    cfg = CoreConfig(pixels_per_beat=4, dsp_limit=1)
+    assert cfg.geometry(net).layers[0].lut_products == 2          # 3 channels, 1 DSP
+    _check(net, _images(36, 4, 5), cfg)

@@ -393,3 +393,19 @@ def test_segmented_weight_memories(monkeypatch, weight_port):
     r = simulate(net, x, cfg, weight_writes=geo.weight_writes(other))
     assert np.array_equal(r.scores, infer(other, x).scores)
     assert np.array_equal(r.cycles, image_cycles(other, cfg, x))
+
+
+@pytest.mark.parametrize("limit", [0, 5, 11])
+def test_dsp_limit_builds_the_rest_from_luts_exactly(limit):
+    """``dsp_limit``: the products beyond it are shift-and-add; values and cycles are unchanged, with
+    saturation (all-max pixels, extreme weights) and all-zero images among the cases."""
+    net = random_bundle((16, 8, 4), T=3, seed=41, membrane_bits=10).network
+    w = np.array(net.layers[0].weight)
+    w[:, 0], w[:, 1] = 127, -127        # extreme weights on the first lanes: every product bit is used
+    net = NetworkParams((LayerParams(w, 8, net.layers[0].threshold, net.layers[0].leak_shift,
+                                     net.layers[0].current_shift, 10), net.layers[1]), T=3)
+    x = np.vstack([_images(16, 3, seed=limit), np.zeros((1, 16), np.int64), np.full((1, 16), 255)])
+    cfg = CoreConfig(lanes=(4, 2), events=(2, 2), pixels_per_beat=4, dsp_limit=limit)
+    g = cfg.geometry(net)
+    assert g.layers[0].lut_products == 8 - min(limit, 8) and g.layers[1].lut_products == 0
+    _check(net, x, cfg)

@@ -157,6 +157,11 @@ CASES = {
     "direct-binary-input": Case(lambda: random_bundle((20, 12, 5), 3, seed=7, input_bits=1),
                                 lambda: corner_images(20, 24, 9), gen={"lanes": (3, 5), "events": (2, 1),
                                                                        "pixels_per_beat": 4}),
+    # DSP vs LUT multipliers: 6 of layer 1's 12 pixel products as shift-and-add (dsp_limit), extreme weights
+    "direct-dsp-limit": Case(
+        lambda: corner_bundle((16, 6, 3), 3, seed=9, readout="membrane", membrane_bits=12, extreme_weights=True),
+        lambda: corner_images(16, 24, 10), gen={"lanes": (6, 3), "events": (2, 1), "pixels_per_beat": 4,
+                                                "dsp_limit": 6}),
     # random input gaps and output back-pressure on the corner core
     "gaps-backpressure": Case(A, lambda: corner_images(12, 60, 5), gen={"pixels_per_beat": 4},
                               run={"gaps": 0.35, "max_gap": 4, "backpressure": 0.5, "seed": 11}),

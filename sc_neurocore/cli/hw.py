@@ -30,13 +30,16 @@ def add_generator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixels-per-beat", type=int, default=8, help="pixels per s_axis beat (default 8)")
     p.add_argument("--weight-port", action="store_true",
                    help="add a run-time write port to the weight memories (wgt_* ports)")
+    p.add_argument("--dsp-limit", type=int, default=None, metavar="N",
+                   help="at most N pixel products as DSP multipliers; the rest from LUTs (default: all DSPs)")
 
 
 def core_config(args):
     from sc_neurocore.hw.config import CoreConfig
 
     return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat,
-                      weight_port=bool(getattr(args, "weight_port", False)))
+                      weight_port=bool(getattr(args, "weight_port", False)),
+                      dsp_limit=getattr(args, "dsp_limit", None))
 
 
 def _cmd_verilog(args) -> int:

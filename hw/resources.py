@@ -1,0 +1,361 @@
+"""Resource model of the generated core: LUT4, FF, block RAM and DSP per device family, in milliseconds.
+
+The planner (:mod:`sc_neurocore.plan`) searches generator options for the fastest core that fits a
+device; a place-and-route run takes 16–45 min on a full-size core, so it asks this model instead and
+synthesises only the configuration it chooses (``plan --verify``).
+
+Two kinds of facts, kept apart:
+
+* **Counted exactly** — block RAMs and DSPs follow from the memories and products the generator builds
+  (:func:`memories`, :func:`dsp_products`) and from the rules yosys 0.70 applies to them, written down
+  here once: a memory goes to block RAM when ``memory_libmap``'s cost of the best block-RAM geometry
+  (``128`` per DP16KD, ``64`` per iCE40 RAM4K, plus ``0.5`` per bit of read mux across depth and ``4``
+  for the soft initial value of its read port) is below
+  its cost as logic (``bits / 16`` for a read-only memory, ``bits`` for a writable one) or as
+  distributed RAM (ECP5 only, writable only: ``4`` per 16x4 cell plus the same read mux);
+  a product goes to a DSP when both operands are at least the family's minimum width
+  (:data:`DSP_RULES`).  The calibration runs check both counts run by run.
+* **Fitted** — LUT4 and flip-flop counts are linear in named features of the geometry
+  (:func:`features`), with non-negative coefficients fitted to real yosys runs
+  (``benchmarks/resource_calibration.py``, results in ``benchmarks/results/resources/``) and stored in
+  ``resource_model.json`` next to this file, with the error on the runs held back from the fit.
+
+Fmax per family is the measured place-and-route result of the shipped builds (``fmax_mhz`` in the same
+file), not a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .config import CoreConfig, CoreGeometry
+from .devices import BRAM_SHAPES, DEVICES
+
+__all__ = ["Memory", "Resources", "memories", "memory_mapping", "dsp_products", "features", "estimate",
+           "model", "MODEL_PATH", "DSP_RULES", "FAMILIES"]
+
+MODEL_PATH = Path(__file__).with_name("resource_model.json")
+
+#: Families the model covers (those of :data:`~sc_neurocore.hw.devices.DEVICES`).
+FAMILIES = ("ecp5", "ice40")
+
+#: yosys ``memory_libmap`` costs (``share/lattice/brams_16kd.txt``, ``lutrams_trellis.txt``,
+#: ``share/ice40/brams.txt``; ``-logic-cost-rom`` 1/16, ``-logic-cost-ram`` 1; mux factor 0.5).
+_BRAM_COST = {"ecp5": 128, "ice40": 64}
+_LUTRAM = {"ecp5": (4, 16, 4), "ice40": None}    # (width, depth, cost) of one distributed-RAM cell
+_MUX = 0.5
+#: What emulating the read port's initial value in soft logic adds to a RAM's cost: 2 points x FACTOR_EMU 2.
+#: Measured, not just read: a 16x130 ROM (130 by the logic rule) stays in logic although one DP16KD costs 128.
+_EMU = 4
+
+#: Minimum operand widths for a product to become a DSP (``mul2dsp`` options of synth_ecp5 and
+#: synth_ice40 -dsp); x is the unsigned input value, w the signed weight.
+DSP_RULES = {"ecp5": {"min_x": 2, "min_w": 2}, "ice40": {"min_x": 2, "min_w": 2, "min_product": 11}}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory the generator instantiates: ``depth`` words of ``width`` bits; ``rom`` when it has no
+    write port (initialised weights)."""
+
+    name: str
+    width: int
+    depth: int
+    rom: bool
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth
+
+
+def memories(geom: CoreGeometry) -> list[Memory]:
+    """Every memory of the core, as ``hw/layer.py``, ``hw/conv.py`` and ``hw/encoder.py`` build them."""
+    out = []
+    rom = not geom.config.weight_port
+    net = geom.network
+    for lg, lp in zip(geom.layers, net.layers):
+        if lg.kind == "conv":
+            A = lp.accumulator_format(lg.x_max).width
+            out += [Memory(f"l{lg.index}.weights", lg.memory_width, lg.weight_depth, True),
+                    Memory(f"l{lg.index}.accs", lg.lanes * A, lg.positions, False),
+                    Memory(f"l{lg.index}.membranes", lg.lanes * lp.membrane_bits, lg.positions, False)]
+            continue
+        for b in range(lg.events):
+            for s in range(lg.segments):
+                depth = min(lg.segment_depth, lg.memory_depth - s * lg.segment_depth)
+                out.append(Memory(f"l{lg.index}.bank{b}.seg{s}", lg.memory_width, depth, rom))
+    if net.encoding == "rate":
+        out.append(Memory("encoder.pixels", geom.s_axis_tdata_width, geom.beats, False))
+    return out
+
+
+def _geometry_cost(width: int, depth: int, shapes, unit_cost: float) -> tuple[float, int]:
+    best = None
+    for w, d in shapes:
+        n_w, n_d = math.ceil(width / w), math.ceil(depth / d)
+        cost = unit_cost * n_w * n_d + _MUX * (n_d - 1) * width + _EMU
+        if best is None or cost < best[0]:
+            best = (cost, n_w * n_d)
+    return best
+
+
+def memory_mapping(mem: Memory, family: str) -> tuple[str, int]:
+    """Where yosys puts ``mem`` on ``family``: ``("bram", blocks)``, ``("lutram", cells)`` or ``("logic", bits)``.
+
+    Logic wins ties (``memory_libmap`` takes a RAM only when it is strictly cheaper).
+    """
+    best_kind, best_cost, best_n = "logic", mem.bits / 16 if mem.rom else float(mem.bits), mem.bits
+    cost, n = _geometry_cost(mem.width, mem.depth, BRAM_SHAPES[family], _BRAM_COST[family])
+    if cost < best_cost:
+        best_kind, best_cost, best_n = "bram", cost, n
+    lut = _LUTRAM[family]
+    if lut is not None and not mem.rom:
+        cost, n = _geometry_cost(mem.width, mem.depth, ((lut[0], lut[1]),), lut[2])
+        if cost < best_cost:
+            best_kind, best_cost, best_n = "lutram", cost, n
+    return best_kind, best_n
+
+
+def _is_dsp(x_bits: int, w_bits: int, family: str) -> bool:
+    r = DSP_RULES[family]
+    # Amaranth widens the unsigned pixel by one bit to multiply it by a signed weight.
+    return (x_bits >= r["min_x"] and w_bits >= r["min_w"]
+            and x_bits + 1 + w_bits >= r.get("min_product", 0))
+
+
+#: A conv layer's index arithmetic (``hw/conv.py``: two constant divisions and seven products by
+#: constants) can take up to this many DSPs besides its ``C_out`` pixel products; yosys keeps the
+#: products by powers of two as shifts, so the true count is often lower. The model counts the bound.
+CONV_INDEX_DSPS = 9
+
+
+def dsp_products(geom: CoreGeometry, family: str) -> int:
+    """DSPs of the core: ``lanes x events`` products of every multi-bit-input dense layer whose widths
+    pass :data:`DSP_RULES` (exact); a conv layer adds its ``C_out`` pixel products (when its input is
+    multi-bit) and at most :data:`CONV_INDEX_DSPS` for its index arithmetic (an upper bound)."""
+    n = 0
+    for lg in geom.layers:
+        if lg.x_bits > 1 and _is_dsp(lg.x_bits, lg.weight_bits, family):
+            n += lg.multipliers - lg.lut_products   # CoreConfig.dsp_limit: the rest are shift-and-add
+        if lg.kind == "conv":
+            n += CONV_INDEX_DSPS
+    return n
+
+
+def features(geom: CoreGeometry, family: str) -> dict[str, float]:
+    """Named sizes of the core that its LUT and FF counts are linear in (each one counts bits of a block
+    of logic the generator builds; see the module docstring)."""
+    net = geom.network
+    f = dict.fromkeys(("const", "acc_bits", "tree_bits", "gate_bits", "mul_lut_bits", "regfile_bits",
+                       "update_bits", "rom_logic_bits", "ram_logic_bits", "lutram_cells", "segment_bits",
+                       "neurons", "pipeline_bits", "readout_bits", "bus_bits"), 0.0)
+    f["const"] = 1.0
+    for lg, lp in zip(geom.layers, net.layers):
+        P, E = lg.lanes, lg.events
+        A = lp.accumulator_format(lg.x_max).width
+        M = lp.membrane_bits
+        prod = lg.weight_bits + lg.x_bits + 1
+        f["acc_bits"] += P * A
+        f["tree_bits"] += P * (E - 1) * prod
+        if lg.x_bits == 1:
+            f["gate_bits"] += P * E * lg.weight_bits
+        elif not _is_dsp(lg.x_bits, lg.weight_bits, family):
+            f["mul_lut_bits"] += lg.multipliers * lg.weight_bits * lg.x_bits
+        else:
+            f["mul_lut_bits"] += lg.lut_products * lg.weight_bits * lg.x_bits
+        if lg.kind != "conv":
+            f["regfile_bits"] += lp.n_neurons * (A + M)   # accumulators and membranes in registers
+        f["update_bits"] += P * M
+        f["neurons"] += lp.n_out
+        f["pipeline_bits"] += P * E * prod + P * (A + 2 * M)
+        if lg.kind != "conv" and lg.segments > 1:
+            f["segment_bits"] += E * lg.memory_width * lg.segments
+    for mem in memories(geom):
+        kind, n = memory_mapping(mem, family)
+        if kind == "logic":
+            f["rom_logic_bits" if mem.rom else "ram_logic_bits"] += mem.bits
+        elif kind == "lutram":
+            f["lutram_cells"] += n
+    f["readout_bits"] = geom.n_classes * (geom.score_width + (geom.count_width if net.readout == "spike_count" else 0))
+    f["bus_bits"] = geom.s_axis_tdata_width + geom.m_axis_tdata_width
+    return f
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a core uses on one family: LUT4 (logic cells on iCE40), FF, block RAM, DSP."""
+
+    family: str
+    lut: int
+    ff: int
+    bram: int
+    dsp: int
+
+    def as_dict(self) -> dict:
+        return {"lut": self.lut, "ff": self.ff, "bram": self.bram, "dsp": self.dsp}
+
+    def over(self, device) -> list[str]:
+        """What runs out on ``device`` (a :class:`~sc_neurocore.hw.devices.Device` or its name), with the
+        numbers: ``["DSP 40/28", …]``; empty when it fits."""
+        dev = DEVICES[device] if isinstance(device, str) else device
+        caps = {"lut": dev.luts, "ff": dev.ffs, "bram": dev.brams, "dsp": dev.dsps}
+        return [f"{k.upper()} {v}/{caps[k]}" for k, v in self.as_dict().items() if v > caps[k]]
+
+    def fits(self, device, margin: float = 1.0) -> bool:
+        """Every resource within ``margin`` of the device's capacity (LUT and FF are estimates: the
+        planner asks for a margin there; block RAM and DSP are exact)."""
+        dev = DEVICES[device] if isinstance(device, str) else device
+        return (self.lut <= margin * dev.luts and self.ff <= margin * dev.ffs and self.bram <= dev.brams
+                and self.dsp <= dev.dsps)
+
+
+@lru_cache(maxsize=1)
+def model() -> dict:
+    """The fitted coefficients and the measured Fmax per family (``resource_model.json``)."""
+    return json.loads(MODEL_PATH.read_text())
+
+
+def _family(target) -> str:
+    if target in FAMILIES:
+        return target
+    if target in DEVICES:
+        return DEVICES[target].family
+    if hasattr(target, "family"):
+        return target.family
+    raise ValueError(f"family must be one of {', '.join(FAMILIES)} or a device of {', '.join(DEVICES)}, "
+                     f"not {target!r}")
+
+
+def estimate(network, config: CoreConfig | None = None, target="ecp5", *, packed: bool = True) -> Resources:
+    """Resources of the core for ``network`` with ``config`` on ``target`` (a family or a device name).
+
+    ``lut`` counts nextpnr's logic cells (what a device's capacity is in); ``packed=False`` gives the
+    count the LUT fit was made to (:data:`LUT_TARGET`: yosys's on ECP5, without the packing factor).
+    """
+    family = _family(target)
+    geom = network if isinstance(network, CoreGeometry) else CoreGeometry(network, config)
+    bram = 0
+    for mem in memories(geom):
+        kind, n = memory_mapping(mem, family)
+        if kind == "bram":
+            bram += n
+    f = features(geom, family)
+    coef = model()["families"][family]
+    lut = (coef.get("pnr_lut_factor", 1.0) if packed else 1.0) * sum(coef["lut"].get(k, 0.0) * v for k, v in f.items())
+    ff = sum(coef["ff"].get(k, 0.0) * v for k, v in f.items())
+    return Resources(family, int(round(lut)), int(round(ff)), bram, dsp_products(geom, family))
+
+
+# -- calibration: fit the LUT / FF coefficients to yosys runs ------------------------------------------
+
+def _nnls(X, y):
+    """Least squares with non-negative coefficients (drop the most negative feature and refit)."""
+    import numpy as np
+
+    active = [j for j in range(X.shape[1]) if np.any(X[:, j])]
+    while True:
+        c, *_ = np.linalg.lstsq(X[:, active], y, rcond=None)
+        if not active or c.min() >= 0:
+            break
+        active.pop(int(np.argmin(c)))
+    out = np.zeros(X.shape[1])
+    out[active] = c
+    return out
+
+
+#: What the LUT figure of each family counts: nextpnr's logic cells. On ECP5 they are yosys's LUT4s
+#: (a CCU2C carry cell is two) times a packing factor measured on the place-and-route runs; on iCE40
+#: a logic cell holds one LUT4 and one flip-flop, and the fit is made to nextpnr's ICESTORM_LC count.
+LUT_TARGET = {"ecp5": "yosys", "ice40": "pnr"}
+
+
+def fit(records: list[dict], network_of, config_of, pnr: dict | None = None) -> dict:
+    """Fit LUT and FF coefficients per family on the records not held back; measure the errors.
+
+    ``records``: the calibration runs (``case``, ``yosys`` counts, ``held_back``); ``network_of(case)`` and
+    ``config_of(case)`` rebuild each run's network and options; ``pnr``: place-and-route results by case
+    name (the iCE40 LUT target, :data:`LUT_TARGET`). Rows are weighted by ``1 / measured``, so the fit
+    minimises relative error. Returns ``{family: {"lut": {...}, "ff": {...}, "lut_error": …}}``.
+    """
+    import numpy as np
+
+    pnr = pnr or {}
+    out = {}
+    for family in FAMILIES:
+        rows = []
+        for r in records:
+            if "error" in r or DEVICES[r["case"]["device"]].family != family:
+                continue
+            r = dict(r, target=dict(r["yosys"]))
+            if LUT_TARGET[family] == "pnr":
+                if r["case_name"] not in pnr:
+                    continue
+                r["target"]["lut"] = pnr[r["case_name"]]["utilisation"]["lut"]["used"]
+            geom = CoreGeometry(network_of(r["case"]), config_of(r["case"]))
+            rows.append((r, geom, features(geom, family)))
+        if not rows:
+            continue
+        names = list(rows[0][2])
+        fam = {"runs": len(rows), "held_back": sum(r["held_back"] for r, _, _ in rows)}
+        exact = {"bram": 0, "dsp": 0}
+        for r, geom, _ in rows:
+            est_bram = sum(n for m in memories(geom) for k, n in [memory_mapping(m, family)] if k == "bram")
+            exact["bram"] += est_bram != r["yosys"]["bram"]
+            exact["dsp"] += dsp_products(geom, family) != r["yosys"]["dsp"]
+        fam["mismatches"] = exact
+        for res in ("lut", "ff"):
+            train = [(f, r["target"][res]) for r, _, f in rows if not r["held_back"]]
+            X = np.array([[f[n] for n in names] for f, _ in train], dtype=float)
+            y = np.array([v for _, v in train], dtype=float)
+            w = 1.0 / np.maximum(y, 1.0)
+            c = _nnls(X * w[:, None], y * w)
+            fam[res] = {n: float(round(v, 6)) for n, v in zip(names, c) if v}
+            errs = {}
+            for split in ("train", "held_back"):
+                sel = [(r, f) for r, _, f in rows if bool(r["held_back"]) == (split == "held_back")]
+                e = [(sum(fam[res].get(n, 0.0) * f[n] for n in names) - r["target"][res]) / r["target"][res]
+                     for r, f in sel if r["target"][res]]
+                errs[split] = {"n": len(e), "max_abs_pct": round(100 * max(map(abs, e)), 1) if e else None,
+                               "mean_abs_pct": round(100 * float(np.mean(np.abs(e))), 1) if e else None}
+            fam[f"{res}_error"] = errs
+        out[family] = fam
+    return out
+
+
+def fit_main(runs_path, fit_path) -> int:
+    """``benchmarks/resource_calibration.py --fit``: fit, print the errors, write ``resource_model.json``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("resource_calibration", Path(runs_path).parents[2] / "resource_calibration.py")
+    cal = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("resource_calibration", cal)
+    spec.loader.exec_module(cal)
+    records = [json.loads(line) for line in Path(runs_path).read_text().splitlines() if line.strip()]
+    pnr_path = Path(runs_path).with_name("pnr.jsonl")
+    pnr_runs = [json.loads(line) for line in pnr_path.read_text().splitlines() if line.strip()] \
+        if pnr_path.is_file() else []
+    fitted = fit(records, cal.case_network, cal.case_config, {r["case_name"]: r for r in pnr_runs if "case_name" in r})
+    yosys = {r["case_name"]: r["yosys"] for r in records if "yosys" in r}
+    old = json.loads(MODEL_PATH.read_text()) if MODEL_PATH.is_file() else {"families": {}}
+    for family, fam in fitted.items():
+        keep = old["families"].get(family, {})
+        keep.update({"lut": fam["lut"], "ff": fam["ff"]})
+        runs = [r for r in pnr_runs if DEVICES[r["case"]["device"]].family == family and r.get("fmax_mhz")]
+        # The slowest measured build sets the family's clock: a planner's promise must hold for the rest.
+        keep["fmax_mhz"] = min(r["fmax_mhz"] for r in runs)
+        keep["fmax_runs"] = len(runs)
+        factors = [r["utilisation"]["lut"]["used"] / yosys[r["case_name"]]["lut"] for r in runs
+                   if LUT_TARGET[family] == "yosys" and r["case_name"] in yosys]
+        keep["pnr_lut_factor"] = round(max(factors), 3) if factors else 1.0
+        old["families"][family] = keep
+    old["calibration"] = {f: {k: v for k, v in fam.items() if k not in ("lut", "ff")} for f, fam in fitted.items()}
+    MODEL_PATH.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n")
+    Path(fit_path).write_text(json.dumps(fitted, indent=1, sort_keys=True) + "\n")
+    model.cache_clear()
+    print(json.dumps(old["calibration"], indent=1, sort_keys=True))
+    return 0

