@@ -20,13 +20,13 @@ from sc_neurocore.params import ConvParams
 
 from .config import ConvGeometry, Timing
 from .kinds import LAYERS
-from .logic import _index, _lowest_set, _product, _select_onehot, event_layout
+from .logic import _const_mul, _index, _lowest_set, _product, _select_onehot, event_layout
 
 __all__ = ["ConvLayer", "div_const"]
 
 
 def div_const(value, divisor: int, max_value: int):
-    """``value // divisor`` for ``0 <= value <= max_value`` as a multiply by a constant and a shift.
+    """``value // divisor`` for ``0 <= value <= max_value`` as a product by a constant and a shift.
 
     ``M = ceil(2^s / d)`` with ``s = bits(max_value) + bits(d)`` gives ``floor(v * M / 2^s) = floor(v / d)``
     for every ``v < 2^bits(max_value)`` (the error ``v * (M*d - 2^s) / (d * 2^s) < 1/d``); no divider is
@@ -38,7 +38,7 @@ def div_const(value, divisor: int, max_value: int):
         return value >> (divisor.bit_length() - 1)
     s = max(1, max_value.bit_length()) + divisor.bit_length()
     mult = -(-(1 << s) // divisor)
-    return (value * mult) >> s
+    return _const_mul(value, mult) >> s
 
 
 @LAYERS.register("conv")
@@ -165,13 +165,13 @@ class ConvLayer(wiring.Component):
         # The input's (c, y, x) from its index i = chunk*E + slot, by constant divisions (no divider).
         n_space = g.chunk_space * E
         idx = Signal(_index(n_space), name="tap_input")
-        m.d.comb += idx.eq(ev.payload.chunk * E + slot)
+        m.d.comb += idx.eq(_const_mul(ev.payload.chunk, E) + slot)
         ci = Signal(_index(Cin), name="tap_c")
         rest = Signal(_index(H * W), name="tap_yx")
         y = Signal(_index(H), name="tap_y")
         x = Signal(_index(W), name="tap_x")
-        m.d.comb += [ci.eq(div_const(idx, H * W, n_space - 1)), rest.eq(idx - ci * (H * W)),
-                     y.eq(div_const(rest, W, H * W - 1)), x.eq(rest - y * W)]
+        m.d.comb += [ci.eq(div_const(idx, H * W, n_space - 1)), rest.eq(idx - _const_mul(ci, H * W)),
+                     y.eq(div_const(rest, W, H * W - 1)), x.eq(rest - _const_mul(y, W))]
         ky = Signal(_index(K), name="tap_ky")
         kx = Signal(_index(K), name="tap_kx")
         last_tap = (ky == K - 1) & (kx == K - 1)
@@ -188,7 +188,7 @@ class ConvLayer(wiring.Component):
         aligned = (oy_n[:sb] == 0) & (ox_n[:sb] == 0) if sb else Const(1)
         m.d.comb += inside.eq((oy_n >= 0) & (ox_n >= 0) & aligned & (oy < Ho) & (ox < Wo))
         pos = Signal(_index(g.positions), name="tap_pos")
-        m.d.comb += pos.eq(oy * Wo + ox)
+        m.d.comb += pos.eq(_const_mul(oy, Wo) + ox)
         issue = Signal(name="tap_issue")
         m.d.comb += issue.eq(ev.valid & (pending != 0))
         # The chunk is taken in its last tap (or at once if it has no non-zero value).
@@ -197,7 +197,7 @@ class ConvLayer(wiring.Component):
             m.d.sync += [kx.eq(Mux(kx == K - 1, 0, kx + 1)), ky.eq(Mux(kx == K - 1, Mux(ky == K - 1, 0, ky + 1), ky))]
             with m.If(last_tap):
                 m.d.sync += done.eq(Mux(ev.ready, 0, done | onehot))
-        m.d.comb += [w_rd.addr.eq((ci * K + ky) * K + kx),
+        m.d.comb += [w_rd.addr.eq(_const_mul(_const_mul(ci, K) + ky, K) + kx),
                      a_rd.addr.eq(Mux(updating, u_addr, pos))]
         # Write-back stage: the words read for the tap, the products added.
         d_valid = Signal(name="wb_valid")
@@ -236,7 +236,8 @@ class ConvLayer(wiring.Component):
         onehot, co = _lowest_set(m, mask, C, "spike_channel")
         out = self.spikes_out
         base = Signal(_index(lp.n_out), name="pool_base")
-        m.d.comb += [base.eq(py * (Wo // q) + px), out.payload.x[0].eq(1), out.payload.chunk.eq(co * po + base)]
+        m.d.comb += [base.eq(_const_mul(py, Wo // q) + px), out.payload.x[0].eq(1),
+                     out.payload.chunk.eq(_const_mul(co, po) + base)]
         m.d.comb += v_rd.addr.eq(u_addr)
         d_valid, d_pos, d_data = self._acc_write
         last_pos = u_addr == npos - 1

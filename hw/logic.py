@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data
 
 __all__ = ["event_layout", "weight_write_layout"]
@@ -38,6 +38,39 @@ def _lowest_set(m: Module, vec, width: int, name: str):
         ones = [onehot[i] for i in range(width) if (i >> bit) & 1]
         m.d.comb += idx[bit].eq(Cat(*ones).any() if ones else 0)
     return onehot, idx
+
+
+def _csd(c: int) -> list[tuple[int, int]]:
+    """Canonical signed digits of ``c >= 0``: ``[(shift, +1 | -1), …]`` with ``c = sum(d << shift)`` and no
+    two adjacent non-zero digits (the fewest adders for a product by ``c``)."""
+    out, i = [], 0
+    while c:
+        if c & 1:
+            d = 2 - (c & 3)          # 1 when c = 1 mod 4, -1 when c = 3 mod 4
+            out.append((i, d))
+            c -= d
+        c >>= 1
+        i += 1
+    return out
+
+
+def _const_mul(value, c: int):
+    """``value * c`` for a constant ``c >= 0`` as shifts and adds (canonical signed digits).
+
+    A product by a constant would become a multiplier cell, which yosys maps to a DSP; the index
+    arithmetic of a conv layer has several of them and DSPs are what small FPGAs lack. A power of two
+    is a plain shift. The value is exact: Amaranth widens every shift, sum and difference.
+    """
+    if c < 0:
+        raise ValueError(f"c must be a non-negative constant, not {c!r}")
+    digits = _csd(c)
+    if not digits:
+        return Const(0, 1)
+    total = None
+    for shift, d in digits:
+        term = value << shift
+        total = (term if d > 0 else -term) if total is None else (total + term if d > 0 else total - term)
+    return total
 
 
 def _product(x, w, *, lut: bool):

@@ -127,22 +127,15 @@ def _is_dsp(x_bits: int, w_bits: int, family: str) -> bool:
             and x_bits + 1 + w_bits >= r.get("min_product", 0))
 
 
-#: A conv layer's index arithmetic (``hw/conv.py``: two constant divisions and seven products by
-#: constants) can take up to this many DSPs besides its ``C_out`` pixel products; yosys keeps the
-#: products by powers of two as shifts, so the true count is often lower. The model counts the bound.
-CONV_INDEX_DSPS = 9
-
-
 def dsp_products(geom: CoreGeometry, family: str) -> int:
-    """DSPs of the core: ``lanes x events`` products of every multi-bit-input dense layer whose widths
-    pass :data:`DSP_RULES` (exact); a conv layer adds its ``C_out`` pixel products (when its input is
-    multi-bit) and at most :data:`CONV_INDEX_DSPS` for its index arithmetic (an upper bound)."""
+    """DSPs of the core: the pixel-by-weight products (``lanes x events`` of a multi-bit-input dense layer,
+    ``C_out`` of a multi-bit-input conv layer) whose widths pass :data:`DSP_RULES`, less those that
+    ``CoreConfig.dsp_limit`` builds from LUTs. Nothing else multiplies: a conv layer's index arithmetic
+    is shifts and adds (``hw.logic._const_mul``)."""
     n = 0
     for lg in geom.layers:
         if lg.x_bits > 1 and _is_dsp(lg.x_bits, lg.weight_bits, family):
             n += lg.multipliers - lg.lut_products   # CoreConfig.dsp_limit: the rest are shift-and-add
-        if lg.kind == "conv":
-            n += CONV_INDEX_DSPS
     return n
 
 

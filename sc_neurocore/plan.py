@@ -389,7 +389,7 @@ def search_build(network, device: str, *, activity=None, typical: bool = False, 
 
     from .hw.devices import parse_device
     from .hw.latency import worst_case_cycles
-    from .hw.resources import dsp_products, estimate
+    from .hw.resources import estimate
 
     dev = parse_device(device)
     fitting = []
@@ -401,12 +401,7 @@ def search_build(network, device: str, *, activity=None, typical: bool = False, 
         r = estimate(geom, target=dev.family)
         if r.dsp > dev.dsps:
             # DSP vs LUT multipliers: the products the DSPs cannot take are built from LUTs.
-            # (a conv layer's index arithmetic keeps its DSPs: ``dsp_limit`` counts the pixel products only)
-            index = dsp_products(dataclasses.replace(cfg, dsp_limit=0).geometry(network), dev.family)
-            limit = dev.dsps - index
-            if limit < 0:
-                continue
-            cfg = dataclasses.replace(cfg, dsp_limit=limit)
+            cfg = dataclasses.replace(cfg, dsp_limit=dev.dsps)
             geom = cfg.geometry(network)
             r = estimate(geom, target=dev.family)
         if r.fits(dev, LUT_MARGIN):

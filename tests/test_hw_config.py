@@ -113,3 +113,30 @@ def test_dsp_limit_is_counted_over_the_pixel_layers_in_order():
     g = CoreConfig(lanes=(8, 4), events=(2, 4), dsp_limit=10).geometry(net)
     assert [lg.lut_products for lg in g.layers] == [6, 0]     # 16 pixel products, 10 DSPs; layer 2 gates spikes
     assert "dsp_limit" not in CoreConfig().to_dict() and CoreConfig(dsp_limit=3).to_dict()["dsp_limit"] == 3
+
+
+@pytest.mark.parametrize("c", [0, 1, 2, 3, 5, 7, 24, 28, 144, 784, 0b1011011101, 3 * 2 ** 20 + 1])
+def test_const_mul_is_exact_and_uses_no_multiplier(c):
+    """``hw.logic._const_mul``: the conv index arithmetic's products by constants, as shifts and adds."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+
+    from sc_neurocore.hw.logic import _const_mul
+
+    m = Module()
+    v = Signal(12)
+    out = Signal(40)
+    m.d.comb += out.eq(_const_mul(v, c))
+    seen = []
+
+    async def bench(ctx):
+        for value in (0, 1, 2, 3, 1000, 4095):
+            ctx.set(v, value)
+            seen.append((value, ctx.get(out)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [(value, value * c) for value, _ in seen]
+    from amaranth.back import rtlil
+    assert "$mul" not in rtlil.convert(m, ports=[v, out])

@@ -65,9 +65,10 @@ def wheel_env(tmp_path_factory):
 
 def test_wheel_ships_its_data(wheel_env):
     site = wheel_env["site"]
-    assert {"pretrained/mnist-t4.scnb", "pretrained/mnist-t4-lite.scnb", "hw/lint.vlt",
+    assert {"pretrained/mnist-t4.scnb", "pretrained/mnist-t4-lite.scnb", "hw/lint.vlt", "hw/resource_model.json",
             "constraints/ulx3s.lpf", "constraints/icebreaker.pcf", "constraints/arty_a7.xdc"} <= wheel_env["before"]
-    assert (site / "hw" / "lint.vlt").read_bytes() == (REPO / "hw" / "lint.vlt").read_bytes()
+    for name in ("lint.vlt", "resource_model.json"):   # the planner reads the model from the installed package
+        assert (site / "hw" / name).read_bytes() == (REPO / "hw" / name).read_bytes()
 
 
 def test_wheel_commands_run_outside_the_repository(wheel_env):
