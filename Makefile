@@ -23,7 +23,7 @@ export PYTHONHASHSEED := 0
 SIM ?= verilator
 N   ?= 200
 
-.PHONY: help setup lock demo test test-slow formal sim verify-full table kd-table pretrained bench bitstream plan clean
+.PHONY: help setup lock demo test test-slow formal sim verify-full table kd-table pretrained bench bitstream plan calibrate clean
 
 help:
 	@echo "make demo         train a T=32 teacher, distil a T=4 student, export, evaluate, generate + verify Verilog"
@@ -38,7 +38,8 @@ help:
 	@echo "make pretrained   regenerate the shipped pretrained bundles"
 	@echo "make bench        golden-model and training-speed benchmarks"
 	@echo "make bitstream    BOARD=ulx3s|icebreaker: a bitstream of the pretrained T=4 core with the open tools"
-	@echo "make plan         choose T for BUDGET=10us at CLOCK=100 (MHz) from the pretrained bundles"
+	@echo "make plan         choose T for BUDGET=10us on DEVICE=ecp5-25f,ecp5-85f (the fastest build of each bundle that fits)"
+	@echo "make calibrate    the resource model's yosys runs (resumes; ~1 h on 2 cores), then its fit (hw/resource_model.json)"
 
 setup: $(STAMP)
 
@@ -132,13 +133,18 @@ pretrained: $(STAMP)
 
 BOARD  ?= ulx3s
 BUDGET ?= 10us
-CLOCK  ?= 100
+DEVICE ?= ecp5-25f,ecp5-85f
 
 bitstream: $(STAMP)
 	$(BIN)/sc-neurocore board --board $(BOARD) --pretrained mnist-t4 -o $(OUT)/$(BOARD)
 
 plan: $(STAMP)
-	$(BIN)/sc-neurocore plan --pretrained-all --latency-budget $(BUDGET) --clock-mhz $(CLOCK) --plot $(OUT)/plan.png
+	$(BIN)/sc-neurocore plan --pretrained-all --latency-budget $(BUDGET) --device $(DEVICE) --plot $(OUT)/plan.png
+
+# The resource model's calibration: one yosys run per case, written as it finishes (resumes), then the fit.
+calibrate: $(STAMP)
+	$(BIN)/python benchmarks/resource_calibration.py
+	$(BIN)/python benchmarks/resource_calibration.py --fit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_golden.py

@@ -2,8 +2,8 @@
 
 Each case is a network (a shipped bundle, or a random network of a given shape and number
 format) and generator options; the core is generated and synthesised with yosys for one
-device family (``synthesize(..., place=False)``: cell counts, no place-and-route), and one
-JSON line per run is appended to ``benchmarks/results/resources/runs.jsonl`` as it finishes,
+device family (``synthesize(..., place=False)``: cell counts, no place-and-route; iCE40 runs are placed too, since
+the model counts nextpnr's logic cells there), and one JSON line per run is appended to ``benchmarks/results/resources/runs.jsonl`` as it finishes,
 so an interrupted calibration keeps what it measured and a rerun skips the cases done.
 
     python benchmarks/resource_calibration.py            # run the grid (resumes)
@@ -11,6 +11,9 @@ so an interrupted calibration keeps what it measured and a rerun skips the cases
                                                          # and the held-back errors (fit.json)
 
 Which runs are held back is fixed by the case name (``held_back``), not drawn at fit time.
+``benchmarks/results/resources/pnr.jsonl`` holds the ECP5 place-and-route results (the shipped builds of
+the README's FPGA table and the planner's ``--verify`` runs): they give the ECP5 packing factor and the
+family's Fmax.
 """
 
 from __future__ import annotations
@@ -46,10 +49,31 @@ def random_network(sizes, weight_bits=8, input_bits=8, encoding="direct", readou
                          input_bits=input_bits if encoding == "direct" else 8)
 
 
+def random_conv_network(shape, convs, n_classes=10, weight_bits=8, input_bits=8, T=4, seed=0):
+    """Conv layers ``convs`` = ``[(C_out, K, pool), …]`` (stride 1, padding 0) on ``shape``, then a dense
+    output layer; random weights across the whole range."""
+    from sc_neurocore.params import ConvParams, LayerParams, NetworkParams
+
+    rng = np.random.default_rng(seed)
+    wmax = (1 << (weight_bits - 1)) - 1
+    layers, cur = [], tuple(shape)
+    for c_out, k, pool in convs:
+        w = rng.integers(-wmax, wmax + 1, size=(c_out, cur[0], k, k))
+        lp = ConvParams(w, cur, weight_bits, 900, 4, 4, 16, pool=pool)
+        layers.append(lp)
+        cur = lp.out_shape
+    w = rng.integers(-wmax, wmax + 1, size=(layers[-1].n_out, n_classes))
+    layers.append(LayerParams(w, weight_bits, 90, 0, 2, 16))
+    return NetworkParams(tuple(layers), T=T, input_bits=input_bits)
+
+
 def case_network(case: dict):
     if "pretrained" in case:
         from sc_neurocore.bundle import resolve_bundle
         return resolve_bundle(pretrained=case["pretrained"]).network
+    if "conv" in case:
+        c = dict(case["conv"])
+        return random_conv_network(c.pop("shape"), [tuple(v) for v in c.pop("convs")], **c)
     n = dict(case["net"])
     return random_network(n.pop("sizes"), **n)
 
@@ -125,8 +149,24 @@ def grid() -> list[dict]:
     add("ice40-up5k", {"lanes": [4, 2], "events": [4, 2], "dsp_limit": 8},
         net={"sizes": [64, 16, 10], "weight_bits": 8, "input_bits": 8, "encoding": "direct",
              "readout": "membrane", "T": 4, "seed": 201})
+    # More than Timing.TREE_TERMS events per cycle: adder trees with registered partial sums.
+    add("ecp5-25f", {"lanes": [64, 10], "events": [4, 16], "pixels_per_beat": 16}, pretrained="mnist-t4-lite")
+    add("ecp5-25f", {"lanes": [32, 10], "events": [16, 16], "pixels_per_beat": 16}, pretrained="mnist-small-t4")
+    add("ecp5-25f", {"lanes": [8, 5], "events": [16, 12], "pixels_per_beat": 16},
+        net={"sizes": [256, 48, 10], "weight_bits": 5, "input_bits": 1, "encoding": "direct",
+             "readout": "spike_count", "T": 4, "seed": 400})
+    # Conv layers (their accumulators and membranes in RAM, one tap per cycle, all channels at once).
+    # (the seeds are arbitrary; 300 for the two-layer case puts it among the held-back runs)
+    for shape, convs, wb, ib, lanes, seed in (
+            ((1, 12, 12), [(4, 3, 2)], 8, 8, [None, 5], 300),
+            ((1, 16, 16), [(4, 3, 2), (8, 3, 1)], 6, 4, [None, None, 10], 300),
+            ((1, 28, 28), [(8, 5, 2)], 8, 8, [None, 10], 302),
+            ((2, 20, 20), [(16, 3, 2), (8, 2, 2)], 4, 1, [None, None, 2], 303)):
+        add("ecp5-25f", {"lanes": lanes}, conv={"shape": list(shape), "convs": [list(c) for c in convs],
+                                                "weight_bits": wb, "input_bits": ib, "seed": seed})
     # Interleave: small random cores first, then alternate between full-size and small.
-    small = [c for c in cases if "net" in c and c["net"]["sizes"][0] * c["net"]["sizes"][1] <= 32768]
+    small = [c for c in cases if ("net" in c and c["net"]["sizes"][0] * c["net"]["sizes"][1] <= 32768)
+             or "conv" in c]
     big = [c for c in cases if c not in small]
     order = []
     while small or big:
@@ -147,15 +187,24 @@ def run_case(case: dict) -> dict:
     from sc_neurocore.hw.export import generate_verilog
     from sc_neurocore.hw.synth import synthesize
 
+    from sc_neurocore.hw.devices import DEVICES
+    from sc_neurocore.hw.resources import LUT_TARGET
+
     net, cfg = case_network(case), case_config(case)
+    # Where the LUT fit's target is nextpnr's logic-cell count (iCE40), the run is placed and routed too.
+    place = LUT_TARGET[DEVICES[case["device"]].family] == "pnr"
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="scn-cal-") as tmp:
         generate_verilog(net, tmp, config=cfg)
         t1 = time.time()
-        r = synthesize(tmp, case["device"], place=False, timeout=3600)
-    return {"case_name": case_name(case), "case": case, "held_back": held_back(case), "yosys": r["yosys"], "cells": r["yosys_cells"],
-            "yosys_flow": r["yosys_flow"], "tools": r["tools"], "generate_s": round(t1 - t0, 1),
-            "synth_s": round(time.time() - t1, 1), "cached": r["cached"]}
+        r = synthesize(tmp, case["device"], place=place, timeout=3600)
+    rec = {"case_name": case_name(case), "case": case, "held_back": held_back(case), "yosys": r["yosys"],
+           "cells": r["yosys_cells"], "yosys_flow": r["yosys_flow"], "tools": r["tools"],
+           "generate_s": round(t1 - t0, 1), "synth_s": round(time.time() - t1, 1), "cached": r["cached"]}
+    if place:
+        rec["pnr"] = {"fits": r["fits"], "fmax_mhz": r["fmax_mhz"], "utilisation": r["utilisation"],
+                      "critical_path": r.get("critical_path")}
+    return rec
 
 
 def main(argv=None) -> int:

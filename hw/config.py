@@ -41,6 +41,11 @@ class Timing:
     #: The segment-select register a bank of more than one segment adds to the
     #: accumulate path (``LayerGeometry.accumulate_cycles``).
     SEGMENT_SELECT = 1
+    #: Most products one adder-tree stage sums (three adder levels). A layer with more events per
+    #: cycle registers partial sums of this many and adds one cycle per further stage
+    #: (``LayerGeometry.tree_stages``): 16 events in one stage were the critical path of a 64-lane
+    #: ECP5-25F core (13 logic levels, 94.5 MHz).
+    TREE_TERMS = 8
     #: Most words in one weight-memory segment (see ``LayerGeometry.segments``):
     #: an ECP5 DP16KD is 512 words deep in its widest (x36) mode, an iCE40
     #: SB_RAM40_4K 512 deep in x8 mode, so one segment is one row of block RAMs.
@@ -225,10 +230,21 @@ class LayerGeometry:
         return self.lanes * self.weight_bits
 
     @property
+    def tree_stages(self) -> int:
+        """Register stages of the adder tree over a lane's ``E`` products: one per ``Timing.TREE_TERMS``-fold
+        reduction (1 for ``E <= 8``)."""
+        n, stages = self.events, 1
+        while n > Timing.TREE_TERMS:
+            n, stages = -(-n // Timing.TREE_TERMS), stages + 1
+        return stages
+
+    @property
     def accumulate_cycles(self) -> int:
         """Issue of the last event chunk -> earliest update start: ``ACCUMULATE_BASE``,
-        plus the segment-select stage when a bank has more than one segment."""
-        return Timing.ACCUMULATE_BASE + (Timing.SEGMENT_SELECT if self.segments > 1 else 0)
+        plus the segment-select stage when a bank has more than one segment, plus the adder tree's
+        stages beyond the first (``tree_stages``)."""
+        return (Timing.ACCUMULATE_BASE + (Timing.SEGMENT_SELECT if self.segments > 1 else 0)
+                + self.tree_stages - 1)
 
     @property
     def scan_cycles(self) -> int:

@@ -107,12 +107,16 @@ class LIFLayer(wiring.Component):
         r = self._stage_word_register(m, ms, ports)
         s1 = self._stage_segment_select(m, r)
         s2 = self._stage_products(m, s1)
-        s3 = self._stage_adder_tree(m, s2)
+        tree = self._stage_adder_tree(m, s2)
+        s3 = tree[-1]
         self._stage_accumulate(m, s3, acc)
         # Not s3_valid: the last accumulate is written at the end of that cycle,
         # and an update started in it reads the accumulators only a cycle later.
-        m.d.comb += self.acc_busy.eq(a.valid | ms.valid | r.valid | s1.busy | s2.valid)
-        stages = [a, ms, r] + ([s1] if s1.registered else []) + [s2, s3]
+        busy = a.valid | ms.valid | r.valid | s1.busy | s2.valid
+        for st in tree[:-1]:      # the partial-sum stages of a tree over more than TREE_TERMS events
+            busy = busy | st.valid
+        m.d.comb += self.acc_busy.eq(busy)
+        stages = [a, ms, r] + ([s1] if s1.registered else []) + [s2, *tree]
         _check_depth("accumulate path of " + self._name(), len(stages), self._geom.accumulate_cycles)
 
         u_active, u_issue, u_g = self._update_issue(m)
@@ -267,17 +271,36 @@ class LIFLayer(wiring.Component):
         return st
 
     def _stage_adder_tree(self, m, s2):
-        """Stage 3: adder tree over the E products of each lane."""
+        """Stage 3: adder tree over the E products of each lane, ``LayerGeometry.tree_stages`` register
+        stages of at most ``Timing.TREE_TERMS`` terms each (one stage for ``E <= 8``, named as before).
+        Returns the stages in order; the last one's ``sum`` feeds the accumulators."""
         P, E = self._geom.lanes, self._geom.events
-        st = _Stage(valid=Signal(name="s3_valid"), sum=[Signal(self.acc_format.amaranth_shape, name=f"sum{k}") for k in range(P)])
-        m.d.sync += st.valid.eq(s2.valid)
-        for k in range(P):
-            terms = [s2.p[b][k] for b in range(E)]
-            while len(terms) > 1:
-                terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                         for i in range(0, len(terms), 2)]
-            m.d.sync += st.sum[k].eq(terms[0])
-        return st
+        n_stages = self._geom.tree_stages
+        shape = self.acc_format.amaranth_shape   # holds the whole sum, so every partial sum too
+        terms = [[s2.p[b][k] for b in range(E)] for k in range(P)]
+        valid, out = s2.valid, []
+        for i in range(n_stages):
+            last = i == n_stages - 1
+            suffix = "" if last else f"_{i}"
+            st = _Stage(valid=Signal(name=f"s3{suffix}_valid"))
+            m.d.sync += st.valid.eq(valid)
+            st.sum = []
+            for k in range(P):
+                groups = [terms[k]] if last else [terms[k][j:j + Timing.TREE_TERMS]
+                                                  for j in range(0, len(terms[k]), Timing.TREE_TERMS)]
+                regs = []
+                for gi, group in enumerate(groups):
+                    while len(group) > 1:
+                        group = [group[j] + group[j + 1] if j + 1 < len(group) else group[j]
+                                 for j in range(0, len(group), 2)]
+                    reg = Signal(shape, name=f"sum{k}" if last else f"psum{i}_{k}_{gi}")
+                    m.d.sync += reg.eq(group[0])
+                    regs.append(reg)
+                terms[k] = regs
+                st.sum.append(regs[0])
+            valid = st.valid
+            out.append(st)
+        return out
 
     def _stage_accumulate(self, m, s3, acc):
         """Stage 4: add into the accumulator of neuron ``g*P + k``.

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .config import CoreConfig, CoreGeometry
+from .config import CoreConfig, CoreGeometry, Timing
 from .devices import BRAM_SHAPES, DEVICES
 
 __all__ = ["Memory", "Resources", "memories", "memory_mapping", "dsp_products", "features", "estimate",
@@ -165,6 +165,12 @@ def features(geom: CoreGeometry, family: str) -> dict[str, float]:
         f["update_bits"] += P * M
         f["neurons"] += lp.n_out
         f["pipeline_bits"] += P * E * prod + P * (A + 2 * M)
+        # registered partial sums of an adder tree over more than Timing.TREE_TERMS events
+        n, partial = E, 0
+        for _ in range(lg.tree_stages - 1):
+            n = -(-n // Timing.TREE_TERMS)
+            partial += n
+        f["pipeline_bits"] += P * A * partial
         if lg.kind != "conv" and lg.segments > 1:
             f["segment_bits"] += E * lg.memory_width * lg.segments
     for mem in memories(geom):
@@ -332,7 +338,9 @@ def fit_main(runs_path, fit_path) -> int:
     pnr_path = Path(runs_path).with_name("pnr.jsonl")
     pnr_runs = [json.loads(line) for line in pnr_path.read_text().splitlines() if line.strip()] \
         if pnr_path.is_file() else []
-    fitted = fit(records, cal.case_network, cal.case_config, {r["case_name"]: r for r in pnr_runs if "case_name" in r})
+    # calibration runs placed and routed (iCE40) count as place-and-route results too
+    pnr_runs += [dict(r["pnr"], case_name=r["case_name"], case=r["case"]) for r in records if r.get("pnr")]
+    fitted = fit(records, cal.case_network, cal.case_config, {r["case_name"]: r for r in pnr_runs})
     yosys = {r["case_name"]: r["yosys"] for r in records if "yosys" in r}
     old = json.loads(MODEL_PATH.read_text()) if MODEL_PATH.is_file() else {"families": {}}
     for family, fam in fitted.items():

@@ -16,7 +16,7 @@ import pytest
 
 from sc_neurocore.bundle import random_bundle
 from sc_neurocore.golden import infer
-from sc_neurocore.hw.config import CoreConfig
+from sc_neurocore.hw.config import CoreConfig, Timing
 from sc_neurocore.hw.stream import Traffic
 from sc_neurocore.hw.testbench import simulate
 from sc_neurocore.hw.latency import image_cycles, worst_case_cycles
@@ -408,4 +408,18 @@ def test_dsp_limit_builds_the_rest_from_luts_exactly(limit):
     cfg = CoreConfig(lanes=(4, 2), events=(2, 2), pixels_per_beat=4, dsp_limit=limit)
     g = cfg.geometry(net)
     assert g.layers[0].lut_products == 8 - min(limit, 8) and g.layers[1].lut_products == 0
+    _check(net, x, cfg)
+
+
+@pytest.mark.parametrize("sizes, events, stages", [((16, 20, 4), (4, 16), 2), ((16, 20, 4), (16, 20), 2),
+                                                   ((8, 70, 3), (8, 65), 3)])
+def test_wide_adder_trees_are_pipelined_exactly(sizes, events, stages):
+    """More than ``Timing.TREE_TERMS`` events per cycle: partial sums are registered (one cycle per extra
+    stage); values and cycles equal the golden and latency models."""
+    net = random_bundle(sizes, T=3, seed=sum(events), membrane_bits=12).network
+    cfg = CoreConfig(lanes=(5, 2), events=events, pixels_per_beat=16)
+    g = cfg.geometry(net)
+    assert g.layers[1].tree_stages == stages
+    assert g.layers[1].segments == 1 and g.layers[1].accumulate_cycles == Timing.ACCUMULATE_BASE + stages - 1
+    x = np.vstack([_images(sizes[0], 4, seed=stages), np.full((1, sizes[0]), 255)])
     _check(net, x, cfg)

@@ -162,6 +162,10 @@ CASES = {
         lambda: corner_bundle((16, 6, 3), 3, seed=9, readout="membrane", membrane_bits=12, extreme_weights=True),
         lambda: corner_images(16, 24, 10), gen={"lanes": (6, 3), "events": (2, 1), "pixels_per_beat": 4,
                                                 "dsp_limit": 6}),
+    # 16 events per cycle in layer 2: its adder tree registers two partial sums of 8 (one more cycle)
+    "direct-wide-tree": Case(
+        lambda: corner_bundle((12, 20, 4), 3, seed=12, readout="spike_count", membrane_bits=10),
+        lambda: corner_images(12, 24, 12), gen={"lanes": (5, 2), "events": (4, 16), "pixels_per_beat": 4}),
     # random input gaps and output back-pressure on the corner core
     "gaps-backpressure": Case(A, lambda: corner_images(12, 60, 5), gen={"pixels_per_beat": 4},
                               run={"gaps": 0.35, "max_gap": 4, "backpressure": 0.5, "seed": 11}),
