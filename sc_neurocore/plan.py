@@ -289,15 +289,22 @@ def plan(bundles, config, x, y, budget_s: float, *, clock_hz: float | None = Non
     """
     if (clock_hz is None) == (device is None):
         raise ValueError("give exactly one of clock_hz or device")
+    pairs = _checked_pairs(bundles, check)
+    for name, b in pairs:
+        config.geometry(b.network)
+    cands = [measure(name, b, config, x, y, clock_hz=clock_hz, device=device) for name, b in pairs]
+    return cands, choose(cands, budget_s, typical)
+
+
+def _checked_pairs(bundles, check: Callable | None) -> list[tuple[str, object]]:
+    """``(name, bundle)`` of every candidate, each checked (``check(name, network)``) before any is measured."""
     pairs = [_named_bundle(b) for b in bundles]
     if not pairs:
         raise ValueError("no candidate bundles")
     for name, b in pairs:
         if check is not None:
             check(name, b.network)
-        config.geometry(b.network)
-    cands = [measure(name, b, config, x, y, clock_hz=clock_hz, device=device) for name, b in pairs]
-    return cands, choose(cands, budget_s, typical)
+    return pairs
 
 
 def _named_bundle(item) -> tuple[str, object]:
@@ -467,12 +474,7 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
 
     dev = parse_device(device)
     fmax_hz = model()["families"][dev.family]["fmax_mhz"] * 1e6
-    pairs = [_named_bundle(b) for b in bundles]
-    if not pairs:
-        raise ValueError("no candidate bundles")
-    for name, b in pairs:
-        if check is not None:
-            check(name, b.network)
+    pairs = _checked_pairs(bundles, check)
     cands = []
     for name, b in pairs:
         build, why = search_build(b.network, dev.name)

@@ -113,3 +113,20 @@ endmodule
     out = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], capture_output=True, text=True, check=True).stdout
     got = [int(line.split()[1]) for line in out.splitlines() if line.startswith("CLASS")]
     assert np.array_equal(np.array(got), expected)
+
+
+def test_yosys_only_run_counts_cells_and_caches_apart(tiny_core, cache):
+    """``place=False`` (the resource model's calibration runs): yosys's counts, no Fmax, its own cache entry;
+    the counts are those the placed run starts from, and the resource model predicts BRAM and DSP exactly."""
+    from sc_neurocore.hw.config import CoreConfig
+    from sc_neurocore.hw.resources import estimate
+
+    r = synthesize(tiny_core, "ecp5-25f", place=False)
+    assert r["synth_only"] and r["fmax_mhz"] is None and r["fits"] and not r["cached"]
+    assert r["yosys"]["lut"] > 0 and r["yosys"]["ff"] > 0 and r["yosys_cells"]["TRELLIS_FF"] == r["yosys"]["ff"]
+    assert {k: v["used"] for k, v in r["utilisation"].items()} == r["yosys"]
+    placed = synthesize(tiny_core, "ecp5-25f")
+    assert not placed["cached"] and placed["yosys"] == r["yosys"] and placed["fmax_mhz"] > 10
+    assert synthesize(tiny_core, "ecp5-25f", place=False)["cached"]
+    est = estimate(random_bundle((8, 4, 3), 2, weight_bits=4, seed=3).network, CoreConfig(), "ecp5-25f")
+    assert (est.bram, est.dsp) == (r["yosys"]["bram"], r["yosys"]["dsp"])

@@ -184,3 +184,12 @@ def test_plan_device_on_the_shipped_bundles_keeps_conv_out_of_the_25f():
     assert why is None and build.resources.bram <= 56 and build.resources.dsp <= 28
     assert not math.isnan(build.worst_cycles) and build.worst_cycles < worst_case_cycles(
         lite, CoreConfig(lanes=(16, 10), events=(8, 8)))  # faster than the README's hand-picked 25F build
+
+
+def test_plan_with_a_fixed_clock_says_where_the_options_fit(two_bundles, capsys):
+    assert main(_plan(two_bundles, "--clock-mhz", "100", "--lanes", "1", "--events", "1")) == 0
+    out = capsys.readouterr().out
+    assert "No device was named: the latencies above are at the given clock." in out
+    for name in ("fast", "slow"):
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"- {name}: "))
+        assert line.count("fits") == 3 and "ice40-up5k fits" in line   # a 20-input network fits everywhere

@@ -135,6 +135,26 @@ def _accuracy_floor(text):
     return v / 100
 
 
+def fit_note(bundles, config) -> str:
+    """No device was named (``--clock-mhz``): where these options fit, by the resource model, per bundle."""
+    from ..hw.devices import DEVICES
+    from ..hw.resources import estimate
+    from ..plan import LUT_MARGIN
+
+    lines = ["No device was named: the latencies above are at the given clock. Where these options fit "
+             "(resource model; `plan --device NAME` searches for the options that do):"]
+    for name, b in bundles:
+        where = []
+        for dev in DEVICES.values():
+            r = estimate(b.network, config, dev.family)
+            over = r.over(dev)
+            where.append(f"{dev.name} " + ("fits" if r.fits(dev, LUT_MARGIN) else
+                                           f"does not fit ({', '.join(over)})" if over else
+                                           f"over the {LUT_MARGIN:.0%} LUT margin"))
+        lines.append(f"- {printable(name)}: " + "; ".join(where))
+    return "\n".join(lines)
+
+
 def _cmd_plan(args) -> int:
     from ..bundle import load_bundle
     from ..data import load_dataset
@@ -189,7 +209,7 @@ def _cmd_plan(args) -> int:
 
     if clock is not None:
         cands, choice = plan(bundles, cfg, x, y, budget, clock_hz=clock, typical=args.typical, check=check)
-        table = format_table(cands, budget, args.typical, choice.chosen)
+        table = format_table(cands, budget, args.typical, choice.chosen) + "\n\n" + fit_note(bundles, cfg)
         runs = [(None, cands, choice)]
     else:
         runs, records = [], {}
