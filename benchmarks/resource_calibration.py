@@ -146,6 +146,10 @@ def grid() -> list[dict]:
     add("ecp5-25f", {"lanes": [8, 5], "events": [4, 2], "pixels_per_beat": 8, "dsp_limit": 12},
         net={"sizes": [196, 64, 10], "weight_bits": 6, "input_bits": 4, "encoding": "direct",
              "readout": "membrane", "T": 4, "seed": 200})
+    add("ecp5-25f", {"lanes": [64, 10], "events": [2, 4], "dsp_limit": 28}, pretrained="mnist-t4")
+    add("ecp5-25f", {"lanes": [16, 5], "events": [4, 8], "pixels_per_beat": 8, "dsp_limit": 0},
+        net={"sizes": [144, 40, 10], "weight_bits": 8, "input_bits": 8, "encoding": "direct",
+             "readout": "membrane", "T": 4, "seed": 202})
     add("ice40-up5k", {"lanes": [4, 2], "events": [4, 2], "dsp_limit": 8},
         net={"sizes": [64, 16, 10], "weight_bits": 8, "input_bits": 8, "encoding": "direct",
              "readout": "membrane", "T": 4, "seed": 201})
