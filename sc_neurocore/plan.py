@@ -373,11 +373,16 @@ def option_space(network):
                 yield CoreConfig(lanes=ln if L > 1 else ln[0], events=ev if L > 1 else ev[0], pixels_per_beat=ppb)
 
 
+def _per_layer_text(v) -> str:
+    """A per-layer option as the command line writes it (``16,10``); ``–`` for a layer left to its default."""
+    return ",".join("–" if x is None else str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+
+
 def _smallest_config(network):
     from .hw.config import CoreConfig
 
     ones = tuple(None if lp.kind == "conv" else 1 for lp in network.layers)
-    return CoreConfig(lanes=ones, events=tuple(None if lp.kind == "conv" else 1 for lp in network.layers))
+    return CoreConfig(lanes=ones, events=ones)
 
 
 #: Images the typical-latency ranking of the shortlist reads (the chosen build's mean is over all of them).
@@ -437,9 +442,7 @@ def search_build(network, device: str, *, activity=None, typical: bool = False, 
 def build_command(source: str, device: str, config) -> str:
     """The ``sc-neurocore synth`` command that builds ``config`` on ``device``; ``source`` is the command's
     bundle argument (``--pretrained mnist-t4`` or a quoted path)."""
-    def arg(v):
-        return ",".join(str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
-
+    arg = _per_layer_text
     src = source
     opts = [f"--lanes {arg(config.lanes)}" if config.lanes is not None and not (
         isinstance(config.lanes, tuple) and None in config.lanes) else "",
@@ -516,9 +519,7 @@ def _opts(config: dict | None) -> str:
     if not config:
         return "default options"
 
-    def arg(v):
-        return ",".join(str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
-
+    arg = _per_layer_text
     dsp = f", {config['dsp_limit']} DSP products (the rest from LUTs)" if config.get("dsp_limit") is not None else ""
     return f"lanes {arg(config['lanes'])}, events {arg(config['events'])}, {config['pixels_per_beat']} pixels/beat{dsp}"
 
@@ -538,9 +539,7 @@ def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate
             lines.append(f"| {c.name} | {c.T} | {acc} | {c.note} | | | | | | | | does not fit |")
             continue
         r, o = c.resources, c.config
-
-        def arg(v):
-            return ",".join("–" if x is None else str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+        arg = _per_layer_text
 
         ok = c.latency_s(typical) <= budget_s
         mark = ("**chosen**" if c is chosen else "yes") if ok and not c.note else (c.note or "no")
