@@ -167,7 +167,7 @@ def build_bitstream(board, bundle, out_dir, config: CoreConfig | None = None, *,
     """
     b = parse_board(board, buildable=True)
     net = _network(bundle)
-    cfg = config if config is not None else board_config(b)
+    cfg = config if config is not None else board_config(b, net)
     fit = fit_check(b, net, cfg)
     if not fit["fits"]:
         raise BoardError(f"{'-'.join(map(str, net.sizes))} does not fit the {b.title} ({b.fpga}): "
@@ -213,7 +213,7 @@ def write_board_verilog(board, bundle, out_dir, config: CoreConfig | None = None
     """Write ``sc_neurocore_board.v`` (:class:`BoardPins`) and the board's constraint file into ``out_dir``."""
     b = parse_board(board)
     net = _network(bundle)
-    cfg = config if config is not None else board_config(b)
+    cfg = config if config is not None else board_config(b, net)
     fit = fit_check(b, net, cfg)
     pins = BoardPins(b, net, cfg, baud=baud, idle_timeout=idle_timeout)
     text = convert_verilog(pins, name=PIN_TOP_NAME)

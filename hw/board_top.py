@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .boards import Board, board_config, parse_board
+from .boards import CRC8_POLY, LOAD_ACK, LOAD_NAK, Board, board_config, load_header, load_word_bytes, parse_board
 from .config import CoreConfig, CoreGeometry
 from .export import _network
 from .stream import CLASS_BITS, PIXEL_BITS, in_width
@@ -98,13 +98,16 @@ class BoardTop(wiring.Component):
         pixel = Signal(range(max(2, n0)))
         beat_valid = Signal()
         beat_last = Signal()
+        # Until the weights are in (single-port weight RAM only) every byte goes to the loader.
+        loading = self._loader(m, fifo) if self.loads_weights else None
         m.d.comb += [
             top.s_axis_tdata.eq(beat), top.s_axis_tvalid.eq(beat_valid), top.s_axis_tlast.eq(beat_last),
-            fifo.r_en.eq(~beat_valid),
+            fifo.r_en.eq(~beat_valid if loading is None else loading.active | ~beat_valid),
         ]
+        take = fifo.r_rdy & fifo.r_en if loading is None else fifo.r_rdy & fifo.r_en & ~loading.active
         with m.If(beat_valid & top.s_axis_tready):
             m.d.sync += [beat_valid.eq(0), beat.eq(0)]
-        with m.If(fifo.r_rdy & fifo.r_en):
+        with m.If(take):
             with m.Switch(slot):
                 for i in range(ppb):
                     with m.Case(i):
@@ -119,16 +122,19 @@ class BoardTop(wiring.Component):
         # -- busy / idle timeout ---------------------------------------------------
         receiving = Signal()         # part of an image received
         pending = Signal()           # a whole image received, its class byte not yet sent
-        with m.If(fifo.r_rdy & fifo.r_en):
+        with m.If(take):
             m.d.sync += receiving.eq(pixel != n0 - 1)
             with m.If(pixel == n0 - 1):
                 m.d.sync += pending.eq(1)
         if self.timeout_cycles is not None:
             idle = Signal(range(self.timeout_cycles + 1))
-            with m.If(rx.data.valid | ~receiving):
+            mid = receiving if loading is None else receiving | loading.mid_stream
+            with m.If(rx.data.valid | ~mid):
                 m.d.sync += idle.eq(0)
             with m.Elif(idle == self.timeout_cycles):
                 m.d.comb += abort.eq(1)
+                if loading is not None:
+                    m.d.comb += loading.restart.eq(1)
                 m.d.sync += [idle.eq(0), receiving.eq(0), slot.eq(0), pixel.eq(0),
                              beat.eq(0), beat_valid.eq(0)]
             with m.Else():
@@ -136,15 +142,124 @@ class BoardTop(wiring.Component):
 
         # -- result -> class byte + LEDs ---------------------------------------------
         cls = top.m_axis_tdata[:8]
-        m.d.comb += [tx.data.payload.eq(cls), tx.data.valid.eq(top.m_axis_tvalid),
-                     top.m_axis_tready.eq(tx.data.ready)]
+        if loading is None:
+            m.d.comb += [tx.data.payload.eq(cls), tx.data.valid.eq(top.m_axis_tvalid),
+                         top.m_axis_tready.eq(tx.data.ready)]
+        else:   # the loader's answer shares the transmitter (no image runs before it)
+            m.d.comb += [tx.data.payload.eq(Mux(loading.reply_valid, loading.reply, cls)),
+                         tx.data.valid.eq(loading.reply_valid | top.m_axis_tvalid),
+                         top.m_axis_tready.eq(tx.data.ready & ~loading.reply_valid),
+                         loading.reply_sent.eq(tx.data.ready)]
         with m.If(top.m_axis_tvalid & tx.data.ready):
             m.d.sync += [self.leds.eq(top.m_axis_tdata[:min(CLASS_BITS, len(self.leds))]), self.done.eq(1)]
             # A result frees `pending` unless the same cycle completes another image.
-            with m.If(~(fifo.r_rdy & fifo.r_en & (pixel == n0 - 1))):
+            with m.If(~(take & (pixel == n0 - 1))):
                 m.d.sync += pending.eq(0)
-        m.d.comb += self.busy.eq(receiving | pending | ~tx.data.ready)
+        busy = receiving | pending | ~tx.data.ready
+        m.d.comb += self.busy.eq(busy if loading is None else busy | loading.mid_stream)
         return m
+
+    @property
+    def loads_weights(self) -> bool:
+        """Whether the board waits for a weight stream after reset (``weight_memory="single_port"``)."""
+        return self.config.weight_memory == "single_port"
+
+    def _loader(self, m, fifo):
+        """The weight loader: header, words, CRC from the FIFO into the core's weight port.
+
+        After reset it takes every byte (``active``) until a stream with the right header and CRC
+        has been written, answers ``LOAD_ACK`` and hands the line to the images; a wrong stream is
+        answered ``LOAD_NAK`` and the loader waits for the next one.  Words are written in
+        :meth:`CoreGeometry.weight_writes` order: its (layer, bank, address) walk is three counters
+        here, with each layer's bank count and depth as constants.
+        """
+        geo, core = self.geometry, self.core
+        header = load_header(geo)
+        nbytes = load_word_bytes(geo)
+        n_data = sum(lg.events * lg.memory_depth for lg in geo.layers) * nbytes
+        st = _Loader(active=Signal(init=1, name="load_active"), mid_stream=Signal(name="load_mid_stream"),
+                     restart=Signal(name="load_restart"), reply=Signal(8, name="load_reply"),
+                     reply_valid=Signal(name="load_reply_valid"), reply_sent=Signal(name="load_reply_sent"))
+        phase = Signal(range(3), name="load_phase")          # 0 header, 1 words, 2 CRC byte
+        count = Signal(range(max(len(header), n_data) + 1), name="load_count")
+        crc = Signal(8, name="load_crc")
+        bad = Signal(name="load_bad_header")
+        word = Signal(8 * nbytes, name="load_word")
+        in_word = Signal(range(max(2, nbytes)), name="load_byte")
+        write = Signal(name="load_write")
+        layer = Signal(len(core.wgt_layer), name="load_layer")
+        bank = Signal(len(core.wgt_bank), name="load_bank")
+        addr = Signal(len(core.wgt_addr), name="load_addr")
+
+        byte = fifo.r_data
+        got = fifo.r_rdy & st.active
+        m.d.comb += st.mid_stream.eq(st.active & ((phase != 0) | (count != 0)))
+        # A word is written the cycle after its last byte (the shift register holds it whole then).
+        m.d.comb += [core.wgt_valid.eq(write), core.wgt_layer.eq(layer), core.wgt_bank.eq(bank),
+                     core.wgt_addr.eq(addr), core.wgt_data.eq(word[:len(core.wgt_data)])]
+        m.d.sync += write.eq(0)
+        with m.If(write):
+            last_addr, last_bank = Signal(len(addr)), Signal(len(bank))
+            with m.Switch(layer):
+                for lg in geo.layers:
+                    with m.Case(lg.index):
+                        m.d.comb += [last_addr.eq(lg.memory_depth - 1), last_bank.eq(lg.events - 1)]
+            with m.If(addr != last_addr):
+                m.d.sync += addr.eq(addr + 1)
+            with m.Else():
+                m.d.sync += addr.eq(0)
+                with m.If(bank != last_bank):
+                    m.d.sync += bank.eq(bank + 1)
+                with m.Else():
+                    m.d.sync += [bank.eq(0), layer.eq(layer + 1)]
+        with m.If(got):
+            m.d.sync += crc.eq(_crc8_next(crc, byte))
+            with m.Switch(phase):
+                with m.Case(0):
+                    with m.Switch(count):
+                        for i, h in enumerate(header):
+                            with m.Case(i):
+                                with m.If(byte != h):
+                                    m.d.sync += bad.eq(1)
+                    with m.If(count == len(header) - 1):
+                        m.d.sync += [phase.eq(1), count.eq(0)]
+                    with m.Else():
+                        m.d.sync += count.eq(count + 1)
+                with m.Case(1):
+                    m.d.sync += word.eq(Cat(word[8:], byte) if nbytes > 1 else byte)
+                    with m.If(in_word == nbytes - 1):
+                        m.d.sync += [in_word.eq(0), write.eq(1)]
+                    with m.Else():
+                        m.d.sync += in_word.eq(in_word + 1)
+                    with m.If(count == n_data - 1):
+                        m.d.sync += [phase.eq(2), count.eq(0)]
+                    with m.Else():
+                        m.d.sync += count.eq(count + 1)
+                with m.Case(2):
+                    ok = (byte == crc) & ~bad
+                    m.d.sync += [st.reply.eq(Mux(ok, LOAD_ACK, LOAD_NAK)), st.reply_valid.eq(1), st.active.eq(~ok)]
+        # After the CRC byte (either answer) or an idle timeout: the next stream starts from scratch.
+        with m.If((got & (phase == 2)) | st.restart):
+            m.d.sync += [phase.eq(0), count.eq(0), crc.eq(0), bad.eq(0), in_word.eq(0),
+                         layer.eq(0), bank.eq(0), addr.eq(0)]
+        with m.If(st.reply_valid & st.reply_sent):
+            m.d.sync += st.reply_valid.eq(0)
+        return st
+
+
+class _Loader:
+    """The loader's signals that the rest of :class:`BoardTop` reads or drives."""
+
+    def __init__(self, **signals):
+        self.__dict__.update(signals)
+
+
+def _crc8_next(crc, byte):
+    """``crc8`` (``hw.boards``) of one more byte, as logic: eight shift / conditional-XOR steps."""
+    c = crc ^ byte
+    for _ in range(8):
+        c = Mux(c[7], (c << 1) ^ CRC8_POLY, c << 1)[:8]
+    return c
 
 
 def _wrap(counter, n):
@@ -164,7 +279,7 @@ class BoardPins(wiring.Component):
     def __init__(self, board, network, config: CoreConfig | None = None, *, baud: float = 115200,
                  idle_timeout: float | None = 0.1):
         self.board = board if isinstance(board, Board) else parse_board(board)
-        cfg = config if config is not None else board_config(self.board)
+        cfg = config if config is not None else board_config(self.board, network)
         self.top = BoardTop(network, cfg, self.board.clk_hz, baud, n_leds=self.board.n_leds,
                             idle_timeout=idle_timeout)
         members = {"clk": In(1), "rst_n": In(1), "uart_rx": In(1), "uart_tx": Out(1), "led": Out(self.board.n_leds)}

@@ -19,7 +19,10 @@ from sc_neurocore.params import ConvParams, NetworkParams
 
 from .stream import beats_per_image, in_width, out_width
 
-__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "ConvGeometry", "Timing"]
+__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "ConvGeometry", "Timing", "WEIGHT_MEMORIES"]
+
+#: The ``CoreConfig.weight_memory`` layouts.
+WEIGHT_MEMORIES = ("block", "single_port")
 
 
 class Timing:
@@ -145,6 +148,16 @@ class CoreConfig:
         result and the same cycles. Products are counted layer by layer, lane by
         lane, so the last ones of the last pixel layer go to LUTs first.
         ``None`` (the default): every product is a multiplier.
+    weight_memory:
+        ``"block"`` (the default): every weight bank is split into segments of
+        ``Timing.SEGMENT_DEPTH`` words (one row of block RAMs each), initialised
+        from the bundle.  ``"single_port"``: every bank is one memory with a
+        single address shared by its read and its write port and no initial
+        contents, the shape of the iCE40UP5K's four 256-kbit SPRAMs (which the
+        bitstream cannot initialise).  Needs ``weight_port=True``: the core
+        computes with all-zero weights until every word of
+        :meth:`CoreGeometry.weight_writes` has been written, and a write moves
+        the bank's address, so weights must not be written during an image.
     """
 
     lanes: int | tuple | None = None
@@ -152,6 +165,7 @@ class CoreConfig:
     pixels_per_beat: int = 8
     weight_port: bool = False
     dsp_limit: int | None = None
+    weight_memory: str = "block"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lanes", _per_layer("lanes", self.lanes))
@@ -162,6 +176,12 @@ class CoreConfig:
         if self.dsp_limit is not None and (isinstance(self.dsp_limit, bool) or not isinstance(self.dsp_limit, int)
                                            or self.dsp_limit < 0):
             raise ValueError(f"dsp_limit must be a non-negative integer or None, not {self.dsp_limit!r}")
+        if self.weight_memory not in WEIGHT_MEMORIES:
+            raise ValueError(f"weight_memory must be one of {', '.join(map(repr, WEIGHT_MEMORIES))}, "
+                             f"not {self.weight_memory!r}")
+        if self.weight_memory == "single_port" and not self.weight_port:
+            raise ValueError("weight_memory='single_port' needs weight_port=True: uninitialised memories "
+                             "are loaded through the weight port")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -170,6 +190,8 @@ class CoreConfig:
                 d[k] = list(d[k])
         if d["dsp_limit"] is None:  # left out: reports of cores without the option keep their bytes
             del d["dsp_limit"]
+        if d["weight_memory"] == "block":   # likewise
+            del d["weight_memory"]
         return d
 
     def geometry(self, network: NetworkParams) -> "CoreGeometry":
@@ -194,6 +216,8 @@ class LayerGeometry:
     #: Pixel-by-weight products of this layer built from LUTs (shift-and-add) instead of multipliers: the
     #: last ones in product order (``CoreConfig.dsp_limit``); 0 for a one-bit-input layer.
     lut_products: int = 0
+    #: One uninitialised single-port memory per bank (``CoreConfig.weight_memory == "single_port"``).
+    single_port: bool = False
 
     @property
     def kind(self) -> str:
@@ -255,8 +279,9 @@ class LayerGeometry:
 
     @property
     def segment_depth(self) -> int:
-        """Words per weight-memory segment (``Timing.SEGMENT_DEPTH``)."""
-        return Timing.SEGMENT_DEPTH
+        """Words per weight-memory segment: ``Timing.SEGMENT_DEPTH``, or the whole bank for a
+        single-port memory (``single_port``)."""
+        return max(1, self.memory_depth) if self.single_port else Timing.SEGMENT_DEPTH
 
     @property
     def segments(self) -> int:
@@ -431,6 +456,8 @@ class CoreGeometry:
                     dsp = min(lg.multipliers, left)
                     left -= dsp
                     layers[k] = dataclasses.replace(lg, lut_products=lg.multipliers - dsp)
+        if config.weight_memory == "single_port":
+            layers = [dataclasses.replace(lg, single_port=True) for lg in layers]
         self.layers: tuple[LayerGeometry, ...] = tuple(layers)
 
     @staticmethod

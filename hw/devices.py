@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["FPGA", "FPGAS", "OnChip", "Device", "DEVICES", "parse_device", "BRAM_SHAPES"]
+__all__ = ["FPGA", "FPGAS", "OnChip", "Device", "DEVICES", "parse_device", "BRAM_SHAPES", "SPRAM_SHAPE"]
 
 #: ``(width, depth)`` configurations of one block RAM, per family.
 BRAM_SHAPES = {
@@ -20,6 +20,9 @@ BRAM_SHAPES = {
     "ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
     "xilinx7": ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768)),
 }
+
+#: ``(width, depth)`` of one iCE40UP5K SPRAM (SB_SPRAM256KA: 16 bits x 16 384 words).
+SPRAM_SHAPE = (16, 16384)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class FPGA:
     bram_bits: int         # bits per block RAM
     dsps: int
     lutram_bits: int       # distributed RAM that an initialised memory may use instead
+    sprams: int = 0        # uninitialised single-port RAMs (iCE40UP5K SB_SPRAM256KA), SPRAM_SHAPE each
 
     @property
     def bram_total_bits(self) -> int:
@@ -43,6 +47,11 @@ class FPGA:
     def bram_kbits(self) -> int:
         """Kbit per block RAM."""
         return self.bram_bits // 1024
+
+    def sprams_for(self, width: int, depth: int) -> int:
+        """Single-port RAMs of a ``width`` x ``depth`` memory (``SPRAM_SHAPE`` each)."""
+        w, d = SPRAM_SHAPE
+        return math.ceil(width / w) * math.ceil(depth / d)
 
     def brams_for(self, width: int, depth: int) -> int:
         """Block RAMs of a ``width`` x ``depth`` memory in the best single configuration."""
@@ -55,8 +64,9 @@ FPGAS = {
     # ECP5-25F: 24 288 LUT4/FF, 56 DP16KD, 28 MULT18X18D, 194 Kbit distributed RAM.
     "LFE5U-25F": FPGA("LFE5U-25F", "ecp5", 24288, 24288, 56, 18432, 28, 194 * 1024),
     # iCE40UP5K: 5 280 LCs (one LUT4 + one FF each), 30 EBR (4 Kbit), 8 SB_MAC16;
-    # the four 256 Kbit SPRAMs cannot be initialised, so weights must fit the EBRs.
-    "iCE40UP5K": FPGA("iCE40UP5K", "ice40", 5280, 5280, 30, 4096, 8, 0),
+    # the four 256 Kbit SPRAMs cannot be initialised: weights go there only through the
+    # run-time weight port (CoreConfig.weight_memory="single_port"), else they must fit the EBRs.
+    "iCE40UP5K": FPGA("iCE40UP5K", "ice40", 5280, 5280, 30, 4096, 8, 0, sprams=4),
     # Artix-7 35T: 20 800 LUT6, 41 600 FF, 50 RAMB36 (36 Kbit), 90 DSP48E1, 400 Kbit distributed RAM.
     "XC7A35T": FPGA("XC7A35T", "xilinx7", 20800, 41600, 50, 36864, 90, 400 * 1024),
 }
@@ -72,7 +82,8 @@ class OnChip:
     chip: FPGA
 
 
-for _fact in ("family", "luts", "ffs", "brams", "bram_bits", "dsps", "lutram_bits", "bram_total_bits", "bram_kbits"):
+for _fact in ("family", "luts", "ffs", "brams", "bram_bits", "dsps", "lutram_bits", "sprams", "bram_total_bits",
+              "bram_kbits"):
     setattr(OnChip, _fact, property(lambda self, _f=_fact: getattr(self.chip, _f), doc=f"The chip's ``{_fact}``."))
 del _fact
 

@@ -8,7 +8,7 @@ Its accumulate and update depths are checked against
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 from sc_neurocore.params import LayerParams
 
 from .config import LayerGeometry, Timing
+from .devices import SPRAM_SHAPE
 from .kinds import LAYERS
 from .logic import _check_depth, _index, _product, _select, _shift_in, _Stage, event_layout, weight_write_layout
 
@@ -98,11 +99,11 @@ class LIFLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         acc, v = self._rings()
-        ports, lo = self._weight_memories(m)
+        ports, lo, read_addr = self._weight_memories(m, platform)
         ev_base = self._issue(m)
         # The accumulate path's register stages, in order; their number is
         # LayerGeometry.accumulate_cycles (Timing), checked below.
-        a = self._stage_address(m, ev_base, ports)
+        a = self._stage_address(m, ev_base, ports, read_addr)
         ms = self._stage_memory(m, a, lo)
         r = self._stage_word_register(m, ms, ports)
         s1 = self._stage_segment_select(m, r)
@@ -158,8 +159,9 @@ class LIFLayer(wiring.Component):
               for p in range(G)] for k in range(P)]
         return acc, v
 
-    def _weight_memories(self, m):
-        """The weight banks, each split into segments: ``ports[b][s]`` and the segment's address bits ``lo``."""
+    def _weight_memories(self, m, platform):
+        """The weight banks, each split into segments: ``ports[b][s]``, the segment's address bits ``lo``
+        and, for single-port banks, the read address the address stage drives (else ``None``)."""
         g = self._geom
         E = g.events
         # Each bank is split into segments of at most SEGMENT words, each with
@@ -170,7 +172,24 @@ class LIFLayer(wiring.Component):
         SEG, nseg = g.segment_depth, g.segments
         lo = max(1, (SEG - 1).bit_length()) if nseg > 1 else _index(g.memory_depth).width
         ports = []   # ports[b][s]
+        read_addr = Signal(_index(g.memory_depth), name="weights_read_addr") if g.single_port else None
+        if g.single_port:
+            shared = Signal(_index(g.memory_depth), name="weights_addr")
+            m.d.comb += shared.eq(Mux(self.wr.valid, self.wr.payload.addr[:len(shared)], read_addr))
         for b in range(E):
+            if g.single_port and _has_spram(platform):
+                ports.append([self._spram_bank(m, b, shared)])
+                continue
+            if g.single_port:
+                # No initial contents (an iCE40 SPRAM has none) and one address for both ports, the
+                # read stage's unless a word is being written: the same behaviour as the SPRAM bank.
+                mem = Memory(shape=unsigned(g.memory_width), depth=g.memory_depth, init=[])
+                m.submodules[f"weights{b}"] = mem
+                rp, wp = mem.read_port(), mem.write_port()
+                m.d.comb += [rp.addr.eq(shared), wp.addr.eq(shared), wp.data.eq(self.wr.payload.data),
+                             wp.en.eq(self.wr.valid & (self.wr.payload.bank == b))]
+                ports.append([rp])
+                continue
             init = self.memory_init(b)
             bank = []
             for sg in range(nseg):
@@ -186,7 +205,33 @@ class LIFLayer(wiring.Component):
                     m.d.comb += [wp.addr.eq(self.wr.payload.addr[:len(wp.addr)]), wp.data.eq(self.wr.payload.data),
                                  wp.en.eq(hit)]
             ports.append(bank)
-        return ports, lo
+        return ports, lo, read_addr
+
+    def _spram_bank(self, m, b, addr):
+        """Bank ``b`` as iCE40UP5K SB_SPRAM256KA cells side by side (16 bits x 16 384 words each).
+
+        Yosys 0.70 does not infer SPRAM from a memory (not even an uninitialised one with one shared
+        address), so a build for that platform instantiates it; the read data arrives one cycle after
+        the address, as from the generic memory's read port.
+        """
+        g = self._geom
+        w, d = SPRAM_SHAPE
+        if g.memory_depth > d:
+            raise ValueError(f"layer {g.index}: a single-port weight bank holds at most {d} words on the "
+                             f"iCE40UP5K, not {g.memory_depth} (use more events per cycle)")
+        abits = (d - 1).bit_length()
+        port = _ReadData(Signal(g.memory_width, name=f"weights{b}_data"))
+        for j in range(-(-g.memory_width // w)):
+            lo_bit, hi_bit = j * w, min((j + 1) * w, g.memory_width)
+            out = Signal(w, name=f"weights{b}_spram{j}_out")
+            m.submodules[f"weights{b}_spram{j}"] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=Cat(addr, Const(0, abits - len(addr))) if len(addr) < abits else addr, i_DATAIN=self.wr.payload.data[lo_bit:hi_bit], i_MASKWREN=Const(0b1111, 4),
+                i_WREN=self.wr.valid & (self.wr.payload.bank == b), i_CHIPSELECT=Const(1), i_CLOCK=ClockSignal("sync"),
+                i_STANDBY=Const(0), i_SLEEP=Const(0), i_POWEROFF=Const(1),   # POWEROFF is active low
+                o_DATAOUT=out)
+            m.d.comb += port.data[lo_bit:hi_bit].eq(out[:hi_bit - lo_bit])
+        return port
 
     def _issue(self, m):
         """Accumulate issue: the group counter and the group's base address.
@@ -205,7 +250,7 @@ class LIFLayer(wiring.Component):
                          ev_base.eq(Mux(ev_g == G - 1, 0, ev_base + C))]
         return ev_base
 
-    def _stage_address(self, m, ev_base, ports):
+    def _stage_address(self, m, ev_base, ports, read_addr):
         """Stage a: registered address; cuts the path from the event source
         (priority encoder, chunk select) to the memories' address pins."""
         g = self._geom
@@ -213,9 +258,12 @@ class LIFLayer(wiring.Component):
                     addr=Signal(_index(g.memory_depth), name="a_addr"))
         m.d.sync += [st.valid.eq(self.events.valid), st.x.eq(self.events.payload.x),
                      st.addr.eq(self.events.payload.chunk + ev_base)]
-        for bank in ports:
-            for port in bank:
-                m.d.comb += port.addr.eq(st.addr[:len(port.addr)])
+        if read_addr is not None:
+            m.d.comb += read_addr.eq(st.addr)
+        else:
+            for bank in ports:
+                for port in bank:
+                    m.d.comb += port.addr.eq(st.addr[:len(port.addr)])
         return st
 
     def _stage_memory(self, m, a, lo):
@@ -441,3 +489,17 @@ class LIFLayer(wiring.Component):
             m.d.sync += self.spikes.eq(0)
             if self._count_width is not None:
                 m.d.sync += [self.counts[j].eq(0) for j in range(self._geom.n_out)]
+
+
+class _ReadData:
+    """A weight bank built from cells: just the read data, like a memory read port's ``data``."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+def _has_spram(platform) -> bool:
+    """Whether ``platform`` builds for an iCE40UP (SB_SPRAM256KA); ``None`` (simulation, Verilog export): no."""
+    from amaranth.vendor import LatticeICE40Platform
+
+    return isinstance(platform, LatticeICE40Platform) and platform.device.upper().startswith("ICE40UP")

@@ -21,3 +21,39 @@ def test_cli_arty_writes_verilog_and_xdc(tmp_path, capsys):
     assert main(["board", "--board", "arty_a7", "--random", "8-4-3", "-T", "2", "-o", str(tmp_path)]) == 0
     assert (tmp_path / "sc_neurocore_board.v").is_file() and (tmp_path / "arty_a7.xdc").is_file()
     assert "wrote" in capsys.readouterr().out
+
+
+def test_cli_load_sends_the_weights_and_checks_its_input(tmp_path, capsys):
+    import os
+    import threading
+
+    from sc_neurocore.hw.boards import LOAD_ACK, board_config, weight_stream
+    from sc_neurocore.bundle import load_bundle, pretrained_path
+
+    lite = load_bundle(pretrained_path("mnist-t4-lite"))
+    n = len(weight_stream(lite, board_config("icebreaker", lite)))
+    board_fd, host_fd = os.openpty()
+
+    def board():
+        got = 0
+        while got < n:
+            got += len(os.read(board_fd, n - got))
+        os.write(board_fd, bytes([LOAD_ACK]))
+
+    t = threading.Thread(target=board)
+    t.start()
+    try:
+        assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-t4-lite",
+                     "--load", os.ttyname(host_fd)]) == 0
+    finally:
+        t.join()
+        os.close(board_fd), os.close(host_fd)
+    assert f"loaded {n} bytes of weights into the 1BitSquared iCEBreaker" in capsys.readouterr().out
+    # A build whose weights live in the bitstream has nothing to load; a missing port; no -o to build.
+    assert main(["board", "--board", "ulx3s", "--pretrained", "mnist-t4-lite", "--load", "/dev/null"]) == 2
+    assert "keeps its weights in the bitstream" in capsys.readouterr().err
+    missing = tmp_path / "ttyNONE"
+    assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-t4-lite", "--load", str(missing)]) == 2
+    assert "cannot open serial port" in capsys.readouterr().err and not missing.exists()
+    assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-t4-lite"]) == 2
+    assert "-o/--output is required" in capsys.readouterr().err

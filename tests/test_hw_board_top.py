@@ -113,3 +113,161 @@ def test_board_top_pretrained_mnist_over_uart():
     want = infer(net, images).classes
     classes, leds, _ = _run_board(net, board_config("ulx3s"), images)
     assert classes == leds == [int(c) for c in want]
+
+
+# -- single-port weight RAM: weights over the UART after reset ------------------------------------------
+
+SP = CoreConfig(lanes=2, events=2, pixels_per_beat=4, weight_port=True, weight_memory="single_port")
+
+
+def _run_load(network, config, streams, images, *, idle_timeout=None, pause_after=None):
+    """Send each weight stream (collecting the board's one-byte answers), then the images."""
+    top = BoardTop(network, config, FAST_CLK, FAST_BAUD, n_leds=4, idle_timeout=idle_timeout)
+    div = top.divisor
+    sim = _sim(top)
+    answers, classes = [], []
+
+    async def host(ctx):
+        await ctx.tick().repeat(3)
+        for k, stream in enumerate(streams):
+            for i, byte in enumerate(stream):
+                await _send_byte(ctx, top.uart_rx, byte, div)
+                if pause_after is not None and k == 0 and i == pause_after:   # the host dies mid-stream
+                    assert ctx.get(top.busy) == 1
+                    await ctx.tick().repeat(top.timeout_cycles + 10)
+                    break
+            else:
+                answers.append(await _recv_byte(ctx, top.uart_tx, div))
+        for im in images:
+            for p in im:
+                await _send_byte(ctx, top.uart_rx, int(p), div)
+            classes.append(await _recv_byte(ctx, top.uart_tx, div))
+
+    sim.add_testbench(host)
+    sim.run()
+    return answers, classes
+
+
+def test_crc8_check_value():
+    from sc_neurocore.hw.boards import crc8
+
+    assert crc8(b"123456789") == 0xF4          # CRC-8/SMBUS check value
+    assert crc8(b"") == 0 and crc8(b"\x00") == 0 and crc8(b"\x01") == 0x07
+
+
+def test_weight_stream_layout():
+    from sc_neurocore.hw.boards import LOAD_MAGIC, crc8, weight_stream
+
+    geo = SP.geometry(TINY.network)
+    s = weight_stream(TINY, SP)
+    n_words = sum(lg.events * lg.memory_depth for lg in geo.layers)
+    width = max(lg.memory_width for lg in geo.layers)
+    nb = -(-width // 8)
+    assert s[0] == LOAD_MAGIC and s[1] == nb and int.from_bytes(s[2:5], "little") == n_words
+    assert len(s) == 5 + nb * n_words + 1 and crc8(s[:-1]) == s[-1]
+    first = geo.weight_writes()[0][3]
+    assert int.from_bytes(s[5:5 + nb], "little") == first
+    with pytest.raises(ValueError, match="weight_memory='single_port'"):
+        weight_stream(TINY, CoreConfig())
+
+
+def test_board_loads_weights_over_the_uart_then_classifies():
+    from sc_neurocore.hw.boards import LOAD_ACK, LOAD_NAK, weight_stream
+
+    images = np.array([[0, 255, 40, 7, 200, 0, 90, 13], [255] * 8, [0] * 8, [3, 0, 0, 250, 0, 0, 128, 64]])
+    good = weight_stream(TINY, SP)
+    corrupt = bytearray(good)
+    corrupt[7] ^= 0x10                         # one bit flipped on the line
+    answers, classes = _run_load(TINY.network, SP, [bytes(corrupt), good], images)
+    assert answers == [LOAD_NAK, LOAD_ACK]
+    assert np.array_equal(classes, infer(TINY.network, images).classes)
+
+
+def test_board_drops_a_half_sent_weight_stream_after_the_idle_timeout():
+    from sc_neurocore.hw.boards import LOAD_ACK, weight_stream
+
+    images = np.array([[0, 255, 40, 7, 200, 0, 90, 13], [3, 0, 0, 250, 0, 0, 128, 64]])
+    good = weight_stream(TINY, SP)
+    answers, classes = _run_load(TINY.network, SP, [good, good], images, idle_timeout=1e-4, pause_after=9)
+    assert answers == [LOAD_ACK]
+    assert np.array_equal(classes, infer(TINY.network, images).classes)
+
+
+def test_board_config_moves_big_weights_to_spram():
+    from sc_neurocore.bundle import load_bundle
+    from sc_neurocore.hw.boards import fit_check
+    from sc_neurocore.bundle import pretrained_path
+
+    lite = load_bundle(pretrained_path("mnist-t4-lite"))
+    cfg = board_config("icebreaker", lite)
+    assert cfg.weight_memory == "single_port" and cfg.weight_port
+    fit = fit_check("icebreaker", lite, cfg)
+    assert fit["fits"] and fit["sprams_estimate"] == 4 and fit["brams_estimate"] == 0
+    assert board_config("icebreaker", TINY).weight_memory == "block"   # small weights stay initialised
+    assert board_config("ulx3s", lite).weight_memory == "block"        # no SPRAM on an ECP5
+    big = load_bundle(pretrained_path("mnist-t4"))                       # 8-bit weights: 8 SPRAMs
+    f = fit_check("icebreaker", big, CoreConfig(lanes=4, events=2, pixels_per_beat=4, weight_port=True,
+                                                weight_memory="single_port"))
+    assert not f["fits"] and "weights need 8 single-port RAMs" in f["reasons"][0]
+
+
+def test_single_port_banks_become_spram_cells_only_for_an_up5k():
+    # Yosys does not infer SB_SPRAM256KA, so an iCE40UP platform gets the cells; simulation and the
+    # exported Verilog (no platform) keep the generic memory that the tests above prove bit-exact.
+    from amaranth.back import rtlil
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from sc_neurocore.hw.core import build_core
+
+    net = random_bundle((40, 8, 4), 2, seed=3).network
+    cfg = CoreConfig(lanes=(5, 4), events=2, pixels_per_beat=4, weight_port=True, weight_memory="single_port")
+    # layer 0: 5 lanes x 8-bit weights = 40 bits a word -> 3 SPRAMs per bank, 2 banks; layer 1: 32 bits -> 2 x 2
+    text = rtlil.convert(build_core(net, cfg), platform=ICEBreakerPlatform())
+    assert text.count("cell \\SB_SPRAM256KA") == 2 * 3 + 2 * 2
+    plain = rtlil.convert(build_core(net, cfg))
+    assert "SB_SPRAM256KA" not in plain
+    assert "SB_SPRAM256KA" not in rtlil.convert(build_core(net, cfg), platform=ULX3S_85F_Platform())
+
+
+def test_host_loads_weights_over_a_serial_port():
+    # A pseudo-terminal stands in for the USB serial port; a thread plays the board: it checks the
+    # stream's CRC as the gateware does and answers LOAD_ACK, or LOAD_NAK for a corrupted stream.
+    import os
+    import threading
+
+    from sc_neurocore.hw.boards import LOAD_ACK, LOAD_NAK, crc8, weight_stream
+    from sc_neurocore.hw.host import LoadError, load_weights, open_serial
+
+    expected = len(weight_stream(TINY, SP))
+
+    def board(fd, corrupt):
+        got = b""
+        while len(got) < expected:
+            got += os.read(fd, expected - len(got))
+        ok = crc8(got[:-1]) == got[-1] and not corrupt
+        os.write(fd, bytes([LOAD_ACK if ok else LOAD_NAK]))
+
+    for corrupt in (False, True):
+        board_fd, host_name = os.openpty()
+        fd = open_serial(os.ttyname(host_name), 115200)
+        t = threading.Thread(target=board, args=(board_fd, corrupt))
+        t.start()
+        try:
+            if corrupt:
+                with pytest.raises(LoadError, match="rejected the weights"):
+                    load_weights(fd, TINY, SP)
+            else:
+                assert load_weights(fd, TINY, SP)["bytes"] == expected
+        finally:
+            t.join()
+            os.close(fd), os.close(board_fd), os.close(host_name)
+    board_fd, host_name = os.openpty()
+    fd = open_serial(os.ttyname(host_name), 115200)
+    try:
+        with pytest.raises(LoadError, match="no answer from the board"):
+            load_weights(fd, TINY, SP, timeout=0.2)
+    finally:
+        os.close(fd), os.close(board_fd), os.close(host_name)
+    with pytest.raises(ValueError, match="baud must be a rate"):
+        open_serial("/dev/null", 123)

@@ -9,6 +9,7 @@ with ``==``.  Networks are tiny (Amaranth's simulator is slow) except one
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -423,3 +424,49 @@ def test_wide_adder_trees_are_pipelined_exactly(sizes, events, stages):
     assert g.layers[1].segments == 1 and g.layers[1].accumulate_cycles == Timing.ACCUMULATE_BASE + stages - 1
     x = np.vstack([_images(sizes[0], 4, seed=stages), np.full((1, sizes[0]), 255)])
     _check(net, x, cfg)
+
+
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_single_port_weight_memories_compute_the_loaded_network(encoding):
+    # weight_memory="single_port": one uninitialised memory per bank whose read and write share an
+    # address (an iCE40 SPRAM). Before the load the core computes with all-zero weights; after it,
+    # exactly the loaded network, with the same cycles as the block-RAM core.
+    net = random_bundle((40, 8, 4), T=2, seed=41, encoding=encoding).network
+    cfg = CoreConfig(lanes=(3, 4), events=(2, 3), pixels_per_beat=4, weight_port=True, weight_memory="single_port")
+    geo = cfg.geometry(net)
+    assert [lg.segments for lg in geo.layers] == [1, 1] and geo.layers[0].memory_depth > 0
+    x = _images(40, 3, seed=9, density=0.8)
+    r = simulate(net, x, cfg, weight_writes=geo.weight_writes())
+    g = infer(net, x)
+    assert np.array_equal(r.scores, g.scores) and np.array_equal(r.classes, g.classes)
+    assert np.array_equal(r.cycles, image_cycles(net, CoreConfig(lanes=(3, 4), events=(2, 3), pixels_per_beat=4), x))
+    zero = NetworkParams(tuple(dataclasses.replace(lp, weight=np.zeros_like(lp.weight)) for lp in net.layers),
+                         T=net.T, encoding=net.encoding, reset=net.reset, readout=net.readout, rate_seed=net.rate_seed)
+    assert np.array_equal(simulate(net, x, cfg).scores, infer(zero, x).scores)
+
+
+def test_single_port_memories_have_no_initial_contents_and_one_segment(monkeypatch):
+    from sc_neurocore.hw.config import Timing
+    from sc_neurocore.hw.export import verilog_text
+
+    monkeypatch.setattr(Timing, "SEGMENT_DEPTH", 16)
+    net = random_bundle((30, 8, 4), T=2, seed=31).network
+    cfg = CoreConfig(lanes=(2, 4), events=(1, 2), pixels_per_beat=2, weight_port=True, weight_memory="single_port")
+    geo = cfg.geometry(net)
+    assert geo.layers[0].memory_depth == 120 and geo.layers[0].segments == 1
+    assert geo.layers[0].accumulate_cycles == Timing.ACCUMULATE_BASE      # no segment select stage
+    block = CoreConfig(lanes=(2, 4), events=(1, 2), pixels_per_beat=2, weight_port=True).geometry(net)
+    assert block.layers[0].segments == 8
+    text = verilog_text(net, cfg)
+    assert "weights0" in text and "initial" not in text.split("weights0", 1)[1].split(";", 1)[0]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(weight_memory="spram"), r"weight_memory must be one of 'block', 'single_port', not 'spram'"),
+    (dict(weight_memory="single_port"), r"weight_memory='single_port' needs weight_port=True"),
+])
+def test_weight_memory_is_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CoreConfig(**kwargs)
+    assert "weight_memory" not in CoreConfig().to_dict()
+    assert CoreConfig(weight_port=True, weight_memory="single_port").to_dict()["weight_memory"] == "single_port"

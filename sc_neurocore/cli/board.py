@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from .common import add_bundle_args, bundle_from_args, parse_sizes, positive_int, printable
@@ -12,7 +13,6 @@ from .common import add_bundle_args, bundle_from_args, parse_sizes, positive_int
 
 def _cmd_board(args) -> int:
     from sc_neurocore.hw.board import board_config, build_bitstream, parse_board, write_board_verilog
-    from sc_neurocore.hw.config import CoreConfig
 
     b = parse_board(args.board)
     positive_int("--lanes", args.lanes)
@@ -25,9 +25,13 @@ def _cmd_board(args) -> int:
         bundle = random_bundle(parse_sizes(args.random, "--random"), args.T)
     else:
         bundle = bundle_from_args(args)
-    cfg = board_config(b)
+    cfg = board_config(b, bundle.network)
     if args.lanes:
-        cfg = CoreConfig(lanes=args.lanes, events=cfg.events, pixels_per_beat=cfg.pixels_per_beat)
+        cfg = dataclasses.replace(cfg, lanes=args.lanes)
+    if args.load is not None:
+        return _load(args, b, bundle, cfg)
+    if args.output is None:
+        raise ValueError("-o/--output is required (the folder to build in)")
     if args.verilog_only or not b.buildable:
         rep = write_board_verilog(b, bundle, args.output, cfg, baud=args.baud)
         print(f"wrote {printable(rep['verilog'])} and {printable(rep['constraints'])}")
@@ -44,6 +48,30 @@ def _cmd_board(args) -> int:
     return 0
 
 
+def _load(args, board, bundle, cfg) -> int:
+    from sc_neurocore.hw.host import LoadError, load_weights, open_serial
+
+    if cfg.weight_memory != "single_port":
+        raise ValueError(f"--load: a {board.name} build of this bundle keeps its weights in the bitstream "
+                         f"(only builds with single-port weight RAM load them over the UART)")
+    try:
+        fd = open_serial(args.load, args.baud)
+    except OSError as e:
+        raise ValueError(f"--load: cannot open serial port {printable(args.load)}: {e.strerror}") from None
+    try:
+        rep = load_weights(fd, bundle.network, cfg)
+    except LoadError as e:
+        print(f"sc-neurocore: {e}", file=sys.stderr)
+        return 1
+    finally:
+        import os
+
+        os.close(fd)
+    print(f"loaded {rep['bytes']} bytes of weights into the {board.title} on {printable(args.load)} "
+          f"in {rep['seconds']} s")
+    return 0
+
+
 def register(sub) -> None:
     from sc_neurocore.hw.board import BOARDS
 
@@ -53,8 +81,11 @@ def register(sub) -> None:
     add_bundle_args(q)
     q.add_argument("--random", metavar="SIZES", help="development only: a random bundle of SIZES, e.g. 784-128-10")
     q.add_argument("-T", "--T", dest="T", type=int, default=4, help="timesteps of --random (default 4)")
-    q.add_argument("-o", "--output", "--out", dest="output", required=True, help="output folder")
+    q.add_argument("-o", "--output", "--out", dest="output", help="output folder (required unless --load)")
     q.add_argument("--baud", type=int, default=115200)
     q.add_argument("--lanes", type=int, help="override the board's default lanes")
     q.add_argument("--verilog-only", action="store_true", help="write sc_neurocore_board.v + constraints only")
+    q.add_argument("--load", metavar="PORT", help="instead of building: send the bundle's weights to a board "
+                                                  "built with single-port weight RAM on serial port PORT "
+                                                  "(e.g. /dev/ttyUSB1; after configuration or reset)")
     q.set_defaults(func=_cmd_board)
