@@ -27,7 +27,9 @@ bundle's provenance (``command`` and ``pretrained_recipe``):
    on validation of ``average`` and ``temporal`` distillation from a 784-512-10 T=32 teacher and from
    scratch (random init: the sizes differ).
 7. ``fmnist-conv-t4`` and ``mnist-conv-t4``: convolutional networks (``--arch 16C5-P2-32C5-P2-128-10``) on
-   Fashion-MNIST and MNIST at T=4, trained from scratch. ``--only NAME`` regenerates one of 5-7 alone.
+   Fashion-MNIST and MNIST at T=4, trained from scratch. ``--only NAME`` regenerates one of 5-8 alone.
+8. ``mnist-up5k-t4``: 784-64-10 at T=4 with 4-bit weights, membrane readout, trained from scratch: the
+   network sized for the iCEBreaker (iCE40UP5K), whose weights go to its SPRAMs over the UART.
 
 Same seed, threads, device and torch version give byte-identical bundles.
 
@@ -81,6 +83,9 @@ EXTRAS = {
         {"distill-average": ("small-average-t4", "average distillation from the 784-512-10 T=32 teacher"),
          "distill-temporal": ("small-temporal-t4", "temporal distillation from the 784-512-10 T=32 teacher"),
          "train": ("small-base-t4", "trained from scratch")}),
+    "mnist-up5k-t4": (
+        [["train", "--T", "4", "--sizes", "784-64-10", "--weight-bits", "4", "--readout", "membrane"]],
+        ("mnist-up5k-t4",), {"train": ("mnist-up5k-t4", "trained from scratch")}),
     "fmnist-conv-t4": (
         [["train", "--dataset", "fashion-mnist", "--arch", CONV_ARCH, "--T", "4"]], ("fmnist-conv-t4",),
         {"train": ("fmnist-conv-t4", "trained from scratch")}),

@@ -12,7 +12,15 @@ for a development board with nothing but a USB serial port:
   on the LEDs (``leds``; ``done`` stays high from the first result on,
   ``busy`` is high from an image's first byte until its class byte is sent).
 
-If the line stays idle for ``idle_timeout`` seconds in the middle of an image,
+A network whose weights do not fit an iCE40UP5K's block RAM but fit its SPRAMs is built with
+``weight_memory="single_port"`` (:func:`board_config`): after configuration and after every reset
+the board first takes a **weight stream** - a 5-byte header (``0x57``, bytes per word, number of
+words as 24 bits little-endian), the words of ``CoreGeometry.weight_writes()`` in order, each
+little-endian, and a CRC-8 (polynomial ``0x07``) of all of it - and answers ``0x06`` (accepted,
+images next) or ``0x15`` (refused, send it again); :func:`~sc_neurocore.hw.boards.weight_stream`
+makes it and ``sc-neurocore board --load PORT`` (:mod:`sc_neurocore.hw.host`) sends it.
+
+If the line stays idle for ``idle_timeout`` seconds in the middle of an image (or a weight stream),
 the partial image is dropped (the core is reset), so a host that died
 half-way cannot desynchronise the board.  The reset button does the same at
 any time.

@@ -79,7 +79,10 @@ def board_config(board, network=None) -> CoreConfig:
     b = board if isinstance(board, Board) else parse_board(board)
     cfg = CoreConfig(lanes=b.lanes, events=b.events, pixels_per_beat=b.pixels_per_beat)
     if network is not None and b.sprams and not fit_check(b, network, cfg)["fits"]:
-        loaded = dataclasses.replace(cfg, weight_port=True, weight_memory="single_port")
+        # Half the lanes: a network this size spends most logic cells on neuron registers, and the
+        # lanes' adders and pipeline registers tipped 784-64-10 over (lanes 4: 5 437 of 5 280 LCs;
+        # lanes 2: 4 853, docs/boards.md).
+        loaded = dataclasses.replace(cfg, lanes=max(1, b.lanes // 2), weight_port=True, weight_memory="single_port")
         if fit_check(b, network, loaded)["fits"]:
             return loaded
     return cfg

@@ -226,7 +226,7 @@ class LIFLayer(wiring.Component):
             out = Signal(w, name=f"weights{b}_spram{j}_out")
             m.submodules[f"weights{b}_spram{j}"] = Instance(
                 "SB_SPRAM256KA",
-                i_ADDRESS=Cat(addr, Const(0, abits - len(addr))) if len(addr) < abits else addr, i_DATAIN=self.wr.payload.data[lo_bit:hi_bit], i_MASKWREN=Const(0b1111, 4),
+                i_ADDRESS=_pad(addr, abits), i_DATAIN=_pad(self.wr.payload.data[lo_bit:hi_bit], w), i_MASKWREN=Const(0b1111, 4),
                 i_WREN=self.wr.valid & (self.wr.payload.bank == b), i_CHIPSELECT=Const(1), i_CLOCK=ClockSignal("sync"),
                 i_STANDBY=Const(0), i_SLEEP=Const(0), i_POWEROFF=Const(1),   # POWEROFF is active low
                 o_DATAOUT=out)
@@ -496,6 +496,11 @@ class _ReadData:
 
     def __init__(self, data):
         self.data = data
+
+
+def _pad(value, width):
+    """``value`` zero-extended to ``width`` bits (a cell port's exact width)."""
+    return Cat(value, Const(0, width - len(value))) if len(value) < width else value
 
 
 def _has_spram(platform) -> bool:

@@ -30,8 +30,8 @@ def test_cli_load_sends_the_weights_and_checks_its_input(tmp_path, capsys):
     from sc_neurocore.hw.boards import LOAD_ACK, board_config, weight_stream
     from sc_neurocore.bundle import load_bundle, pretrained_path
 
-    lite = load_bundle(pretrained_path("mnist-t4-lite"))
-    n = len(weight_stream(lite, board_config("icebreaker", lite)))
+    up5k = load_bundle(pretrained_path("mnist-up5k-t4"))
+    n = len(weight_stream(up5k, board_config("icebreaker", up5k)))
     board_fd, host_fd = os.openpty()
 
     def board():
@@ -43,17 +43,17 @@ def test_cli_load_sends_the_weights_and_checks_its_input(tmp_path, capsys):
     t = threading.Thread(target=board)
     t.start()
     try:
-        assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-t4-lite",
+        assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-up5k-t4",
                      "--load", os.ttyname(host_fd)]) == 0
     finally:
         t.join()
         os.close(board_fd), os.close(host_fd)
     assert f"loaded {n} bytes of weights into the 1BitSquared iCEBreaker" in capsys.readouterr().out
     # A build whose weights live in the bitstream has nothing to load; a missing port; no -o to build.
-    assert main(["board", "--board", "ulx3s", "--pretrained", "mnist-t4-lite", "--load", "/dev/null"]) == 2
+    assert main(["board", "--board", "ulx3s", "--pretrained", "mnist-up5k-t4", "--load", "/dev/null"]) == 2
     assert "keeps its weights in the bitstream" in capsys.readouterr().err
     missing = tmp_path / "ttyNONE"
-    assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-t4-lite", "--load", str(missing)]) == 2
+    assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-up5k-t4", "--load", str(missing)]) == 2
     assert "cannot open serial port" in capsys.readouterr().err and not missing.exists()
-    assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-t4-lite"]) == 2
+    assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-up5k-t4"]) == 2
     assert "-o/--output is required" in capsys.readouterr().err

@@ -198,13 +198,16 @@ def test_board_config_moves_big_weights_to_spram():
     from sc_neurocore.hw.boards import fit_check
     from sc_neurocore.bundle import pretrained_path
 
-    lite = load_bundle(pretrained_path("mnist-t4-lite"))
-    cfg = board_config("icebreaker", lite)
-    assert cfg.weight_memory == "single_port" and cfg.weight_port
-    fit = fit_check("icebreaker", lite, cfg)
+    up5k = load_bundle(pretrained_path("mnist-up5k-t4"))              # 784-64-10, 4-bit weights
+    cfg = board_config("icebreaker", up5k)
+    assert cfg.weight_memory == "single_port" and cfg.weight_port and cfg.lanes == 2
+    fit = fit_check("icebreaker", up5k, cfg)
+    # layer 1: 2 lanes x 4 bits, 392 chunks x 32 groups = 12 544 words per bank: one SPRAM each; layer 2 likewise
     assert fit["fits"] and fit["sprams_estimate"] == 4 and fit["brams_estimate"] == 0
     assert board_config("icebreaker", TINY).weight_memory == "block"   # small weights stay initialised
-    assert board_config("ulx3s", lite).weight_memory == "block"        # no SPRAM on an ECP5
+    assert board_config("ulx3s", up5k).weight_memory == "block"        # no SPRAM on an ECP5
+    lite = load_bundle(pretrained_path("mnist-t4-lite"))               # 784-128-10: 25 088 words a bank
+    assert board_config("icebreaker", lite).weight_memory == "block"
     big = load_bundle(pretrained_path("mnist-t4"))                       # 8-bit weights: 8 SPRAMs
     f = fit_check("icebreaker", big, CoreConfig(lanes=4, events=2, pixels_per_beat=4, weight_port=True,
                                                 weight_memory="single_port"))
