@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .runner import TIMESCALE, Core, _locked, _runner_environ, build, build_root, generator_fingerprint
+from .runner import TIMESCALE, Core, _runner_environ, build, build_root, cached_core, generator_fingerprint
 
 __all__ = ["BOARD_TOP", "SIM_CLK_HZ", "SIM_BAUD", "generate_board", "run_board_session"]
 
@@ -34,20 +33,14 @@ def generate_board(bundle, config, *, root: Path | None = None) -> Core:
 
     h = hashlib.sha256(b"board\0" + bundle_bytes(bundle))
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode() + generator_fingerprint().encode())
-    out = (root or build_root()) / "boards" / h.hexdigest()[:16]
-    with _locked(out.parent / f".{out.name}.lock"):
-        if not (out / "report.json").is_file():
-            tmp = out.with_name(out.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            top = BoardTop(bundle.network, config, SIM_CLK_HZ, SIM_BAUD, n_leds=8, idle_timeout=None)
-            (tmp / f"{BOARD_TOP}.v").write_text(convert_verilog(top, name=BOARD_TOP))
-            report = {"top": BOARD_TOP, "divisor": top.divisor, "config": config.to_dict()}
-            (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-            save_bundle(bundle, tmp / "bundle.scnb")
-            shutil.rmtree(out, ignore_errors=True)
-            tmp.rename(out)
-    return Core(out, json.loads((out / "report.json").read_text()), out / "bundle.scnb")
+    def fill(tmp: Path) -> None:
+        top = BoardTop(bundle.network, config, SIM_CLK_HZ, SIM_BAUD, n_leds=8, idle_timeout=None)
+        (tmp / f"{BOARD_TOP}.v").write_text(convert_verilog(top, name=BOARD_TOP))
+        report = {"top": BOARD_TOP, "divisor": top.divisor, "config": config.to_dict()}
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        save_bundle(bundle, tmp / "bundle.scnb")
+
+    return cached_core((root or build_root()) / "boards" / h.hexdigest()[:16], fill)
 
 
 def run_board_session(bundle, config, images, sim: str, *, streams=(), root: Path | None = None) -> dict:

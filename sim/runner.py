@@ -215,14 +215,22 @@ def generate_core(bundle, *, root: Path | None = None, **generator_options) -> C
     h = hashlib.sha256(bundle_bytes(bundle))
     h.update(json.dumps(generator_options, sort_keys=True, default=str).encode())
     h.update(generator_fingerprint().encode())  # regenerate when the generator or its tools change
-    out = (root or build_root()) / "cores" / h.hexdigest()[:16]
+    def fill(tmp: Path) -> None:
+        generate_verilog(bundle, tmp, **generator_options)
+        save_bundle(bundle, tmp / "bundle.scnb")
+
+    return cached_core((root or build_root()) / "cores" / h.hexdigest()[:16], fill)
+
+
+def cached_core(out: Path, fill) -> Core:
+    """The :class:`Core` in ``out``, made first by ``fill(tmp)`` (Verilog, ``report.json``, ``bundle.scnb``)
+    in a temporary folder renamed into place under a lock, so a half-written core is never used."""
     with _locked(out.parent / f".{out.name}.lock"):
         if not (out / "report.json").is_file():
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            generate_verilog(bundle, tmp, **generator_options)
-            save_bundle(bundle, tmp / "bundle.scnb")
+            fill(tmp)
             shutil.rmtree(out, ignore_errors=True)
             tmp.rename(out)
     return Core(out, json.loads((out / "report.json").read_text()), out / "bundle.scnb")

@@ -16,7 +16,10 @@ SIMS = available_simulators()
 
 
 def _sims():
-    return [pytest.param(s, marks=[] if s in SIMS else [pytest.mark.skip(reason=f"{s} not installed")])
+    # Verilator compiles the board top for ~5 min on 2 cores (the whole core plus UART, FIFO and loader, -O3):
+    # in make test-slow; Icarus starts at once, in make test.
+    return [pytest.param(s, marks=([] if s in SIMS else [pytest.mark.skip(reason=f"{s} not installed")])
+                         + ([pytest.mark.slow] if s == "verilator" else []))
             for s in ("icarus", "verilator")]
 
 
