@@ -510,7 +510,7 @@ def test_empty_path_refused():
 
 
 AVAILABLE = (r"\(available: fmnist-conv-t4, mnist-conv-t4, mnist-rate-t4, mnist-saccade-t4, mnist-small-t4, mnist-t1, mnist-t2, mnist-t32, mnist-t4, "
-             r"mnist-t4-lite, mnist-t8\)")
+             r"mnist-t4-lite, mnist-t8, mnist-up5k-t4\)")
 
 
 @pytest.mark.parametrize("name", ["", "../pretrained/mnist-t4", "./mnist-t4", "../../sc_neurocore/pretrained/mnist-t4",
