@@ -10,7 +10,8 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .boards import CRC8_POLY, LOAD_ACK, LOAD_NAK, Board, board_config, load_header, load_word_bytes, parse_board
+from .boards import (CRC8_POLY, LOAD_ACK, LOAD_NAK, Board, board_config, load_header, load_word_bytes,
+                     load_word_count, parse_board)
 from .config import CoreConfig, CoreGeometry
 from .export import _network
 from .stream import CLASS_BITS, PIXEL_BITS, in_width
@@ -176,7 +177,7 @@ class BoardTop(wiring.Component):
         geo, core = self.geometry, self.core
         header = load_header(geo)
         nbytes = load_word_bytes(geo)
-        n_data = sum(lg.events * lg.memory_depth for lg in geo.layers) * nbytes
+        n_data = load_word_count(geo) * nbytes
         st = _Loader(active=Signal(init=1, name="load_active"), mid_stream=Signal(name="load_mid_stream"),
                      restart=Signal(name="load_restart"), reply=Signal(8, name="load_reply"),
                      reply_valid=Signal(name="load_reply_valid"), reply_sent=Signal(name="load_reply_sent"))

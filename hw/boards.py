@@ -17,7 +17,7 @@ from .devices import FPGA, FPGAS, OnChip
 from .export import _network
 
 __all__ = ["Board", "BOARDS", "parse_board", "board_config", "fit_check", "LOAD_ACK", "LOAD_NAK", "CRC8_POLY",
-           "crc8", "load_header", "load_word_bytes", "weight_stream"]
+           "crc8", "load_header", "load_word_bytes", "load_word_count", "weight_stream"]
 
 #: The board's answer to a weight stream: accepted (checksum and header right) / rejected.
 LOAD_ACK, LOAD_NAK = 0x06, 0x15
@@ -150,9 +150,14 @@ def load_word_bytes(geometry: CoreGeometry) -> int:
     return -(-geometry.weight_port_widths["data"] // 8)
 
 
+def load_word_count(geometry: CoreGeometry) -> int:
+    """Words in a weight stream: every word of every bank of every layer (``weight_writes``)."""
+    return sum(lg.events * lg.memory_depth for lg in geometry.layers)
+
+
 def load_header(geometry: CoreGeometry) -> bytes:
     """The 5-byte header: ``LOAD_MAGIC``, bytes per word, then the number of words (24 bits, little-endian)."""
-    n = sum(lg.events * lg.memory_depth for lg in geometry.layers)
+    n = load_word_count(geometry)
     if n >= 1 << 24:
         raise ValueError(f"a weight stream holds fewer than 2^24 words, not {n}")
     return bytes([LOAD_MAGIC, load_word_bytes(geometry)]) + n.to_bytes(3, "little")
