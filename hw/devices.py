@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["FPGA", "FPGAS", "OnChip", "Device", "DEVICES", "parse_device", "BRAM_SHAPES", "SPRAM_SHAPE"]
+__all__ = ["FPGA", "FPGAS", "OnChip", "Device", "DEVICES", "parse_device", "BRAM_SHAPES", "SPRAM_SHAPE",
+           "spram_cells"]
 
 #: ``(width, depth)`` configurations of one block RAM, per family.
 BRAM_SHAPES = {
@@ -23,6 +24,16 @@ BRAM_SHAPES = {
 
 #: ``(width, depth)`` of one iCE40UP5K SPRAM (SB_SPRAM256KA: 16 bits x 16 384 words).
 SPRAM_SHAPE = (16, 16384)
+
+
+def spram_cells(width: int, depth: int, what: str = "a single-port weight bank") -> int:
+    """SB_SPRAM256KA cells side by side for a ``width`` x ``depth`` single-port bank (the generator puts a
+    bank's words in one cell's depth and its bits across cells, so ``depth`` must fit one cell)."""
+    w, d = SPRAM_SHAPE
+    if depth > d:
+        raise ValueError(f"{what} holds at most {d} words in the iCE40UP5K's SPRAM, not {depth} "
+                         f"(use more events per cycle)")
+    return math.ceil(width / w)
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,20 @@ def _network(obj) -> NetworkParams:
     raise TypeError(f"network must be a Bundle or NetworkParams, not {type(obj).__name__}")
 
 
-def verilog_text(network: NetworkParams, config: CoreConfig) -> str:
-    """The Verilog of ``sc_neurocore_top`` for a network and options."""
-    from .core import build_core
+def verilog_text(network: NetworkParams, config: CoreConfig, device=None) -> str:
+    """The Verilog of ``sc_neurocore_top`` for a network and options.
 
+    ``device`` (a name or :class:`~sc_neurocore.hw.devices.Device` of ``DEVICES``; default none) elaborates
+    the core for that device's primitives: on the ``ice40-up5k``, ``weight_memory="single_port"`` banks
+    become ``SB_SPRAM256KA`` cells, which yosys does not infer. Without it the Verilog is the generic core
+    that simulation proves; for every other option the two are the same text.
+    """
+    from .core import build_core
+    from .devices import parse_device
+
+    dev = parse_device(device) if isinstance(device, str) else device
     # Amaranth's own yosys (sc_neurocore.hw.tools.pin_builtin_yosys).
-    return convert_verilog(build_core(network, config), name=TOP_NAME)
+    return convert_verilog(build_core(network, config), name=TOP_NAME, platform=dev)
 
 
 def build_report(network: NetworkParams, config: CoreConfig) -> dict:
@@ -113,11 +121,11 @@ def _report_md(rep: dict) -> str:
     return "\n".join(lines)
 
 
-def generate_verilog(bundle_or_network, out_dir, **generator_options) -> dict:
+def generate_verilog(bundle_or_network, out_dir, *, device=None, **generator_options) -> dict:
     """Write ``sc_neurocore_top.v``, ``report.json`` and ``report.md`` into ``out_dir``; return the report.
 
     ``generator_options`` are the fields of :class:`CoreConfig` (or
-    ``config=CoreConfig(...)``).
+    ``config=CoreConfig(...)``); ``device``: see :func:`verilog_text`.
     """
     network = _network(bundle_or_network)
     config = generator_options.pop("config", None)
@@ -128,7 +136,7 @@ def generate_verilog(bundle_or_network, out_dir, **generator_options) -> dict:
     if not isinstance(config, CoreConfig):
         raise TypeError(f"config must be a CoreConfig, not {type(config).__name__}")
     rep = build_report(network, config)
-    text = verilog_text(network, config)
+    text = verilog_text(network, config, device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{TOP_NAME}.v").write_text(text)

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from sc_neurocore.params import LayerParams
 
 from .config import LayerGeometry, Timing
-from .devices import SPRAM_SHAPE
+from .devices import SPRAM_SHAPE, OnChip, spram_cells
 from .kinds import LAYERS
 from .logic import _check_depth, _index, _product, _select, _shift_in, _Stage, event_layout, weight_write_layout
 
@@ -216,12 +216,10 @@ class LIFLayer(wiring.Component):
         """
         g = self._geom
         w, d = SPRAM_SHAPE
-        if g.memory_depth > d:
-            raise ValueError(f"layer {g.index}: a single-port weight bank holds at most {d} words on the "
-                             f"iCE40UP5K, not {g.memory_depth} (use more events per cycle)")
+        cells = spram_cells(g.memory_width, g.memory_depth, f"layer {g.index}: a single-port weight bank")
         abits = (d - 1).bit_length()
         port = _ReadData(Signal(g.memory_width, name=f"weights{b}_data"))
-        for j in range(-(-g.memory_width // w)):
+        for j in range(cells):
             lo_bit, hi_bit = j * w, min((j + 1) * w, g.memory_width)
             out = Signal(w, name=f"weights{b}_spram{j}_out")
             m.submodules[f"weights{b}_spram{j}"] = Instance(
@@ -504,7 +502,12 @@ def _pad(value, width):
 
 
 def _has_spram(platform) -> bool:
-    """Whether ``platform`` builds for an iCE40UP (SB_SPRAM256KA); ``None`` (simulation, Verilog export): no."""
+    """Whether ``platform`` builds for an iCE40UP (SB_SPRAM256KA): an amaranth-boards iCE40UP platform, or
+    a synthesis target of :data:`~sc_neurocore.hw.devices.DEVICES` whose chip has SPRAMs (the ``platform``
+    that :func:`sc_neurocore.hw.export.verilog_text` elaborates with for ``synth``); ``None`` (simulation,
+    plain Verilog export): no."""
     from amaranth.vendor import LatticeICE40Platform
 
+    if isinstance(platform, OnChip):
+        return platform.sprams > 0
     return isinstance(platform, LatticeICE40Platform) and platform.device.upper().startswith("ICE40UP")

@@ -52,6 +52,12 @@ def synth_wrapper(report: dict) -> str:
     Bytes are gathered into beats of ``pixels_per_beat`` pixels; a byte with
     ``in_last`` set ends the image (the beat is padded with zeros). The class
     field of the core's output beat is forwarded; the scores stay inside.
+
+    A core with a weight port (``report["weight_port"]``) gets it through the same byte input: ``wgt_shift``
+    shifts ``in_data`` into a register that holds one ``(layer, bank, addr, data)`` write, ``wgt_commit``
+    writes it. Left unconnected, the write ports would be undriven and yosys could remove them, and with
+    them (for an uninitialised single-port memory) the weights themselves; the counts would not be the
+    core's. The board's UART loader (``hw.board_top``) is the same few registers.
     """
     ppb = int(report["pixels_per_beat"])
     in_w = int(report["s_axis_tdata_width"])
@@ -59,6 +65,21 @@ def synth_wrapper(report: dict) -> str:
     top = report.get("top", TOP_NAME)
     pb, cb = PIXEL_BITS, CLASS_BITS
     cnt_w = max(1, (ppb - 1).bit_length())
+    wgt = (report.get("weight_port") or {}).get("ports")
+    wgt_pins = wgt_logic = wgt_conn = ""
+    if wgt:
+        fields = [(k, int(wgt[k])) for k in ("wgt_data", "wgt_addr", "wgt_bank", "wgt_layer")]
+        sr_w = -(-sum(w for _, w in fields) // pb) * pb
+        wgt_pins = "    input  wire        wgt_shift,\n    input  wire        wgt_commit,\n"
+        wgt_logic = (f"    // One weight write, shifted in a byte at a time (see synth_wrapper's docstring).\n"
+                     f"    reg  [{sr_w - 1}:0] wgt_sr;\n"
+                     f"    always @(posedge clk) if (wgt_shift) wgt_sr <= "
+                     + (f"{{wgt_sr[{sr_w - pb - 1}:0], in_data}};\n" if sr_w > pb else "in_data;\n"))
+        lo, conn = 0, []
+        for k, w in fields:
+            conn.append(f".{k}(wgt_sr[{lo + w - 1}:{lo}])")
+            lo += w
+        wgt_conn = "        " + ", ".join(conn) + ", .wgt_valid(wgt_commit),\n"
     # One decoded pixel lane per position: `beat[count*8 +: 8]` would be 32-bit
     # index arithmetic, a carry chain that was the build's critical path.
     lanes = "\n".join(f"                if (count == {cnt_w}'d{i}) beat[{pb * (i + 1) - 1}:{pb * i}] <= in_data;"
@@ -74,9 +95,9 @@ module sc_neurocore_synth_top (
     output wire [{cb - 1}:0] out_class,
     output wire        out_valid,
     input  wire        out_ready,
-    output wire        out_parity
+{wgt_pins}    output wire        out_parity
 );
-    reg  [{in_w - 1}:0] beat;
+{wgt_logic}    reg  [{in_w - 1}:0] beat;
     reg  [{cnt_w - 1}:0] count;
     reg               beat_valid;
     reg               beat_last;
@@ -103,7 +124,7 @@ module sc_neurocore_synth_top (
     end
     {top} core (
         .clk(clk), .rst(rst),
-        .s_axis_tdata(beat), .s_axis_tvalid(beat_valid), .s_axis_tready(core_ready), .s_axis_tlast(beat_last),
+{wgt_conn}        .s_axis_tdata(beat), .s_axis_tvalid(beat_valid), .s_axis_tready(core_ready), .s_axis_tlast(beat_last),
         .m_axis_tdata(m_data), .m_axis_tvalid(out_valid), .m_axis_tready(out_ready), .m_axis_tlast()
     );
     assign out_class = m_data[{cb - 1}:0];
@@ -146,6 +167,34 @@ def _yosys_counts(stat: dict, family: str) -> dict:
             "ff": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
             "bram": cells.get("SB_RAM40_4K", 0), "dsp": cells.get("SB_MAC16", 0),
             "spram": cells.get("SB_SPRAM256KA", 0)}
+
+
+def _overfull(log: str, dev: Device, counts: dict) -> dict:
+    """nextpnr failed: when its packed utilisation is over the device (yosys's cells fit, but packed into
+    logic cells they do not: an iCE40 LC holds one LUT4 and one FF, and not every pair can share one), the
+    result says so with nextpnr's counts, which are the measurement; any other failure is a :class:`SynthError`."""
+    packed = _packed_utilisation(log, dev.family)
+    over = [f"{k.upper()} {v['used']}/{v['available']}" for k, v in packed.items() if v["used"] > v["available"]]
+    if not over:
+        raise SynthError(f"nextpnr failed for {dev.name}:\n{log[-2000:]}")
+    util = dict(packed)
+    if dev.family == "ice40":
+        util["ff"] = {"used": int(counts["ff"]), "available": dev.ffs}
+    return {"device": dev.name, "fits": False, "fmax_mhz": None, "utilisation": util, "synth_only": False,
+            "reason": "does not fit after packing: " + ", ".join(over)}
+
+
+def _packed_utilisation(log: str, family: str) -> dict:
+    """The "Device utilisation" table nextpnr prints after packing (before placement), by resource:
+    ``{"lut": {"used", "available"}, …}``; it is there even when placement then fails for lack of room."""
+    import re
+
+    names = {bel: res for res, bel in _BELS[family].items() if res != "ff" or family != "ice40"}
+    out = {}
+    for bel, used, avail in re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log, re.M):
+        if bel in names and names[bel] not in out:
+            out[names[bel]] = {"used": int(used), "available": int(avail)}
+    return out
 
 
 def _critical_path(pnr: dict) -> dict | None:
@@ -224,7 +273,8 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
         stat = json.loads((work / "stat.json").read_text())
         counts = _yosys_counts(stat, dev.family)
         over = []
-        for res, avail in (("lut", dev.luts), ("ff", dev.ffs), ("bram", dev.brams), ("dsp", dev.dsps)):
+        for res, avail in (("lut", dev.luts), ("ff", dev.ffs), ("bram", dev.brams), ("dsp", dev.dsps),
+                           ("spram", dev.sprams)):
             if counts.get(res, 0) > avail:
                 over.append(f"{res.upper()} {counts[res]}/{avail}")
         if over or not place:
@@ -237,22 +287,24 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
             cmd = [dev.nextpnr, *dev.pnr_args, "--json", "net.json", "--report", "pnr.json",
                    "--freq", str(dev.target_mhz), "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]
             p = _run(cmd, work, work / "nextpnr.stdout", timeout)
+            log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else p.stderr
             if p.returncode != 0 or not (work / "pnr.json").is_file():
-                log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").exists() else p.stderr
-                raise SynthError(f"nextpnr failed for {dev.name}:\n{log[-2000:]}")
-            pnr = json.loads((work / "pnr.json").read_text())
-            util = {}
-            for res, bel in _BELS[dev.family].items():
-                u = pnr.get("utilization", {}).get(bel)
-                if u:
-                    util[res] = {"used": int(u["used"]), "available": int(u["available"])}
-            if dev.family == "ice40":
-                # ICESTORM_LC counts logic cells; FFs live inside them: report yosys's FF count.
-                util["ff"] = {"used": int(counts["ff"]), "available": dev.ffs}
-            fmax = pnr.get("fmax", {})
-            clk = next((v for k, v in fmax.items() if "clk" in k), None) or (next(iter(fmax.values())) if fmax else None)
-            result = {"device": dev.name, "fits": True, "fmax_mhz": round(float(clk["achieved"]), 2) if clk else None,
-                      "utilisation": util, "synth_only": False, "critical_path": _critical_path(pnr)}
+                result = _overfull(log, dev, counts)
+            else:
+                pnr = json.loads((work / "pnr.json").read_text())
+                util = {}
+                for res, bel in _BELS[dev.family].items():
+                    u = pnr.get("utilization", {}).get(bel)
+                    if u:
+                        util[res] = {"used": int(u["used"]), "available": int(u["available"])}
+                if dev.family == "ice40":
+                    # ICESTORM_LC counts logic cells; FFs live inside them: report yosys's FF count.
+                    util["ff"] = {"used": int(counts["ff"]), "available": dev.ffs}
+                fmax = pnr.get("fmax", {})
+                clk = next((v for k, v in fmax.items() if "clk" in k), None) or (next(iter(fmax.values())) if fmax else None)
+                result = {"device": dev.name, "fits": True,
+                          "fmax_mhz": round(float(clk["achieved"]), 2) if clk else None,
+                          "utilisation": util, "synth_only": False, "critical_path": _critical_path(pnr)}
     result["yosys_flow"] = flow
     result["yosys"] = {k: int(v) for k, v in counts.items()}
     result["yosys_cells"] = dict(sorted(stat.get("design", stat).get("num_cells_by_type", {}).items()))

