@@ -667,7 +667,10 @@ def run_regression(bundle, images, labels=None, simulator: str = "verilator", n:
     t_build = time.perf_counter() - t1
     name = case or _case_name("regression", len(x), traffic.gaps, traffic.backpressure, traffic.seed, traffic.resets,
                               hashlib.sha256(x.tobytes()).hexdigest())
-    options = CaseOptions(check_cycles=check_cycles, fail_on_mismatch=False)
+    # A core with a weight port gets the bundle's weights through it first (a single-port core has no
+    # others), so the port itself is checked by every image.
+    options = CaseOptions(check_cycles=check_cycles, fail_on_mismatch=False,
+                          load_bundle=bundle if core.report.get("weight_port") else None)
     shards = _plan_shards(len(x), jobs, traffic, name)
 
     def run_shard(s: _Shard) -> dict:

@@ -65,6 +65,27 @@ def test_sim_cli_icarus_json(idx_dir, tmp_path, capsys):
 @pytest.mark.sim
 @need_hw
 @need_icarus
+def test_sim_cli_single_port_core_gets_its_weights_through_the_port(idx_dir, tmp_path, capsys):
+    """``--weight-port --weight-memory single_port --lanes 2,4 --events 2,2``: the core has no weights of its
+    own, so every correct score shows the port's writes landed; per-layer options reach the generator."""
+    b = random_bundle((16, 8, 4), 3, seed=4)
+    path = save_bundle(b, tmp_path / "b.scnb")
+    rc = main(["sim", str(path), "--data-dir", str(idx_dir), "--simulator", "icarus", "--n", "8", "--json",
+               "--pixels-per-beat", "4", "--lanes", "2,4", "--events", "2,2", "--weight-port",
+               "--weight-memory", "single_port"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0, out
+    assert out["vectors_checked"] == 8 and out["mismatched_vectors"] == 0 and out["cycle_mismatches"] == 0
+
+
+def test_sim_cli_refuses_single_port_without_the_port(idx_dir, capsys):
+    assert main(["sim", "--random", "16-8-4", "--data-dir", str(idx_dir), "--weight-memory", "single_port"]) == 2
+    assert "weight_memory='single_port' needs weight_port=True" in capsys.readouterr().err
+
+
+@pytest.mark.sim
+@need_hw
+@need_icarus
 def test_run_regression_reports_traffic_shaping(idx_dir):
     from sc_neurocore.data import load_idx_dir
     from sc_neurocore.sim import run_regression

@@ -19,6 +19,7 @@ import json
 import sys
 
 from .common import add_bundle_args, add_data_args, bundle_from_args, parse_sizes, test_set
+from .hw import add_generator_args, core_config
 
 __all__ = ["register"]
 
@@ -63,12 +64,10 @@ def _cmd_sim(args) -> int:
         bundle = random_bundle(sizes, args.T, seed=args.seed)
     else:
         bundle = bundle_from_args(args)
+    config = core_config(args)
+    config.geometry(bundle.network)          # the options against the network, before the data is read
     _, x, y = test_set(args.dataset, args.data_dir, bundle, args.n)
-    gen = {}
-    for key in ("pixels_per_beat", "lanes", "events"):
-        v = getattr(args, key)
-        if v is not None:
-            gen[key] = v
+    gen = config.to_dict()
     results = []
     ok = True
     for sim in sims:
@@ -121,9 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--backpressure", type=float, default=0.0, help="probability that m_axis_tready is low")
     p.add_argument("--resets", type=int, default=0, help="resets to inject in the middle of inferences")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pixels-per-beat", type=int, dest="pixels_per_beat", help="core generator option")
-    p.add_argument("--lanes", type=int, help="core generator option")
-    p.add_argument("--events", type=int, help="core generator option")
+    add_generator_args(p)
     p.add_argument("--jobs", type=int, default=None,
                    help="simulator processes the images are split over (default: the number of CPU cores)")
     p.add_argument("--show", type=int, default=10, help="mismatches to print (default 10)")
