@@ -14,7 +14,11 @@ Two kinds of facts, kept apart:
   its cost as logic (``bits / 16`` for a read-only memory, ``bits`` for a writable one) or as
   distributed RAM (ECP5 only, writable only: ``4`` per 16x4 cell plus the same read mux);
   a product goes to a DSP when both operands are at least the family's minimum width
-  (:data:`DSP_RULES`).  The calibration runs check both counts run by run.
+  (:data:`DSP_RULES`).  The calibration runs check both counts run by run.  On a device with SPRAMs
+  (the ``ice40-up5k``) a single-port weight bank (``CoreConfig.weight_memory="single_port"``) is
+  ``SB_SPRAM256KA`` cells side by side, which the generator instantiates for that device
+  (:func:`sc_neurocore.hw.devices.spram_cells`); for the family alone (no device) it is the generic
+  memory, mapped like any other.
 * **Fitted** — LUT4 and flip-flop counts are linear in named features of the geometry
   (:func:`features`), with non-negative coefficients fitted to real yosys runs
   (``benchmarks/resource_calibration.py``, results in ``benchmarks/results/resources/``) and stored in
@@ -33,10 +37,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import CoreConfig, CoreGeometry, Timing
-from .devices import BRAM_SHAPES, DEVICES
+from .devices import BRAM_SHAPES, DEVICES, spram_cells
 
 __all__ = ["Memory", "Resources", "memories", "memory_mapping", "dsp_products", "features", "estimate",
-           "model", "MODEL_PATH", "DSP_RULES", "FAMILIES"]
+           "model", "MODEL_PATH", "DSP_RULES", "FAMILIES", "lut_margin", "DEFAULT_LUT_MARGIN"]
 
 MODEL_PATH = Path(__file__).with_name("resource_model.json")
 
@@ -60,20 +64,43 @@ DSP_RULES = {"ecp5": {"min_x": 2, "min_w": 2}, "ice40": {"min_x": 2, "min_w": 2,
 @dataclass(frozen=True)
 class Memory:
     """One memory the generator instantiates: ``depth`` words of ``width`` bits; ``rom`` when it has no
-    write port (initialised weights)."""
+    write port (initialised weights); ``single_port`` for an uninitialised single-port weight bank."""
 
     name: str
     width: int
     depth: int
     rom: bool
+    single_port: bool = False
+    layer: int | None = None      # the layer whose weights it holds (for messages)
 
     @property
     def bits(self) -> int:
         return self.width * self.depth
 
 
-def memories(geom: CoreGeometry) -> list[Memory]:
-    """Every memory of the core, as ``hw/layer.py``, ``hw/conv.py`` and ``hw/encoder.py`` build them."""
+@dataclass(frozen=True)
+class _Banks:
+    """The ``events`` identical weight banks of a dense layer, each of ``depths`` segments."""
+
+    index: int
+    events: int
+    width: int
+    depths: tuple[int, ...]
+    rom: bool
+    single_port: bool
+
+    def memories(self) -> list[Memory]:
+        return [Memory(f"l{self.index}.bank{b}.seg{s}", self.width, d, self.rom, self.single_port, self.index)
+                for b in range(self.events) for s, d in enumerate(self.depths)]
+
+    def shapes(self):
+        """``(copies, memory)`` per segment: each distinct shape once (what the planner's search counts)."""
+        return [(self.events, Memory(f"l{self.index}.bank*.seg{s}", self.width, d, self.rom, self.single_port,
+                                     self.index)) for s, d in enumerate(self.depths)]
+
+
+def _memory_groups(geom: CoreGeometry) -> list:
+    """The core's memories: :class:`Memory` items and :class:`_Banks` of identical weight banks."""
     out = []
     rom = not geom.config.weight_port
     net = geom.network
@@ -84,13 +111,30 @@ def memories(geom: CoreGeometry) -> list[Memory]:
                     Memory(f"l{lg.index}.accs", lg.lanes * A, lg.positions, False),
                     Memory(f"l{lg.index}.membranes", lg.lanes * lp.membrane_bits, lg.positions, False)]
             continue
-        for b in range(lg.events):
-            for s in range(lg.segments):
-                depth = min(lg.segment_depth, lg.memory_depth - s * lg.segment_depth)
-                out.append(Memory(f"l{lg.index}.bank{b}.seg{s}", lg.memory_width, depth, rom))
+        # Every segment of a bank but the last is segment_depth words (LayerGeometry.segments).
+        depths = tuple(min(lg.segment_depth, lg.memory_depth - s * lg.segment_depth) for s in range(lg.segments))
+        out.append(_Banks(lg.index, lg.events, lg.memory_width, depths, rom, lg.single_port))
     if net.encoding == "rate":
         out.append(Memory("encoder.pixels", geom.s_axis_tdata_width, geom.beats, False))
     return out
+
+
+def memories(geom: CoreGeometry) -> list[Memory]:
+    """Every memory of the core, as ``hw/layer.py``, ``hw/conv.py`` and ``hw/encoder.py`` build them."""
+    out = []
+    for g in _memory_groups(geom):
+        out += g.memories() if isinstance(g, _Banks) else [g]
+    return out
+
+
+def _mapped(geom: CoreGeometry, family: str, spram: bool):
+    """``(kind, n, memory)`` for every memory of :func:`memories` (its :func:`memory_mapping`), each
+    distinct shape mapped once and repeated for its copies."""
+    for g in _memory_groups(geom):
+        for copies, mem in (g.shapes() if isinstance(g, _Banks) else [(1, g)]):
+            kind, n = memory_mapping(mem, family, spram)
+            for _ in range(copies):
+                yield kind, n, mem
 
 
 def _geometry_cost(width: int, depth: int, shapes, unit_cost: float) -> tuple[float, int]:
@@ -103,11 +147,22 @@ def _geometry_cost(width: int, depth: int, shapes, unit_cost: float) -> tuple[fl
     return best
 
 
-def memory_mapping(mem: Memory, family: str) -> tuple[str, int]:
-    """Where yosys puts ``mem`` on ``family``: ``("bram", blocks)``, ``("lutram", cells)`` or ``("logic", bits)``.
+def memory_mapping(mem: Memory, family: str, spram: bool = False) -> tuple[str, int]:
+    """Where yosys puts ``mem`` on ``family``: ``("bram", blocks)``, ``("lutram", cells)`` or ``("logic", bits)``;
+    with ``spram`` (a device that has SPRAMs) a single-port bank is ``("spram", cells)``.
 
     Logic wins ties (``memory_libmap`` takes a RAM only when it is strictly cheaper).
     """
+    if spram and mem.single_port:
+        what = (f"layer {mem.layer}: a single-port weight bank" if mem.layer is not None
+                else f"{mem.name} (a single-port weight bank)")
+        return "spram", spram_cells(mem.width, mem.depth, what)
+    return _block_or_logic(mem.width, mem.depth, mem.rom, family)
+
+
+@lru_cache(maxsize=1 << 16)
+def _block_or_logic(width: int, depth: int, rom: bool, family: str) -> tuple[str, int]:
+    mem = Memory("", width, depth, rom)
     best_kind, best_cost, best_n = "logic", mem.bits / 16 if mem.rom else float(mem.bits), mem.bits
     cost, n = _geometry_cost(mem.width, mem.depth, BRAM_SHAPES[family], _BRAM_COST[family])
     if cost < best_cost:
@@ -139,9 +194,9 @@ def dsp_products(geom: CoreGeometry, family: str) -> int:
     return n
 
 
-def features(geom: CoreGeometry, family: str) -> dict[str, float]:
+def features(geom: CoreGeometry, family: str, spram: bool = False) -> dict[str, float]:
     """Named sizes of the core that its LUT and FF counts are linear in (each one counts bits of a block
-    of logic the generator builds; see the module docstring)."""
+    of logic the generator builds; see the module docstring); ``spram`` as in :func:`memory_mapping`."""
     net = geom.network
     f = dict.fromkeys(("const", "acc_bits", "tree_bits", "gate_bits", "mul_lut_bits", "regfile_bits",
                        "update_bits", "rom_logic_bits", "ram_logic_bits", "lutram_cells", "segment_bits",
@@ -173,8 +228,7 @@ def features(geom: CoreGeometry, family: str) -> dict[str, float]:
         f["pipeline_bits"] += P * A * partial
         if lg.kind != "conv" and lg.segments > 1:
             f["segment_bits"] += E * lg.memory_width * lg.segments
-    for mem in memories(geom):
-        kind, n = memory_mapping(mem, family)
+    for kind, n, mem in _mapped(geom, family, spram):
         if kind == "logic":
             f["rom_logic_bits" if mem.rom else "ram_logic_bits"] += mem.bits
         elif kind == "lutram":
@@ -186,22 +240,27 @@ def features(geom: CoreGeometry, family: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Resources:
-    """What a core uses on one family: LUT4 (logic cells on iCE40), FF, block RAM, DSP."""
+    """What a core uses on one family: LUT4 (logic cells on iCE40), FF, block RAM, DSP, and on a device
+    with them SPRAM (``spram``; counted exactly, like block RAM)."""
 
     family: str
     lut: int
     ff: int
     bram: int
     dsp: int
+    spram: int = 0
 
     def as_dict(self) -> dict:
-        return {"lut": self.lut, "ff": self.ff, "bram": self.bram, "dsp": self.dsp}
+        d = {"lut": self.lut, "ff": self.ff, "bram": self.bram, "dsp": self.dsp}
+        if self.spram:
+            d["spram"] = self.spram
+        return d
 
     def over(self, device) -> list[str]:
         """What runs out on ``device`` (a :class:`~sc_neurocore.hw.devices.Device` or its name), with the
         numbers: ``["DSP 40/28", …]``; empty when it fits."""
         dev = DEVICES[device] if isinstance(device, str) else device
-        caps = {"lut": dev.luts, "ff": dev.ffs, "bram": dev.brams, "dsp": dev.dsps}
+        caps = {"lut": dev.luts, "ff": dev.ffs, "bram": dev.brams, "dsp": dev.dsps, "spram": dev.sprams}
         return [f"{k.upper()} {v}/{caps[k]}" for k, v in self.as_dict().items() if v > caps[k]]
 
     def fits(self, device, margin: float = 1.0) -> bool:
@@ -209,13 +268,31 @@ class Resources:
         planner asks for a margin there; block RAM and DSP are exact)."""
         dev = DEVICES[device] if isinstance(device, str) else device
         return (self.lut <= margin * dev.luts and self.ff <= margin * dev.ffs and self.bram <= dev.brams
-                and self.dsp <= dev.dsps)
+                and self.dsp <= dev.dsps and self.spram <= dev.sprams)
 
 
 @lru_cache(maxsize=1)
 def model() -> dict:
     """The fitted coefficients and the measured Fmax per family (``resource_model.json``)."""
     return json.loads(MODEL_PATH.read_text())
+
+
+#: The planner's LUT/FF margin for a family whose calibration has measured none (the ±15 % LUT target).
+DEFAULT_LUT_MARGIN = 0.85
+#: The largest margin calibration may set: a proposal never fills more of a device than this.
+MAX_LUT_MARGIN = 0.95
+
+
+def lut_margin(target) -> float:
+    """The share of a device's LUTs and FFs a proposal of the planner may fill by this model, per family:
+    ``1 / (1 + u)``, with ``u`` the largest under-prediction (LUT or FF) on the family's held-back runs of
+    the kinds the planner proposes (no ``dsp_limit``), so a proposal fits even when its estimate is that
+    far low; at most :data:`MAX_LUT_MARGIN`. Block RAM, SPRAM and DSP counts are exact: no margin."""
+    return model()["families"][_family(target)].get("lut_margin", DEFAULT_LUT_MARGIN)
+
+
+def _margin(under: float) -> float:
+    return min(MAX_LUT_MARGIN, math.floor(100 / (1 + max(0.0, under))) / 100)
 
 
 def _family(target) -> str:
@@ -229,24 +306,51 @@ def _family(target) -> str:
                      f"not {target!r}")
 
 
+def _has_spram(target) -> bool:
+    """Whether ``target`` is a device (not just a family) with SPRAMs: the generator builds single-port banks
+    from them there (``verilog_text(..., device=)``)."""
+    dev = DEVICES.get(target) if isinstance(target, str) else target if hasattr(target, "sprams") else None
+    return bool(dev is not None and dev.sprams)
+
+
 def estimate(network, config: CoreConfig | None = None, target="ecp5", *, packed: bool = True) -> Resources:
     """Resources of the core for ``network`` with ``config`` on ``target`` (a family or a device name).
 
-    ``lut`` counts nextpnr's logic cells (what a device's capacity is in); ``packed=False`` gives the
-    count the LUT fit was made to (:data:`LUT_TARGET`: yosys's on ECP5, without the packing factor).
+    A single-port weight bank counts as SPRAM cells on a device that has them (the ``ice40-up5k``) and as
+    the generic memory it is elsewhere (for the family ``"ice40"`` alone: block RAM).
+
+    ``lut`` counts nextpnr's logic cells (what a device's capacity is in, :func:`packed_cells`);
+    ``packed=False`` gives the count the LUT fit was made to: yosys's LUT4s.
     """
     family = _family(target)
+    spram = _has_spram(target)
     geom = network if isinstance(network, CoreGeometry) else CoreGeometry(network, config)
-    bram = 0
-    for mem in memories(geom):
-        kind, n = memory_mapping(mem, family)
-        if kind == "bram":
-            bram += n
-    f = features(geom, family)
+    used = {"bram": 0, "spram": 0}
+    for kind, n, _ in _mapped(geom, family, spram):
+        if kind in used:
+            used[kind] += n
+    f = features(geom, family, spram)
     coef = model()["families"][family]
-    lut = (coef.get("pnr_lut_factor", 1.0) if packed else 1.0) * sum(coef["lut"].get(k, 0.0) * v for k, v in f.items())
+    lut = sum(coef["lut"].get(k, 0.0) * v for k, v in f.items())
     ff = sum(coef["ff"].get(k, 0.0) * v for k, v in f.items())
-    return Resources(family, int(round(lut)), int(round(ff)), bram, dsp_products(geom, family))
+    if packed:
+        lut = packed_cells(lut, ff, coef)
+    return Resources(family, int(round(lut)), int(round(ff)), used["bram"], dsp_products(geom, family), used["spram"])
+
+
+def packed_cells(lut: float, ff: float, coef: dict) -> float:
+    """nextpnr's logic cells for ``lut`` LUT4s and ``ff`` flip-flops (yosys's counts), by the family's rule
+    in ``coef``:
+
+    * ECP5 (``pnr_lut_factor``): a slice's LUTs and FFs are counted apart; the cells are the LUT4s times
+      the largest factor measured on placed builds (6–12 % for route-throughs and carry packing).
+    * iCE40 (``pnr_pack_share``): a logic cell holds one LUT4 and one FF, and only some pairs share
+      one: cells = ``max(lut, ff) + share * min(lut, ff)``, ``share`` fitted to the packed runs
+      (about 0.6: most of the smaller kind needs a cell of its own).
+    """
+    if "pnr_pack_share" in coef:
+        return max(lut, ff) + coef["pnr_pack_share"] * min(lut, ff)
+    return coef.get("pnr_lut_factor", 1.0) * lut
 
 
 # -- calibration: fit the LUT / FF coefficients to yosys runs ------------------------------------------
@@ -266,23 +370,29 @@ def _nnls(X, y):
     return out
 
 
-#: What the LUT figure of each family counts: nextpnr's logic cells. On ECP5 they are yosys's LUT4s
-#: (a CCU2C carry cell is two) times a packing factor measured on the place-and-route runs; on iCE40
-#: a logic cell holds one LUT4 and one flip-flop, and the fit is made to nextpnr's ICESTORM_LC count.
-LUT_TARGET = {"ecp5": "yosys", "ice40": "pnr"}
+#: Families whose logic cells follow from yosys's LUT4 and FF counts by the iCE40 rule of :func:`packed_cells`
+#: (the rest by a packing factor).
+PAIRED_CELLS = ("ice40",)
+
+
+def _placed(pnr_run: dict) -> bool:
+    """Whether a place-and-route record counts nextpnr's cells (placed, or packed only), not yosys's (a design
+    over the device at synthesis is never placed; its 'available' is unknown)."""
+    return (pnr_run.get("utilisation", {}).get("lut") or {}).get("available") is not None
 
 
 def fit(records: list[dict], network_of, config_of, pnr: dict | None = None) -> dict:
     """Fit LUT and FF coefficients per family on the records not held back; measure the errors.
 
     ``records``: the calibration runs (``case``, ``yosys`` counts, ``held_back``); ``network_of(case)`` and
-    ``config_of(case)`` rebuild each run's network and options; ``pnr``: place-and-route results by case
-    name (the iCE40 LUT target, :data:`LUT_TARGET`). Rows are weighted by ``1 / measured``, so the fit
-    minimises relative error. Returns ``{family: {"lut": {...}, "ff": {...}, "lut_error": …}}``.
+    ``config_of(case)`` rebuild each run's network and options; ``pnr``: place-and-route (or packing)
+    results by case name: nextpnr's logic cells, to which an iCE40 packing rule (:func:`packed_cells`) is
+    fitted and against which its cell estimate is measured. Rows are weighted by ``1 / measured``, so the
+    fit minimises relative error. Returns ``{family: {"lut": {...}, "ff": {...}, "lut_error": …}}``.
     """
     import numpy as np
 
-    pnr = pnr or {}
+    pnr = {k: v for k, v in (pnr or {}).items() if _placed(v)}
     out = {}
     for family in FAMILIES:
         rows = []
@@ -290,22 +400,23 @@ def fit(records: list[dict], network_of, config_of, pnr: dict | None = None) -> 
             if "error" in r or DEVICES[r["case"]["device"]].family != family:
                 continue
             r = dict(r, target=dict(r["yosys"]))
-            if LUT_TARGET[family] == "pnr":
-                if r["case_name"] not in pnr:
-                    continue
-                r["target"]["lut"] = pnr[r["case_name"]]["utilisation"]["lut"]["used"]
+            if r["case_name"] in pnr:
+                r["target"]["cells"] = pnr[r["case_name"]]["utilisation"]["lut"]["used"]
             geom = CoreGeometry(network_of(r["case"]), config_of(r["case"]))
-            rows.append((r, geom, features(geom, family)))
+            spram = _has_spram(r["case"]["device"])
+            rows.append((r, geom, features(geom, family, spram), spram))
         if not rows:
             continue
         names = list(rows[0][2])
-        fam = {"runs": len(rows), "held_back": sum(r["held_back"] for r, _, _ in rows)}
-        exact = {"bram": 0, "dsp": 0}
-        for r, geom, _ in rows:
-            est_bram = sum(n for m in memories(geom) for k, n in [memory_mapping(m, family)] if k == "bram")
-            exact["bram"] += est_bram != r["yosys"]["bram"]
+        fam = {"runs": len(rows), "held_back": sum(r["held_back"] for r, *_ in rows)}
+        exact = {"bram": 0, "dsp": 0, "spram": 0}
+        for r, geom, _, spram in rows:
+            maps = [memory_mapping(m, family, spram) for m in memories(geom)]
+            for k in ("bram", "spram"):
+                exact[k] += sum(n for kind, n in maps if kind == k) != r["yosys"].get(k, 0)
             exact["dsp"] += dsp_products(geom, family) != r["yosys"]["dsp"]
         fam["mismatches"] = exact
+        rows = [(r, geom, f) for r, geom, f, _ in rows]
         for res in ("lut", "ff"):
             train = [(f, r["target"][res]) for r, _, f in rows if not r["held_back"]]
             X = np.array([[f[n] for n in names] for f, _ in train], dtype=float)
@@ -321,8 +432,46 @@ def fit(records: list[dict], network_of, config_of, pnr: dict | None = None) -> 
                 errs[split] = {"n": len(e), "max_abs_pct": round(100 * max(map(abs, e)), 1) if e else None,
                                "mean_abs_pct": round(100 * float(np.mean(np.abs(e))), 1) if e else None}
             fam[f"{res}_error"] = errs
+            # how far low the estimate was on the held-back runs the planner could propose
+            fam[f"{res}_under"] = round(max([r["target"][res] / sum(fam[res].get(n, 0.0) * f[n] for n in names) - 1
+                                             for r, _, f in rows if r["held_back"] and r["target"][res]
+                                             and r["case"].get("config", {}).get("dsp_limit") is None] or [0.0]), 3)
+        if family in PAIRED_CELLS:
+            _fit_cells(fam, rows, names)
+        under = fam.get("cells_under", fam["lut_under"])
+        fam["lut_margin"] = _margin(max(under, fam["ff_under"]))
         out[family] = fam
     return out
+
+
+def _fit_cells(fam: dict, rows, names) -> None:
+    """The iCE40 packing share of :func:`packed_cells` (least squares in relative error on the training runs'
+    yosys counts against nextpnr's cells), and the error of the whole cell estimate (fitted LUT and FF,
+    then packed) on the runs that have cells, held back or not."""
+    import numpy as np
+
+    def pred(res, f):
+        return sum(fam[res].get(n, 0.0) * f[n] for n in names)
+
+    train = [(max(r["yosys"]["lut"], r["yosys"]["ff"]), min(r["yosys"]["lut"], r["yosys"]["ff"]), r["target"]["cells"])
+             for r, _, f in rows if "cells" in r["target"] and not r["held_back"]]
+    a = np.array([(hi / c, lo / c) for hi, lo, c in train])
+    share = float(np.sum(a[:, 1] * (1 - a[:, 0])) / np.sum(a[:, 1] ** 2)) if len(a) else 1.0
+    fam["pack_share"] = round(share, 4)
+    errs, under = {}, [0.0]
+    for split in ("train", "held_back"):
+        e = []
+        for r, _, f in rows:
+            if "cells" not in r["target"] or bool(r["held_back"]) != (split == "held_back"):
+                continue
+            est = packed_cells(pred("lut", f), pred("ff", f), {"pnr_pack_share": fam["pack_share"]})
+            e.append(est / r["target"]["cells"] - 1)
+            if split == "held_back" and r["case"].get("config", {}).get("dsp_limit") is None:
+                under.append(r["target"]["cells"] / est - 1)
+        errs[split] = {"n": len(e), "max_abs_pct": round(100 * max(map(abs, e)), 1) if e else None,
+                       "mean_abs_pct": round(100 * float(np.mean(np.abs(e))), 1) if e else None}
+    fam["cells_error"] = errs
+    fam["cells_under"] = round(max(under), 3)
 
 
 def fit_main(runs_path, fit_path) -> int:
@@ -338,21 +487,26 @@ def fit_main(runs_path, fit_path) -> int:
     pnr_path = Path(runs_path).with_name("pnr.jsonl")
     pnr_runs = [json.loads(line) for line in pnr_path.read_text().splitlines() if line.strip()] \
         if pnr_path.is_file() else []
-    # calibration runs placed and routed (iCE40) count as place-and-route results too
-    pnr_runs += [dict(r["pnr"], case_name=r["case_name"], case=r["case"]) for r in records if r.get("pnr")]
+    # calibration runs placed and routed, or packed (iCE40), count as place-and-route results too
+    pnr_runs += [dict(r["pnr"], case_name=r["case_name"], case=r["case"]) for r in records
+                 if r.get("pnr") and _placed(r["pnr"])]
     fitted = fit(records, cal.case_network, cal.case_config, {r["case_name"]: r for r in pnr_runs})
     yosys = {r["case_name"]: r["yosys"] for r in records if "yosys" in r}
     old = json.loads(MODEL_PATH.read_text()) if MODEL_PATH.is_file() else {"families": {}}
     for family, fam in fitted.items():
         keep = old["families"].get(family, {})
-        keep.update({"lut": fam["lut"], "ff": fam["ff"]})
+        keep.update({"lut": fam["lut"], "ff": fam["ff"], "lut_margin": fam["lut_margin"]})
         runs = [r for r in pnr_runs if DEVICES[r["case"]["device"]].family == family and r.get("fmax_mhz")]
         # The slowest measured build sets the family's clock: a planner's promise must hold for the rest.
         keep["fmax_mhz"] = min(r["fmax_mhz"] for r in runs)
         keep["fmax_runs"] = len(runs)
-        factors = [r["utilisation"]["lut"]["used"] / yosys[r["case_name"]]["lut"] for r in runs
-                   if LUT_TARGET[family] == "yosys" and r["case_name"] in yosys]
-        keep["pnr_lut_factor"] = round(max(factors), 3) if factors else 1.0
+        if family in PAIRED_CELLS:
+            keep.pop("pnr_lut_factor", None)
+            keep["pnr_pack_share"] = fam["pack_share"]
+        else:
+            factors = [r["utilisation"]["lut"]["used"] / yosys[r["case_name"]]["lut"] for r in runs
+                       if r["case_name"] in yosys]
+            keep["pnr_lut_factor"] = round(max(factors), 3) if factors else 1.0
         old["families"][family] = keep
     old["calibration"] = {f: {k: v for k, v in fam.items() if k not in ("lut", "ff")} for f, fam in fitted.items()}
     MODEL_PATH.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n")

@@ -219,12 +219,14 @@ def _critical_path(pnr: dict) -> dict | None:
 
 
 def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True, timeout: float = 1800,
-               seed: int = 1, place: bool = True) -> dict:
+               seed: int = 1, place: bool | str = True) -> dict:
     """Synthesise, place and route the core in ``verilog_dir`` for ``device``; see the module docstring.
 
     ``place=False`` stops after yosys (minutes instead of up to an hour on a full-size core): the result
     has yosys's cell counts as ``utilisation``, ``synth_only: True`` and no Fmax; the resource model's
-    calibration runs (``benchmarks/resource_calibration.py``) are made this way.
+    calibration runs (``benchmarks/resource_calibration.py``) are made this way. ``place="pack"`` runs
+    nextpnr's packer only (``--pack-only``, seconds): its logic-cell count, no Fmax (``packed_only: True``),
+    for the iCE40 calibration runs whose placement does not finish near a full chip.
 
     Returns ``{"device", "fits", "fmax_mhz", "utilisation": {lut, ff, bram, dsp: {used, available}},
     "cycles": {...from report.json}, "cached"}``. Raises :class:`SynthError` with the numbers when the
@@ -241,7 +243,7 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
     for p in files:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     h.update(json.dumps({"device": dev.name, "seed": seed, "tools": _tool_versions(), "wrapper": synth_wrapper(report),
-                         "v": 3, **({} if place else {"place": False, "cells": 1})}, sort_keys=True).encode())
+                         "v": 3, **({} if place is True else {"place": place, "cells": 1})}, sort_keys=True).encode())
     key = h.hexdigest()[:24]
     cached = cache_dir() / f"{key}.json"
     if use_cache and cached.is_file():
@@ -283,6 +285,19 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
                       "synth_only": True}
             if over:
                 result["reason"] = "does not fit: " + ", ".join(over)
+        elif place == "pack":
+            cmd = [dev.nextpnr, *dev.pnr_args, "--json", "net.json", "--pack-only", "-q", "-l", "nextpnr.log"]
+            p = _run(cmd, work, work / "nextpnr.stdout", timeout)
+            log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else p.stderr
+            packed = _packed_utilisation(log, dev.family)
+            if p.returncode != 0 or "lut" not in packed:
+                raise SynthError(f"nextpnr --pack-only failed for {dev.name}:\n{log[-2000:]}")
+            if dev.family == "ice40":
+                packed["ff"] = {"used": int(counts["ff"]), "available": dev.ffs}
+            over = [f"{k.upper()} {v['used']}/{v['available']}" for k, v in packed.items() if v["used"] > v["available"]]
+            result = {"device": dev.name, "fits": not over, "fmax_mhz": None, "utilisation": packed,
+                      "synth_only": False, "packed_only": True,
+                      **({"reason": "does not fit after packing: " + ", ".join(over)} if over else {})}
         else:
             cmd = [dev.nextpnr, *dev.pnr_args, "--json", "net.json", "--report", "pnr.json",
                    "--freq", str(dev.target_mhz), "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]

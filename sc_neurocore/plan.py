@@ -23,7 +23,7 @@ from typing import Callable
 
 __all__ = ["Candidate", "Choice", "Build", "parse_duration", "parse_frequency", "choose", "format_table",
            "pareto_plot", "plot_format", "measure", "plan", "synth_bundle", "option_space", "search_build",
-           "plan_device", "build_command", "format_device_table", "verify_build", "LUT_MARGIN"]
+           "plan_device", "build_command", "format_device_table", "verify_build"]
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
 _FREQ = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
@@ -248,7 +248,7 @@ def synth_bundle(bundle, config, device: str, use_cache: bool = True, timeout: f
     from .hw.synth import synthesize
 
     with tempfile.TemporaryDirectory(prefix="scn-v-") as tmp:
-        generate_verilog(bundle, tmp, **config.to_dict())
+        generate_verilog(bundle, tmp, config=config, device=device)
         return synthesize(tmp, device, use_cache=use_cache, timeout=timeout)
 
 
@@ -323,10 +323,9 @@ def _named_bundle(item) -> tuple[str, object]:
 
 # -- the device-aware planner: search the generator options with the resource model -----------------
 
-#: LUT and FF estimates must stay this far below the device's capacity: the resource model's LUT error
-#: on held-back runs is within ±15 % (``hw/resource_model.json``), so a proposal within 85 % fits even
-#: when the estimate is low by that much. Block RAM and DSP counts are exact and may use the whole device.
-LUT_MARGIN = 0.85
+# LUT and FF estimates stay below hw.resources.lut_margin(family) of the device's capacity (from the
+# model's largest under-prediction on its held-back runs); block RAM, SPRAM and DSP counts are exact and
+# may use the whole device.
 
 _LANE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _EVENT_STEPS = (1, 2, 4, 8, 16)
@@ -346,13 +345,22 @@ class Build:
         return self.typical_cycles if typical and self.typical_cycles is not None else self.worst_cycles
 
 
-def option_space(network):
+def option_space(network, device=None):
     """Every :class:`~sc_neurocore.hw.config.CoreConfig` the planner tries for ``network``: per dense layer
     lanes of powers of two up to the layer and the layer itself, events 1 … 16 (a layer after a conv
-    layer takes one event; a conv layer computes all its channels at once), 8 or 16 pixels per beat."""
+    layer takes one event; a conv layer computes all its channels at once), 8 or 16 pixels per beat.
+    On a ``device`` with SPRAMs (the ``ice40-up5k``) each of them also with its weights there
+    (``weight_port=True, weight_memory="single_port"``: loaded at run time, since SPRAM has no initial
+    contents) — the only way a full-size MNIST network's weights fit that chip."""
     import itertools
 
     from .hw.config import CoreConfig
+    from .hw.devices import parse_device
+
+    memories = ({},)
+    if device is not None and parse_device(device if isinstance(device, str) else device.name).sprams \
+            and all(lp.kind != "conv" for lp in network.layers):
+        memories = ({}, {"weight_port": True, "weight_memory": "single_port"})
 
     L = len(network.layers)
     lanes, events = [], []
@@ -370,7 +378,9 @@ def option_space(network):
             for ev in itertools.product(*events):
                 if ev[0] is not None and ppb % ev[0]:
                     continue
-                yield CoreConfig(lanes=ln if L > 1 else ln[0], events=ev if L > 1 else ev[0], pixels_per_beat=ppb)
+                for mem in memories:
+                    yield CoreConfig(lanes=ln if L > 1 else ln[0], events=ev if L > 1 else ev[0],
+                                     pixels_per_beat=ppb, **mem)
 
 
 def _per_layer_text(v) -> str:
@@ -378,11 +388,15 @@ def _per_layer_text(v) -> str:
     return ",".join("–" if x is None else str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
 
 
-def _smallest_config(network):
+def _smallest_configs(network, device):
+    """One lane and one event per layer; on a device with SPRAMs, also with the weights there."""
     from .hw.config import CoreConfig
 
     ones = tuple(None if lp.kind == "conv" else 1 for lp in network.layers)
-    return CoreConfig(lanes=ones, events=ones)
+    out = [CoreConfig(lanes=ones, events=ones)]
+    if device.sprams and all(lp.kind != "conv" for lp in network.layers):
+        out.append(CoreConfig(lanes=ones, events=ones, weight_port=True, weight_memory="single_port"))
+    return out
 
 
 #: Images the typical-latency ranking of the shortlist reads (the chosen build's mean is over all of them).
@@ -397,46 +411,71 @@ def search_build(network, device: str, *, activity=None, typical: bool = False, 
     with ``typical`` (and an :class:`~sc_neurocore.hw.latency.Activity`), the ``shortlist`` fastest by the
     worst case are ranked again by their mean cycles over the recorded images.
     """
+    fitting, why = _fitting(network, device)
+    if not fitting:
+        return None, why
+    return _ranked(fitting, activity if typical else None, shortlist), None
+
+
+def _fitting(network, device):
+    """Every configuration of :func:`option_space` that fits ``device``, fastest (worst case) first:
+    ``([(worst cycles, config, resources), …], None)``, or ``([], reason)``."""
     from .hw.devices import parse_device
     from .hw.latency import worst_case_cycles
-    from .hw.resources import estimate
+    from .hw.resources import estimate, lut_margin
 
     dev = parse_device(device)
+    margin = lut_margin(dev.family)
     fitting = []
-    for cfg in option_space(network):
+    for cfg in option_space(network, dev):
         try:
             geom = cfg.geometry(network)
-        except ValueError:
+            r = estimate(geom, target=dev.name)
+        except ValueError:   # not a valid geometry, or a single-port bank deeper than one SPRAM
             continue
-        r = estimate(geom, target=dev.family)
         if r.dsp > dev.dsps:
             # DSP vs LUT multipliers (CoreConfig.dsp_limit) is not proposed yet: the model under-predicts
             # soft multipliers by up to 38 % on its held-back run, so such a build might not fit.
             continue
-        if r.fits(dev, LUT_MARGIN):
+        if r.fits(dev, margin):
             fitting.append((worst_case_cycles(network, cfg), cfg, r))
     if not fitting:
-        cfg = _smallest_config(network)
-        r = estimate(cfg.geometry(network), target=dev.family)
-        short = [f"{k.upper()} {v}/{c}" + (f" (+{v - c})" if v > c else f" (over the {LUT_MARGIN:.0%} margin: "
-                                                                         f"{int(LUT_MARGIN * c)})")
-                 for k, v, c in (("lut", r.lut, dev.luts), ("ff", r.ff, dev.ffs), ("bram", r.bram, dev.brams),
-                                 ("dsp", r.dsp, dev.dsps))
-                 if v > (c if k in ("bram", "dsp") else LUT_MARGIN * c)]
-        return None, f"no configuration fits the {dev.name}: even one lane and one event per layer needs " + \
-            ", ".join(short)
-    # Fewest cycles; ties to the smaller core (LUTs), then the options' order.
-    fitting.sort(key=lambda t: (t[0], t[2].lut))
-    if not typical or activity is None:
+        why = []
+        for cfg in _smallest_configs(network, dev):
+            try:
+                r = estimate(cfg.geometry(network), target=dev.name)
+            except ValueError as e:   # a single-port bank deeper than one SPRAM
+                why.append(str(e))
+                continue
+            why.append(", ".join(
+                f"{k.upper()} {v}/{c}" + (f" (+{v - c})" if v > c else f" (over the {margin:.0%} margin: "
+                                                                    f"{int(margin * c)})")
+                for k, v, c in (("lut", r.lut, dev.luts), ("ff", r.ff, dev.ffs), ("bram", r.bram, dev.brams),
+                                ("dsp", r.dsp, dev.dsps), ("spram", r.spram, dev.sprams))
+                if v > (c if k in ("bram", "dsp", "spram") else margin * c)))
+        text = f"no configuration fits the {dev.name}: even one lane and one event per layer needs " + why[0]
+        if len(why) > 1:
+            text += f"; with the weights in SPRAM: {why[1]}"
+        return [], text
+    # Fewest cycles; ties to weights in the bitstream (no run-time load), then the smaller core (LUTs),
+    # then the options' order.
+    fitting.sort(key=lambda t: (t[0], t[1].weight_memory != "block", t[2].lut))
+    return fitting, None
+
+
+def _ranked(fitting, activity, shortlist: int = 64) -> Build:
+    """The fastest of :func:`_fitting`'s list: by the worst case, or with an ``activity`` by the mean cycles
+    of the ``shortlist`` fastest over its first :data:`_RANK_SAMPLE` images."""
+    if activity is None:
         w, cfg, r = fitting[0]
-        return Build(cfg, r, w), None
+        return Build(cfg, r, w)
     ranked = []
     sample = activity.head(_RANK_SAMPLE)
     for w, cfg, r in fitting[:shortlist]:
         ranked.append((float(sample.cycles(cfg).mean()), w, cfg, r))
-    ranked.sort(key=lambda t: (t[0], t[1], t[3].lut))
+    ranked.sort(key=lambda t: (t[0], t[1], t[2].weight_memory != "block", t[3].lut))
     t, w, cfg, r = ranked[0]
-    return Build(cfg, r, w, t), None
+    return Build(cfg, r, w, t)
 
 
 def build_command(source: str, device: str, config) -> str:
@@ -449,6 +488,8 @@ def build_command(source: str, device: str, config) -> str:
             f"--events {arg(config.events)}" if config.events is not None and not (
         isinstance(config.events, tuple) and None in config.events) else "",
             f"--pixels-per-beat {config.pixels_per_beat}",
+            "--weight-port" if config.weight_port else "",
+            f"--weight-memory {config.weight_memory}" if config.weight_memory != "block" else "",
             f"--dsp-limit {config.dsp_limit}" if config.dsp_limit is not None else ""]
     return " ".join(p for p in (f"sc-neurocore synth {src} --device {device}", *opts) if p)
 
@@ -477,8 +518,8 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
     pairs = _checked_pairs(bundles, check)
     cands = []
     for name, b in pairs:
-        build, why = search_build(b.network, dev.name)
-        if build is None:  # fits no configuration: no golden-model run is needed to say so
+        fitting, why = _fitting(b.network, dev.name)
+        if not fitting:  # fits no configuration: no golden-model run is needed to say so
             cands.append(Candidate(name, b.network.T, math.nan, 0, 0.0, fmax_hz, fits=False, note=why,
                                    device=dev.name))
             continue
@@ -488,8 +529,7 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
             if activities is not None:
                 activities[id(b)] = act
         acc = float(np.mean(act.classes == y))
-        if typical:
-            build, _ = search_build(b.network, dev.name, activity=act, typical=True)
+        build = _ranked(fitting, act if typical else None)
         mean = float(act.cycles(build.config).mean())
         r = build.resources
         note = "" if accuracy_floor is None or acc >= accuracy_floor else \
@@ -521,7 +561,10 @@ def _opts(config: dict | None) -> str:
 
     arg = _per_layer_text
     dsp = f", {config['dsp_limit']} DSP products (the rest from LUTs)" if config.get("dsp_limit") is not None else ""
-    return f"lanes {arg(config['lanes'])}, events {arg(config['events'])}, {config['pixels_per_beat']} pixels/beat{dsp}"
+    spram = (", weights in SPRAM (loaded at run time through the weight port: `sc-neurocore board ... --load`)"
+             if config.get("weight_memory") == "single_port" else "")
+    return (f"lanes {arg(config['lanes'])}, events {arg(config['events'])}, {config['pixels_per_beat']} "
+            f"pixels/beat{dsp}{spram}")
 
 
 def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate | None, device: str) -> str:
@@ -529,7 +572,8 @@ def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate
     from .hw.devices import parse_device
 
     dev = parse_device(device)
-    lines = [f"**{dev.name}** ({dev.chip.name}: {dev.luts} LUT4, {dev.brams} block RAM, {dev.dsps} DSP)", "",
+    spram = f", {dev.sprams} SPRAM" if dev.sprams else ""
+    lines = [f"**{dev.name}** ({dev.chip.name}: {dev.luts} LUT4, {dev.brams} block RAM, {dev.dsps} DSP{spram})", "",
              "| bundle | T | accuracy | options (lanes / events / pixels per beat [/ DSP limit]) | LUT | FF | BRAM | DSP | clock | "
              "cycles worst / typical | latency worst / typical | within budget |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -544,13 +588,18 @@ def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate
         ok = c.latency_s(typical) <= budget_s
         mark = ("**chosen**" if c is chosen else "yes") if ok and not c.note else (c.note or "no")
         lim = f" / {o['dsp_limit']}" if o.get("dsp_limit") is not None else ""
+        lim += " / weights in SPRAM" if o.get("weight_memory") == "single_port" else ""
+        bram = f"{r['bram']} + {r['spram']} SPRAM" if r.get("spram") else f"{r['bram']}"
         lines.append(f"| {c.name} | {c.T} | {100 * c.accuracy:.2f} % | {arg(o['lanes'])} / {arg(o['events'])} / "
-                     f"{o['pixels_per_beat']}{lim} | {r['lut']} | {r['ff']} | {r['bram']} | {r['dsp']} | "
+                     f"{o['pixels_per_beat']}{lim} | {r['lut']} | {r['ff']} | {bram} | {r['dsp']} | "
                      f"{c.clock_hz / 1e6:.1f} MHz | {c.worst_cycles} / {c.typical_cycles:.1f} | "
                      f"{_fmt_s(c.worst_s)} / {_fmt_s(c.typical_s)} | {mark} |")
     lines.append("")
-    lines.append(f"LUT and FF are the resource model's estimates (kept within {LUT_MARGIN:.0%} of the device); "
-                 "block RAM and DSP are exact; the clock is the family's measured Fmax.")
+    from .hw.resources import lut_margin
+
+    lines.append(f"LUT and FF are the resource model's estimates (kept within {lut_margin(dev.family):.0%} of the "
+                 "device, the margin its held-back runs call for); block RAM, SPRAM and DSP are exact; the clock is "
+                 "the family's measured Fmax.")
     return "\n".join(lines)
 
 
@@ -566,7 +615,7 @@ def verify_build(bundle, cand: Candidate, device: str, *, timeout: float = 7200)
     util = r.get("utilisation", {})
     rows = ["| resource | predicted | measured |", "|---|---|---|"]
     measured = {}
-    for k in ("lut", "ff", "bram", "dsp"):
+    for k in ("lut", "ff", "bram", "dsp") + (("spram",) if "spram" in cand.resources else ()):
         m = (util.get(k) or {}).get("used")
         measured[k] = m
         rows.append(f"| {k.upper()} | {cand.resources[k]} | {m if m is not None else '–'} |")

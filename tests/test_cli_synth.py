@@ -97,7 +97,7 @@ def test_plan_cli_on_random_bundles(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["plan", "--latency-budget", "10us", "--clock-mhz", "100"], "give bundle paths or --pretrained-all"),
+    (["plan", "--latency-budget", "10us", "--clock-mhz", "100"], "give bundle paths, --pretrained NAME or --pretrained-all"),
     (["plan", "x.scnb", "--latency-budget", "10"], "has no unit"),
     (["plan", "x.scnb", "--latency-budget", "10us", "--clock-mhz", "100", "--device", "ecp5-25f"],
      "give --clock-mhz F (a fixed clock and your --lanes/--events) or --device NAME"),

@@ -244,3 +244,14 @@ def test_a_design_over_the_device_after_packing_is_a_measured_misfit():
     assert r["utilisation"]["ff"] == {"used": 4400, "available": 5280} and r["utilisation"]["spram"]["used"] == 4
     with pytest.raises(SynthError, match="nextpnr failed for ice40-up5k"):
         _overfull(_PACKED_LOG.format(lc=5000), DEVICES["ice40-up5k"], {"ff": 4400})
+
+
+def test_pack_only_counts_the_logic_cells_the_placed_run_uses(tiny_core, cache):
+    """``place="pack"`` (the iCE40 calibration runs that do not place near a full chip): nextpnr's packer
+    alone gives the same logic-cell count as the full run, in its own cache entry, and no Fmax."""
+    packed = synthesize(tiny_core, "ice40-up5k", place="pack")
+    placed = synthesize(tiny_core, "ice40-up5k")
+    assert packed["packed_only"] and packed["fmax_mhz"] is None and packed["fits"] and not packed["cached"]
+    assert packed["utilisation"]["lut"]["used"] == placed["utilisation"]["lut"]["used"] > 0
+    assert packed["utilisation"]["ff"] == placed["utilisation"]["ff"] and placed["fmax_mhz"] > 10
+    assert synthesize(tiny_core, "ice40-up5k", place="pack")["cached"]

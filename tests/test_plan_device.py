@@ -15,7 +15,8 @@ from sc_neurocore.hw.config import CoreConfig
 from sc_neurocore.hw.devices import DEVICES
 from sc_neurocore.hw.latency import Activity, image_cycles, worst_case_cycles
 from sc_neurocore.hw.resources import estimate
-from sc_neurocore.plan import LUT_MARGIN, build_command, option_space, plan_device, search_build
+from sc_neurocore.hw.resources import lut_margin
+from sc_neurocore.plan import build_command, option_space, plan_device, search_build
 from test_data import make_idx_dir
 
 
@@ -45,11 +46,11 @@ def test_search_finds_the_fastest_fitting_build(device):
     assert why is None
     dev = DEVICES[device]
     r = estimate(net, build.config, device)
-    assert r == build.resources and r.fits(dev, LUT_MARGIN)
+    assert r == build.resources and r.fits(dev, lut_margin(dev.family))
     assert build.worst_cycles == worst_case_cycles(net, build.config)
     # no fitting configuration of the space is faster
     for cfg in option_space(net):
-        if estimate(net, cfg, device).fits(dev, LUT_MARGIN):
+        if estimate(net, cfg, device).fits(dev, lut_margin(dev.family)):
             assert worst_case_cycles(net, cfg) >= build.worst_cycles
 
 
@@ -71,6 +72,42 @@ def test_build_command_round_trips_through_the_cli_parser():
                    "--pixels-per-beat 16")
     args = build_parser().parse_args(cmd.split()[1:])
     assert core_config(args) == cfg and args.pretrained == "mnist-t4-lite" and args.device == "ecp5-25f"
+
+
+def test_the_up5k_option_space_adds_weights_in_spram():
+    net = random_bundle((20, 6, 3), 2).network
+    plain = list(option_space(net))
+    up5k = list(option_space(net, "ice40-up5k"))
+    assert list(option_space(net, "ecp5-25f")) == plain and all(c.weight_memory == "block" for c in plain)
+    spram = [c for c in up5k if c.weight_memory == "single_port"]
+    assert len(spram) == len(plain) and all(c.weight_port for c in spram)
+    assert {(c.lanes, c.events, c.pixels_per_beat) for c in spram} == {(c.lanes, c.events, c.pixels_per_beat)
+                                                                        for c in plain}
+
+
+def test_weights_too_big_for_the_up5k_block_ram_go_to_spram():
+    """784-64-10 with 4-bit weights (mnist-up5k-t4's shape): 200 kbit of weights, the UP5K's 30 EBRs hold
+    120 kbit, so only a single-port build fits; its command line says so and round-trips."""
+    from sc_neurocore.cli import build_parser
+    from sc_neurocore.cli.hw import core_config
+
+    net = random_bundle((784, 64, 10), 4, weight_bits=4, seed=0).network
+    build, why = search_build(net, "ice40-up5k")
+    assert why is None and build.config.weight_memory == "single_port" and build.config.weight_port
+    assert build.resources.spram <= DEVICES["ice40-up5k"].sprams and build.resources.fits("ice40-up5k", lut_margin("ice40"))
+    assert all(not estimate(net, c, "ice40-up5k").fits("ice40-up5k", lut_margin("ice40"))
+               for c in option_space(net) if c.weight_memory == "block" and _valid(net, c))
+    cmd = build_command("--pretrained mnist-up5k-t4", "ice40-up5k", build.config)
+    assert cmd.endswith(" --weight-port --weight-memory single_port")
+    assert core_config(build_parser().parse_args(cmd.split()[1:])) == build.config
+
+
+def _valid(net, cfg):
+    try:
+        cfg.geometry(net)
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -196,3 +233,39 @@ def test_plan_with_a_fixed_clock_says_where_the_options_fit(two_bundles, capsys)
     for name in ("fast", "slow"):
         line = next(ln for ln in out.splitlines() if ln.startswith(f"- {name}: "))
         assert line.count("fits") == 3 and "ice40-up5k fits" in line   # a 20-input network fits everywhere
+
+
+def test_plan_cli_takes_shipped_bundles_by_name_and_puts_up5k_weights_in_spram(tmp_path, capsys):
+    """``plan --pretrained mnist-up5k-t4 --device ice40-up5k``: the shipped 784-64-10 network fits the UP5K only
+    with its weights in SPRAM; the answer says how they get there and its command builds that core."""
+    from sc_neurocore.data import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 4), ("t10k", 20)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    argv = ["plan", "--pretrained", "mnist-up5k-t4", "--device", "ice40-up5k", "--latency-budget", "10ms",
+            "--data-dir", str(tmp_path), "--limit", "20"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (c,) = out["plans"][0]["candidates"]
+    assert c["name"] == "mnist-up5k-t4" and c["config"]["weight_memory"] == "single_port"
+    assert 0 < c["resources"]["spram"] <= 4 and c["resources"]["bram"] == 0
+    assert c["command"].startswith("sc-neurocore synth --pretrained mnist-up5k-t4 --device ice40-up5k --lanes ")
+    assert c["command"].endswith(" --weight-port --weight-memory single_port")
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert " + " in text and " SPRAM | " in text and "weights in SPRAM (loaded at run time" in text
+
+
+def test_plan_cli_refuses_an_unknown_pretrained_name(two_bundles, capsys):
+    assert main(["plan", "--pretrained", "mnist-t5", "--latency-budget", "1ms",
+                 "--data-dir", str(two_bundles / "digits")]) == 2
+    assert "unknown pretrained bundle 'mnist-t5' (available: " in capsys.readouterr().err
+
+
+def test_nothing_fits_names_the_spram_limit_too():
+    net = random_bundle((784, 2048, 10), 4, seed=0).network
+    build, why = search_build(net, "ice40-up5k")
+    assert build is None
+    assert "; with the weights in SPRAM: layer 0: a single-port weight bank holds at most 16384 words" in why

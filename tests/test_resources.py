@@ -88,8 +88,8 @@ def test_block_ram_and_dsp_equal_yosys_on_every_calibration_run():
     predicted, measured = [], []
     for r in runs:
         est = estimate(cal.case_network(r["case"]), cal.case_config(r["case"]), r["case"]["device"])
-        predicted.append((est.bram, est.dsp))
-        measured.append((r["yosys"]["bram"], r["yosys"]["dsp"]))
+        predicted.append((est.bram, est.dsp, est.spram))
+        measured.append((r["yosys"]["bram"], r["yosys"]["dsp"], r["yosys"].get("spram", 0)))
     assert np.array_equal(np.array(predicted), np.array(measured))
 
 
@@ -99,30 +99,38 @@ def _pnr():
 
 
 def test_lut_and_ff_errors_on_the_held_back_runs():
-    """LUT and FF on every run held back from the fit (yosys's count on ECP5, nextpnr's logic cells on iCE40,
-    ``LUT_TARGET``) within the error measured at calibration: 40 %. The issue's ±15 % holds on 8 of the 11
-    ECP5 runs, not on soft multipliers (dsp_limit 0: -38 %), a two-layer conv core (+24 %) or the smallest
-    core (+19 %); 9 of 11 are within ±15 % for FF."""
-    from sc_neurocore.hw.resources import LUT_TARGET
-
+    """LUT4 and FF (yosys's counts, ``packed=False``) on every run held back from the fit within the error
+    measured at calibration: 50 %. The issue's ±15 % holds on 8 of the 11 ECP5 runs, not on soft
+    multipliers (dsp_limit 0: -38 %), a two-layer conv core (+24 %) or the smallest core (+19 %)."""
     cal = _calibration()
-    lc = {r["case_name"]: r["pnr"]["utilisation"]["lut"]["used"] for r in _runs() if r.get("pnr")}
     held = [r for r in _runs() if r["held_back"]]
-    assert len(held) >= 8
+    assert len(held) >= 16
     checked = {"ecp5": 0, "ice40": 0}
     for r in held:
         family = "ice40" if r["case"]["device"] == "ice40-up5k" else "ecp5"
-        measured = dict(r["yosys"])
-        if LUT_TARGET[family] == "pnr":
-            if r["case_name"] not in lc:
-                continue
-            measured["lut"] = lc[r["case_name"]]
         est = estimate(cal.case_network(r["case"]), cal.case_config(r["case"]), r["case"]["device"], packed=False)
         for res in ("lut", "ff"):
-            assert abs(getattr(est, res) / measured[res] - 1) <= 0.40, (r["case_name"], res, getattr(est, res),
-                                                                        measured[res])
+            assert abs(getattr(est, res) / r["yosys"][res] - 1) <= 0.50, (r["case_name"], res, getattr(est, res),
+                                                                          r["yosys"][res])
         checked[family] += 1
-    assert checked["ecp5"] >= 8 and checked["ice40"] >= 1
+    assert checked["ecp5"] >= 8 and checked["ice40"] >= 8
+
+
+def test_ice40_logic_cells_on_the_held_back_runs():
+    """On iCE40 a device's capacity is nextpnr's logic cells (one LUT4 + one FF each): the estimate
+    (fitted LUT4 and FF, then packed by ``max + share * min``) on every held-back run that was placed or
+    packed is within 20 % of nextpnr's count, and never more than the model's recorded under-prediction
+    below it (which sets the planner's margin)."""
+    cal = _calibration()
+    fam = model()["calibration"]["ice40"]
+    runs = [r for r in _runs() if r["held_back"] and r["case"]["device"] == "ice40-up5k" and r.get("pnr")]
+    assert len(runs) >= 4
+    for r in runs:
+        cells = r["pnr"]["utilisation"]["lut"]["used"]
+        est = estimate(cal.case_network(r["case"]), cal.case_config(r["case"]), r["case"]["device"])
+        assert abs(est.lut / cells - 1) <= 0.20, (r["case_name"], est.lut, cells)
+        assert cells / est.lut - 1 <= fam["cells_under"] + 1e-3, (r["case_name"], est.lut, cells)
+    assert model()["families"]["ice40"]["lut_margin"] <= 1 / (1 + fam["cells_under"])
 
 
 def test_the_packing_factor_covers_the_placed_ecp5_builds():
@@ -146,7 +154,7 @@ def test_the_model_file_records_its_calibration():
         fam = m["families"][family]
         assert fam["fmax_mhz"] > 0 and fam["lut"] and fam["ff"]
         cal = m["calibration"][family]
-        assert cal["mismatches"] == {"bram": 0, "dsp": 0} and cal["held_back"] >= 1
+        assert cal["mismatches"] == {"bram": 0, "dsp": 0, "spram": 0} and cal["held_back"] >= 1
 
 
 def test_the_held_back_runs_were_not_fitted():
@@ -172,6 +180,33 @@ def test_resources_over_names_what_runs_out():
     assert r.over("ecp5-85f") == [] and r.fits("ecp5-85f")
     assert not Resources("ecp5", lut=22000, ff=1000, bram=1, dsp=1).fits("ecp5-25f", margin=0.85)
     assert Resources("ecp5", lut=20000, ff=1000, bram=56, dsp=28).fits("ecp5-25f", margin=0.85)
+
+
+def test_single_port_banks_are_spram_cells_on_the_up5k_only():
+    """On the ice40-up5k (a device with SPRAMs) each single-port bank is SB_SPRAM256KA cells side by side,
+    16 bits each; on the family alone, or on ECP5, the same banks are generic memories."""
+    net = small_network()
+    cfg = CoreConfig(lanes=(3, 1), events=(2, 2), weight_port=True, weight_memory="single_port")
+    mems = memories(CoreGeometry(net, cfg))
+    assert len(mems) == 4 and all(m.single_port for m in mems) and max(m.width for m in mems) <= 16
+    up5k = estimate(net, cfg, "ice40-up5k")
+    assert (up5k.spram, up5k.bram) == (4, 0) and up5k.as_dict()["spram"] == 4
+    assert estimate(net, cfg, "ice40").spram == 0 and estimate(net, cfg, "ecp5-25f").spram == 0
+    assert "spram" not in estimate(net, cfg, "ice40").as_dict()
+    block = estimate(net, CoreConfig(lanes=(3, 1), events=(2, 2), weight_port=True), "ice40-up5k")
+    assert block.spram == 0
+    wide = Memory("w", 40, 100, False, True)
+    assert memory_mapping(wide, "ice40", spram=True) == ("spram", 3)      # 40 bits: three 16-bit cells
+    assert memory_mapping(wide, "ice40") == ("bram", 3)                   # generic: 3 RAM4K of 16 x 256
+    with pytest.raises(ValueError, match=r"^deep \(a single-port weight bank\) holds at most 16384 words in the "
+                                         r"iCE40UP5K's SPRAM, not 16385 \(use more events per cycle\)$"):
+        memory_mapping(Memory("deep", 8, 16385, False, True), "ice40", spram=True)
+
+
+def test_resources_count_spram_against_the_device():
+    r = Resources("ice40", lut=1000, ff=1000, bram=2, dsp=0, spram=5)
+    assert r.over("ice40-up5k") == ["SPRAM 5/4"] and not r.fits("ice40-up5k")
+    assert Resources("ice40", lut=1000, ff=1000, bram=2, dsp=0, spram=4).fits("ice40-up5k")
 
 
 def test_estimate_grows_with_lanes_and_refuses_an_unknown_family():

@@ -30,6 +30,9 @@ def add_generator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixels-per-beat", type=int, default=8, help="pixels per s_axis beat (default 8)")
     p.add_argument("--weight-port", action="store_true",
                    help="add a run-time write port to the weight memories (wgt_* ports)")
+    p.add_argument("--weight-memory", choices=("block", "single_port"), default="block",
+                   help="block: initialised block RAM (default); single_port: uninitialised single-port banks "
+                        "(SPRAM on the ice40-up5k), written at run time through --weight-port")
     p.add_argument("--dsp-limit", type=int, default=None, metavar="N",
                    help="at most N pixel products as DSP multipliers; the rest from LUTs (default: all DSPs)")
 
@@ -39,6 +42,7 @@ def core_config(args):
 
     return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat,
                       weight_port=bool(getattr(args, "weight_port", False)),
+                      weight_memory=getattr(args, "weight_memory", "block"),
                       dsp_limit=getattr(args, "dsp_limit", None))
 
 

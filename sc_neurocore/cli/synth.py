@@ -138,19 +138,19 @@ def _accuracy_floor(text):
 def fit_note(bundles, config) -> str:
     """No device was named (``--clock-mhz``): where these options fit, by the resource model, per bundle."""
     from ..hw.devices import DEVICES
-    from ..hw.resources import estimate
-    from ..plan import LUT_MARGIN
+    from ..hw.resources import estimate, lut_margin
 
     lines = ["No device was named: the latencies above are at the given clock. Where these options fit "
              "(resource model; `plan --device NAME` searches for the options that do):"]
     for name, b in bundles:
         where = []
         for dev in DEVICES.values():
-            r = estimate(b.network, config, dev.family)
+            r = estimate(b.network, config, dev.name)
             over = r.over(dev)
-            where.append(f"{dev.name} " + ("fits" if r.fits(dev, LUT_MARGIN) else
+            margin = lut_margin(dev.family)
+            where.append(f"{dev.name} " + ("fits" if r.fits(dev, margin) else
                                            f"does not fit ({', '.join(over)})" if over else
-                                           f"over the {LUT_MARGIN:.0%} LUT margin"))
+                                           f"over the {margin:.0%} LUT margin"))
         lines.append(f"- {printable(name)}: " + "; ".join(where))
     return "\n".join(lines)
 
@@ -191,12 +191,18 @@ def _cmd_plan(args) -> int:
         bundles += pretrained_candidates(args.dataset if args.data_dir is None else "mnist")
         if not bundles:
             raise ValueError(f"no pretrained bundles for {args.dataset} images are installed")
+    if args.pretrained:
+        from ..bundle import resolve_bundle
+
+        for n in args.pretrained:
+            if n not in dict(bundles):
+                bundles.append((n, resolve_bundle(pretrained=n)))
     sources = {n: f"--pretrained {n}" for n, _ in bundles}
     for p in args.bundles:
         bundles.append((Path(p).stem, load_bundle(p)))
         sources.setdefault(Path(p).stem, shlex.quote(str(p)))
     if not bundles:
-        raise ValueError("give bundle paths or --pretrained-all")
+        raise ValueError("give bundle paths, --pretrained NAME or --pretrained-all")
     ds = load_dataset(args.dataset, args.data_dir)
     x, y = ds.test_x[:args.limit], ds.test_y[:args.limit]
     cfg = core_config(args)
@@ -273,6 +279,8 @@ def register(sub) -> None:
     q.add_argument("bundles", nargs="*", help="bundle files (one per candidate T)")
     q.add_argument("--pretrained-all", action="store_true",
                    help="every shipped bundle that reads --dataset's images (event-input bundles are left out)")
+    q.add_argument("--pretrained", action="append", metavar="NAME",
+                   help="a shipped bundle as a candidate (repeat for several)")
     q.add_argument("--latency-budget", required=True, help="e.g. 10us, 0.4ms, 500ns")
     q.add_argument("--clock-mhz", help="a fixed clock (e.g. 100 or 100MHz) for the core built with --lanes/--events")
     q.add_argument("--device", action="append",
