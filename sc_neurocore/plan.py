@@ -355,12 +355,8 @@ def option_space(network, device=None):
     import itertools
 
     from .hw.config import CoreConfig
-    from .hw.devices import parse_device
 
-    memories = ({},)
-    if device is not None and parse_device(device if isinstance(device, str) else device.name).sprams \
-            and all(lp.kind != "conv" for lp in network.layers):
-        memories = ({}, {"weight_port": True, "weight_memory": "single_port"})
+    memories = _weight_layouts(network, device)
 
     L = len(network.layers)
     lanes, events = [], []
@@ -388,15 +384,23 @@ def _per_layer_text(v) -> str:
     return ",".join("–" if x is None else str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
 
 
+def _weight_layouts(network, device) -> tuple[dict, ...]:
+    """The weight-memory options tried: block RAM, and on a device with SPRAMs (dense networks; a conv layer
+    has no weight port) single-port banks there, written at run time."""
+    from .hw.devices import parse_device
+
+    if device is None or not parse_device(device if isinstance(device, str) else device.name).sprams \
+            or any(lp.kind == "conv" for lp in network.layers):
+        return ({},)
+    return ({}, {"weight_port": True, "weight_memory": "single_port"})
+
+
 def _smallest_configs(network, device):
-    """One lane and one event per layer; on a device with SPRAMs, also with the weights there."""
+    """One lane and one event per layer, in each weight layout of :func:`_weight_layouts`."""
     from .hw.config import CoreConfig
 
     ones = tuple(None if lp.kind == "conv" else 1 for lp in network.layers)
-    out = [CoreConfig(lanes=ones, events=ones)]
-    if device.sprams and all(lp.kind != "conv" for lp in network.layers):
-        out.append(CoreConfig(lanes=ones, events=ones, weight_port=True, weight_memory="single_port"))
-    return out
+    return [CoreConfig(lanes=ones, events=ones, **mem) for mem in _weight_layouts(network, device)]
 
 
 #: Images the typical-latency ranking of the shortlist reads (the chosen build's mean is over all of them).
