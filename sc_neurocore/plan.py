@@ -439,7 +439,7 @@ def _fitting(network, device):
             continue
         if r.dsp > dev.dsps:
             # DSP vs LUT multipliers (CoreConfig.dsp_limit) is not proposed yet: the model under-predicts
-            # soft multipliers by up to 38 % on its held-back run, so such a build might not fit.
+            # soft multipliers by up to 32 % on its held-back runs, so such a build might not fit.
             continue
         if r.fits(dev, margin):
             fitting.append((worst_case_cycles(network, cfg), cfg, r))
