@@ -152,9 +152,21 @@ def test_renames_are_not_interrupted(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)  # pending: delivered after the sequence
 
     monkeypatch.setattr(fileio.os, "rename", rename_and_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output_dir(out) as tmp:
-            (tmp / "core.v").write_text("new")
+    # Python's own Ctrl-C handler, SIGINT deliverable to this thread: the test's preconditions, whatever
+    # an earlier test in this worker left (it failed twice in full `make test` runs, never alone).
+    before = (signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_output_dir(out) as tmp:
+                (tmp / "core.v").write_text("new")
+    except pytest.fail.Exception as e:
+        raise AssertionError(f"{e} (before the test: SIGINT handler {before[0]!r}, blocked {before[1]})") from None
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if before[1]:
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
     stop.set()
     assert len(calls) == 3  # out -> old, tmp -> out, user.txt carried over: all before the interrupt
     assert sorted(p.name for p in out.iterdir()) == ["core.v", "user.txt"]
