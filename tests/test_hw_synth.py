@@ -66,7 +66,6 @@ def test_wrapper_computes_the_golden_classes(tmp_path, ppb):
     wrapper on Icarus and compare the classes with the golden model (so a wrong byte lane
     or a lost beat would show up as wrong classes, not only as a different Fmax)."""
     import shutil
-    import subprocess
 
     import numpy as np
 
@@ -80,39 +79,58 @@ def test_wrapper_computes_the_golden_classes(tmp_path, ppb):
     images = rng.integers(0, 256, (12, 11)) * (rng.random((12, 11)) < 0.6)
     expected = infer(b.network, images).classes
     assert len(set(expected.tolist())) > 1
-    stim = "\n".join(
-        f"        send(8'd{int(p)}, 1'b{int(i == 10)});" for img in images for i, p in enumerate(img))
-    (tmp_path / "synth_top.v").write_text(synth_wrapper(rep))
-    (tmp_path / "tb.v").write_text(f"""
+    assert np.array_equal(_wrapper_classes(tmp_path, rep, images), expected)
+
+
+def _wrapper_classes(d, rep, images, load=()) -> "np.ndarray":
+    """The classes the synthesis wrapper around the core in ``d`` puts out for ``images``, on Icarus: each
+    pixel a byte (``in_last`` on an image's last); ``load``: Verilog statements run first (``shift(byte)``,
+    ``commit``: the wrapper's weight port)."""
+    import subprocess
+
+    import numpy as np
+
+    n = images.shape[1]
+    stim = "\n".join(f"        send(8'd{int(p)}, 1'b{int(i == n - 1)});" for img in images for i, p in enumerate(img))
+    ported = bool(rep.get("weight_port"))
+    (d / "synth_top.v").write_text(synth_wrapper(rep))
+    (d / "tb.v").write_text(f"""
 module tb;
-    reg clk = 0, rst = 1, in_valid = 0, in_last = 0;
+    reg clk = 0, rst = 1, in_valid = 0, in_last = 0, wgt_shift = 0, wgt_commit = 0;
     reg [7:0] in_data = 0;
     wire in_ready, out_valid, out_parity;
     wire [15:0] out_class;
     always #5 clk = !clk;
     sc_neurocore_synth_top dut(.clk(clk), .rst(rst), .in_data(in_data), .in_valid(in_valid), .in_last(in_last),
-        .in_ready(in_ready), .out_class(out_class), .out_valid(out_valid), .out_ready(1'b1), .out_parity(out_parity));
+        .in_ready(in_ready), .out_class(out_class), .out_valid(out_valid), .out_ready(1'b1),
+        {".wgt_shift(wgt_shift), .wgt_commit(wgt_commit)," if ported else ""} .out_parity(out_parity));
     always @(posedge clk) if (out_valid) $display("CLASS %0d", out_class);
-    task send(input [7:0] d, input l);
+    task shift(input [7:0] b);
+        begin in_data <= b; wgt_shift <= 1; @(posedge clk); wgt_shift <= 0; end
+    endtask
+    task commit;
+        begin wgt_commit <= 1; @(posedge clk); wgt_commit <= 0; end
+    endtask
+    task send(input [7:0] b, input l);
         begin
-            in_data <= d; in_last <= l; in_valid <= 1;
+            in_data <= b; in_last <= l; in_valid <= 1;
             @(posedge clk); while (!in_ready) @(posedge clk);
             in_valid <= 0;
         end
     endtask
     initial begin
         repeat (3) @(posedge clk); rst <= 0;
+{chr(10).join(load)}
 {stim}
         repeat (2000) @(posedge clk);
         $finish;
     end
 endmodule
 """)
-    subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "sim"), str(tmp_path / "tb.v"),
-                    str(tmp_path / "synth_top.v"), str(tmp_path / "sc_neurocore_top.v")], check=True)
-    out = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], capture_output=True, text=True, check=True).stdout
-    got = [int(line.split()[1]) for line in out.splitlines() if line.startswith("CLASS")]
-    assert np.array_equal(np.array(got), expected)
+    subprocess.run(["iverilog", "-g2012", "-o", str(d / "sim"), str(d / "tb.v"),
+                    str(d / "synth_top.v"), str(d / "sc_neurocore_top.v")], check=True)
+    out = subprocess.run(["vvp", "-n", str(d / "sim")], capture_output=True, text=True, check=True).stdout
+    return np.array([int(line.split()[1]) for line in out.splitlines() if line.startswith("CLASS")])
 
 
 def test_yosys_only_run_counts_cells_and_caches_apart(tiny_core, cache):
@@ -139,7 +157,6 @@ def test_wrapper_loads_weights_through_its_byte_port(tmp_path, weight_memory):
     model. The block-RAM core starts from the weights of another network, the single-port one from none, so
     a lost or misplaced write would show as wrong classes."""
     import shutil
-    import subprocess
 
     import numpy as np
 
@@ -164,46 +181,7 @@ def test_wrapper_loads_weights_through_its_byte_port(tmp_path, weight_memory):
     images = rng.integers(0, 256, (10, 11)) * (rng.random((10, 11)) < 0.6)
     expected = infer(b.network, images).classes
     assert len(set(expected.tolist())) > 1
-    stim = "\n".join(f"        send(8'd{int(p)}, 1'b{int(i == 10)});" for img in images for i, p in enumerate(img))
-    (tmp_path / "synth_top.v").write_text(synth_wrapper(rep))
-    (tmp_path / "tb.v").write_text(f"""
-module tb;
-    reg clk = 0, rst = 1, in_valid = 0, in_last = 0, wgt_shift = 0, wgt_commit = 0;
-    reg [7:0] in_data = 0;
-    wire in_ready, out_valid, out_parity;
-    wire [15:0] out_class;
-    always #5 clk = !clk;
-    sc_neurocore_synth_top dut(.clk(clk), .rst(rst), .in_data(in_data), .in_valid(in_valid), .in_last(in_last),
-        .in_ready(in_ready), .out_class(out_class), .out_valid(out_valid), .out_ready(1'b1),
-        .wgt_shift(wgt_shift), .wgt_commit(wgt_commit), .out_parity(out_parity));
-    always @(posedge clk) if (out_valid) $display("CLASS %0d", out_class);
-    task shift(input [7:0] d);
-        begin in_data <= d; wgt_shift <= 1; @(posedge clk); wgt_shift <= 0; end
-    endtask
-    task commit;
-        begin wgt_commit <= 1; @(posedge clk); wgt_commit <= 0; end
-    endtask
-    task send(input [7:0] d, input l);
-        begin
-            in_data <= d; in_last <= l; in_valid <= 1;
-            @(posedge clk); while (!in_ready) @(posedge clk);
-            in_valid <= 0;
-        end
-    endtask
-    initial begin
-        repeat (3) @(posedge clk); rst <= 0;
-{chr(10).join(load)}
-{stim}
-        repeat (2000) @(posedge clk);
-        $finish;
-    end
-endmodule
-""")
-    subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "sim"), str(tmp_path / "tb.v"),
-                    str(tmp_path / "synth_top.v"), str(tmp_path / "sc_neurocore_top.v")], check=True)
-    out = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], capture_output=True, text=True, check=True).stdout
-    got = [int(line.split()[1]) for line in out.splitlines() if line.startswith("CLASS")]
-    assert np.array_equal(np.array(got), expected)
+    assert np.array_equal(_wrapper_classes(tmp_path, rep, images, load), expected)
 
 
 def test_up5k_synthesis_puts_single_port_banks_in_spram(tmp_path, cache):
