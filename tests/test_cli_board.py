@@ -57,3 +57,28 @@ def test_cli_load_sends_the_weights_and_checks_its_input(tmp_path, capsys):
     assert "cannot open serial port" in capsys.readouterr().err and not missing.exists()
     assert main(["board", "--board", "icebreaker", "--pretrained", "mnist-up5k-t4"]) == 2
     assert "-o/--output is required" in capsys.readouterr().err
+
+
+def test_cli_takes_per_layer_lanes_and_events(tmp_path, capsys, monkeypatch):
+    """``--lanes 2,3 --events 2,1`` (what ``plan --device`` prints per layer) reach the board's core; bad values
+    are refused with exit 2 before anything is written."""
+    import sc_neurocore.hw.board as board
+
+    seen = []
+    real = board.write_board_verilog
+
+    def spy(b, bundle, out, cfg, **kw):
+        seen.append(cfg)
+        return real(b, bundle, out, cfg, **kw)
+
+    monkeypatch.setattr(board, "write_board_verilog", spy)
+    argv = ["board", "--board", "arty_a7", "--random", "8-4-3", "-T", "2"]
+    assert main([*argv, "-o", str(tmp_path / "ok"), "--lanes", "2,3", "--events", "2,1"]) == 0
+    assert (seen[0].lanes, seen[0].events) == ((2, 3), (2, 1))
+    assert (tmp_path / "ok" / "sc_neurocore_board.v").is_file()
+    capsys.readouterr()
+    assert main([*argv, "-o", str(tmp_path / "bad"), "--lanes", "0"]) == 2
+    assert "--lanes must be at least 1, not 0" in capsys.readouterr().err
+    assert main([*argv, "-o", str(tmp_path / "bad"), "--events", "3,1"]) == 2
+    assert "events[0] must divide pixels_per_beat (8), not 3" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

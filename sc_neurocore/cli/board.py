@@ -9,13 +9,17 @@ import dataclasses
 import sys
 
 from .common import add_bundle_args, bundle_from_args, parse_sizes, positive_int, printable
+from .hw import _per_layer_arg
 
 
 def _cmd_board(args) -> int:
     from sc_neurocore.hw.board import board_config, build_bitstream, parse_board, write_board_verilog
 
     b = parse_board(args.board)
-    positive_int("--lanes", args.lanes)
+    for name in ("lanes", "events"):
+        for v in (getattr(args, name) if isinstance(getattr(args, name), tuple) else (getattr(args, name),)):
+            if v is not None:
+                positive_int(f"--{name}", v)
     positive_int("--baud", args.baud, allow_none=False)
     if args.random:
         from sc_neurocore.bundle import random_bundle
@@ -26,8 +30,9 @@ def _cmd_board(args) -> int:
     else:
         bundle = bundle_from_args(args)
     cfg = board_config(b, bundle.network)
-    if args.lanes:
-        cfg = dataclasses.replace(cfg, lanes=args.lanes)
+    # The board's options, with the lanes / events given (e.g. those `plan --device` chose for the core).
+    cfg = dataclasses.replace(cfg, **{k: getattr(args, k) for k in ("lanes", "events") if getattr(args, k) is not None})
+    cfg.geometry(bundle.network)
     if args.load is not None:
         return _load(args, b, bundle, cfg)
     if args.output is None:
@@ -83,7 +88,9 @@ def register(sub) -> None:
     q.add_argument("-T", "--T", dest="T", type=int, default=4, help="timesteps of --random (default 4)")
     q.add_argument("-o", "--output", "--out", dest="output", help="output folder (required unless --load)")
     q.add_argument("--baud", type=int, default=115200)
-    q.add_argument("--lanes", type=int, help="override the board's default lanes")
+    q.add_argument("--lanes", type=_per_layer_arg, help="override the board's lanes: one value or one per layer")
+    q.add_argument("--events", type=_per_layer_arg,
+                   help="override the board's events per cycle: one value or one per layer")
     q.add_argument("--verilog-only", action="store_true", help="write sc_neurocore_board.v + constraints only")
     q.add_argument("--load", metavar="PORT", help="instead of building: send the bundle's weights to a board "
                                                   "built with single-port weight RAM on serial port PORT "
