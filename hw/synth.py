@@ -173,15 +173,21 @@ def _overfull(log: str, dev: Device, counts: dict) -> dict:
     """nextpnr failed: when its packed utilisation is over the device (yosys's cells fit, but packed into
     logic cells they do not: an iCE40 LC holds one LUT4 and one FF, and not every pair can share one), the
     result says so with nextpnr's counts, which are the measurement; any other failure is a :class:`SynthError`."""
-    packed = _packed_utilisation(log, dev.family)
-    over = [f"{k.upper()} {v['used']}/{v['available']}" for k, v in packed.items() if v["used"] > v["available"]]
-    if not over:
+    result = _packed_result(log, dev, counts)
+    if result["fits"]:
         raise SynthError(f"nextpnr failed for {dev.name}:\n{log[-2000:]}")
-    util = dict(packed)
+    return result
+
+
+def _packed_result(log: str, dev: Device, counts: dict) -> dict:
+    """The result from nextpnr's packed utilisation (:func:`_packed_utilisation`): fits, or what is over;
+    on iCE40 the FF count is yosys's (FFs live inside the logic cells). No Fmax."""
+    util = _packed_utilisation(log, dev.family)
     if dev.family == "ice40":
         util["ff"] = {"used": int(counts["ff"]), "available": dev.ffs}
-    return {"device": dev.name, "fits": False, "fmax_mhz": None, "utilisation": util, "synth_only": False,
-            "reason": "does not fit after packing: " + ", ".join(over)}
+    over = [f"{k.upper()} {v['used']}/{v['available']}" for k, v in util.items() if v["used"] > v["available"]]
+    return {"device": dev.name, "fits": not over, "fmax_mhz": None, "utilisation": util, "synth_only": False,
+            **({"reason": "does not fit after packing: " + ", ".join(over)} if over else {})}
 
 
 def _packed_utilisation(log: str, family: str) -> dict:
@@ -289,15 +295,9 @@ def synthesize(verilog_dir, device: str = "ecp5-85f", *, use_cache: bool = True,
             cmd = [dev.nextpnr, *dev.pnr_args, "--json", "net.json", "--pack-only", "-q", "-l", "nextpnr.log"]
             p = _run(cmd, work, work / "nextpnr.stdout", timeout)
             log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else p.stderr
-            packed = _packed_utilisation(log, dev.family)
-            if p.returncode != 0 or "lut" not in packed:
+            if p.returncode != 0 or "lut" not in _packed_utilisation(log, dev.family):
                 raise SynthError(f"nextpnr --pack-only failed for {dev.name}:\n{log[-2000:]}")
-            if dev.family == "ice40":
-                packed["ff"] = {"used": int(counts["ff"]), "available": dev.ffs}
-            over = [f"{k.upper()} {v['used']}/{v['available']}" for k, v in packed.items() if v["used"] > v["available"]]
-            result = {"device": dev.name, "fits": not over, "fmax_mhz": None, "utilisation": packed,
-                      "synth_only": False, "packed_only": True,
-                      **({"reason": "does not fit after packing: " + ", ".join(over)} if over else {})}
+            result = dict(_packed_result(log, dev, counts), packed_only=True)
         else:
             cmd = [dev.nextpnr, *dev.pnr_args, "--json", "net.json", "--report", "pnr.json",
                    "--freq", str(dev.target_mhz), "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]
