@@ -148,26 +148,23 @@ def grid() -> list[dict]:
         # (the last three need 6-8 SPRAMs: yosys's counts check the model's, nothing is placed)
         add("ice40-up5k", {"lanes": lanes, "events": events, "pixels_per_beat": 4, **spram}, pretrained="mnist-up5k-t4")
     add("ice40-up5k", {"lanes": [4, 2], "events": [1, 2], "pixels_per_beat": 16, **spram}, pretrained="mnist-small-t4")
-    for k, (sizes, wb, ib, enc, ro, lanes, events) in enumerate((
-            ([196, 64, 10], 4, 8, "direct", "membrane", [4, 5], [1, 2]),
-            ([256, 32, 10], 6, 1, "direct", "spike_count", [8, 2], [2, 4]),
-            ([784, 32, 10], 4, 4, "direct", "membrane", [2, 10], [4, 2]),
-            ([400, 48, 10], 8, 8, "rate", "membrane", [2, 5], [2, 2]))):
-        # (more SPRAMs or DSPs than the chip has: counted by yosys, not placed)
-        add("ice40-up5k", {"lanes": lanes, "events": events, "pixels_per_beat": 8, **spram},
-            net={"sizes": sizes, "weight_bits": wb, "input_bits": ib, "encoding": enc, "readout": ro, "T": 4,
-                 "seed": 500 + k})
+    # Random networks of these formats, each with (lanes, events) of a build too big for the chip and of one
+    # that fits.
+    spram_nets = (([196, 64, 10], 4, 8, "direct", "membrane"), ([256, 32, 10], 6, 1, "direct", "spike_count"),
+                  ([784, 32, 10], 4, 4, "direct", "membrane"), ([400, 48, 10], 8, 8, "rate", "membrane"))
+
+    def add_spram_nets(options, seed):
+        for k, ((sizes, wb, ib, enc, ro), (lanes, events)) in enumerate(zip(spram_nets, options)):
+            add("ice40-up5k", {"lanes": lanes, "events": events, "pixels_per_beat": 8, **spram},
+                net={"sizes": sizes, "weight_bits": wb, "input_bits": ib, "encoding": enc, "readout": ro, "T": 4,
+                     "seed": seed + k})
+
+    # (more SPRAMs or DSPs than the chip has: counted by yosys, not placed)
+    add_spram_nets((([4, 5], [1, 2]), ([8, 2], [2, 4]), ([2, 10], [4, 2]), ([2, 5], [2, 2])), 500)
     # ... and builds that fit (placed: nextpnr's logic cells are the iCE40 LUT target).
     for lanes, events in (([4, 10], [1, 1]), ([8, 4], [1, 2]), ([2, 4], [2, 1]), ([4, 2], [2, 2])):
         add("ice40-up5k", {"lanes": lanes, "events": events, "pixels_per_beat": 8, **spram}, pretrained="mnist-up5k-t4")
-    for k, (sizes, wb, ib, enc, ro, lanes, events) in enumerate((
-            ([196, 64, 10], 4, 8, "direct", "membrane", [4, 4], [1, 2]),
-            ([256, 32, 10], 6, 1, "direct", "spike_count", [2, 2], [2, 2]),
-            ([784, 32, 10], 4, 4, "direct", "membrane", [4, 4], [1, 1]),
-            ([400, 48, 10], 8, 8, "rate", "membrane", [2, 2], [2, 1]))):
-        add("ice40-up5k", {"lanes": lanes, "events": events, "pixels_per_beat": 8, **spram},
-            net={"sizes": sizes, "weight_bits": wb, "input_bits": ib, "encoding": enc, "readout": ro, "T": 4,
-                 "seed": 510 + k})
+    add_spram_nets((([4, 4], [1, 2]), ([2, 2], [2, 2]), ([4, 4], [1, 1]), ([2, 2], [2, 1])), 510)
     # DSP vs LUT multipliers (CoreConfig.dsp_limit): the products beyond the limit are shift-and-add.
     add("ecp5-25f", {"lanes": [32, 10], "events": [1, 4], "dsp_limit": 28}, pretrained="mnist-t4")
     add("ecp5-25f", {"lanes": [16, 10], "events": [2, 4], "dsp_limit": 8}, pretrained="mnist-t4")
