@@ -27,9 +27,14 @@ def _lif(draw):
 
 @st.composite
 def conv_networks(draw, events=False):
-    """1-2 conv layers (odd and even sides, stride 1 and 2, padding 0 and K//2, pooling) then a dense output."""
+    """1-2 conv layers (odd and even sides, stride 1 and 2, padding 0 and K//2, pooling) then a dense output;
+    sometimes after a dense layer (whose spikes the conv layer reads channel-major)."""
     shape = (draw(st.integers(1, 2)), draw(st.integers(2, 7)), draw(st.integers(2, 7)))
     layers = []
+    if draw(st.booleans()):
+        lif = _lif(draw)
+        layers.append(LayerParams(_weights(draw, (draw(st.integers(1, 12)), int(np.prod(shape))), lif["weight_bits"]),
+                                  **lif))
     for _ in range(draw(st.integers(1, 2))):
         c, h, w = shape
         k = draw(st.integers(1, min(4, h, w)))
@@ -75,6 +80,28 @@ def conv_cases(draw):
 @given(conv_cases())
 def test_conv_golden_equals_naive(case):
     check_against_naive(*case)
+
+
+def test_chunks_and_reused_buffers_give_the_same_results(monkeypatch):
+    """infer runs samples in cache-sized chunks, each layer reusing its arrays (padding border included) from
+    one chunk to the next, the last chunk smaller: every result equals running each sample alone."""
+    import sc_neurocore.golden as golden
+
+    rng = np.random.default_rng(11)
+    c1 = _conv(rng, (2, 9, 9), 3, 3, threshold=60, leak_shift=2, current_shift=2, padding=1, pool=3)
+    c2 = _conv(rng, c1.out_shape, 4, 2, threshold=40, leak_shift=1, padding=1)
+    net = NetworkParams((c1, c2, LayerParams(rng.integers(-127, 128, (c2.n_out, 3)), 8, 50, 1)), 3)
+    x = rng.integers(0, 256, (37, c1.n_in))
+    alone = [infer(net, x[i:i + 1], record=True) for i in range(len(x))]
+    monkeypatch.setattr(golden, "_CHUNK_ELEMENTS", 1)  # the smallest chunks: 16 samples, then 16, then 5
+    assert golden._chunk_rows(net, golden._stages(net), 4096) == 16
+    res = infer(net, x, record=True)
+    assert np.array_equal(res.scores, np.concatenate([r.scores for r in alone]))
+    for li in range(3):
+        assert np.array_equal(res.spike_counts[li], np.concatenate([r.spike_counts[li] for r in alone]))
+        assert np.array_equal(res.spikes[li], np.concatenate([r.spikes[li] for r in alone], axis=1))
+    assert np.array_equal(res.output_trace, np.concatenate([r.output_trace for r in alone], axis=1))
+    assert res.spike_counts[1].sum() > 0 and res.spikes[0].dtype == np.uint8 and res.scores.dtype == np.int64
 
 
 def _conv(rng, shape, c_out, k, wb=8, **kw):
