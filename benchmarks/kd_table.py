@@ -103,9 +103,14 @@ METHOD_LABEL = {
 }
 #: group -> (teacher sizes, student sizes)
 GROUPS = {"128": ("784-128-10", "784-128-10"), "512to32": ("784-512-10", "784-32-10"),
-          "events": ("2312-128-10", "2312-128-10")}
+          "events": ("2312-128-10", "2312-128-10"), "fmnist": ("784-128-10", "784-128-10")}
 #: group -> the data options of its runs (every other group: MNIST images, the CLI's defaults)
-GROUP_DATA = {"events": ["--dataset", "mnist-saccade", "--input-bits", "3"]}
+GROUP_DATA = {"events": ["--dataset", "mnist-saccade", "--input-bits", "3"],
+              "fmnist": ["--dataset", "fashion-mnist"]}
+#: the Fashion-MNIST rows (issue 16 item 1): the two settings that bracket the MNIST result (rate + spike_count,
+#: where distillation helps; direct + membrane, where T=4 is already close), the MNIST grid's methods and `mixed`
+FASHION_SETTINGS = (("rate", "spike_count"), ("direct", "membrane"))
+FASHION_METHODS = METHODS + ("mixed",)
 EVENT_TS = (8, 4, 2, 1)
 EVENT_METHODS = ("none", "temporal")  # `average` left out: 12 more T=32-teacher runs (~40 min here)
 LR_RANDOM_INIT = 2e-3   # `train`'s default
@@ -177,6 +182,7 @@ def plan(args) -> list[Run]:
         blocks.append(("128", enc, ro, 4, METHODS + (CONTROL,)))
         blocks += [("128", enc, ro, T, METHODS) for T in STUDENT_TS[1:]]
     blocks += [("events", "events", "membrane", T, EVENT_METHODS) for T in EVENT_TS]
+    blocks += [("fmnist", enc, ro, T, FASHION_METHODS) for enc, ro in FASHION_SETTINGS for T in STUDENT_TS]
     for (group, st, T), methods in LATER_BLOCKS.items():
         enc, ro = st.split("+")
         blocks.append((group, enc, ro, T, methods))
@@ -562,6 +568,7 @@ def report(args) -> tuple[str, dict]:
                                      "gap_recovered": g_small[m][0] if m in g_small else None})
 
     L += _events_section(S, ns, summary)
+    L += _fashion_section(S, ns, summary)
     L += _mixed_section(S, ns, summary)
     L += _tutorial_section()
 
@@ -574,7 +581,8 @@ def report(args) -> tuple[str, dict]:
                                       settings.index(kv[0][1]), -kv[0][2], order[kv[0][3]])):
         vals = ", ".join(f"{100 * cell[s]['test_acc']:.2f} ({cell[s]['best_epoch']})" if s in cell else "–"
                          for s in seeds)
-        L.append(f"| {GROUPS[g][0 if m == 'teacher' else 1]} | {st.replace('+', ' + ')} | {T} | "
+        net = GROUPS[g][0 if m == 'teacher' else 1] + (" (Fashion-MNIST)" if g == "fmnist" else "")
+        L.append(f"| {net} | {st.replace('+', ' + ')} | {T} | "
                  f"{METHOD_LABEL[m]} | {vals} |")
 
     # reading
@@ -646,6 +654,32 @@ def _events_section(S, ns: int, summary: dict) -> list[str]:
             if c is not None:
                 summary["cells"].append({"group": "events", "setting": st, "sizes": GROUPS["events"][1], "T": T,
                                          "method": m, **c, "gap_recovered": g[0] if m == "temporal" else None})
+    return L
+
+
+def _fashion_section(S, ns: int, summary: dict) -> list[str]:
+    """The MNIST grid's two bracketing settings on Fashion-MNIST: does distillation help on a harder dataset?"""
+    L = ["", "Fashion-MNIST (`--dataset fashion-mnist`, 784-128-10, the same protocol and epochs; integer accuracy "
+         "on its 10 000 test images; `average`/`temporal` start from the teacher's weights, `self`/`mixed` from "
+         "random weights):", "",
+         "| setting | T | teacher (T=32) | from scratch | `average` | `temporal` | `self` | `mixed` "
+         "| gap recovered: average / temporal / self / mixed |", "|---|---|---|---|---|---|---|---|---|"]
+    for enc, ro in FASHION_SETTINGS:
+        st = f"{enc}+{ro}"
+        teacher = S("fmnist", st, TEACHER_T, "teacher")
+        if teacher is not None:
+            summary["cells"].append({"group": "fmnist", "setting": st, "sizes": GROUPS["fmnist"][0],
+                                     "T": TEACHER_T, "method": "teacher", **teacher, "gap_recovered": None})
+        for T in STUDENT_TS:
+            cells = {m: S("fmnist", st, T, m) for m in FASHION_METHODS}
+            gaps = {m: gap(cells[m], cells["none"], teacher) for m in FASHION_METHODS if m != "none"}
+            L.append(f"| {enc} + {ro} | {T} | {_fmt(teacher, ns)} | "
+                     + " | ".join(_fmt(cells[m], ns) for m in FASHION_METHODS) + " | "
+                     + " / ".join(g[1] for g in gaps.values()) + " |")
+            for m, c in cells.items():
+                if c is not None:
+                    summary["cells"].append({"group": "fmnist", "setting": st, "sizes": GROUPS["fmnist"][1], "T": T,
+                                             "method": m, **c, "gap_recovered": gaps[m][0] if m in gaps else None})
     return L
 
 
