@@ -75,3 +75,25 @@ def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, enc
     if readout == "membrane" and not any(p.startswith("out") for p in seen):
         seen.add("readout = currents")  # the non-spiking output skipped _LIFLayer (never saturated)
     assert seen == paths
+
+
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_sum_pool_equals_the_window_sums_and_their_gradient(q):
+    """_SumPool (the conv layers' pooling in training): forward the window sums of 0/1 spikes, backward every
+    position gets its window's gradient -- compared with a reshape-and-sum written with plain autograd."""
+    from sc_neurocore.train.kernels import _SumPool
+
+    gen = torch.Generator().manual_seed(q)
+    z = (torch.rand(3, 2, 6 * q // 2 * 2, 4 * q, generator=gen) < 0.3).float()
+    g = torch.randn(3, 2, z.shape[2] // q, z.shape[3] // q, generator=gen)
+    a = z.clone().requires_grad_()
+    out = _SumPool.apply(a, q)
+    out.backward(g)
+    b = z.clone().requires_grad_()
+    n, c, h, w = z.shape
+    ref = b.reshape(n, c, h // q, q, w // q, q).sum((3, 5))
+    ref.backward(g)
+    assert torch.equal(out, ref)
+    assert q == 1 or out.max() > 1  # windows that hold several spikes
+    assert torch.equal(a.grad, b.grad)
+    assert torch.equal(a.grad[:, :, :q, :q], g[:, :, :1, :1].expand(n, c, q, q))  # one window, by hand

@@ -54,7 +54,7 @@ from ..fixedpoint import FixedFormat
 from ..kinds import Registry
 from ..params import ConvParams, LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
-from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantDense, _RoundSTE, _Spike
+from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantDense, _RoundSTE, _Spike, _SumPool
 
 __all__ = ["QAT_LAYERS", "DenseQAT", "ConvQAT", "LayerDesign", "ConvDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
            "golden_accuracy"]
@@ -191,7 +191,7 @@ class ConvQAT:
             return spikes
         T, B = spikes.shape[:2]
         c, h, w = g.conv_shape
-        x = F.avg_pool2d(spikes.reshape(T * B, c, h, w), g.pool) * float(g.pool * g.pool)
+        x = _SumPool.apply(spikes.reshape(T * B, c, h, w), g.pool)
         return x.reshape(T, B, -1)
 
     @staticmethod
