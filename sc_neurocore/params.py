@@ -19,7 +19,7 @@ from .fixedpoint import FixedFormat
 
 __all__ = [
     "ENCODINGS", "RESETS", "READOUTS", "INPUT_FORMAT", "MAX_T",
-    "LayerParams", "ConvParams", "LAYER_TYPES", "PixelInput", "EventInput", "input_stage", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
+    "LayerParams", "ConvParams", "conv_out_shape", "check_conv_geometry", "LAYER_TYPES", "PixelInput", "EventInput", "input_stage", "NetworkParams", "lfsr_thresholds", "LFSR_MASK", "check_T", "check_int",
     "check_choice", "WEIGHT_BITS", "MEMBRANE_BITS", "weight_format", "membrane_format",
 ]
 
@@ -198,6 +198,38 @@ def _check_shape3(name: str, shape) -> tuple[int, int, int]:
     return tuple(_check_int(f"{name}[{i}]", v, 1, MAX_SIDE if i else 1 << 16) for i, v in enumerate(shape))
 
 
+def conv_out_shape(in_shape, channels: int, kernel: int, stride: int, padding: int) -> tuple[int, int, int]:
+    """``(C_out, H_o, W_o)`` of a convolution over ``in_shape = (C_in, H, W)``: ``H_o = (H + 2*padding - K) // stride
+    + 1`` (spec §1.1). Every view that needs the neurons' shape reads it here."""
+    _, h, w = in_shape
+    return channels, (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+
+
+def check_conv_geometry(in_shape, weight_shape, stride, padding, pool) -> tuple[tuple[int, int, int], int, int, int]:
+    """``(in_shape, stride, padding, pool)`` checked against a ``(C_out, C_in, K, K)`` weight shape (spec §1.1),
+    or a ``ValueError`` naming the field: square kernel of at most :data:`MAX_KERNEL`, matching input channels,
+    ``1 <= stride``, ``0 <= padding < K``, a kernel no larger than the padded input, a pool that divides the
+    convolution's output. Shared by :class:`ConvParams` and the float networks of the NIR reader."""
+    c, h, w = _check_shape3("in_shape", in_shape)
+    if len(weight_shape) != 4:
+        raise ValueError(f"weight must be a (C_out, C_in, K, K) array, not shape {tuple(weight_shape)}")
+    co, ci, kh, kw = weight_shape
+    if kh != kw:
+        raise ValueError(f"the kernel must be square (K x K), not {kh} x {kw}")
+    _check_int("kernel size", kh, 1, MAX_KERNEL)
+    if ci != c:
+        raise ValueError(f"weight has {ci} input channels but in_shape {(c, h, w)} has {c}")
+    s = _check_int("stride", stride, 1, MAX_KERNEL)
+    p = _check_int("padding", padding, 0, kh - 1)
+    q = _check_int("pool", pool, 1, MAX_KERNEL)
+    if h + 2 * p < kh or w + 2 * p < kh:
+        raise ValueError(f"the {kh}x{kh} kernel is larger than the padded input {h + 2 * p}x{w + 2 * p}")
+    _, ho, wo = conv_out_shape((c, h, w), co, kh, s, p)
+    if ho % q or wo % q:
+        raise ValueError(f"pool must divide the convolution's output size {ho}x{wo}, not {q!r}")
+    return (c, h, w), s, p, q
+
+
 @dataclass(frozen=True, eq=False)
 class ConvParams(_LIFFields):
     """A 2-D convolution layer of LIF neurons: the ``conv`` layer kind (spec §1, §4.1).
@@ -225,24 +257,9 @@ class ConvParams(_LIFFields):
 
     def __post_init__(self) -> None:
         self._check_lif(4, "(C_out, C_in, K, K) array")
-        c, h, w = _check_shape3("in_shape", self.in_shape)
-        object.__setattr__(self, "in_shape", (c, h, w))
-        co, ci, kh, kw = self.weight.shape
-        if kh != kw:
-            raise ValueError(f"the kernel must be square (K x K), not {kh} x {kw}")
-        _check_int("kernel size", kh, 1, MAX_KERNEL)
-        if ci != c:
-            raise ValueError(f"weight has {ci} input channels but in_shape {self.in_shape} has {c}")
-        s = _check_int("stride", self.stride, 1, MAX_KERNEL)
-        p = _check_int("padding", self.padding, 0, kh - 1)
-        q = _check_int("pool", self.pool, 1, MAX_KERNEL)
-        for name, v in (("stride", s), ("padding", p), ("pool", q)):
+        geometry = check_conv_geometry(self.in_shape, self.weight.shape, self.stride, self.padding, self.pool)
+        for name, v in zip(("in_shape", "stride", "padding", "pool"), geometry):
             object.__setattr__(self, name, v)
-        ho, wo = (h + 2 * p - kh) // s + 1, (w + 2 * p - kh) // s + 1
-        if h + 2 * p < kh or w + 2 * p < kh:
-            raise ValueError(f"the {kh}x{kh} kernel is larger than the padded input {h + 2 * p}x{w + 2 * p}")
-        if ho % q or wo % q:
-            raise ValueError(f"pool must divide the convolution's output size {ho}x{wo}, not {q!r}")
 
     # -- derived facts ---------------------------------------------------
     @property
@@ -257,9 +274,7 @@ class ConvParams(_LIFFields):
     @property
     def conv_shape(self) -> tuple[int, int, int]:
         """``(C_out, H_o, W_o)``: the neurons, ``H_o = (H + 2*padding - K) // stride + 1``."""
-        _, h, w = self.in_shape
-        k, p, s = self.kernel, self.padding, self.stride
-        return self.channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        return conv_out_shape(self.in_shape, self.channels, self.kernel, self.stride, self.padding)
 
     @property
     def out_shape(self) -> tuple[int, int, int]:

@@ -88,14 +88,3 @@ def test_malformed_conv_fields_refused(saved, edit, message):
 def test_schema_versions_are_one_table():
     assert bmod.SCHEMA_VERSION == max(bmod.SCHEMA_VERSIONS)
     assert bmod.SCHEMA_VERSIONS[1] == ("dense",)
-
-
-def test_conv_bundle_export_to_nir_is_refused_clearly(tmp_path, capsys):
-    """Conv layers do not go to NIR yet: exit 2, a message naming the layer, nothing written."""
-    from sc_neurocore.cli import main
-
-    p = save_bundle(conv_bundle(), tmp_path / "c.scnb")
-    assert main(["export-nir", str(p), "-o", str(tmp_path / "c.nir")]) == 2
-    err = capsys.readouterr().err
-    assert "layer 1 is a conv layer: conv layers are not written to NIR yet" in err
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.scnb"]

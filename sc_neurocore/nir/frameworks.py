@@ -206,12 +206,15 @@ def load_module(path):
     return obj.eval()
 
 
-def snntorch_to_nir(module, n_inputs: int):
+def snntorch_to_nir(module, n_inputs):
     """snnTorch 1.0's own ``export_to_nir``, with the two bugs that make it fail on its docstring example
     worked around: the sample's batch dimension is ignored (``ignore_dims=[0]``) and every ``Leaky``'s scalar
-    ``beta`` and ``threshold`` are broadcast to one value per neuron (0-d parameters fail NIR's type check).
-    The module is copied, not changed. Its reset mechanism is not in the graph (snnTorch writes
-    ``v_reset = 0`` for every model): import a subtract-reset model with ``reset="subtract"``."""
+    ``beta`` and ``threshold`` are broadcast to one value per neuron (0-d parameters fail NIR's type check;
+    the neurons' shape, ``(n,)`` after a ``Linear`` or ``(C, H, W)`` after a ``Conv2d``, is read from one
+    forward pass of a zero sample). ``n_inputs``: the input size, or its shape without the batch axis
+    (``(1, 28, 28)`` for a network that starts with a convolution). The module is copied, not changed. Its
+    reset mechanism is not in the graph (snnTorch writes ``v_reset = 0`` for every model): import a
+    subtract-reset model with ``reset="subtract"``."""
     import copy
 
     import snntorch as snn
@@ -224,19 +227,33 @@ def snntorch_to_nir(module, n_inputs: int):
             for v in [*vars(mod).values(), *mod.buffers(recurse=False)]
             if torch.is_tensor(v) and v.grad_fn is not None}
     m = copy.deepcopy(module, memo).eval()
-    width = None
+    sample = torch.zeros(1, *((n_inputs,) if isinstance(n_inputs, int) else tuple(n_inputs)))
+    shapes: dict = {}
+
+    def probe(mod, args):  # a pre-hook that returns something replaces the input: this one returns None
+        shapes.setdefault(id(mod), tuple(args[0].shape[1:]))
+
+    leaky = [mod for mod in m.modules() if isinstance(mod, snn.Leaky)]
+    hooks = [mod.register_forward_pre_hook(probe) for mod in leaky]
+    saved = [mod.mem for mod in leaky]
+    for mod in leaky:
+        mod.mem = torch.zeros(0)  # an empty state: the probe's first step starts from zeros of its input's shape
+    with torch.no_grad():
+        m(sample)
+    for h in hooks:
+        h.remove()
+    for mod, mem in zip(leaky, saved):  # the copy keeps the module's state, as it was
+        mod.mem = mem
     for mod in m.modules():
-        if isinstance(mod, torch.nn.Linear):
-            width = mod.out_features
-        elif isinstance(mod, snn.Leaky) and width is not None:
+        if isinstance(mod, snn.Leaky) and id(mod) in shapes:
             for name in ("beta", "threshold"):
                 v = getattr(mod, name)
-                full = torch.as_tensor(v, dtype=torch.float32).detach().reshape(-1).expand(width).clone()
+                full = torch.as_tensor(v, dtype=torch.float32).detach().expand(shapes[id(mod)]).clone()
                 # a Parameter is replaced by a Parameter; a buffer or a plain attribute takes the tensor
                 setattr(mod, name, torch.nn.Parameter(full, requires_grad=False)
                         if isinstance(v, torch.nn.Parameter) else full)
     with torch.no_grad():
-        return export_to_nir(m, torch.zeros(1, n_inputs), ignore_dims=[0])
+        return export_to_nir(m, sample, ignore_dims=[0])
 
 
 def run_snntorch(model, inputs, T: int):

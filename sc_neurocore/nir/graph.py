@@ -1,13 +1,15 @@
 """NIR graphs <-> :class:`~sc_neurocore.nir.model.FloatNet` (the mapping of ``docs/nir.md`` §2).
 
-Reading accepts exactly one chain ``Input [-> Flatten] -> (Affine | Linear) -> (LIF | IF | LI | I) -> ...
--> Output`` (``LI`` and ``I``, which do not fire, only as the output layer); every other structure or node type is refused with a :class:`NIRError` that names the node
-and the field, never approximated. The NIR package (``nir``, HDF5 through ``h5py``) is imported
+Reading accepts exactly one chain ``Input [-> Flatten] -> (Affine | Linear | Conv2d) -> (LIF | IF | LI | I)
+[-> SumPool2d | AvgPool2d] [-> Flatten] -> ... -> Output`` (``LI`` and ``I``, which do not fire, only as the
+output layer; pooling only after a convolution's neurons); every other structure or node type is refused
+with a :class:`NIRError` that names the node and the field, never approximated. The NIR package (``nir``, HDF5 through ``h5py``) is imported
 lazily, so the rest of sc_neurocore works without it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -31,9 +33,6 @@ _UNREPRESENTABLE = {
     "Threshold": "threshold (a stateless threshold has no membrane)",
     "Scale": "scale (an elementwise scale between layers)",
     "Conv1d": "weight (1-D convolutions are not in the spec: docs/fixed_point.md §1.1 has 2-D ones)",
-    "Conv2d": "weight (the NIR reader does not map convolutions yet, though bundles hold them: docs/nir.md §2)",
-    "SumPool2d": "kernel_size (the NIR reader does not map pooling yet: docs/nir.md §2)",
-    "AvgPool2d": "kernel_size (the NIR reader does not map pooling yet: docs/nir.md §2)",
     "NIRGraph": "nodes (nested subgraphs, e.g. recurrent layers, are not supported)",
 }
 
@@ -46,15 +45,17 @@ def _nir():
     return nir
 
 
-def _uniform(node_name: str, field: str, value, n: int | None) -> float:
+def _uniform(node_name: str, field: str, value, n: int | tuple[int, ...] | None) -> float:
     a = np.asarray(value, dtype=np.float64)
     if a.size == 0:
         raise NIRError(f"node {node_name!r}: {field} is empty")
     if not np.all(np.isfinite(a)):
         raise NIRError(f"node {node_name!r}: {field} holds a non-finite value "
                        f"({float(a.flat[np.flatnonzero(~np.isfinite(a))[0]])!r})")
-    if n is not None and a.size not in (1, n):
-        raise NIRError(f"node {node_name!r}: {field} has {a.size} values but the layer has {n} neurons")
+    sizes = (n,) if isinstance(n, int) else n
+    if sizes is not None and a.size not in (1, *sizes):
+        raise NIRError(f"node {node_name!r}: {field} has {a.size} values but the layer has {sizes[0]} neurons"
+                       + (f" ({sizes[1]} channels)" if len(sizes) > 1 else ""))
     first = float(a.flat[0])
     if a.size > 1 and not np.allclose(a, first, rtol=1e-6, atol=0.0):
         raise NIRError(f"node {node_name!r}: {field} differs between neurons ({float(a.min()):g} .. "
@@ -62,7 +63,7 @@ def _uniform(node_name: str, field: str, value, n: int | None) -> float:
     return first
 
 
-def _neuron(name: str, node, n: int, dt: float) -> dict:
+def _neuron(name: str, node, n: int | tuple[int, ...], dt: float) -> dict:
     """The per-step ``beta``, ``gain``, ``threshold`` of a LIF / IF / LI node (Euler with ``dt``)."""
     kind = type(node).__name__
     out: dict = {"name": name}
@@ -100,6 +101,23 @@ def _neuron(name: str, node, n: int, dt: float) -> dict:
     return out
 
 
+def _bias(name: str, node, n_out: int, allow_bias: bool) -> np.ndarray | None:
+    """An ``Affine`` / ``Conv2d`` bias: ``None`` when zero; refused when not, unless ``allow_bias`` (a teacher)."""
+    b = np.asarray(node.bias, dtype=np.float64)
+    if b.size not in (1, n_out):
+        raise NIRError(f"node {name!r}: bias has {b.size} values for {n_out} outputs")
+    if not np.all(np.isfinite(b)):
+        raise NIRError(f"node {name!r}: bias holds a non-finite value")
+    if not np.any(b != 0):
+        return None
+    if allow_bias:
+        return np.broadcast_to(b.reshape(-1), (n_out,)).copy()
+    layer = "nn.Conv2d(..., bias=False)" if type(node).__name__ == "Conv2d" else "nn.Linear(..., bias=False)"
+    raise NIRError(f"node {name!r}: bias is not zero (max |bias| = {float(np.abs(b).max()):g}); the spec "
+                   f"has no constant current. Train the model without biases ({layer}), "
+                   "or use the graph as a teacher: sc-neurocore distill --teacher MODEL.nir")
+
+
 def _weight(name: str, node, n_in: int | None, allow_bias: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     kind = type(node).__name__
     w = np.asarray(node.weight, dtype=np.float64)
@@ -109,19 +127,60 @@ def _weight(name: str, node, n_in: int | None, allow_bias: bool = False) -> tupl
         raise NIRError(f"node {name!r}: weight holds a non-finite value")
     if n_in is not None and w.shape[1] != n_in:
         raise NIRError(f"node {name!r}: weight takes {w.shape[1]} inputs but the previous node gives {n_in}")
-    if kind == "Affine":
-        b = np.asarray(node.bias, dtype=np.float64)
-        if b.size not in (1, w.shape[0]):
-            raise NIRError(f"node {name!r}: bias has {b.size} values for {w.shape[0]} outputs")
-        if not np.all(np.isfinite(b)):
-            raise NIRError(f"node {name!r}: bias holds a non-finite value")
-        if np.any(b != 0) and allow_bias:
-            return w.T, np.broadcast_to(b.reshape(-1), (w.shape[0],)).copy()
-        if np.any(b != 0):
-            raise NIRError(f"node {name!r}: bias is not zero (max |bias| = {float(np.abs(b).max()):g}); the spec "
-                           "has no constant current. Train the model without biases (nn.Linear(..., bias=False)), "
-                           "or use the graph as a teacher: sc-neurocore distill --teacher MODEL.nir")
-    return w.T, None  # NIR: (out, in); the spec: input-major (in, out)
+    bias = _bias(name, node, w.shape[0], allow_bias) if kind == "Affine" else None
+    return w.T, bias  # NIR: (out, in); the spec: input-major (in, out)
+
+
+def _pair(name: str, field: str, value) -> int:
+    """One int from NIR's ``int | (int, int)`` fields; different height and width values are refused."""
+    a = np.asarray(value).reshape(-1)
+    if a.size not in (1, 2) or not np.all(a == np.rint(a.astype(np.float64))):
+        raise NIRError(f"node {name!r}: {field} must be an integer or a pair of integers, not {value!r}")
+    if a.size == 2 and a[0] != a[1]:
+        raise NIRError(f"node {name!r}: {field} = {tuple(int(v) for v in a)} differs between height and width; "
+                       "the spec's convolutions and pools are square")
+    return int(a[0])
+
+
+def _conv(name: str, node, shape: tuple[int, ...], allow_bias: bool) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """``(weight (C_out, C_in, K, K), bias, geometry)`` of a ``Conv2d`` node reading data of ``shape``."""
+    w = np.asarray(node.weight, dtype=np.float64)
+    if w.ndim != 4:
+        raise NIRError(f"node {name!r}: weight must be (C_out, C_in, K, K), not shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise NIRError(f"node {name!r}: weight holds a non-finite value")
+    if int(getattr(node, "groups", 1)) != 1:
+        raise NIRError(f"node {name!r}: groups = {node.groups}; the spec's convolutions connect every input "
+                       "channel (groups = 1)")
+    if _pair(name, "dilation", getattr(node, "dilation", 1)) != 1:
+        raise NIRError(f"node {name!r}: dilation = {node.dilation!r}; only dilation 1 is in the spec")
+    k, stride = w.shape[2], _pair(name, "stride", node.stride)
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            padding = 0
+        elif k % 2 and stride == 1:  # 'same' keeps the size: K//2 on each side for an odd K
+            padding = k // 2
+        else:
+            raise NIRError(f"node {name!r}: padding 'same' with a {k}x{k} kernel and stride {stride} pads unevenly; "
+                           "the spec pads every side by the same amount")
+    else:
+        padding = _pair(name, "padding", node.padding)
+    in_shape = shape if len(shape) == 3 else None
+    spatial = getattr(node, "input_shape", None)
+    if spatial is not None:
+        h, wd = (int(v) for v in np.asarray(spatial).reshape(-1)[:2])
+        from_node = (w.shape[1], h, wd)
+        if in_shape is not None and in_shape != from_node:
+            raise NIRError(f"node {name!r}: input_shape {from_node} does not match the data it reads, {in_shape}")
+        if in_shape is None and shape and int(np.prod(shape)) != int(np.prod(from_node)):
+            raise NIRError(f"node {name!r}: reads {int(np.prod(from_node))} values {from_node} but the previous "
+                           f"node gives {int(np.prod(shape))}")
+        in_shape = from_node
+    if in_shape is None:
+        raise NIRError(f"node {name!r}: the input's (C, H, W) is unknown: give the Input node a 3-D input_type or "
+                       "the Conv2d node its input_shape")
+    geometry = {"in_shape": in_shape, "stride": stride, "padding": padding}
+    return w, _bias(name, node, w.shape[0], allow_bias), geometry
 
 
 def _chain(graph) -> list[str]:
@@ -177,43 +236,86 @@ def from_graph(graph, *, dt: float = 1e-4, input_scale: float = 1.0 / 255.0, res
 
     ``dt``: the time step the exporter assumed (snnTorch: 1e-4, Norse: 1e-3); NIR does not store it.
     ``reset``: NIR resets hard to ``v_reset`` (``"zero"``); a caller that knows better (a framework module
-    whose exporter dropped its subtract reset) passes ``"subtract"``. ``allow_bias``: keep ``Affine`` biases
-    (a distillation teacher may have them; a network to quantise may not).
+    whose exporter dropped its subtract reset) passes ``"subtract"``. ``allow_bias``: keep ``Affine`` /
+    ``Conv2d`` biases (a distillation teacher may have them; a network to quantise may not).
+
+    A ``SumPool2d`` after a convolution's neurons is that layer's ``pool``; an ``AvgPool2d`` is the same pool
+    with its ``1/q^2`` folded into the next layer's weights (spec §6.1: the pool is a sum).
     """
     nir = _nir()
     if not isinstance(graph, nir.NIRGraph):
         raise NIRError(f"expected a nir.NIRGraph, not {type(graph).__name__}")
     order = _chain(graph)
     nodes = graph.nodes
-    n_in = int(np.prod(_shape(nodes[order[0]].input_type))) if _shape(nodes[order[0]].input_type) else None
-    layers, pending = [], None
+    shape = _shape(nodes[order[0]].input_type)  # the data between nodes, without the batch axis; () unknown
+    layers: list[FloatLayer] = []
+    pending = None  # (linear node, weight, bias, geometry) awaiting its neuron node
+    fold, after_neuron = 1.0, False  # fold: an AvgPool's 1/q^2 for the next layer; a pool may follow a neuron
     for name in order[1:-1]:
         node = nodes[name]
         kind = type(node).__name__
+        if pending is not None and kind not in ("LIF", "IF", "LI", "I"):
+            raise NIRError(f"node {name!r} ({kind}) follows the linear node {pending[0]!r} without a neuron "
+                           "in between")
         if kind == "Flatten":
-            if layers or pending is not None:
-                raise NIRError(f"node {name!r} (Flatten) after a layer: only a Flatten of the input is supported")
+            start = int(getattr(node, "start_dim", 0))
+            if len(shape) > 1 and start not in (0, -len(shape)):
+                raise NIRError(f"node {name!r} (Flatten): start_dim = {start} keeps axes of {shape}; only a "
+                               "flatten of the whole (C, H, W) is supported (channel-major, the spec's order)")
+            shape = (int(np.prod(shape)),) if shape else ()
+            after_neuron = False
             continue
+        if kind in ("SumPool2d", "AvgPool2d"):
+            if not after_neuron or layers[-1].kind != "conv" or layers[-1].pool != 1:
+                raise NIRError(f"node {name!r} ({kind}): pooling is supported only right after a convolution's "
+                               "neurons (the spec sum-pools a conv layer's spikes)")
+            q = _pair(name, "kernel_size", node.kernel_size)
+            if _pair(name, "stride", node.stride) != q:
+                raise NIRError(f"node {name!r} ({kind}): stride {node.stride!r} differs from kernel_size "
+                               f"{node.kernel_size!r}; the spec's pooling windows do not overlap")
+            if _pair(name, "padding", node.padding) != 0:
+                raise NIRError(f"node {name!r} ({kind}): padding = {node.padding!r}; the spec's pooling does not pad")
+            try:
+                layers[-1] = dataclasses.replace(layers[-1], pool=q)
+            except NIRError as e:
+                raise NIRError(f"node {name!r} ({kind}): kernel_size {q}: {e}") from None
+            if kind == "AvgPool2d":
+                fold = 1.0 / (q * q)
+            shape, after_neuron = layers[-1].out_shape, False
+            continue
+        after_neuron = False
         if kind in ("Affine", "Linear"):
-            if pending is not None:
-                raise NIRError(f"node {name!r} ({kind}) follows the linear node {pending[0]!r} without a neuron "
-                               "in between")
-            pending = (name, *_weight(name, node, n_in, allow_bias))
+            if len(shape) > 1:
+                raise NIRError(f"node {name!r} ({kind}) reads {shape} data: put a Flatten before it (channel-major, "
+                               "the spec's order)")
+            w, bias = _weight(name, node, shape[0] if shape else None, allow_bias)
+            pending = (name, w * fold, bias, {})
+            fold = 1.0
+            continue
+        if kind == "Conv2d":
+            w, bias, geometry = _conv(name, node, shape, allow_bias)
+            pending = (name, w * fold, bias, geometry)
+            fold = 1.0
             continue
         if kind in ("LIF", "IF", "LI", "I"):
             if pending is None:
-                raise NIRError(f"node {name!r} ({kind}) has no linear layer (Affine or Linear) before it")
-            wname, w, bias = pending
-            p = _neuron(name, node, w.shape[1], dt)
+                raise NIRError(f"node {name!r} ({kind}) has no linear layer (Affine, Linear or Conv2d) before it")
+            wname, w, bias, geometry = pending
+            try:
+                probe = FloatLayer(w, name=f"{wname}->{name}", **geometry)  # the geometry's own checks
+            except NIRError as e:
+                raise NIRError(f"node {wname!r}: {str(e).split(': ', 1)[-1]}") from None
+            sizes = (probe.n_neurons, w.shape[0]) if geometry else probe.n_neurons
+            p = _neuron(name, node, sizes, dt)
             p["bias"] = bias
             p["name"] = f"{wname}->{name}"
             if reset is not None and p["neuron"] == "lif":
                 p["reset"] = reset
-            layers.append(FloatLayer(w, **p))
-            n_in, pending = w.shape[1], None
+            layers.append(FloatLayer(w, **p, **geometry))
+            shape, pending, after_neuron = layers[-1].out_shape, None, True
             continue
-        raise NIRError(f"node {name!r} ({kind}) is not supported: only Input, Flatten, Affine, Linear, LIF, IF, LI, "
-                       "I and Output nodes are")
+        raise NIRError(f"node {name!r} ({kind}) is not supported: only Input, Flatten, Affine, Linear, Conv2d, "
+                       "SumPool2d, AvgPool2d, LIF, IF, LI, I and Output nodes are")
     if pending is not None:
         raise NIRError(f"node {pending[0]!r}: a linear layer without a neuron before the Output node")
     out_shape = _shape(nodes[order[-1]].output_type)
@@ -224,20 +326,26 @@ def from_graph(graph, *, dt: float = 1e-4, input_scale: float = 1.0 / 255.0, res
 
 
 def to_graph(net: FloatNet, *, metadata: list[dict] | None = None):
-    """The NIR graph of ``net``: ``Input -> Linear -> LIF|IF|LI -> ... -> Output`` (bias-free ``Linear``).
+    """The NIR graph of ``net``: ``Input -> Linear -> LIF|IF|LI -> ... -> Output`` (bias-free ``Linear``); a conv
+    layer is ``Conv2d -> LIF [-> SumPool2d] [-> Flatten]`` (bias-free, ``dilation = groups = 1``).
 
     Raises :class:`NIRError` for what NIR's LIF cannot express (``reset = subtract``). ``metadata``: one
-    dict per layer, stored on its ``Linear`` node (the integer parameters, for an exact round trip).
+    dict per layer, stored on its ``Linear`` / ``Conv2d`` node (the integer parameters, for an exact round trip).
     """
     nir = _nir()
     if net.reset == "subtract" and any(la.neuron == "lif" for la in net.layers):
         raise NIRError("reset 'subtract' cannot be expressed in NIR: its LIF and IF nodes reset hard to v_reset. "
                        "Train or distil the model with --reset zero to export it")
+    for a, b in zip(net.layers, net.layers[1:]):
+        if a.kind == "dense" and b.kind == "conv":
+            raise NIRError(f"{b.name}: a convolution reading a dense layer's spikes cannot be written to NIR: it has "
+                           "no node that reshapes a vector into (C, H, W) (NIR's graphs are type-checked)")
     dt = net.dt
-    nodes = {"input": nir.Input(input_type={"input": np.array([net.sizes[0]])})}
+    first = net.layers[0]
+    nodes = {"input": nir.Input(input_type={"input": np.array(first.in_shape or [net.sizes[0]])})}
     edges, prev = [], "input"
     for i, layer in enumerate(net.layers):
-        n = layer.n_out
+        n = layer.conv_shape if layer.kind == "conv" else layer.n_out
         meta = dict(metadata[i]) if metadata else {}
         full = lambda v: np.full(n, float(v), dtype=np.float32)  # noqa: E731 - frameworks want full arrays
         # r = 1 and the gain folded into the weights (gain = dt*r/tau): Norse's importer ignores r,
@@ -254,10 +362,27 @@ def to_graph(net: FloatNet, *, metadata: list[dict] | None = None):
         else:
             node = nir.LIF(tau=full(tau), r=full(1.0), v_leak=full(0.0), v_threshold=full(layer.threshold),
                            v_reset=full(0.0))
-        nodes[f"fc{i}"] = nir.Linear(weight=np.ascontiguousarray(w.T, dtype=np.float32), metadata=meta)
+        if layer.kind == "conv":
+            # a SumPool2d for the spec's pool, then a Flatten (channel-major) before a dense layer
+            lin = f"conv{i}"
+            nodes[lin] = nir.Conv2d(input_shape=layer.in_shape[1:], weight=np.ascontiguousarray(w, dtype=np.float32),
+                                    stride=layer.stride, padding=layer.padding, dilation=1, groups=1,
+                                    bias=np.zeros(layer.weight.shape[0], dtype=np.float32), metadata=meta)
+        else:
+            lin = f"fc{i}"
+            nodes[lin] = nir.Linear(weight=np.ascontiguousarray(w.T, dtype=np.float32), metadata=meta)
         nodes[f"neuron{i}"] = node
-        edges += [(prev, f"fc{i}"), (f"fc{i}", f"neuron{i}")]
+        edges += [(prev, lin), (lin, f"neuron{i}")]
         prev = f"neuron{i}"
+        if layer.kind == "conv" and layer.pool > 1:
+            q = np.array([layer.pool, layer.pool])
+            nodes[f"pool{i}"] = nir.SumPool2d(kernel_size=q, stride=q, padding=np.array([0, 0]))
+            edges.append((prev, f"pool{i}"))
+            prev = f"pool{i}"
+        if layer.kind == "conv" and net.layers[i + 1].kind == "dense":
+            nodes[f"flatten{i}"] = nir.Flatten(input_type={"input": np.array(layer.out_shape)}, start_dim=0)
+            edges.append((prev, f"flatten{i}"))
+            prev = f"flatten{i}"
     nodes["output"] = nir.Output(output_type={"output": np.array([net.sizes[-1]])})
     edges.append((prev, "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={})

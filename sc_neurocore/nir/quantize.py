@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..params import LayerParams, NetworkParams, weight_format
+from ..params import ConvParams, LayerParams, NetworkParams, weight_format
 from .model import FloatLayer, FloatNet, NIRError, simulate
 
 __all__ = ["BETA_TOLERANCE", "leak_shift", "Quantised", "quantize", "dequantize", "metadata_of", "exact_network"]
@@ -72,10 +72,18 @@ def _heuristic_shift(layer: FloatLayer, q: float, mb: int, vmax: float | None) -
     return int(min(31, max(0, round(math.log2(level / q)) - (mb - 4))))
 
 
-def _network(ints, shifts, thresholds, ks, T, readout, reset, weight_bits, membrane_bits):
-    layers = tuple(LayerParams(w, weight_bits, th, k, s, membrane_bits)
-                   for w, s, th, k in zip(ints, shifts, thresholds, ks))
-    return NetworkParams(layers, T, encoding="direct", reset=reset, readout=readout)
+def _layer(float_layer: FloatLayer, w, weight_bits: int, threshold: int, k: int, s: int, membrane_bits: int):
+    """The spec layer (dense or conv, the float layer's kind and geometry) holding these integers."""
+    if float_layer.kind == "dense":
+        return LayerParams(w, weight_bits, threshold, k, s, membrane_bits)
+    return ConvParams(w, float_layer.in_shape, weight_bits, threshold, k, s, membrane_bits,
+                      stride=float_layer.stride, padding=float_layer.padding, pool=float_layer.pool)
+
+
+def _network(net, ints, shifts, thresholds, ks, T, weight_bits, membrane_bits):
+    layers = tuple(_layer(la, w, weight_bits, th, k, s, membrane_bits)
+                   for la, w, s, th, k in zip(net.layers, ints, shifts, thresholds, ks))
+    return NetworkParams(layers, T, encoding="direct", reset=net.reset, readout=net.readout)
 
 
 def _thresholds(net, qs, shifts, membrane_bits) -> list[int] | None:
@@ -137,7 +145,7 @@ def quantize(net: FloatNet, calib_pixels, T: int, *, weight_bits: int = 8, membr
             if ths is None:
                 cache[key] = -1.0
             else:
-                params = _network(ints, sh, ths, ks, T, net.readout, net.reset, weight_bits, membrane_bits)
+                params = _network(net, ints, sh, ths, ks, T, weight_bits, membrane_bits)
                 cache[key] = float(np.mean(infer(params, calib).classes == float_classes))
         return cache[key]
 
@@ -156,7 +164,7 @@ def quantize(net: FloatNet, calib_pixels, T: int, *, weight_bits: int = 8, membr
     ths = _thresholds(net, qs, shifts, membrane_bits)
     if ths is None:  # not expected: the heuristic leaves 3 bits of headroom
         raise NIRError("no current shift puts every threshold inside the membrane range; use more --membrane-bits")
-    params = _network(ints, shifts, ths, ks, T, net.readout, net.reset, weight_bits, membrane_bits)
+    params = _network(net, ints, shifts, ths, ks, T, weight_bits, membrane_bits)
     report = tuple({"name": la.name, "leak_shift": k, "beta": la.beta, "beta_error": e, "current_shift": s,
                     "threshold": th, "weight_scale": q, "unit": q * 2.0 ** s}
                    for i, (la, k, e, s, th, q) in enumerate(zip(net.layers, ks, errs, shifts, ths, qs)))
@@ -169,20 +177,21 @@ def dequantize(params: NetworkParams, *, dt: float = 1e-4, input_scale: float = 
     saturation, so it agrees with the integer model on most images, not bit-exactly."""
     layers = []
     for i, la in enumerate(params.layers):
-        if la.kind != "dense":
-            raise NIRError(f"layer {i + 1} is a {la.kind} layer: conv layers are not written to NIR yet "
-                           "(docs/nir.md §2); only networks of dense layers export")
         c = input_scale * (1 << params.input_shift) if i == 0 else 1.0
         spiking = params.spiking(i)
+        # a conv layer keeps its geometry; its pooled counts are the next layer's input as in the spec
+        geometry = {} if la.kind == "dense" else {"in_shape": la.in_shape, "stride": la.stride,
+                                                  "padding": la.padding, "pool": la.pool}
         layers.append(FloatLayer(la.weight.astype(np.float64) / (2.0 ** la.current_shift * c),
                                  neuron="lif" if spiking else "li", beta=_beta_of(la.leak_shift), gain=1.0,
                                  threshold=la.threshold - 0.5 if spiking else None,
-                                 reset=params.reset, name=f"layer {i + 1}"))
+                                 reset=params.reset, name=f"layer {i + 1}", **geometry))
     return FloatNet(tuple(layers), input_scale=input_scale, dt=dt, source="bundle")
 
 
 def metadata_of(params: NetworkParams) -> list[dict]:
-    """The integer parameters of each layer, stored on the exported ``Linear`` nodes."""
+    """The integer parameters of each layer, stored on the exported ``Linear`` / ``Conv2d`` nodes (a conv layer's
+    geometry is the node's own fields)."""
     net = {"T": params.T, "encoding": params.encoding, "input_bits": params.input_bits, "reset": params.reset,
            "readout": params.readout, "rate_seed": params.rate_seed}
     out = []
@@ -218,8 +227,8 @@ def exact_network(graph, net: FloatNet) -> NetworkParams | None:
             wi = np.rint(w)
             if not np.allclose(w, wi, rtol=0, atol=1e-3):
                 return None
-            layers.append(LayerParams(wi.astype(np.int64), int(m["weight_bits"]), int(m["threshold"]),
-                                      int(m["leak_shift"]), s, int(m["membrane_bits"])))
+            layers.append(_layer(la, wi.astype(np.int64), int(m["weight_bits"]), int(m["threshold"]),
+                                 int(m["leak_shift"]), s, int(m["membrane_bits"])))
         return NetworkParams(tuple(layers), T, encoding, reset, readout, rate_seed, input_bits)
     except (KeyError, TypeError, ValueError):
         return None
@@ -228,4 +237,4 @@ def exact_network(graph, net: FloatNet) -> NetworkParams | None:
 def _linear_order(graph) -> list[str]:
     from .graph import _chain
 
-    return [n for n in _chain(graph) if type(graph.nodes[n]).__name__ in ("Linear", "Affine")]
+    return [n for n in _chain(graph) if type(graph.nodes[n]).__name__ in ("Linear", "Affine", "Conv2d")]

@@ -39,7 +39,7 @@ class FloatTeacher(nn.Module):
         self.T = int(T)
         for i, la in enumerate(net.layers):
             self.register_buffer(f"w{i}", torch.tensor(la.weight * la.gain, dtype=torch.float32))
-            bias = np.zeros(la.n_out) if la.bias is None else la.bias * la.gain
+            bias = np.zeros(la.n_neurons) if la.bias is None else la.bias * la.gain
             self.register_buffer(f"b{i}", torch.tensor(bias, dtype=torch.float32))
         self.logit_scale = 1.0
         self.cfg = {"n_inputs": net.sizes[0], "n_classes": net.sizes[-1], "T": self.T}
@@ -52,23 +52,40 @@ class FloatTeacher(nn.Module):
         """``(T, B, C)``: the output layer's spikes (or LI membrane) at every step."""
         T = self.T if T is None else int(T)
         x = pixels.to(torch.float32) * float(self.net.input_scale)
-        first = x @ self.w0 + self.b0
-        vs = [torch.zeros(x.shape[0], la.n_out, device=x.device) for la in self.net.layers]
+        first = self._current(0, x)
+        vs = [torch.zeros(x.shape[0], la.n_neurons, device=x.device) for la in self.net.layers]
         steps = []
         for _ in range(T):
             inp = None
             for i, la in enumerate(self.net.layers):
-                cur = first if i == 0 else inp @ getattr(self, f"w{i}") + getattr(self, f"b{i}")
+                cur = first if i == 0 else self._current(i, inp)
                 v = vs[i] * la.beta + cur
                 if la.neuron == "lif":
                     z = (v > la.threshold).to(v.dtype)
                     v = v * (1 - z) if la.reset == "zero" else v - la.threshold * z
-                    inp = z
+                    inp = self._emit(la, z)
                 else:
                     inp = v
                 vs[i] = v
             steps.append(inp)
         return torch.stack(steps)
+
+    def _current(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Layer ``i``'s current (``model.current`` in torch, gain and bias included)."""
+        la, w, b = self.net.layers[i], getattr(self, f"w{i}"), getattr(self, f"b{i}")
+        if la.kind == "dense":
+            return x @ w + b
+        cur = torch.nn.functional.conv2d(x.reshape(-1, *la.in_shape), w, stride=la.stride, padding=la.padding)
+        return cur.reshape(x.shape[0], -1) + b
+
+    @staticmethod
+    def _emit(la, z: torch.Tensor) -> torch.Tensor:
+        """What the next layer reads (``model.emit``): a convolution's spikes sum-pooled by ``pool``."""
+        if la.kind == "dense" or la.pool == 1:
+            return z
+        c, h, w = la.conv_shape
+        q = la.pool
+        return z.reshape(-1, c, h // q, q, w // q, q).sum(dim=(3, 5)).reshape(z.shape[0], -1)
 
     @torch.no_grad()
     def calibrate(self, pixels) -> float:
