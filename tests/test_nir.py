@@ -45,19 +45,38 @@ def _roundtrip(params, tmp_path=None):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _naive(net: FloatNet, pixels, T):
+def naive_float_model(net: FloatNet, pixels, T):
+    """The float model, one scalar at a time: dense layers and conv layers (channel-major neurons (o, y, x),
+    zero padding, a sum-pool of the spikes), straight from model.py's docstring equations."""
     out = []
     for px in pixels:
         x = [float(p) * net.input_scale for p in px]
-        v = [[0.0] * la.n_out for la in net.layers]
+        v = [[0.0] * (la.n_neurons) for la in net.layers]
         score = [0.0] * net.sizes[-1]
         for _ in range(T):
             inp = x
             for li, la in enumerate(net.layers):
+                if la.kind == "dense":
+                    cur = [sum(inp[i] * la.weight[i, j] for i in range(la.n_in)) for j in range(la.n_out)]
+                else:
+                    c_in, h, w = la.in_shape
+                    co, ho, wo = la.conv_shape
+                    k, s, p = la.kernel, la.stride, la.padding
+                    cur = []
+                    for o in range(co):  # channel-major neurons (o, y, x)
+                        for y in range(ho):
+                            for xx in range(wo):
+                                a = 0.0
+                                for c in range(c_in):
+                                    for ky in range(k):
+                                        for kx in range(k):
+                                            iy, ix = y * s + ky - p, xx * s + kx - p
+                                            if 0 <= iy < h and 0 <= ix < w:
+                                                a += inp[(c * h + iy) * w + ix] * la.weight[o, c, ky, kx]
+                                cur.append(a)
                 nxt = []
-                for j in range(la.n_out):
-                    cur = sum(inp[i] * la.weight[i, j] for i in range(la.n_in))
-                    vj = la.beta * v[li][j] + la.gain * cur
+                for j in range(la.n_neurons):
+                    vj = la.beta * v[li][j] + la.gain * cur[j]
                     if la.neuron == "lif":
                         z = 1.0 if vj > la.threshold else 0.0
                         vj = (0.0 if z else vj) if la.reset == "zero" else vj - la.threshold * z
@@ -65,8 +84,13 @@ def _naive(net: FloatNet, pixels, T):
                     else:
                         nxt.append(vj)
                     v[li][j] = vj
+                if la.kind == "conv" and la.pool > 1:
+                    co, ho, wo = la.conv_shape
+                    q = la.pool
+                    nxt = [sum(nxt[(o * ho + y * q + dy) * wo + x * q + dx] for dy in range(q) for dx in range(q))
+                           for o in range(co) for y in range(ho // q) for x in range(wo // q)]
                 inp = nxt
-            score = [s + o for s, o in zip(score, inp)] if net.readout == "spike_count" else inp
+            score = [a + b for a, b in zip(score, inp)] if net.readout == "spike_count" else inp
         out.append(score)
     return np.array(out)
 
@@ -90,8 +114,8 @@ def float_nets(draw):
 @given(float_nets())
 def test_the_float_model_is_the_documented_equations(case):
     net, px, T = case
-    np.testing.assert_array_equal(simulate(net, px, T), _naive(net, px, T)) if net.readout == "spike_count" else \
-        np.testing.assert_allclose(simulate(net, px, T), _naive(net, px, T), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(simulate(net, px, T), naive_float_model(net, px, T)) if net.readout == "spike_count" else \
+        np.testing.assert_allclose(simulate(net, px, T), naive_float_model(net, px, T), rtol=1e-9, atol=1e-9)
 
 
 def test_the_float_model_records_every_step():

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 nir = pytest.importorskip("nir")  # a dependency of sc_neurocore[dev]: present wherever make test runs
 
 from test_golden_conv import conv_networks  # noqa: E402
+from test_nir import naive_float_model as _naive  # noqa: E402
 from sc_neurocore.bundle import Bundle, load_bundle, save_bundle  # noqa: E402
 from sc_neurocore.cli import main  # noqa: E402
 from sc_neurocore.golden import infer  # noqa: E402
@@ -28,56 +29,8 @@ def _file(graph, tmp_path, name="g.nir"):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the float conv model: a scalar loop written from model.py's docstring equations
+# the float conv model against the scalar loop of test_nir.py (model.py's docstring equations)
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _naive(net: FloatNet, pixels, T):
-    out = []
-    for px in pixels:
-        x = [float(p) * net.input_scale for p in px]
-        v = [[0.0] * (la.n_neurons) for la in net.layers]
-        score = [0.0] * net.sizes[-1]
-        for _ in range(T):
-            inp = x
-            for li, la in enumerate(net.layers):
-                if la.kind == "dense":
-                    cur = [sum(inp[i] * la.weight[i, j] for i in range(la.n_in)) for j in range(la.n_out)]
-                else:
-                    c_in, h, w = la.in_shape
-                    co, ho, wo = la.conv_shape
-                    k, s, p = la.kernel, la.stride, la.padding
-                    cur = []
-                    for o in range(co):  # channel-major neurons (o, y, x)
-                        for y in range(ho):
-                            for xx in range(wo):
-                                a = 0.0
-                                for c in range(c_in):
-                                    for ky in range(k):
-                                        for kx in range(k):
-                                            iy, ix = y * s + ky - p, xx * s + kx - p
-                                            if 0 <= iy < h and 0 <= ix < w:
-                                                a += inp[(c * h + iy) * w + ix] * la.weight[o, c, ky, kx]
-                                cur.append(a)
-                nxt = []
-                for j in range(la.n_neurons):
-                    vj = la.beta * v[li][j] + la.gain * cur[j]
-                    if la.neuron == "lif":
-                        z = 1.0 if vj > la.threshold else 0.0
-                        vj = (0.0 if z else vj) if la.reset == "zero" else vj - la.threshold * z
-                        nxt.append(z)
-                    else:
-                        nxt.append(vj)
-                    v[li][j] = vj
-                if la.kind == "conv" and la.pool > 1:
-                    co, ho, wo = la.conv_shape
-                    q = la.pool
-                    nxt = [sum(nxt[(o * ho + y * q + dy) * wo + x * q + dx] for dy in range(q) for dx in range(q))
-                           for o in range(co) for y in range(ho // q) for x in range(wo // q)]
-                inp = nxt
-            score = [a + b for a, b in zip(score, inp)] if net.readout == "spike_count" else inp
-        out.append(score)
-    return np.array(out)
 
 
 @st.composite
