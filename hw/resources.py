@@ -283,12 +283,18 @@ DEFAULT_LUT_MARGIN = 0.85
 MAX_LUT_MARGIN = 0.95
 
 
-def lut_margin(target) -> float:
+def lut_margin(target, soft: bool = False) -> float | None:
     """The share of a device's LUTs and FFs a proposal of the planner may fill by this model, per family:
     ``1 / (1 + u)``, with ``u`` the largest under-prediction (LUT or FF) on the family's held-back runs of
-    the kinds the planner proposes (no ``dsp_limit``), so a proposal fits even when its estimate is that
-    far low; at most :data:`MAX_LUT_MARGIN`. Block RAM, SPRAM and DSP counts are exact: no margin."""
-    return model()["families"][_family(target)].get("lut_margin", DEFAULT_LUT_MARGIN)
+    that kind of build, so a proposal fits even when its estimate is that far low; at most
+    :data:`MAX_LUT_MARGIN`. ``soft``: a build with products made from LUTs (``CoreConfig.dsp_limit``), whose
+    runs the model predicts worse; never above the other margin, and None where no held-back run of that
+    kind was measured (such builds are not proposed). Block RAM, SPRAM and DSP counts are exact: no margin."""
+    fam = model()["families"][_family(target)]
+    plain = fam.get("lut_margin", DEFAULT_LUT_MARGIN)
+    if not soft:
+        return plain
+    return None if fam.get("soft_lut_margin") is None else min(plain, fam["soft_lut_margin"])
 
 
 def _margin(under: float) -> float:
@@ -432,14 +438,21 @@ def fit(records: list[dict], network_of, config_of, pnr: dict | None = None) -> 
                 errs[split] = {"n": len(e), "max_abs_pct": round(100 * max(map(abs, e)), 1) if e else None,
                                "mean_abs_pct": round(100 * float(np.mean(np.abs(e))), 1) if e else None}
             fam[f"{res}_error"] = errs
-            # how far low the estimate was on the held-back runs the planner could propose
-            fam[f"{res}_under"] = round(max([r["target"][res] / sum(fam[res].get(n, 0.0) * f[n] for n in names) - 1
-                                             for r, _, f in rows if r["held_back"] and r["target"][res]
-                                             and r["case"].get("config", {}).get("dsp_limit") is None] or [0.0]), 3)
+            # how far low the estimate was on the held-back runs, with all products in DSPs and with some
+            # built from LUTs (CoreConfig.dsp_limit): the two kinds of build the planner proposes
+            # (None: no held-back run of that kind, nothing measured)
+            for suffix, soft in (("", False), ("_soft", True)):
+                under = [r["target"][res] / sum(fam[res].get(n, 0.0) * f[n] for n in names) - 1
+                         for r, _, f in rows if r["held_back"] and r["target"][res]
+                         and (r["case"].get("config", {}).get("dsp_limit") is not None) == soft]
+                fam[f"{res}_under{suffix}"] = round(max(under), 3) if under else (None if soft else 0.0)
         if family in PAIRED_CELLS:
             _fit_cells(fam, rows, names)
         under = fam.get("cells_under", fam["lut_under"])
         fam["lut_margin"] = _margin(max(under, fam["ff_under"]))
+        # LUT-built products measured on no held-back run: the planner proposes no such build there
+        fam["soft_lut_margin"] = None if fam["lut_under_soft"] is None else min(
+            fam["lut_margin"], _margin(max(fam["lut_under_soft"], fam["ff_under_soft"] or 0.0)))
         out[family] = fam
     return out
 
@@ -495,7 +508,8 @@ def fit_main(runs_path, fit_path) -> int:
     old = json.loads(MODEL_PATH.read_text()) if MODEL_PATH.is_file() else {"families": {}}
     for family, fam in fitted.items():
         keep = old["families"].get(family, {})
-        keep.update({"lut": fam["lut"], "ff": fam["ff"], "lut_margin": fam["lut_margin"]})
+        keep.update({"lut": fam["lut"], "ff": fam["ff"], "lut_margin": fam["lut_margin"],
+                     "soft_lut_margin": fam["soft_lut_margin"]})
         runs = [r for r in pnr_runs if DEVICES[r["case"]["device"]].family == family and r.get("fmax_mhz")]
         # The slowest measured build sets the family's clock: a planner's promise must hold for the rest.
         keep["fmax_mhz"] = min(r["fmax_mhz"] for r in runs)

@@ -14,6 +14,7 @@ candidates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tempfile
@@ -429,7 +430,7 @@ def _fitting(network, device):
     from .hw.resources import estimate, lut_margin
 
     dev = parse_device(device)
-    margin = lut_margin(dev.family)
+    margin, soft_margin = lut_margin(dev.family), lut_margin(dev.family, soft=True)
     fitting = []
     for cfg in option_space(network, dev):
         try:
@@ -437,11 +438,16 @@ def _fitting(network, device):
             r = estimate(geom, target=dev.name)
         except ValueError:   # not a valid geometry, or a single-port bank deeper than one SPRAM
             continue
+        m = margin
         if r.dsp > dev.dsps:
-            # DSP vs LUT multipliers (CoreConfig.dsp_limit) is not proposed yet: the model under-predicts
-            # soft multipliers by up to 32 % on its held-back runs, so such a build might not fit.
-            continue
-        if r.fits(dev, margin):
+            # More products than DSPs: all the DSPs take products and the rest are built from LUTs
+            # (CoreConfig.dsp_limit). The model predicts those worse (its held-back soft-multiplier runs),
+            # so they get their own, smaller margin; none where no such run was measured.
+            if soft_margin is None:
+                continue
+            cfg = dataclasses.replace(cfg, dsp_limit=dev.dsps)
+            r, m = estimate(cfg.geometry(network), target=dev.name), soft_margin
+        if r.fits(dev, m):
             fitting.append((worst_case_cycles(network, cfg), cfg, r))
     if not fitting:
         why = []
@@ -461,9 +467,9 @@ def _fitting(network, device):
         if len(why) > 1:
             text += f"; with the weights in SPRAM: {why[1]}"
         return [], text
-    # Fewest cycles; ties to weights in the bitstream (no run-time load), then the smaller core (LUTs),
-    # then the options' order.
-    fitting.sort(key=lambda t: (t[0], t[1].weight_memory != "block", t[2].lut))
+    # Fewest cycles; ties to weights in the bitstream (no run-time load), then to products in DSPs only
+    # (the better-predicted build), then the smaller core (LUTs), then the options' order.
+    fitting.sort(key=lambda t: (t[0], t[1].weight_memory != "block", t[1].dsp_limit is not None, t[2].lut))
     return fitting, None
 
 
@@ -477,7 +483,7 @@ def _ranked(fitting, activity, shortlist: int = 64) -> Build:
     sample = activity.head(_RANK_SAMPLE)
     for w, cfg, r in fitting[:shortlist]:
         ranked.append((float(sample.cycles(cfg).mean()), w, cfg, r))
-    ranked.sort(key=lambda t: (t[0], t[1], t[2].weight_memory != "block", t[3].lut))
+    ranked.sort(key=lambda t: (t[0], t[1], t[2].weight_memory != "block", t[2].dsp_limit is not None, t[3].lut))
     t, w, cfg, r = ranked[0]
     return Build(cfg, r, w, t)
 
@@ -601,9 +607,13 @@ def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate
     lines.append("")
     from .hw.resources import lut_margin
 
+    soft = ""
+    if any(c.fits and c.config.get("dsp_limit") is not None for c in cands):
+        soft = (f"; {lut_margin(dev.family, soft=True):.0%} for a build with a DSP limit, whose LUT-built "
+                "products it predicts worse")
     lines.append(f"LUT and FF are the resource model's estimates (kept within {lut_margin(dev.family):.0%} of the "
-                 "device, the margin its held-back runs call for); block RAM, SPRAM and DSP are exact; the clock is "
-                 "the family's measured Fmax.")
+                 f"device, the margin its held-back runs call for{soft}); block RAM, SPRAM and DSP are exact; the "
+                 "clock is the family's measured Fmax.")
     return "\n".join(lines)
 
 

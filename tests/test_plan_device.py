@@ -3,6 +3,7 @@ fastest one, says what runs out when nothing fits, and its command line builds e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -269,3 +270,37 @@ def test_nothing_fits_names_the_spram_limit_too():
     build, why = search_build(net, "ice40-up5k")
     assert build is None
     assert "; with the weights in SPRAM: layer 0: a single-port weight bank holds at most 16384 words" in why
+
+
+def test_products_past_the_dsps_are_built_from_luts_within_their_own_margin():
+    """An 8-bit 784-128-10 network (mnist-t4's shape) on the ECP5-85F: the fastest build has more products
+    than the 156 DSPs, so the planner puts 156 of them in DSPs and builds the rest from LUTs
+    (``--dsp-limit 156``), kept within the smaller margin of the soft-multiplier runs; it is faster than
+    every build whose products all fit the DSPs, and its command line builds exactly it."""
+    from sc_neurocore.cli import build_parser
+    from sc_neurocore.cli.hw import core_config
+
+    net = random_bundle((784, 128, 10), 4, seed=0).network
+    dev = DEVICES["ecp5-85f"]
+    soft = lut_margin("ecp5", soft=True)
+    assert soft is not None and soft < lut_margin("ecp5")
+    build, why = search_build(net, "ecp5-85f")
+    assert why is None and build.config.dsp_limit == dev.dsps
+    r = estimate(net, build.config, "ecp5-85f")
+    assert r == build.resources and r.dsp == dev.dsps and r.fits(dev, soft)
+    assert estimate(net, dataclasses.replace(build.config, dsp_limit=None), "ecp5-85f").dsp > dev.dsps
+    all_dsp = [worst_case_cycles(net, c) for c in option_space(net)
+               if _valid(net, c) and estimate(net, c, "ecp5-85f").fits(dev, lut_margin("ecp5"))]
+    assert all_dsp and build.worst_cycles == worst_case_cycles(net, build.config) < min(all_dsp)
+    cmd = build_command("--pretrained mnist-t4", "ecp5-85f", build.config)
+    assert cmd.endswith(f" --dsp-limit {dev.dsps}")
+    assert core_config(build_parser().parse_args(cmd.split()[1:])) == build.config
+
+
+def test_no_lut_multipliers_where_none_was_measured():
+    """The iCE40 calibration has no held-back run with LUT-built products, so its soft margin is None and
+    the UP5K planner proposes only builds whose products fit its 8 DSPs."""
+    assert lut_margin("ice40", soft=True) is None
+    net = random_bundle((64, 16, 10), 4, seed=3).network
+    build, why = search_build(net, "ice40-up5k")
+    assert why is None and build.config.dsp_limit is None and build.resources.dsp <= DEVICES["ice40-up5k"].dsps

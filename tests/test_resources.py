@@ -217,3 +217,22 @@ def test_estimate_grows_with_lanes_and_refuses_an_unknown_family():
     with pytest.raises(ValueError, match="family must be one of ecp5, ice40 or a device of ecp5-85f, ecp5-25f, "
                                          "ice40-up5k, not 'xc7'"):
         estimate(net, CoreConfig(), "xc7")
+
+
+def test_the_soft_multiplier_margin_covers_its_held_back_runs():
+    """Builds with products made from LUTs (``dsp_limit``) get their own planner margin: on every such ECP5
+    run held back from the fit, yosys's LUT and FF counts are within the share of the device that margin
+    leaves free (``measured <= estimate / margin``); it is never above the margin of the other builds."""
+    from sc_neurocore.hw.resources import lut_margin
+
+    cal = _calibration()
+    soft = lut_margin("ecp5", soft=True)
+    assert soft <= lut_margin("ecp5")
+    runs = [r for r in _runs() if r["held_back"] and r["case"]["device"].startswith("ecp5")
+            and r["case"].get("config", {}).get("dsp_limit") is not None]
+    assert len(runs) >= 3
+    for r in runs:
+        est = estimate(cal.case_network(r["case"]), cal.case_config(r["case"]), r["case"]["device"], packed=False)
+        for res in ("lut", "ff"):
+            assert r["yosys"][res] <= getattr(est, res) / soft, (r["case_name"], res, getattr(est, res),
+                                                                 r["yosys"][res])
