@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from sc_neurocore.data import load_mnist  # noqa: E402
 from sc_neurocore.train import SNNConfig, SpikingMLP, make_optimizer  # noqa: E402
+from sc_neurocore.train.loop import keep_freed_memory  # noqa: E402
 
 EPOCH_IMAGES = 50_000
 
@@ -264,6 +265,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    # what the trainer does (_setup_torch): set once for the process, so every variant runs with it
+    kept = keep_freed_memory()
     try:
         import snntorch
     except ImportError:
@@ -337,6 +340,8 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "snntorch": snntorch.__version__, "python": platform.python_version(),
         "machine": platform.machine(), "cpu_count": __import__("os").cpu_count(), "rows": rows,
         "kd_rows": kd_rows,
+        "allocator": ("glibc keeps freed memory for the next step (sc_neurocore.train.loop.keep_freed_memory, "
+                      "what the trainer sets), for every variant of the run") if kept else "the platform's default",
         "kd": "temporal KD, teacher forward (no gradient) in every step; *_cached: the teacher's logits looked up "
               "(the trainer's cache without shifts), its one-off table in teacher_table_s",
     }

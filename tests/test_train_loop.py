@@ -124,3 +124,50 @@ def test_snn_teacher_cache_gives_the_same_student(tmp_path, monkeypatch, encodin
     tr.distill_model(cfg.replace(T=2), kd, data, tmp_path / "t.pt", tmp_path / "direct.scnb", log=logs.append)
     assert not any("teacher logits" in s for s in logs)
     assert (tmp_path / "cached.scnb").read_bytes() == (tmp_path / "direct.scnb").read_bytes()
+
+
+_FAULTS_PER_STEP = """
+import resource, sys, torch
+torch.set_num_threads(1)
+from sc_neurocore.train import SNNConfig, SpikingMLP, make_optimizer
+from sc_neurocore.train.loop import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "kept" else None
+cfg = SNNConfig.from_arch("16C5-P2-32C5-P2-128-10", (1, 28, 28), T=4)
+model = SpikingMLP(cfg, seed=0)
+opt = make_optimizer(model, 1e-3)
+x, y = torch.rand(32, 784), torch.randint(0, 10, (32,))
+def step():
+    loss = torch.nn.functional.cross_entropy(model(x).mean_logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+for _ in range(3):
+    step()
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    step()
+print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 3)
+"""
+
+
+def test_training_steps_reuse_the_memory_they_free():
+    """With :func:`keep_freed_memory` (what the trainer sets up) a conv training step allocates its tens of MB
+    of temporaries from memory the previous step freed: almost no page faults, where glibc's default
+    takes thousands per step (5 457 at batch 32 and 27 148 at batch 128 on the machine this was written on:
+    a third of the step's CPU time). On glibc the setting must take."""
+    import platform
+    import subprocess
+    import sys
+
+    def faults(mode):
+        out = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP, mode], capture_output=True, text=True,
+                             check=True).stdout.split()
+        return out[0], float(out[1])
+
+    took, kept = faults("kept")
+    _, default = faults("default")
+    if platform.libc_ver()[0] != "glibc":
+        assert took == "False"
+        return
+    assert took == "True"
+    assert kept < 1000, f"{kept:.0f} page faults per step with the setting ({default:.0f} without)"
