@@ -39,11 +39,18 @@ def record(name: str, seed: int, path: Path) -> dict:
     return row
 
 
+def _rows(name: str | None = None) -> list[dict]:
+    """The recorded seeds of ``name`` (every bundle's when None), by bundle and seed."""
+    names = [name] if name else list(NAMES)
+    return [r for n in names for r in sorted((json.loads(p.read_text()) for p in RESULTS.glob(f"{n}-s*.json")),
+                                            key=lambda r: r["seed"])]
+
+
 def table() -> str:
     lines = ["| bundle | dataset | integer test accuracy (mean ± std) | seeds | per seed (0, 1, 2) | target |",
              "|---|---|---|---|---|---|"]
     for name, ds in NAMES.items():
-        rows = sorted((json.loads(p.read_text()) for p in RESULTS.glob(f"{name}-s*.json")), key=lambda r: r["seed"])
+        rows = _rows(name)
         if not rows:
             continue
         acc = [100 * r["test_accuracy"] for r in rows]
@@ -51,6 +58,20 @@ def table() -> str:
         lines.append(f"| `{name}` | {ds} | {statistics.mean(acc):.2f} ± {sd:.2f} % | {len(acc)} | "
                      f"{', '.join(f'{a:.2f}' for a in acc)} | ≥ {TARGETS[name]} % |")
     return "\n".join(lines)
+
+
+def section() -> str:
+    """The "Convolutional networks" section of ``docs/results.md`` (rendered by ``benchmarks/table.py``)."""
+    return "\n".join([
+        "## Convolutional networks", "",
+        "`fmnist-conv-t4` and `mnist-conv-t4` (`make pretrained`; recipes in `benchmarks/pretrained.py`, "
+        "each bundle's provenance has its command). Integer test accuracy (golden model), from "
+        "`python benchmarks/conv_table.py` (per-seed results in `benchmarks/results/conv/`; seed 0 is the shipped "
+        "bundle):", "",
+        table(), "",
+        *[f"* `{r['name']}` seed {r['seed']}: `{r['command']}`" for r in _rows() if r["seed"] == 0], "",
+        "Seeds 1 and 2 are `benchmarks/pretrained.py --only NAME --seed S --work W --dest D`; a row lists the "
+        "seeds recorded so far, each with the command it was trained by in its JSON file."])
 
 
 def main(argv=None) -> int:

@@ -288,6 +288,9 @@ def render(args, cache: Path) -> str:
     if missing:
         lines += ["", f"**Not yet run** ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing) +
                   ". Run `python benchmarks/table.py` again to fill them in (it resumes)."]
+    import conv_table  # benchmarks/ (this script's folder is on sys.path)
+
+    lines += ["", conv_table.section()]
     return "\n".join(lines) + "\n"
 
 
