@@ -291,10 +291,7 @@ def lut_margin(target, soft: bool = False) -> float | None:
     runs the model predicts worse; never above the other margin, and None where no held-back run of that
     kind was measured (such builds are not proposed). Block RAM, SPRAM and DSP counts are exact: no margin."""
     fam = model()["families"][_family(target)]
-    plain = fam.get("lut_margin", DEFAULT_LUT_MARGIN)
-    if not soft:
-        return plain
-    return None if fam.get("soft_lut_margin") is None else min(plain, fam["soft_lut_margin"])
+    return fam.get("soft_lut_margin") if soft else fam.get("lut_margin", DEFAULT_LUT_MARGIN)
 
 
 def _margin(under: float) -> float:
