@@ -39,10 +39,12 @@ def record(name: str, seed: int, path: Path) -> dict:
     return row
 
 
-def _rows(name: str | None = None) -> list[dict]:
-    """The recorded seeds of ``name`` (every bundle's when None), by bundle and seed."""
+def _rows(name: str | None = None, folder: Path | None = None) -> list[dict]:
+    """The recorded seeds of ``name`` (every bundle's when None), by bundle and seed; ``folder``: another
+    recipe's records (``RESULTS/scratch``: the conv bundles trained from scratch, before distillation)."""
     names = [name] if name else list(NAMES)
-    return [r for n in names for r in sorted((json.loads(p.read_text()) for p in RESULTS.glob(f"{n}-s*.json")),
+    folder = folder or RESULTS
+    return [r for n in names for r in sorted((json.loads(p.read_text()) for p in folder.glob(f"{n}-s*.json")),
                                             key=lambda r: r["seed"])]
 
 
@@ -50,13 +52,14 @@ def table() -> str:
     lines = ["| bundle | dataset | integer test accuracy (mean ± std) | seeds | per seed (0, 1, 2) | target |",
              "|---|---|---|---|---|---|"]
     for name, ds in NAMES.items():
-        rows = _rows(name)
-        if not rows:
-            continue
-        acc = [100 * r["test_accuracy"] for r in rows]
-        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        lines.append(f"| `{name}` | {ds} | {statistics.mean(acc):.2f} ± {sd:.2f} % | {len(acc)} | "
-                     f"{', '.join(f'{a:.2f}' for a in acc)} | ≥ {TARGETS[name]} % |")
+        for label, folder in ((f"`{name}`", RESULTS), (f"`{name}` from scratch (earlier recipe)", RESULTS / "scratch")):
+            rows = _rows(name, folder)
+            if not rows:
+                continue
+            acc = [100 * r["test_accuracy"] for r in rows]
+            sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+            lines.append(f"| {label} | {ds} | {statistics.mean(acc):.2f} ± {sd:.2f} % | {len(acc)} | "
+                         f"{', '.join(f'{a:.2f}' for a in acc)} | ≥ {TARGETS[name]} % |")
     return "\n".join(lines)
 
 
@@ -69,7 +72,9 @@ def section() -> str:
         "`python benchmarks/conv_table.py` (per-seed results in `benchmarks/results/conv/`; seed 0 is the shipped "
         "bundle):", "",
         table(), "",
-        *[f"* `{r['name']}` seed {r['seed']}: `{r['command']}`" for r in _rows() if r["seed"] == 0], "",
+        *[f"* `{r['name']}` seed {r['seed']}: `{r['command']}`" for r in _rows() if r["seed"] == 0],
+        "* the float CNN teacher of `fmnist-conv-t4` (the distillation recipe): `benchmarks/pretrained.py`'s "
+        "`FMNIST_CNN`, one per seed", "",
         "Seeds 1 and 2 are `benchmarks/pretrained.py --only NAME --seed S --work W --dest D`; a row lists the "
         "seeds recorded so far, each with the command it was trained by in its JSON file."])
 

@@ -289,8 +289,9 @@ def render(args, cache: Path) -> str:
         lines += ["", f"**Not yet run** ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing) +
                   ". Run `python benchmarks/table.py` again to fill them in (it resumes)."]
     import conv_table  # benchmarks/ (this script's folder is on sys.path)
+    import small_student
 
-    lines += ["", conv_table.section()]
+    lines += ["", conv_table.section(), "", small_student.section()]
     return "\n".join(lines) + "\n"
 
 
