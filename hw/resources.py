@@ -24,8 +24,8 @@ Two kinds of facts, kept apart:
   (``benchmarks/resource_calibration.py``, results in ``benchmarks/results/resources/``) and stored in
   ``resource_model.json`` next to this file, with the error on the runs held back from the fit.
 
-Fmax per family is the measured place-and-route result of the shipped builds (``fmax_mhz`` in the same
-file), not a model.
+Fmax per family is the slowest measured place-and-route result of the routed builds (``fmax_mhz`` in the
+same file; ``soft_fmax_mhz`` for builds with LUT-made products, :func:`fmax_mhz`), not a model.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .config import CoreConfig, CoreGeometry, Timing
 from .devices import BRAM_SHAPES, DEVICES, spram_cells
 
 __all__ = ["Memory", "Resources", "memories", "memory_mapping", "dsp_products", "features", "estimate",
-           "model", "MODEL_PATH", "DSP_RULES", "FAMILIES", "lut_margin", "DEFAULT_LUT_MARGIN"]
+           "model", "MODEL_PATH", "DSP_RULES", "FAMILIES", "lut_margin", "fmax_mhz", "DEFAULT_LUT_MARGIN"]
 
 MODEL_PATH = Path(__file__).with_name("resource_model.json")
 
@@ -294,6 +294,16 @@ def lut_margin(target, soft: bool = False) -> float | None:
     return fam.get("soft_lut_margin") if soft else fam.get("lut_margin", DEFAULT_LUT_MARGIN)
 
 
+def fmax_mhz(target, soft: bool = False) -> float | None:
+    """The clock a proposal of the planner may promise on a family, in MHz: the slowest measured
+    place-and-route result of that kind of build. ``soft``: a build with products made from LUTs
+    (``CoreConfig.dsp_limit``), whose LUT multipliers make longer paths than the DSPs' (the ECP5-85F's
+    routed ``--dsp-limit 156`` core: 70.8 MHz against 98.2 MHz for the all-DSP builds); None where no such
+    build was routed (then none is proposed)."""
+    fam = model()["families"][_family(target)]
+    return fam.get("soft_fmax_mhz") if soft else fam["fmax_mhz"]
+
+
 def _margin(under: float) -> float:
     return min(MAX_LUT_MARGIN, math.floor(100 / (1 + max(0.0, under))) / 100)
 
@@ -509,8 +519,16 @@ def fit_main(runs_path, fit_path) -> int:
                      "soft_lut_margin": fam["soft_lut_margin"]})
         runs = [r for r in pnr_runs if DEVICES[r["case"]["device"]].family == family and r.get("fmax_mhz")]
         # The slowest measured build sets the family's clock: a planner's promise must hold for the rest.
-        keep["fmax_mhz"] = min(r["fmax_mhz"] for r in runs)
-        keep["fmax_runs"] = len(runs)
+        # Builds with LUT-made products (dsp_limit) are a kind of their own, like their LUT margin.
+        soft = [r for r in runs if r["case"]["config"].get("dsp_limit") is not None]
+        plain = [r for r in runs if r not in soft]
+        keep["fmax_mhz"] = min(r["fmax_mhz"] for r in plain)
+        keep["fmax_runs"] = len(plain)
+        keep.pop("soft_fmax_mhz", None)
+        keep.pop("soft_fmax_runs", None)
+        if soft:
+            keep["soft_fmax_mhz"] = min(r["fmax_mhz"] for r in soft)
+            keep["soft_fmax_runs"] = len(soft)
         if family in PAIRED_CELLS:
             keep.pop("pnr_lut_factor", None)
             keep["pnr_pack_share"] = fam["pack_share"]

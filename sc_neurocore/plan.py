@@ -341,6 +341,7 @@ class Build:
     resources: object         # hw.resources.Resources
     worst_cycles: int
     typical_cycles: float | None = None
+    clock_hz: float | None = None   # the family's measured clock for this kind of build (hw.resources.fmax_mhz)
 
     def cycles(self, typical: bool) -> float:
         return self.typical_cycles if typical and self.typical_cycles is not None else self.worst_cycles
@@ -419,12 +420,23 @@ def search_build(network, device: str, *, activity=None, typical: bool = False, 
     fitting, why = _fitting(network, device)
     if not fitting:
         return None, why
-    return _ranked(fitting, activity if typical else None, shortlist), None
+    return _ranked(fitting, activity if typical else None, shortlist, device), None
+
+
+def _clock_hz(device, config) -> float | None:
+    """The clock a build of ``config`` may promise on ``device``: builds with LUT-made products
+    (``dsp_limit``) have their own, slower measured clock (:func:`~sc_neurocore.hw.resources.fmax_mhz`)."""
+    from .hw.devices import parse_device
+    from .hw.resources import fmax_mhz
+
+    mhz = fmax_mhz(parse_device(device).family, soft=config.dsp_limit is not None)
+    return None if mhz is None else mhz * 1e6
 
 
 def _fitting(network, device):
-    """Every configuration of :func:`option_space` that fits ``device``, fastest (worst case) first:
-    ``([(worst cycles, config, resources), …], None)``, or ``([], reason)``."""
+    """Every configuration of :func:`option_space` that fits ``device``, fastest (worst case, in seconds at
+    the build's clock, :func:`_clock_hz`) first: ``([(worst cycles, config, resources), …], None)``, or
+    ``([], reason)``."""
     from .hw.devices import parse_device
     from .hw.latency import worst_case_cycles
     from .hw.resources import estimate, lut_margin
@@ -443,7 +455,7 @@ def _fitting(network, device):
             # More products than DSPs: all the DSPs take products and the rest are built from LUTs
             # (CoreConfig.dsp_limit). The model predicts those worse (its held-back soft-multiplier runs),
             # so they get their own, smaller margin; none where no such run was measured.
-            if soft_margin is None:
+            if soft_margin is None or _clock_hz(dev.name, dataclasses.replace(cfg, dsp_limit=dev.dsps)) is None:
                 continue
             cfg = dataclasses.replace(cfg, dsp_limit=dev.dsps)
             r, m = estimate(cfg.geometry(network), target=dev.name), soft_margin
@@ -467,25 +479,29 @@ def _fitting(network, device):
         if len(why) > 1:
             text += f"; with the weights in SPRAM: {why[1]}"
         return [], text
-    # Fewest cycles; ties to weights in the bitstream (no run-time load), then to products in DSPs only
-    # (the better-predicted build), then the smaller core (LUTs), then the options' order.
-    fitting.sort(key=lambda t: (t[0], t[1].weight_memory != "block", t[1].dsp_limit is not None, t[2].lut))
+    # Shortest worst case at the build's clock; ties to weights in the bitstream (no run-time load), then to
+    # products in DSPs only (the better-predicted build), then the smaller core (LUTs), then the options' order.
+    fitting.sort(key=lambda t: (t[0] / _clock_hz(dev.name, t[1]), t[1].weight_memory != "block",
+                                t[1].dsp_limit is not None, t[2].lut))
     return fitting, None
 
 
-def _ranked(fitting, activity, shortlist: int = 64) -> Build:
-    """The fastest of :func:`_fitting`'s list: by the worst case, or with an ``activity`` by the mean cycles
-    of the ``shortlist`` fastest over its first :data:`_RANK_SAMPLE` images."""
+def _ranked(fitting, activity, shortlist: int, device) -> Build:
+    """The fastest of :func:`_fitting`'s list on ``device``: by the worst case, or with an ``activity`` by the
+    mean latency (cycles at the build's clock) of the ``shortlist`` fastest over its first
+    :data:`_RANK_SAMPLE` images."""
     if activity is None:
         w, cfg, r = fitting[0]
-        return Build(cfg, r, w)
+        return Build(cfg, r, w, clock_hz=_clock_hz(device, cfg))
     ranked = []
     sample = activity.head(_RANK_SAMPLE)
     for w, cfg, r in fitting[:shortlist]:
-        ranked.append((float(sample.cycles(cfg).mean()), w, cfg, r))
-    ranked.sort(key=lambda t: (t[0], t[1], t[2].weight_memory != "block", t[2].dsp_limit is not None, t[3].lut))
-    t, w, cfg, r = ranked[0]
-    return Build(cfg, r, w, t)
+        hz = _clock_hz(device, cfg)
+        ranked.append((float(sample.cycles(cfg).mean()) / hz, w, cfg, r, hz))
+    ranked.sort(key=lambda t: (t[0], t[1] / t[4], t[2].weight_memory != "block", t[2].dsp_limit is not None,
+                               t[3].lut))
+    t, w, cfg, r, hz = ranked[0]
+    return Build(cfg, r, w, t * hz, hz)
 
 
 def build_command(source: str, device: str, config) -> str:
@@ -508,7 +524,7 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
                 accuracy_floor: float | None = None, check: Callable | None = None,
                 sources: dict | None = None, activities: dict | None = None) -> tuple[list[Candidate], Choice]:
     """Choose T for a real device: per bundle the fastest configuration that fits ``device`` by the resource
-    model (:func:`search_build`), at the family's measured Fmax; then :func:`choose` against the budget.
+    model (:func:`search_build`), at the family's measured Fmax for that kind of build; then :func:`choose` against the budget.
 
     ``accuracy_floor`` (a fraction) drops candidates below it from the choice (they stay in the table);
     ``sources`` maps a bundle's name to the ``synth`` argument that names it (``--pretrained NAME`` or its
@@ -539,12 +555,12 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
             if activities is not None:
                 activities[id(b)] = act
         acc = float(np.mean(act.classes == y))
-        build = _ranked(fitting, act if typical else None)
+        build = _ranked(fitting, act if typical else None, 64, dev.name)
         mean = float(act.cycles(build.config).mean())
         r = build.resources
         note = "" if accuracy_floor is None or acc >= accuracy_floor else \
             f"below the accuracy floor ({100 * acc:.2f} % < {100 * accuracy_floor:.2f} %)"
-        cands.append(Candidate(name, b.network.T, acc, build.worst_cycles, mean, fmax_hz, r.lut, r.bram,
+        cands.append(Candidate(name, b.network.T, acc, build.worst_cycles, mean, build.clock_hz, r.lut, r.bram,
                                True, note, build.config.to_dict(), r.as_dict(), dev.name,
                                build_command((sources or {}).get(name) or shlex.quote(name), dev.name,
                                              build.config)))
@@ -557,10 +573,10 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
         need = f.latency_s(typical) / budget_s
         choice = Choice(None, choice.message + (f" on the {dev.name} (fastest build that fits: {_opts(f.config)}); "
                                                 f"meeting the budget would take {need:.1f}x fewer cycles or a "
-                                                f"{need * fmax_hz / 1e6:.0f} MHz clock"), f)
+                                                f"{need * f.clock_hz / 1e6:.0f} MHz clock"), f)
     elif choice.chosen is not None:
         c = choice.chosen
-        choice = Choice(c, choice.message + f" on the {dev.name} with {_opts(c.config)} at {fmax_hz / 1e6:.1f} MHz",
+        choice = Choice(c, choice.message + f" on the {dev.name} with {_opts(c.config)} at {c.clock_hz / 1e6:.1f} MHz",
                         choice.fastest)
     return cands, choice
 
@@ -613,7 +629,8 @@ def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate
                 "products it predicts worse")
     lines.append(f"LUT and FF are the resource model's estimates (kept within {lut_margin(dev.family):.0%} of the "
                  f"device, the margin its held-back runs call for{soft}); block RAM, SPRAM and DSP are exact; the "
-                 "clock is the family's measured Fmax.")
+                 "clock is the slowest Fmax measured on the family for that kind of build"
+                 + (" (products in DSPs only, or some from LUTs)." if soft else "."))
     return "\n".join(lines)
 
 

@@ -304,3 +304,48 @@ def test_no_lut_multipliers_where_none_was_measured():
     net = random_bundle((64, 16, 10), 4, seed=3).network
     build, why = search_build(net, "ice40-up5k")
     assert why is None and build.config.dsp_limit is None and build.resources.dsp <= DEVICES["ice40-up5k"].dsps
+
+
+def _routed(soft: bool) -> list[float]:
+    """The ECP5 clocks of the routed builds stored in benchmarks/results/resources/pnr.jsonl, with or without
+    LUT-made products (dsp_limit): what the planner's clocks must come from."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "resources" / "pnr.jsonl"
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r["fmax_mhz"] for r in runs if r.get("fmax_mhz") and DEVICES[r["case"]["device"]].family == "ecp5"
+            and (r["case"]["config"].get("dsp_limit") is not None) == soft]
+
+
+def test_a_build_with_lut_products_promises_their_own_slower_clock():
+    """The routed ``--dsp-limit 156`` core on the ECP5-85F closed timing at 70.8 MHz, below every all-DSP
+    build: the planner promises that clock for builds with LUT-made products, and still proposes one only
+    where it is the fastest in seconds at that clock (here, by the worst case)."""
+    from sc_neurocore.hw.resources import fmax_mhz
+
+    assert _routed(True) and fmax_mhz("ecp5", soft=True) == min(_routed(True)) < min(_routed(False))
+    assert fmax_mhz("ecp5") == min(_routed(False)) and fmax_mhz("ice40", soft=True) is None
+    net = random_bundle((784, 128, 10), 4, seed=0).network
+    dev = DEVICES["ecp5-85f"]
+    build, why = search_build(net, "ecp5-85f")
+    assert why is None and build.config.dsp_limit == dev.dsps and build.clock_hz == 1e6 * min(_routed(True))
+    all_dsp = [worst_case_cycles(net, c) for c in option_space(net)
+               if _valid(net, c) and estimate(net, c, "ecp5-85f").fits(dev, lut_margin("ecp5"))]
+    assert build.worst_cycles / build.clock_hz < min(all_dsp) / (1e6 * min(_routed(False)))
+
+
+def test_the_planner_ranks_builds_by_time_not_cycles(monkeypatch):
+    """With LUT-made products made (hypothetically) ten times slower, the fewest cycles are no longer the
+    shortest latency: the planner proposes the fastest all-DSP build instead, at the all-DSP clock."""
+    from sc_neurocore.hw.resources import model
+
+    net = random_bundle((784, 128, 10), 4, seed=0).network
+    dev = DEVICES["ecp5-85f"]
+    fast, _ = search_build(net, "ecp5-85f")
+    monkeypatch.setitem(model()["families"]["ecp5"], "soft_fmax_mhz", min(_routed(True)) / 10)
+    build, why = search_build(net, "ecp5-85f")
+    assert why is None and build.config.dsp_limit is None and build.resources.dsp <= dev.dsps
+    assert build.worst_cycles > fast.worst_cycles and build.clock_hz == 1e6 * min(_routed(False))
+    all_dsp = [worst_case_cycles(net, c) for c in option_space(net)
+               if _valid(net, c) and estimate(net, c, "ecp5-85f").fits(dev, lut_margin("ecp5"))]
+    assert build.worst_cycles == min(all_dsp)

@@ -136,6 +136,8 @@ def test_ice40_logic_cells_on_the_held_back_runs():
 def test_the_packing_factor_covers_the_placed_ecp5_builds():
     """On every ECP5 build placed and routed, the predicted logic cells are within 15 % of nextpnr's count
     (what the device's capacity is counted in) and the predicted Fmax is not above the measured one."""
+    from sc_neurocore.hw.resources import fmax_mhz
+
     cal = _calibration()
     runs = [r for r in _pnr() if r["case"]["device"].startswith("ecp5")]
     assert len(runs) >= 3
@@ -144,7 +146,8 @@ def test_the_packing_factor_covers_the_placed_ecp5_builds():
         used = r["utilisation"]["lut"]["used"]
         assert abs(est.lut / used - 1) <= 0.15, (r["case_name"], est.lut, used)
         assert (est.bram, est.dsp) == (r["utilisation"]["bram"]["used"], r["utilisation"]["dsp"]["used"])
-        assert model()["families"]["ecp5"]["fmax_mhz"] <= r["fmax_mhz"]
+        # builds with LUT-made products (dsp_limit) have their own, slower clock
+        assert fmax_mhz("ecp5", soft=r["case"]["config"].get("dsp_limit") is not None) <= r["fmax_mhz"]
 
 
 def test_the_model_file_records_its_calibration():
