@@ -29,7 +29,7 @@ bundle's provenance (``command`` and ``pretrained_recipe``):
 7. ``fmnist-conv-t4`` and ``mnist-conv-t4``: convolutional networks (``--arch 16C5-P2-32C5-P2-128-10``) on
    Fashion-MNIST and MNIST at T=4. ``mnist-conv-t4`` is trained from scratch; ``fmnist-conv-t4`` is distilled
    (``average``, the CNN recipe, 15 epochs) from a float CNN teacher (``FMNIST_CNN``, 15 epochs), which beat
-   the same student from scratch on 3/3 seeds (91.21 vs 90.78 % mean, ``docs/results.md``). ``--only NAME`` regenerates
+   the same student from scratch on 3/3 seeds (91.23 vs 90.78 % mean, ``docs/results.md``). ``--only NAME`` regenerates
    one of 5-8 alone.
 8. ``mnist-up5k-t4``: 784-64-10 at T=4 with 4-bit weights, membrane readout, trained from scratch: the
    network sized for the iCEBreaker (iCE40UP5K), whose weights go to its SPRAMs over the UART.
@@ -63,7 +63,7 @@ CNN_RECIPE = ["--method", "average", "--alpha", "0.5", "--temperature", "3", "--
 #: its 15 epochs are not --epochs')
 #: fmnist-conv-t4 and mnist-conv-t4: two conv layers sum-pooled by 2 and a hidden dense layer (docs/fixed_point.md §1.1)
 CONV_ARCH = "16C5-P2-32C5-P2-128-10"
-#: fmnist-conv-t4's float CNN teacher (92.57 / 92.43 / 92.25 % float test accuracy over seeds 0 / 1 / 2; the default fixed CNN
+#: fmnist-conv-t4's float CNN teacher (92.57 / 92.46 / 92.25 % float test accuracy over seeds 0 / 1 / 2; the default fixed CNN
 #: reaches 90.89 %, below the spiking student, and does not help it)
 FMNIST_CNN = "32C5-P2-64C5-P2-256-10"
 SACCADE = ["--dataset", "mnist-saccade", "--encoding", "events", "--T", "4", "--input-bits", "3", "--hidden", "512",
