@@ -420,7 +420,7 @@ def search_build(network, device: str, *, activity=None, typical: bool = False, 
     fitting, why = _fitting(network, device)
     if not fitting:
         return None, why
-    return _ranked(fitting, activity if typical else None, shortlist, device), None
+    return _ranked(fitting, activity if typical else None, device, shortlist), None
 
 
 def _clock_hz(device, config) -> float | None:
@@ -439,10 +439,12 @@ def _fitting(network, device):
     ``([], reason)``."""
     from .hw.devices import parse_device
     from .hw.latency import worst_case_cycles
-    from .hw.resources import estimate, lut_margin
+    from .hw.resources import estimate, fmax_mhz, lut_margin
 
     dev = parse_device(device)
     margin, soft_margin = lut_margin(dev.family), lut_margin(dev.family, soft=True)
+    # LUT-made products are proposed only where such a build was both held back (margin) and routed (clock)
+    soft_ok = soft_margin is not None and fmax_mhz(dev.family, soft=True) is not None
     fitting = []
     for cfg in option_space(network, dev):
         try:
@@ -455,7 +457,7 @@ def _fitting(network, device):
             # More products than DSPs: all the DSPs take products and the rest are built from LUTs
             # (CoreConfig.dsp_limit). The model predicts those worse (its held-back soft-multiplier runs),
             # so they get their own, smaller margin; none where no such run was measured.
-            if soft_margin is None or _clock_hz(dev.name, dataclasses.replace(cfg, dsp_limit=dev.dsps)) is None:
+            if not soft_ok:
                 continue
             cfg = dataclasses.replace(cfg, dsp_limit=dev.dsps)
             r, m = estimate(cfg.geometry(network), target=dev.name), soft_margin
@@ -481,12 +483,13 @@ def _fitting(network, device):
         return [], text
     # Shortest worst case at the build's clock; ties to weights in the bitstream (no run-time load), then to
     # products in DSPs only (the better-predicted build), then the smaller core (LUTs), then the options' order.
-    fitting.sort(key=lambda t: (t[0] / _clock_hz(dev.name, t[1]), t[1].weight_memory != "block",
+    mhz = {soft: fmax_mhz(dev.family, soft=soft) for soft in (False, soft_ok)}
+    fitting.sort(key=lambda t: (t[0] / mhz[t[1].dsp_limit is not None], t[1].weight_memory != "block",
                                 t[1].dsp_limit is not None, t[2].lut))
     return fitting, None
 
 
-def _ranked(fitting, activity, shortlist: int, device) -> Build:
+def _ranked(fitting, activity, device, shortlist: int = 64) -> Build:
     """The fastest of :func:`_fitting`'s list on ``device``: by the worst case, or with an ``activity`` by the
     mean latency (cycles at the build's clock) of the ``shortlist`` fastest over its first
     :data:`_RANK_SAMPLE` images."""
@@ -524,7 +527,8 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
                 accuracy_floor: float | None = None, check: Callable | None = None,
                 sources: dict | None = None, activities: dict | None = None) -> tuple[list[Candidate], Choice]:
     """Choose T for a real device: per bundle the fastest configuration that fits ``device`` by the resource
-    model (:func:`search_build`), at the family's measured Fmax for that kind of build; then :func:`choose` against the budget.
+    model (:func:`search_build`), at the family's measured Fmax for that kind of build; then :func:`choose`
+    against the budget.
 
     ``accuracy_floor`` (a fraction) drops candidates below it from the choice (they stay in the table);
     ``sources`` maps a bundle's name to the ``synth`` argument that names it (``--pretrained NAME`` or its
@@ -555,7 +559,7 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
             if activities is not None:
                 activities[id(b)] = act
         acc = float(np.mean(act.classes == y))
-        build = _ranked(fitting, act if typical else None, 64, dev.name)
+        build = _ranked(fitting, act if typical else None, dev.name)
         mean = float(act.cycles(build.config).mean())
         r = build.resources
         note = "" if accuracy_floor is None or acc >= accuracy_floor else \

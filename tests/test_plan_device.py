@@ -289,8 +289,7 @@ def test_products_past_the_dsps_are_built_from_luts_within_their_own_margin():
     r = estimate(net, build.config, "ecp5-85f")
     assert r == build.resources and r.dsp == dev.dsps and r.fits(dev, soft)
     assert estimate(net, dataclasses.replace(build.config, dsp_limit=None), "ecp5-85f").dsp > dev.dsps
-    all_dsp = [worst_case_cycles(net, c) for c in option_space(net)
-               if _valid(net, c) and estimate(net, c, "ecp5-85f").fits(dev, lut_margin("ecp5"))]
+    all_dsp = _all_dsp_cycles(net, dev)
     assert all_dsp and build.worst_cycles == worst_case_cycles(net, build.config) < min(all_dsp)
     cmd = build_command("--pretrained mnist-t4", "ecp5-85f", build.config)
     assert cmd.endswith(f" --dsp-limit {dev.dsps}")
@@ -304,6 +303,12 @@ def test_no_lut_multipliers_where_none_was_measured():
     net = random_bundle((64, 16, 10), 4, seed=3).network
     build, why = search_build(net, "ice40-up5k")
     assert why is None and build.config.dsp_limit is None and build.resources.dsp <= DEVICES["ice40-up5k"].dsps
+
+
+def _all_dsp_cycles(net, dev) -> list[int]:
+    """Worst-case cycles of every valid configuration whose products all fit ``dev``'s DSPs, within the plain margin."""
+    return [worst_case_cycles(net, c) for c in option_space(net)
+            if _valid(net, c) and estimate(net, c, dev.name).fits(dev, lut_margin(dev.family))]
 
 
 def _routed(soft: bool) -> list[float]:
@@ -329,8 +334,7 @@ def test_a_build_with_lut_products_promises_their_own_slower_clock():
     dev = DEVICES["ecp5-85f"]
     build, why = search_build(net, "ecp5-85f")
     assert why is None and build.config.dsp_limit == dev.dsps and build.clock_hz == 1e6 * min(_routed(True))
-    all_dsp = [worst_case_cycles(net, c) for c in option_space(net)
-               if _valid(net, c) and estimate(net, c, "ecp5-85f").fits(dev, lut_margin("ecp5"))]
+    all_dsp = _all_dsp_cycles(net, dev)
     assert build.worst_cycles / build.clock_hz < min(all_dsp) / (1e6 * min(_routed(False)))
 
 
@@ -346,6 +350,5 @@ def test_the_planner_ranks_builds_by_time_not_cycles(monkeypatch):
     build, why = search_build(net, "ecp5-85f")
     assert why is None and build.config.dsp_limit is None and build.resources.dsp <= dev.dsps
     assert build.worst_cycles > fast.worst_cycles and build.clock_hz == 1e6 * min(_routed(False))
-    all_dsp = [worst_case_cycles(net, c) for c in option_space(net)
-               if _valid(net, c) and estimate(net, c, "ecp5-85f").fits(dev, lut_margin("ecp5"))]
+    all_dsp = _all_dsp_cycles(net, dev)
     assert build.worst_cycles == min(all_dsp)
