@@ -158,6 +158,16 @@ class CoreConfig:
         computes with all-zero weights until every word of
         :meth:`CoreGeometry.weight_writes` has been written, and a write moves
         the bank's address, so weights must not be written during an image.
+    double_buffer:
+        Give layer 1 a second set of accumulators (direct pixel input into a
+        dense first layer only): the next image's beats are accepted and
+        accumulated into it while the current image computes, and handed
+        over in one cycle when the current image's result is loaded.  Results
+        and the latency of an image that finds the core idle are unchanged;
+        back to back, a new image starts every ``max(compute, input pass)``
+        cycles instead of every ``compute + input pass``
+        (:func:`~sc_neurocore.hw.latency.stream_cycles`).  Costs one
+        accumulator register per layer-1 neuron.  Default ``False``.
     """
 
     lanes: int | tuple | None = None
@@ -166,6 +176,7 @@ class CoreConfig:
     weight_port: bool = False
     dsp_limit: int | None = None
     weight_memory: str = "block"
+    double_buffer: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lanes", _per_layer("lanes", self.lanes))
@@ -179,6 +190,8 @@ class CoreConfig:
         if self.weight_memory not in WEIGHT_MEMORIES:
             raise ValueError(f"weight_memory must be one of {', '.join(map(repr, WEIGHT_MEMORIES))}, "
                              f"not {self.weight_memory!r}")
+        if not isinstance(self.double_buffer, bool):
+            raise TypeError(f"double_buffer must be a bool, not {self.double_buffer!r}")
         if self.weight_memory == "single_port" and not self.weight_port:
             raise ValueError("weight_memory='single_port' needs weight_port=True: uninitialised memories "
                              "are loaded through the weight port")
@@ -192,6 +205,8 @@ class CoreConfig:
             del d["dsp_limit"]
         if d["weight_memory"] == "block":   # likewise
             del d["weight_memory"]
+        if not d["double_buffer"]:          # likewise
+            del d["double_buffer"]
         return d
 
     def geometry(self, network: NetworkParams) -> "CoreGeometry":
@@ -423,6 +438,14 @@ class CoreGeometry:
         ppb = config.pixels_per_beat
         if config.weight_port and any(lp.kind == "conv" for lp in network.layers):
             raise ValueError("the run-time weight port does not support conv layers yet: build with weight_port=False")
+        if config.double_buffer:
+            # The second accumulator set holds the next image's constant layer-1 current (spec §3.1), which
+            # only direct pixels into a dense layer have: rate and event inputs change every timestep.
+            if network.encoding != "direct":
+                raise ValueError(f"double_buffer needs direct pixel input (the current of layer 1 is then one "
+                                 f"weighted sum per image), not {network.encoding!r} input")
+            if network.layers[0].kind != "dense":
+                raise ValueError(f"double_buffer needs a dense first layer, not a {network.layers[0].kind!r} layer")
         layers = []
         for i, lp in enumerate(network.layers):
             if i and network.layers[i - 1].kind == "conv":

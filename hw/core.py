@@ -93,7 +93,8 @@ class LIFCore(wiring.Component):
         self.layers = [
             LAYERS(lp)(lp, lg, reset=network.reset, spiking=network.spiking(i),
                        count_width=geo.count_width if (i == L - 1 and network.readout == "spike_count") else None,
-                       keep_current=(i == 0 and direct), weight_port=geo.config.weight_port)
+                       keep_current=(i == 0 and direct), weight_port=geo.config.weight_port,
+                       **({"double_buffer": True} if i == 0 and geo.config.double_buffer else {}))
             for i, (lp, lg) in enumerate(zip(network.layers, geo.layers))]
         # The input stage registered for the input kind; built in elaborate().
         self._input_stage = INPUTS(network.input)

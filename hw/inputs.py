@@ -15,6 +15,11 @@ and provides the sequencer's hooks:
 Direct encoding accumulates each beat into layer 1 as it arrives (its current
 stays in the accumulators for all ``T`` timesteps); rate encoding stores the
 image and replays it through the LFSR once per timestep.
+
+With ``CoreConfig.double_buffer`` (direct only) the beats are taken in every
+phase, not only in ``IN``: they accumulate into layer 1's staging set while
+the previous image computes, and phase ``IN`` only waits for the image to be
+complete, loads it into the accumulators and starts the first timestep.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class PixelsInput:
             pad = (beats_in == K - 1) if j >= last_real else Const(0)
             m.d.comb += masked[j].eq(Mux(pad, 0, core.pixels.payload[j]))
 
+        self.double = core.geometry.config.double_buffer   # CoreGeometry checked: direct, dense layer 1
+        if self.double:
+            self._take_beats(m)
         self.encoder = None
         if not self.direct:
             m.submodules.encoder = self.encoder = encoder = RateEncoder(geo)
@@ -80,9 +88,29 @@ class PixelsInput:
             m.d.comb += [self.encoder.start.eq(1), self.chunker.clear.eq(1)]
             m.next = "ENC"
 
+    def _take_beats(self, m) -> None:
+        """``double_buffer``: the ``K`` beats of an image are taken whenever they come, in any phase, into the
+        chunker and layer 1's staging set; ``beats_in`` counts them until the image is loaded."""
+        pixels, chunker, beats_in, K = self._core.pixels, self.chunker, self.beats_in, self._K
+        m.d.comb += [
+            chunker.beats.valid.eq(pixels.valid & (beats_in != K)),
+            chunker.beats.payload.eq(Cat(*[self.masked[j][self._input_shift:] for j in range(self._ppb)])),
+            pixels.ready.eq(chunker.beats.ready & (beats_in != K)),
+        ]
+        with m.If(pixels.valid & pixels.ready):
+            m.d.sync += beats_in.eq(beats_in + 1)
+
     def accept(self, m) -> None:
         """Phase ``IN``: take the image's ``K`` beats, then start the first timestep."""
         pixels, chunker, beats_in, K = self._core.pixels, self.chunker, self.beats_in, self._K
+        if self.double:
+            # The image is in when the same condition as below holds; the load, the count's reset (the
+            # next image's beats are taken from the next cycle) and the first update share its cycle.
+            with m.If((beats_in == K) & ~chunker.busy & ~self._layer1.acc_busy):
+                m.d.comb += [self._layer1.load.eq(1), chunker.clear.eq(1)]
+                m.d.sync += beats_in.eq(0)
+                self.start_timestep(m)
+            return
         accept = Signal(name="accept")
         if self.direct:
             m.d.comb += [
@@ -115,7 +143,10 @@ class PixelsInput:
                     m.next = "UPD0"
 
     def done(self, m) -> None:
-        """The result is loaded: clear the chunker and wait for the next image's beats."""
+        """The result is loaded: clear the chunker and wait for the next image's beats (``double_buffer``:
+        nothing, the next image may be coming in already; its load resets the count)."""
+        if self.double:
+            return
         m.d.comb += self.chunker.clear.eq(1)
         m.d.sync += self.beats_in.eq(0)
 

@@ -26,6 +26,17 @@ previous one ends (``G_l`` = groups of layer ``l``, ``Timing`` constants from
   the neuron update, ``G_l + Timing.UPDATE`` cycles;
 * readout: ``CoreGeometry.readout_cycles`` (argmax tree + output register).
 
+**Back to back** (:func:`stream_cycles`: the images of a batch sent one after
+the other, ``tvalid`` high from the first beat to the last): a core takes an
+image's first beat only in the cycle its previous result is loaded, so each
+image finds it idle and its latency is the one above. With
+``CoreConfig.double_buffer`` the input pass of image ``n+1`` (``p``, the
+first term above) overlaps the rest of image ``n`` (``c``, its compute):
+image ``n`` starts computing at ``s_n = s_{n-1} + max(1 + p_n, c_{n-1})``
+(``s_0 = p_0``; its first beat is taken the cycle after ``s_{n-1}``, and it
+cannot start before the previous result is loaded), and its result is valid
+at ``s_n + c_n``.
+
 The data-dependent counts (non-zero pixel chunks, spiking chunks per
 timestep and layer) come from :func:`sc_neurocore.golden.infer` with
 ``record=True``; the model is vectorised over a batch of images.
@@ -47,7 +58,7 @@ from sc_neurocore.params import NetworkParams, lfsr_thresholds
 
 from .config import CoreConfig, CoreGeometry, Timing
 
-__all__ = ["Activity", "image_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report",
+__all__ = ["Activity", "image_cycles", "stream_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report",
            "LAYERS", "INPUTS"]
 
 #: The latency model's layer kinds: ``scan(geom, index, spikes)``, ``scan_bound(geom, index, spikes)``
@@ -278,6 +289,36 @@ def image_cycles(network, config=None, pixels=None) -> np.ndarray:
     return _phases(geom, *_activity(geom, pixels))
 
 
+def _overlap(p: np.ndarray, c: np.ndarray):
+    """``double_buffer`` back to back (module docstring): from each image's input pass ``p`` and compute ``c``
+    (N,), the cycle each image's first beat is taken and the cycle its result is valid, from the first beat."""
+    p, c = np.asarray(p, dtype=np.int64), np.asarray(c, dtype=np.int64)
+    step = np.maximum(1 + p[1:], c[:-1])
+    start = p[0] + np.concatenate([[0], np.cumsum(step)]) if len(p) else np.zeros(0, dtype=np.int64)
+    first = np.concatenate([[0], start[:-1] + 1]) if len(p) else start
+    return first, start + c
+
+
+def stream_cycles(network, config=None, pixels=None, *, batch: int = 2000):
+    """The images of ``pixels`` sent back to back (module docstring): ``(latency, done)``, each (B,) int64 —
+    every image's cycles from its first beat taken to its result valid, and the cycle its result is valid
+    counted from the first image's first beat (``done[-1] / B``: cycles per image of the stream). Without
+    ``double_buffer`` the latencies equal :func:`image_cycles`."""
+    geom = _geometry(network, config)
+    px = _samples(geom, pixels)
+    stage, total, passes = INPUTS(geom.network.input), [], []
+    for i in range(0, len(px), batch):
+        w, spikes = _activity(geom, px[i:i + batch])
+        total.append(_phases(geom, w, spikes))
+        passes.append(stage.cycles(geom, w))
+    total = np.concatenate(total) if total else np.zeros(0, dtype=np.int64)
+    if not geom.config.double_buffer:
+        return total, np.cumsum(total)
+    p = np.concatenate(passes)
+    first, done = _overlap(p, total - p)
+    return done - first, done
+
+
 def _samples(geom, samples) -> np.ndarray:
     """A batch of samples of the network's input kind, checked (images (B, n); event rasters (B, T, n))."""
     net = geom.network
@@ -378,7 +419,14 @@ def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> 
     acts = [_activity(geom, px[i:i + batch]) for i in range(0, len(px), batch)]
     cyc = np.concatenate([_phases(geom, w, spikes) for w, spikes in acts])
     lb = np.concatenate([_phases(geom, w, spikes, bound=True) for w, spikes in acts])
+    if geom.config.double_buffer:
+        p = np.concatenate([INPUTS(geom.network.input).cycles(geom, w) for w, _ in acts])
+        done = _overlap(p, cyc - p)[1][-1]
+    else:
+        done = cyc.sum()
     return {
+        # the dataset sent back to back (stream_cycles): 1 / throughput, in cycles
+        "stream_cycles_per_image": float(done / len(px)),
         "n": int(len(px)),
         "mean_cycles": float(cyc.mean()),
         "median_cycles": float(np.median(cyc)),

@@ -53,10 +53,20 @@ class LIFLayer(wiring.Component):
     accumulators for all ``T`` timesteps (spec §3.1: the current is constant).
     ``clear`` (start of an image) zeroes accumulators, membranes and counters
     at the end of the cycle after the pulse.
+
+    ``double_buffer`` (a pixel-input layer, ``CoreConfig.double_buffer``):
+    the accumulate path adds into a second set of accumulators, the staging
+    set, which the update never reads, so the next image can be accumulated
+    while this one is updated; a ``load`` pulse copies the staging set into
+    the accumulators the update reads and zeroes it, at the end of its own
+    cycle (an update started in that cycle reads the loaded values), and
+    wins over a ``clear`` acting in the same cycle. ``clear`` leaves the
+    staging set alone: it may already hold the next image.
     """
 
     def __init__(self, layer: LayerParams, geom: LayerGeometry, *, reset: str, spiking: bool,
-                 count_width: int | None = None, keep_current: bool = False, weight_port: bool = False):
+                 count_width: int | None = None, keep_current: bool = False, weight_port: bool = False,
+                 double_buffer: bool = False):
         if not isinstance(layer, LayerParams):
             raise TypeError(f"layer must be a LayerParams, not {layer!r}")
         if reset not in ("subtract", "zero"):
@@ -66,6 +76,10 @@ class LIFLayer(wiring.Component):
         self._reset = reset
         self._spiking = bool(spiking)
         self._keep = bool(keep_current)
+        if double_buffer and not keep_current:
+            raise ValueError("double_buffer needs keep_current=True: only a pixel-input layer's current lasts "
+                             "a whole image")
+        self._double = bool(double_buffer)
         x_max = geom.x_max
         self.acc_format = layer.accumulator_format(x_max)
         self.current_format = layer.current_format(x_max)
@@ -76,6 +90,7 @@ class LIFLayer(wiring.Component):
             "update": In(1),
             "update_busy": Out(1),
             "clear": In(1),
+            **({"load": In(1)} if double_buffer else {}),
             "spikes": Out(n),
             "membrane": Out(data.ArrayLayout(layer.membrane_format.amaranth_shape, n)),
         }
@@ -99,6 +114,8 @@ class LIFLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         acc, v = self._rings()
+        # what the accumulate path adds into: the accumulators, or with double_buffer the staging set
+        staged = self._staging_rings() if self._double else acc
         ports, lo, read_addr = self._weight_memories(m, platform)
         ev_base = self._issue(m)
         # The accumulate path's register stages, in order; their number is
@@ -110,7 +127,7 @@ class LIFLayer(wiring.Component):
         s2 = self._stage_products(m, s1)
         tree = self._stage_adder_tree(m, s2)
         s3 = tree[-1]
-        self._stage_accumulate(m, s3, acc)
+        written = self._stage_accumulate(m, s3, staged)
         # Not s3_valid: the last accumulate is written at the end of that cycle,
         # and an update started in it reads the accumulators only a cycle later.
         busy = a.valid | ms.valid | r.valid | s1.busy | s2.valid
@@ -134,6 +151,8 @@ class LIFLayer(wiring.Component):
         _check_depth("update path of " + self._name(), 1 + len((u1, u2)), Timing.UPDATE)
 
         self._clear(m, acc, v)
+        if self._double:
+            self._load(m, acc, staged, s3.valid, written)
         return m
 
     def _name(self) -> str:
@@ -158,6 +177,30 @@ class LIFLayer(wiring.Component):
         v = [[self.membrane[p * P + k] if p * P + k < n else Signal(v_fmt.amaranth_shape, name=f"v_pad{k}")
               for p in range(G)] for k in range(P)]
         return acc, v
+
+    def _staging_rings(self):
+        """The staging accumulators of ``double_buffer``: rings like the accumulators' (one per lane, group
+        ``p`` at position ``p`` after every whole accumulate pass), so a load is a copy position by position."""
+        g = self._geom
+        P, G, n = g.lanes, g.groups, g.n_out
+        shape = self.acc_format.amaranth_shape
+        return [[Signal(shape, name=f"stage{p * P + k}" if p * P + k < n else f"stage_pad{k}") for p in range(G)]
+                for k in range(P)]
+
+    def _load(self, m, acc, staged, last_valid, written):
+        """``double_buffer``: the staged current becomes the current; after :meth:`_clear`, so it wins.
+
+        Not registered, unlike ``clear``: the update the sequencer starts in the pulse's cycle reads the
+        accumulators from the next cycle on. The sequencer loads when the accumulate path is no longer busy,
+        which is while its last add is being written (``acc_busy``): so the copy is of the ring as that add
+        leaves it, shifted by one with the sum at its tail (``last_valid``, ``written``: stage 4's valid and
+        per-lane sum). The next image's first add comes ``accumulate_cycles`` after its first beat, a cycle
+        after the pulse at the earliest, so zeroing the staging set here loses nothing."""
+        with m.If(self.load):
+            for ring, sring, total in zip(acc, staged, written):
+                after = sring[1:] + [total]       # the ring once the last add is in
+                for a, s, s_next in zip(ring, sring, after):
+                    m.d.sync += [a.eq(Mux(last_valid, s_next, s)), s.eq(0)]
 
     def _weight_memories(self, m, platform):
         """The weight banks, each split into segments: ``ports[b][s]``, the segment's address bits ``lo``
@@ -360,6 +403,7 @@ class LIFLayer(wiring.Component):
         """
         G = self._geom.groups
         acc_shape = self.acc_format.amaranth_shape
+        sums = []    # per lane, the sum being written (read by a double_buffer load)
         for k in range(self._geom.lanes):
             ring = acc[k]
             pre = Signal(acc_shape, name=f"acc_pre{k}")
@@ -368,6 +412,8 @@ class LIFLayer(wiring.Component):
             m.d.sync += pre.eq(Mux(s3.valid, total if G == 1 else ring[1], ring[0]))
             with m.If(s3.valid):
                 _shift_in(m, ring, total)
+            sums.append(total)
+        return sums
 
     def _update_issue(self, m):
         """Update issue: the registered start pulse, then one group per cycle.

@@ -217,6 +217,8 @@ def features(geom: CoreGeometry, family: str, spram: bool = False) -> dict[str, 
             f["mul_lut_bits"] += lg.lut_products * lg.weight_bits * lg.x_bits
         if lg.kind != "conv":
             f["regfile_bits"] += lp.n_neurons * (A + M)   # accumulators and membranes in registers
+            if lg.index == 0 and geom.config.double_buffer:
+                f["regfile_bits"] += lp.n_neurons * A      # the staging accumulators, rings like the others
         f["update_bits"] += P * M
         f["neurons"] += lp.n_out
         f["pipeline_bits"] += P * E * prod + P * (A + 2 * M)

@@ -8,6 +8,7 @@ widths, beat layout, packing, traffic knobs) lives in :mod:`sc_neurocore.hw.stre
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,11 @@ class GoldenModel:
         return r.classes.astype(np.int64), r.scores.astype(np.int64)
 
 
-def expected_cycles(network, report: dict | None, images: np.ndarray) -> np.ndarray:
-    """Cycles per image (first input beat accepted -> output beat valid) predicted by the latency model.
+def expected_cycles(network, report: dict | None, images: np.ndarray, *, stream: bool = True) -> np.ndarray:
+    """Cycles per image (first input beat accepted -> output beat valid) predicted by the latency model,
+    for the images sent back to back (:func:`sc_neurocore.hw.latency.stream_cycles`: the same as each image
+    alone unless the core is built with ``double_buffer``), or with ``stream=False`` each image sent to an
+    idle core.
 
     A report may pin the number with ``latency.cycles_per_image`` (an int, used
     by the hand-written fixture); otherwise :mod:`sc_neurocore.hw.latency` is
@@ -86,8 +90,9 @@ def expected_cycles(network, report: dict | None, images: np.ndarray) -> np.ndar
 
     gen = dict((report or {}).get("generator") or {})
     cfg = CoreConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in gen.items()
-                        if k in ("lanes", "events", "pixels_per_beat")})
-    out = []
-    for i in range(0, len(images), 2000):
-        out.append(np.asarray(lm.image_cycles(network, cfg, images[i:i + 2000]), dtype=np.int64))
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+                        if k in ("lanes", "events", "pixels_per_beat", "double_buffer")})
+    if len(images) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not stream:
+        cfg = dataclasses.replace(cfg, double_buffer=False)   # alone, an image takes the same cycles either way
+    return lm.stream_cycles(network, cfg, images)[0]

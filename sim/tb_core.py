@@ -50,11 +50,20 @@ async def core_regression(dut):
     info, images, bundle, writes = _load_case(cfg)
     classes, scores = GoldenModel(bundle).predict(images)
     want_cycles = bool(cfg.get("check_cycles", True)) and traffic.gaps == 0 and traffic.backpressure == 0
+    double = bool(((info.report or {}).get("generator") or {}).get("double_buffer"))
+    if traffic.resets and double:
+        # A reset empties a double-buffered core between two back-to-back runs, which the stream model
+        # (one stream from an idle core) does not describe: results are still checked, cycles are not.
+        want_cycles = False
     exp_cyc = None
     if cfg.get("expected_cycles"):
         exp_cyc = np.load(cfg["expected_cycles"])
     elif want_cycles or traffic.resets:
         exp_cyc = expected_cycles(bundle.network, info.report, images)
+    # where the resets land: within the latency of an image sent alone (as reset_during sends it)
+    alone = exp_cyc
+    if traffic.resets and double and not cfg.get("expected_cycles"):
+        alone = expected_cycles(bundle.network, info.report, images, stream=False)
     setup_s = time.perf_counter() - t_setup
 
     stall = _stall_cycles(cfg, info, traffic)
@@ -66,7 +75,7 @@ async def core_regression(dut):
 
         await WeightWriter(dut, dut.clk).write(writes)
     t0 = time.perf_counter()
-    dropped = await _send(tb, info, traffic, images, classes, scores, exp_cyc, stall)
+    dropped = await _send(tb, info, traffic, images, classes, scores, alone, stall)
     wall = time.perf_counter() - t0
     tb.checker.finish()
 
@@ -134,7 +143,8 @@ def _stall_cycles(cfg: dict, info: CoreInfo, traffic: Traffic) -> int:
 
 async def _send(tb: Testbench, info: CoreInfo, traffic: Traffic, images, classes, scores, exp_cyc,
                 stall: int) -> list[dict]:
-    """Every image through the core, with ``traffic.resets`` resets in the middle of inferences; the resets done."""
+    """Every image through the core, with ``traffic.resets`` resets in the middle of inferences; the resets done.
+    ``exp_cyc``: each image's cycles when sent alone (where a reset may land), or None."""
     n = len(images)
     dropped = []
     if not (traffic.resets and n):

@@ -115,3 +115,31 @@ def test_verilog_refuses_special_output_folders_before_any_work(tmp_path, capsys
         err = capsys.readouterr().err
         assert message in err and str(tmp_path / name) in err, (name, err)
     assert _listing(tmp_path) == before
+
+
+def test_double_buffer_from_the_command_line(tmp_path, capsys):
+    """``--double-buffer``: in the report's generator options and the latency output; refused with exit 2 and
+    nothing written for a network it cannot serve (rate input)."""
+    b = save_bundle(random_bundle((20, 8, 3), 2, seed=3), tmp_path / "r.scnb")
+    out = tmp_path / "out"
+    assert main(["verilog", str(b), "-o", str(out), "--lanes", "4,3", "--pixels-per-beat", "4",
+                 "--double-buffer"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "report.json").read_text())["generator"]["double_buffer"] is True
+    d = tmp_path / "data"
+    d.mkdir()
+    make_idx_dir(d, n_test=9)
+    assert main(["latency", str(b), "--data-dir", str(d), "--pixels-per-beat", "4", "--double-buffer",
+                 "--json"]) == 0
+    db = json.loads(capsys.readouterr().out)["typical"]
+    assert main(["latency", str(b), "--data-dir", str(d), "--pixels-per-beat", "4", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)["typical"]
+    assert db["mean_cycles"] == plain["mean_cycles"]        # an image alone: the same cycles
+    assert db["stream_cycles_per_image"] < plain["stream_cycles_per_image"] == plain["mean_cycles"]
+    assert main(["latency", str(b), "--data-dir", str(d), "--double-buffer"]) == 0
+    assert "(double-buffered input)" in capsys.readouterr().out
+    rate = save_bundle(random_bundle((20, 8, 3), 2, seed=3, encoding="rate"), tmp_path / "rate.scnb")
+    bad = tmp_path / "bad"
+    assert main(["verilog", str(rate), "-o", str(bad), "--double-buffer"]) == 2
+    assert "double_buffer needs direct pixel input" in capsys.readouterr().err
+    assert not bad.exists()

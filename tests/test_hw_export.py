@@ -110,7 +110,10 @@ def test_a_single_port_bank_deeper_than_one_spram_is_refused():
     dict(encoding="direct", readout="membrane", T=2, lanes=(2, 4), events=(4, 2), pixels_per_beat=4, input_bits=1),
     dict(encoding="events", readout="spike_count", T=3, lanes=3, pixels_per_beat=4, input_bits=1),
     dict(encoding="events", readout="membrane", T=2, lanes=(2, 4), events=(2, 2), pixels_per_beat=8, input_bits=3),
-], ids=["rate-T1", "direct-membrane", "one-lane", "weight-port", "binary-input", "events-1bit", "events-3bit"])
+    dict(encoding="direct", readout="spike_count", T=3, lanes=(3, 4), events=(2, 2), pixels_per_beat=4,
+         double_buffer=True),
+], ids=["rate-T1", "direct-membrane", "one-lane", "weight-port", "binary-input", "events-1bit", "events-3bit",
+        "double-buffer"])
 def test_verilator_lint_wall(opts, tmp_path):
     opts = dict(opts)
     b = random_bundle(SMALL["sizes"], opts.pop("T"), encoding=opts.pop("encoding"), readout=opts.pop("readout"),

@@ -311,7 +311,8 @@ def test_time0_check_finds_an_array_of_registers():
     ((20, 12, 5), {"encoding": "rate", "readout": "spike_count"}, {"lanes": (5, 5), "pixels_per_beat": 4}),
     ((9, 7, 2), {"encoding": "rate"}, {"lanes": 2, "pixels_per_beat": 2}),
     ((30, 16, 8, 4), {"reset": "zero"}, {"lanes": (3, 5, 3), "events": (2, 3, 4), "pixels_per_beat": 16}),
-], ids=["last-grouped", "all-grouped", "rate-count", "rate-ppb2", "three-layers"])
+    ((20, 12, 5), {}, {"lanes": (5, 5), "pixels_per_beat": 4, "double_buffer": True}),
+], ids=["last-grouped", "all-grouped", "rate-count", "rate-ppb2", "three-layers", "double-buffer"])
 def test_exported_verilog_every_comb_block_runs_at_time0(tmp_path, sizes, kw, gen):
     from sc_neurocore.hw.export import generate_verilog
 

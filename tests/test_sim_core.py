@@ -166,6 +166,18 @@ CASES = {
     "direct-wide-tree": Case(
         lambda: corner_bundle((12, 20, 4), 3, seed=12, readout="spike_count", membrane_bits=10),
         lambda: corner_images(12, 24, 12), gen={"lanes": (5, 2), "events": (4, 16), "pixels_per_beat": 4}),
+    # double-buffered input: the next image streams into layer 1 while one computes, back to back, with
+    # saturating extreme weights, all-zero / all-max images and a padded last group (lanes 3 of 10)
+    "direct-double-buffer": Case(
+        lambda: corner_bundle((18, 10, 4), 3, seed=14, readout="membrane", membrane_bits=10, extreme_weights=True),
+        lambda: corner_images(18, 30, 14), gen={"lanes": (3, 4), "events": (2, 2), "pixels_per_beat": 4,
+                                                "double_buffer": True}),
+    # ... with random gaps, back-pressure and resets in the middle of inferences (values checked)
+    "double-buffer-traffic": Case(
+        lambda: corner_bundle((18, 10, 4), 3, seed=15, readout="spike_count", leak_shift=2),
+        lambda: corner_images(18, 40, 15), gen={"lanes": (10, 4), "events": (2, 2), "pixels_per_beat": 4,
+                                                "double_buffer": True},
+        run={"gaps": 0.3, "max_gap": 5, "backpressure": 0.4, "resets": 3, "seed": 16}),
     # random input gaps and output back-pressure on the corner core
     "gaps-backpressure": Case(A, lambda: corner_images(12, 60, 5), gen={"pixels_per_beat": 4},
                               run={"gaps": 0.35, "max_gap": 4, "backpressure": 0.5, "seed": 11}),

@@ -35,6 +35,9 @@ def add_generator_args(p: argparse.ArgumentParser) -> None:
                         "(SPRAM on the ice40-up5k), written at run time through --weight-port")
     p.add_argument("--dsp-limit", type=int, default=None, metavar="N",
                    help="at most N pixel products as DSP multipliers; the rest from LUTs (default: all DSPs)")
+    p.add_argument("--double-buffer", action="store_true",
+                   help="a second set of layer-1 accumulators: the next image streams in while the current one "
+                        "computes (direct pixel input, dense first layer)")
 
 
 def core_config(args):
@@ -43,7 +46,8 @@ def core_config(args):
     return CoreConfig(lanes=args.lanes, events=args.events, pixels_per_beat=args.pixels_per_beat,
                       weight_port=bool(getattr(args, "weight_port", False)),
                       weight_memory=getattr(args, "weight_memory", "block"),
-                      dsp_limit=getattr(args, "dsp_limit", None))
+                      dsp_limit=getattr(args, "dsp_limit", None),
+                      double_buffer=bool(getattr(args, "double_buffer", False)))
 
 
 def _cmd_verilog(args) -> int:
@@ -98,6 +102,8 @@ def _cmd_latency(args) -> int:
         print(f"typical      mean {s['mean_cycles']:.1f}  median {s['median_cycles']:.0f}  "
               f"max {s['max_cycles']} cycles over {s['n']} {printable(result['dataset'])} test images "
               f"(mean lower bound {s['mean_lower_bound_cycles']:.1f})")
+        print(f"back to back {s['stream_cycles_per_image']:.1f} cycles per image"
+              + ("  (double-buffered input)" if config.double_buffer else ""))
     return 0
 
 
