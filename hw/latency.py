@@ -369,6 +369,17 @@ class Activity:
         geom = _geometry(self.network, config)
         return _phases(geom, INPUTS(self.network.input).work(geom, self._px), self._spikes)
 
+    def stream_cycles_per_image(self, config=None) -> float:
+        """Cycles per image of the recorded images sent back to back under ``config`` (:func:`stream_cycles`)."""
+        geom = _geometry(self.network, config)
+        stage = INPUTS(self.network.input)
+        w = stage.work(geom, self._px)
+        total = _phases(geom, w, self._spikes)
+        if not geom.config.double_buffer:
+            return float(total.mean())
+        p = stage.cycles(geom, w)
+        return float(_overlap(p, total - p)[1][-1] / len(total))
+
 
 def _all_active(geom):
     T = geom.network.T

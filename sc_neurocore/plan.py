@@ -101,6 +101,9 @@ class Candidate:
     resources: dict | None = None
     device: str | None = None
     command: str = ""
+    #: cycles per image of the test images sent back to back (``latency_summary``'s ``stream_cycles_per_image``:
+    #: the typical cycles unless the build is double-buffered)
+    stream_cycles: float | None = None
 
     @property
     def worst_s(self) -> float:
@@ -112,6 +115,11 @@ class Candidate:
 
     def latency_s(self, typical: bool) -> float:
         return self.typical_s if typical else self.worst_s
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Throughput with the test images streamed back to back, at the candidate's clock."""
+        return None if not self.stream_cycles else self.clock_hz / self.stream_cycles
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,7 @@ def pareto_plot(cands, path, budget_s: float | None = None, typical: bool = Fals
 
 def candidate_dict(c: Candidate) -> dict:
     d = asdict(c)
-    d.update(worst_s=c.worst_s, typical_s=c.typical_s)
+    d.update(worst_s=c.worst_s, typical_s=c.typical_s, images_per_s=c.images_per_s)
     return d
 
 
@@ -347,18 +355,26 @@ class Build:
         return self.typical_cycles if typical and self.typical_cycles is not None else self.worst_cycles
 
 
-def option_space(network, device=None):
+def _double_buffered(network, double_buffer: bool) -> bool:
+    """Whether the planner builds ``network`` with ``double_buffer``: asked for, and a network it serves
+    (direct pixels into a dense first layer; others are planned without it)."""
+    return bool(double_buffer) and network.encoding == "direct" and network.layers[0].kind == "dense"
+
+
+def option_space(network, device=None, double_buffer: bool = False):
     """Every :class:`~sc_neurocore.hw.config.CoreConfig` the planner tries for ``network``: per dense layer
     lanes of powers of two up to the layer and the layer itself, events 1 … 16 (a layer after a conv
     layer takes one event; a conv layer computes all its channels at once), 8 or 16 pixels per beat.
     On a ``device`` with SPRAMs (the ``ice40-up5k``) each of them also with its weights there
     (``weight_port=True, weight_memory="single_port"``: loaded at run time, since SPRAM has no initial
-    contents) — the only way a full-size MNIST network's weights fit that chip."""
+    contents) — the only way a full-size MNIST network's weights fit that chip. ``double_buffer``: every
+    configuration double-buffered, where the network allows it (:func:`_double_buffered`)."""
     import itertools
 
     from .hw.config import CoreConfig
 
     memories = _weight_layouts(network, device)
+    db = {"double_buffer": True} if _double_buffered(network, double_buffer) else {}
 
     L = len(network.layers)
     lanes, events = [], []
@@ -378,7 +394,7 @@ def option_space(network, device=None):
                     continue
                 for mem in memories:
                     yield CoreConfig(lanes=ln if L > 1 else ln[0], events=ev if L > 1 else ev[0],
-                                     pixels_per_beat=ppb, **mem)
+                                     pixels_per_beat=ppb, **mem, **db)
 
 
 def _per_layer_text(v) -> str:
@@ -409,7 +425,8 @@ def _smallest_configs(network, device):
 _RANK_SAMPLE = 1000
 
 
-def search_build(network, device: str, *, activity=None, typical: bool = False, shortlist: int = 64):
+def search_build(network, device: str, *, activity=None, typical: bool = False, shortlist: int = 64,
+                 double_buffer: bool = False):
     """The fastest configuration of :func:`option_space` that fits ``device`` by the resource model.
 
     Returns ``(build, None)``, or ``(None, reason)`` naming what runs out (and by how much) for the
@@ -417,7 +434,7 @@ def search_build(network, device: str, *, activity=None, typical: bool = False, 
     with ``typical`` (and an :class:`~sc_neurocore.hw.latency.Activity`), the ``shortlist`` fastest by the
     worst case are ranked again by their mean cycles over the recorded images.
     """
-    fitting, why = _fitting(network, device)
+    fitting, why = _fitting(network, device, double_buffer)
     if not fitting:
         return None, why
     return _ranked(fitting, activity if typical else None, device, shortlist), None
@@ -433,7 +450,7 @@ def _clock_hz(device, config) -> float | None:
     return None if mhz is None else mhz * 1e6
 
 
-def _fitting(network, device):
+def _fitting(network, device, double_buffer: bool = False):
     """Every configuration of :func:`option_space` that fits ``device``, fastest (worst case, in seconds at
     the build's clock, :func:`_clock_hz`) first: ``([(worst cycles, config, resources), …], None)``, or
     ``([], reason)``."""
@@ -446,7 +463,7 @@ def _fitting(network, device):
     # LUT-made products are proposed only where such a build was both held back (margin) and routed (clock)
     soft_ok = soft_margin is not None and fmax_mhz(dev.family, soft=True) is not None
     fitting = []
-    for cfg in option_space(network, dev):
+    for cfg in option_space(network, dev, double_buffer):
         try:
             geom = cfg.geometry(network)
             r = estimate(geom, target=dev.name)
@@ -519,13 +536,15 @@ def build_command(source: str, device: str, config) -> str:
             f"--pixels-per-beat {config.pixels_per_beat}",
             "--weight-port" if config.weight_port else "",
             f"--weight-memory {config.weight_memory}" if config.weight_memory != "block" else "",
-            f"--dsp-limit {config.dsp_limit}" if config.dsp_limit is not None else ""]
+            f"--dsp-limit {config.dsp_limit}" if config.dsp_limit is not None else "",
+            "--double-buffer" if config.double_buffer else ""]
     return " ".join(p for p in (f"sc-neurocore synth {src} --device {device}", *opts) if p)
 
 
 def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = False,
                 accuracy_floor: float | None = None, check: Callable | None = None,
-                sources: dict | None = None, activities: dict | None = None) -> tuple[list[Candidate], Choice]:
+                sources: dict | None = None, activities: dict | None = None,
+                double_buffer: bool = False) -> tuple[list[Candidate], Choice]:
     """Choose T for a real device: per bundle the fastest configuration that fits ``device`` by the resource
     model (:func:`search_build`), at the family's measured Fmax for that kind of build; then :func:`choose`
     against the budget.
@@ -533,7 +552,9 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
     ``accuracy_floor`` (a fraction) drops candidates below it from the choice (they stay in the table);
     ``sources`` maps a bundle's name to the ``synth`` argument that names it (``--pretrained NAME`` or its
     path) for the command line each candidate prints (default: the name, quoted, as a path);
-    ``activities`` (a dict, by bundle identity) keeps each bundle's golden-model record for the next device.
+    ``activities`` (a dict, by bundle identity) keeps each bundle's golden-model record for the next device;
+    ``double_buffer``: search double-buffered builds (``--double-buffer``) for the bundles that allow them.
+    Every candidate reports its throughput with the test images streamed back to back.
     """
     import shlex
 
@@ -548,7 +569,7 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
     pairs = _checked_pairs(bundles, check)
     cands = []
     for name, b in pairs:
-        fitting, why = _fitting(b.network, dev.name)
+        fitting, why = _fitting(b.network, dev.name, double_buffer)
         if not fitting:  # fits no configuration: no golden-model run is needed to say so
             cands.append(Candidate(name, b.network.T, math.nan, 0, 0.0, fmax_hz, fits=False, note=why,
                                    device=dev.name))
@@ -567,7 +588,7 @@ def plan_device(bundles, device: str, x, y, budget_s: float, *, typical: bool = 
         cands.append(Candidate(name, b.network.T, acc, build.worst_cycles, mean, build.clock_hz, r.lut, r.bram,
                                True, note, build.config.to_dict(), r.as_dict(), dev.name,
                                build_command((sources or {}).get(name) or shlex.quote(name), dev.name,
-                                             build.config)))
+                                             build.config), act.stream_cycles_per_image(build.config)))
     usable = [c for c in cands if not (accuracy_floor is not None and c.fits and c.accuracy < accuracy_floor)]
     choice = choose(usable, budget_s, typical)
     if not usable:
@@ -593,8 +614,13 @@ def _opts(config: dict | None) -> str:
     dsp = f", {config['dsp_limit']} DSP products (the rest from LUTs)" if config.get("dsp_limit") is not None else ""
     spram = (", weights in SPRAM (loaded at run time through the weight port: `sc-neurocore board ... --load`)"
              if config.get("weight_memory") == "single_port" else "")
+    db = ", double-buffered input" if config.get("double_buffer") else ""
     return (f"lanes {arg(config['lanes'])}, events {arg(config['events'])}, {config['pixels_per_beat']} "
-            f"pixels/beat{dsp}{spram}")
+            f"pixels/beat{dsp}{spram}{db}")
+
+
+def _fmt_rate(per_s: float | None) -> str:
+    return "–" if per_s is None else f"{per_s:,.0f}".replace(",", " ")
 
 
 def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate | None, device: str) -> str:
@@ -605,12 +631,12 @@ def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate
     spram = f", {dev.sprams} SPRAM" if dev.sprams else ""
     lines = [f"**{dev.name}** ({dev.chip.name}: {dev.luts} LUT4, {dev.brams} block RAM, {dev.dsps} DSP{spram})", "",
              "| bundle | T | accuracy | options (lanes / events / pixels per beat [/ DSP limit]) | LUT | FF | BRAM | DSP | clock | "
-             "cycles worst / typical | latency worst / typical | within budget |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "cycles worst / typical | latency worst / typical | images/s back to back | within budget |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(cands, key=lambda c: (c.T, c.name)):
         if not c.fits:
             acc = "–" if math.isnan(c.accuracy) else f"{100 * c.accuracy:.2f} %"
-            lines.append(f"| {c.name} | {c.T} | {acc} | {c.note} | | | | | | | | does not fit |")
+            lines.append(f"| {c.name} | {c.T} | {acc} | {c.note} | | | | | | | | | does not fit |")
             continue
         r, o = c.resources, c.config
         arg = _per_layer_text
@@ -619,11 +645,12 @@ def format_device_table(cands, budget_s: float, typical: bool, chosen: Candidate
         mark = ("**chosen**" if c is chosen else "yes") if ok and not c.note else (c.note or "no")
         lim = f" / {o['dsp_limit']}" if o.get("dsp_limit") is not None else ""
         lim += " / weights in SPRAM" if o.get("weight_memory") == "single_port" else ""
+        lim += " / double-buffered" if o.get("double_buffer") else ""
         bram = f"{r['bram']} + {r['spram']} SPRAM" if r.get("spram") else f"{r['bram']}"
         lines.append(f"| {c.name} | {c.T} | {100 * c.accuracy:.2f} % | {arg(o['lanes'])} / {arg(o['events'])} / "
                      f"{o['pixels_per_beat']}{lim} | {r['lut']} | {r['ff']} | {bram} | {r['dsp']} | "
                      f"{c.clock_hz / 1e6:.1f} MHz | {c.worst_cycles} / {c.typical_cycles:.1f} | "
-                     f"{_fmt_s(c.worst_s)} / {_fmt_s(c.typical_s)} | {mark} |")
+                     f"{_fmt_s(c.worst_s)} / {_fmt_s(c.typical_s)} | {_fmt_rate(c.images_per_s)} | {mark} |")
     lines.append("")
     from .hw.resources import lut_margin
 

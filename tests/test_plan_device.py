@@ -352,3 +352,41 @@ def test_the_planner_ranks_builds_by_time_not_cycles(monkeypatch):
     assert build.worst_cycles > fast.worst_cycles and build.clock_hz == 1e6 * min(_routed(False))
     all_dsp = _all_dsp_cycles(net, dev)
     assert build.worst_cycles == min(all_dsp)
+
+
+def test_option_space_double_buffers_only_the_networks_it_serves():
+    net = random_bundle((20, 6, 3), 2).network
+    assert all(c.double_buffer for c in option_space(net, "ecp5-25f", double_buffer=True))
+    assert not any(c.double_buffer for c in option_space(net, "ecp5-25f"))
+    rate = random_bundle((20, 6, 3), 2, encoding="rate").network
+    assert not any(c.double_buffer for c in option_space(rate, "ecp5-25f", double_buffer=True))
+
+
+def test_plan_cli_double_buffer_builds_and_reports_throughput(two_bundles, capsys):
+    """``plan --double-buffer``: the builds carry the option (command line included), their staging registers
+    are in the estimate, and every candidate's images/s is its clock over its cycles per image back to back:
+    the mean latency without the option, fewer cycles with it (checked against the latency model's stream)."""
+    from sc_neurocore.bundle import load_bundle
+    from sc_neurocore.data import load_idx_dir
+    from sc_neurocore.hw.latency import latency_summary
+
+    assert main(_plan(two_bundles, "--device", "ecp5-25f", "--json")) == 0
+    plain = {c["name"]: c for c in json.loads(capsys.readouterr().out)["plans"][0]["candidates"]}
+    assert main(_plan(two_bundles, "--device", "ecp5-25f", "--json", "--double-buffer")) == 0
+    double = {c["name"]: c for c in json.loads(capsys.readouterr().out)["plans"][0]["candidates"]}
+    ds = load_idx_dir(two_bundles / "digits")
+    assert set(double) == set(plain) == {"fast", "slow"}
+    for name, c in double.items():
+        p = plain[name]
+        assert p["stream_cycles"] == pytest.approx(p["typical_cycles"], rel=1e-12)
+        assert p["images_per_s"] == pytest.approx(p["clock_hz"] / p["typical_cycles"], rel=1e-12)
+        assert c["config"]["double_buffer"] is True and c["command"].endswith(" --double-buffer")
+        cfg = CoreConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in c["config"].items()})
+        b = load_bundle(two_bundles / f"{name}.scnb")
+        s = latency_summary(b.network, cfg, ds.test_x)
+        assert c["stream_cycles"] == pytest.approx(s["stream_cycles_per_image"], rel=1e-12)
+        assert c["stream_cycles"] < c["typical_cycles"]
+        assert c["resources"]["ff"] > estimate(b.network, dataclasses.replace(cfg, double_buffer=False), "ecp5-25f").ff
+    assert main(_plan(two_bundles, "--device", "ecp5-25f", "--double-buffer")) == 0
+    text = capsys.readouterr().out
+    assert "images/s back to back" in text and "/ double-buffered |" in text and "double-buffered input" in text

@@ -221,7 +221,8 @@ def _cmd_plan(args) -> int:
         runs, records = [], {}
         for dev in devices:
             cands, choice = plan_device(bundles, dev, x, y, budget, typical=args.typical, accuracy_floor=floor,
-                                        check=check, sources=sources, activities=records)
+                                        check=check, sources=sources, activities=records,
+                                        double_buffer=cfg.double_buffer)
             runs.append((dev, cands, choice))
         table = "\n\n".join(format_device_table(c, budget, args.typical, ch.chosen, dev) for dev, c, ch in runs)
     verified = []
