@@ -19,7 +19,8 @@ image and replays it through the LFSR once per timestep.
 With ``CoreConfig.double_buffer`` (direct only) the beats are taken in every
 phase, not only in ``IN``: they accumulate into layer 1's staging set while
 the previous image computes, and phase ``IN`` only waits for the image to be
-complete, loads it into the accumulators and starts the first timestep.
+complete, pulses the load and goes to phase ``LOAD``, in which the copy
+lands and the first timestep starts (``Timing.LOAD``).
 """
 
 from __future__ import annotations
@@ -104,12 +105,12 @@ class PixelsInput:
         """Phase ``IN``: take the image's ``K`` beats, then start the first timestep."""
         pixels, chunker, beats_in, K = self._core.pixels, self.chunker, self.beats_in, self._K
         if self.double:
-            # The image is in when the same condition as below holds; the load, the count's reset (the
-            # next image's beats are taken from the next cycle) and the first update share its cycle.
+            # The image is in when the same condition as below holds: the load pulse and the count's reset
+            # (the next image's beats are taken from the next cycle); the copy lands in phase LOAD.
             with m.If((beats_in == K) & ~chunker.busy & ~self._layer1.acc_busy):
                 m.d.comb += [self._layer1.load.eq(1), chunker.clear.eq(1)]
                 m.d.sync += beats_in.eq(0)
-                self.start_timestep(m)
+                m.next = "LOAD"
             return
         accept = Signal(name="accept")
         if self.direct:
@@ -135,7 +136,12 @@ class PixelsInput:
                 self.start_timestep(m)
 
     def states(self, m) -> None:
-        """Rate: phase ``ENC``, the replay pass into layer 1, then its update."""
+        """Rate: phase ``ENC``, the replay pass into layer 1, then its update. ``double_buffer``: phase
+        ``LOAD`` (``Timing.LOAD``), the staged current copied into layer 1's accumulators; its first update
+        starts with it."""
+        if self.double:
+            with m.State("LOAD"):
+                self.start_timestep(m)
         if not self.direct:
             with m.State("ENC"):
                 with m.If(~self.encoder.busy & ~self.chunker.busy & ~self._layer1.acc_busy):

@@ -24,14 +24,17 @@ previous one ends (``G_l`` = groups of layer ``l``, ``Timing`` constants from
   ``n_l(t) * G_l + LayerGeometry.scan_cycles`` cycles, ``n_l(t)`` = chunks of ``E_l``
   inputs with at least one spike (``Timing.SCAN_EMPTY`` when none), then
   the neuron update, ``G_l + Timing.UPDATE`` cycles;
-* readout: ``CoreGeometry.readout_cycles`` (argmax tree + output register).
+* readout: ``CoreGeometry.readout_cycles`` (argmax tree + output register);
+* ``CoreConfig.double_buffer`` only: phase ``LOAD``, ``Timing.LOAD`` cycles
+  between the input pass and the first update.
 
 **Back to back** (:func:`stream_cycles`: the images of a batch sent one after
 the other, ``tvalid`` high from the first beat to the last): a core takes an
 image's first beat only in the cycle its previous result is loaded, so each
 image finds it idle and its latency is the one above. With
 ``CoreConfig.double_buffer`` the input pass of image ``n+1`` (``p``, the
-first term above) overlaps the rest of image ``n`` (``c``, its compute):
+first term above) overlaps the rest of image ``n`` (``c``, its compute, phase
+``LOAD`` included):
 image ``n`` starts computing at ``s_n = s_{n-1} + max(1 + p_n, c_{n-1})``
 (``s_0 = p_0``; its first beat is taken the cycle after ``s_{n-1}``, and it
 cannot start before the previous result is loaded), and its result is valid
@@ -280,7 +283,9 @@ def _phases(geom, w_in, spikes, *, bound: bool = False) -> np.ndarray:
     for i in range(1, len(geom.layers)):
         scan = kinds[i].scan_bound if bound else kinds[i].scan
         total = total + scan(geom, i, spikes[i - 1]).sum(axis=0)
-    return total if bound else total + geom.readout_cycles
+    if bound:
+        return total
+    return total + geom.readout_cycles + (Timing.LOAD if geom.config.double_buffer else 0)
 
 
 def image_cycles(network, config=None, pixels=None) -> np.ndarray:

@@ -58,10 +58,10 @@ class LIFLayer(wiring.Component):
     the accumulate path adds into a second set of accumulators, the staging
     set, which the update never reads, so the next image can be accumulated
     while this one is updated; a ``load`` pulse copies the staging set into
-    the accumulators the update reads and zeroes it, at the end of its own
-    cycle (an update started in that cycle reads the loaded values), and
-    wins over a ``clear`` acting in the same cycle. ``clear`` leaves the
-    staging set alone: it may already hold the next image.
+    the accumulators the update reads and zeroes it, at the end of the cycle
+    after the pulse (registered, like ``clear``; an update started in that
+    cycle reads the loaded values). ``clear`` leaves the staging set alone:
+    it may already hold the next image.
     """
 
     def __init__(self, layer: LayerParams, geom: LayerGeometry, *, reset: str, spiking: bool,
@@ -127,7 +127,7 @@ class LIFLayer(wiring.Component):
         s2 = self._stage_products(m, s1)
         tree = self._stage_adder_tree(m, s2)
         s3 = tree[-1]
-        written = self._stage_accumulate(m, s3, staged)
+        self._stage_accumulate(m, s3, staged)
         # Not s3_valid: the last accumulate is written at the end of that cycle,
         # and an update started in it reads the accumulators only a cycle later.
         busy = a.valid | ms.valid | r.valid | s1.busy | s2.valid
@@ -152,7 +152,7 @@ class LIFLayer(wiring.Component):
 
         self._clear(m, acc, v)
         if self._double:
-            self._load(m, acc, staged, s3.valid, written)
+            self._load(m, acc, staged)
         return m
 
     def _name(self) -> str:
@@ -187,20 +187,22 @@ class LIFLayer(wiring.Component):
         return [[Signal(shape, name=f"stage{p * P + k}" if p * P + k < n else f"stage_pad{k}") for p in range(G)]
                 for k in range(P)]
 
-    def _load(self, m, acc, staged, last_valid, written):
-        """``double_buffer``: the staged current becomes the current; after :meth:`_clear`, so it wins.
+    def _load(self, m, acc, staged):
+        """``double_buffer``: the staged current becomes the current, a cycle after the ``load`` pulse.
 
-        Not registered, unlike ``clear``: the update the sequencer starts in the pulse's cycle reads the
-        accumulators from the next cycle on. The sequencer loads when the accumulate path is no longer busy,
-        which is while its last add is being written (``acc_busy``): so the copy is of the ring as that add
-        leaves it, shifted by one with the sum at its tail (``last_valid``, ``written``: stage 4's valid and
-        per-lane sum). The next image's first add comes ``accumulate_cycles`` after its first beat, a cycle
+        Registered, like ``clear``: the pulse comes from the sequencer and fans out to every accumulator
+        bit. The sequencer pulses it when the accumulate path is no longer busy, which is while its last
+        add is being written (``acc_busy``): a cycle later the staging set is complete, and the update it
+        starts then (phase ``LOAD``, ``Timing.LOAD``) reads the copy from the cycle after. A ``clear`` acts
+        a cycle earlier at the latest (the result is loaded before phase ``IN``), so the copy is what stays.
+        The next image's first add comes ``accumulate_cycles`` after its first beat, which is taken the cycle
         after the pulse at the earliest, so zeroing the staging set here loses nothing."""
-        with m.If(self.load):
-            for ring, sring, total in zip(acc, staged, written):
-                after = sring[1:] + [total]       # the ring once the last add is in
-                for a, s, s_next in zip(ring, sring, after):
-                    m.d.sync += [a.eq(Mux(last_valid, s_next, s)), s.eq(0)]
+        load_q = Signal(name="load_q")
+        m.d.sync += load_q.eq(self.load)
+        with m.If(load_q):
+            for ring, sring in zip(acc, staged):
+                for a, s in zip(ring, sring):
+                    m.d.sync += [a.eq(s), s.eq(0)]
 
     def _weight_memories(self, m, platform):
         """The weight banks, each split into segments: ``ports[b][s]``, the segment's address bits ``lo``
@@ -403,7 +405,6 @@ class LIFLayer(wiring.Component):
         """
         G = self._geom.groups
         acc_shape = self.acc_format.amaranth_shape
-        sums = []    # per lane, the sum being written (read by a double_buffer load)
         for k in range(self._geom.lanes):
             ring = acc[k]
             pre = Signal(acc_shape, name=f"acc_pre{k}")
@@ -412,8 +413,7 @@ class LIFLayer(wiring.Component):
             m.d.sync += pre.eq(Mux(s3.valid, total if G == 1 else ring[1], ring[0]))
             with m.If(s3.valid):
                 _shift_in(m, ring, total)
-            sums.append(total)
-        return sums
+
 
     def _update_issue(self, m):
         """Update issue: the registered start pulse, then one group per cycle.

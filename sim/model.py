@@ -90,7 +90,7 @@ def expected_cycles(network, report: dict | None, images: np.ndarray, *, stream:
 
     gen = dict((report or {}).get("generator") or {})
     cfg = CoreConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in gen.items()
-                        if k in ("lanes", "events", "pixels_per_beat", "double_buffer")})
+                        if k in ("lanes", "events", "pixels_per_beat", "dsp_limit", "double_buffer")})
     if len(images) == 0:
         return np.zeros(0, dtype=np.int64)
     if not stream:

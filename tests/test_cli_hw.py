@@ -134,7 +134,7 @@ def test_double_buffer_from_the_command_line(tmp_path, capsys):
     db = json.loads(capsys.readouterr().out)["typical"]
     assert main(["latency", str(b), "--data-dir", str(d), "--pixels-per-beat", "4", "--json"]) == 0
     plain = json.loads(capsys.readouterr().out)["typical"]
-    assert db["mean_cycles"] == plain["mean_cycles"]        # an image alone: the same cycles
+    assert db["mean_cycles"] == plain["mean_cycles"] + 1    # an image alone: phase LOAD more
     assert db["stream_cycles_per_image"] < plain["stream_cycles_per_image"] == plain["mean_cycles"]
     assert main(["latency", str(b), "--data-dir", str(d), "--double-buffer"]) == 0
     assert "(double-buffered input)" in capsys.readouterr().out
