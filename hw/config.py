@@ -167,10 +167,11 @@ class CoreConfig:
         Give layer 1 a second set of accumulators (direct pixel input into a
         dense first layer only): the next image's beats are accepted and
         accumulated into it while the current image computes, and handed
-        over in one cycle when the current image's result is loaded.  Results
-        and the latency of an image that finds the core idle are unchanged;
-        back to back, a new image starts every ``max(compute, input pass)``
-        cycles instead of every ``compute + input pass``
+        over when the current image's result is loaded (phase ``LOAD``,
+        ``Timing.LOAD`` cycles).  Results are unchanged, and an image that
+        finds the core idle takes that one cycle more; back to back, a new
+        image starts every ``max(compute, input pass)`` cycles instead of
+        every ``compute + input pass``
         (:func:`~sc_neurocore.hw.latency.stream_cycles`).  Costs one
         accumulator register per layer-1 neuron.  Default ``False``.
     """
