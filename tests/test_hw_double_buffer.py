@@ -178,3 +178,22 @@ def test_the_layer_refuses_a_staging_set_without_a_kept_current(rejected_compone
     geo = CoreConfig().geometry(net)
     with pytest.raises(ValueError, match="double_buffer needs keep_current=True"):
         LIFLayer(net.layers[1], geo.layers[1], reset="subtract", spiking=False, double_buffer=True)
+
+
+@pytest.mark.parametrize("memory", ["block", "single_port"])
+def test_double_buffered_core_computes_weights_loaded_at_run_time(memory):
+    """With the weight port (and single-port banks, the UP5K's SPRAM shape) the staging path reads the
+    written weights: a core built for network A computes network B, written after reset, back to back."""
+    a = random_bundle((16, 8, 4), 2, seed=23).network
+    b = random_bundle((16, 8, 4), 2, seed=24).network
+    b = NetworkParams(tuple(LayerParams(lb.weight, lb.weight_bits, la.threshold, la.leak_shift, la.current_shift,
+                                        la.membrane_bits) for la, lb in zip(a.layers, b.layers)),
+                      T=a.T, readout=a.readout)
+    cfg = CoreConfig(lanes=(3, 4), events=(2, 2), pixels_per_beat=4, weight_port=True, weight_memory=memory,
+                     double_buffer=True)
+    x = _images(16, 6, seed=12)
+    assert not np.array_equal(infer(a, x).scores, infer(b, x).scores)   # the test can tell them apart
+    r = simulate(a, x, cfg, weight_writes=cfg.geometry(a).weight_writes(b))
+    g = infer(b, x)
+    assert np.array_equal(r.scores, g.scores) and np.array_equal(r.classes, g.classes)
+    assert np.array_equal(r.cycles, stream_cycles(b, cfg, x)[0])
