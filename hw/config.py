@@ -19,7 +19,8 @@ from sc_neurocore.params import ConvParams, NetworkParams
 
 from .stream import beats_per_image, in_width, out_width
 
-__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "ConvGeometry", "Timing", "WEIGHT_MEMORIES"]
+__all__ = ["CoreConfig", "CoreGeometry", "LayerGeometry", "ConvGeometry", "Timing", "WEIGHT_MEMORIES",
+           "double_buffer_refusal"]
 
 #: The ``CoreConfig.weight_memory`` layouts.
 WEIGHT_MEMORIES = ("block", "single_port")
@@ -428,6 +429,18 @@ def _resolve(name: str, spec, index: int, n_layers: int, default: int, cap: int)
     return min(spec, cap)
 
 
+def double_buffer_refusal(network: NetworkParams) -> str | None:
+    """Why ``CoreConfig.double_buffer`` cannot serve ``network``, or None when it can. The second accumulator
+    set holds the next image's constant layer-1 current (spec §3.1), which only direct pixels into a dense
+    layer have: rate and event inputs change every timestep."""
+    if network.encoding != "direct":
+        return (f"double_buffer needs direct pixel input (the current of layer 1 is then one weighted sum per "
+                f"image), not {network.encoding!r} input")
+    if network.layers[0].kind != "dense":
+        return f"double_buffer needs a dense first layer, not a {network.layers[0].kind!r} layer"
+    return None
+
+
 class CoreGeometry:
     """A :class:`CoreConfig` applied to a network: every derived size of the core."""
 
@@ -444,14 +457,8 @@ class CoreGeometry:
         ppb = config.pixels_per_beat
         if config.weight_port and any(lp.kind == "conv" for lp in network.layers):
             raise ValueError("the run-time weight port does not support conv layers yet: build with weight_port=False")
-        if config.double_buffer:
-            # The second accumulator set holds the next image's constant layer-1 current (spec §3.1), which
-            # only direct pixels into a dense layer have: rate and event inputs change every timestep.
-            if network.encoding != "direct":
-                raise ValueError(f"double_buffer needs direct pixel input (the current of layer 1 is then one "
-                                 f"weighted sum per image), not {network.encoding!r} input")
-            if network.layers[0].kind != "dense":
-                raise ValueError(f"double_buffer needs a dense first layer, not a {network.layers[0].kind!r} layer")
+        if config.double_buffer and (refusal := double_buffer_refusal(network)):
+            raise ValueError(refusal)
         layers = []
         for i, lp in enumerate(network.layers):
             if i and network.layers[i - 1].kind == "conv":

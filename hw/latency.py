@@ -61,8 +61,8 @@ from sc_neurocore.params import NetworkParams, lfsr_thresholds
 
 from .config import CoreConfig, CoreGeometry, Timing
 
-__all__ = ["Activity", "image_cycles", "stream_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary", "latency_report",
-           "LAYERS", "INPUTS"]
+__all__ = ["Activity", "image_cycles", "stream_cycles", "worst_case_cycles", "lower_bound_cycles", "latency_summary",
+           "latency_report", "LAYERS", "INPUTS"]
 
 #: The latency model's layer kinds: ``scan(geom, index, spikes)``, ``scan_bound(geom, index, spikes)``
 #: (cycles of the event scan feeding layer ``index``) and ``update(lg)`` / ``update_bound(lg)``.
@@ -304,6 +304,18 @@ def _overlap(p: np.ndarray, c: np.ndarray):
     return first, start + c
 
 
+def _stream(geom, works: list, total: np.ndarray):
+    """The images whose input work per beat is ``works`` (one array per chunk of images, in order) and whose
+    latencies are ``total`` (N,), sent back to back: ``(first, done)``, the cycle each image's first beat is
+    taken and the cycle its result is valid, from the first image's first beat."""
+    if not geom.config.double_buffer:
+        done = np.cumsum(total)          # each image finds the core idle: its first beat follows the last result
+        return done - total, done
+    stage = INPUTS(geom.network.input)
+    p = np.concatenate([stage.cycles(geom, w) for w in works])
+    return _overlap(p, total - p)
+
+
 def stream_cycles(network, config=None, pixels=None, *, batch: int = 2000):
     """The images of ``pixels`` sent back to back (module docstring): ``(latency, done)``, each (B,) int64 —
     every image's cycles from its first beat taken to its result valid, and the cycle its result is valid
@@ -311,16 +323,9 @@ def stream_cycles(network, config=None, pixels=None, *, batch: int = 2000):
     ``double_buffer`` the latencies equal :func:`image_cycles`."""
     geom = _geometry(network, config)
     px = _samples(geom, pixels)
-    stage, total, passes = INPUTS(geom.network.input), [], []
-    for i in range(0, len(px), batch):
-        w, spikes = _activity(geom, px[i:i + batch])
-        total.append(_phases(geom, w, spikes))
-        passes.append(stage.cycles(geom, w))
-    total = np.concatenate(total) if total else np.zeros(0, dtype=np.int64)
-    if not geom.config.double_buffer:
-        return total, np.cumsum(total)
-    p = np.concatenate(passes)
-    first, done = _overlap(p, total - p)
+    acts = [_activity(geom, px[i:i + batch]) for i in range(0, len(px), batch)]
+    total = np.concatenate([_phases(geom, w, spikes) for w, spikes in acts]) if acts else np.zeros(0, np.int64)
+    first, done = _stream(geom, [w for w, _ in acts], total)
     return done - first, done
 
 
@@ -377,13 +382,8 @@ class Activity:
     def stream_cycles_per_image(self, config=None) -> float:
         """Cycles per image of the recorded images sent back to back under ``config`` (:func:`stream_cycles`)."""
         geom = _geometry(self.network, config)
-        stage = INPUTS(self.network.input)
-        w = stage.work(geom, self._px)
-        total = _phases(geom, w, self._spikes)
-        if not geom.config.double_buffer:
-            return float(total.mean())
-        p = stage.cycles(geom, w)
-        return float(_overlap(p, total - p)[1][-1] / len(total))
+        w = INPUTS(self.network.input).work(geom, self._px)
+        return float(_stream(geom, [w], _phases(geom, w, self._spikes))[1][-1] / len(self._px))
 
 
 def _all_active(geom):
@@ -435,11 +435,7 @@ def latency_summary(network, config=None, images=None, *, batch: int = 2000) -> 
     acts = [_activity(geom, px[i:i + batch]) for i in range(0, len(px), batch)]
     cyc = np.concatenate([_phases(geom, w, spikes) for w, spikes in acts])
     lb = np.concatenate([_phases(geom, w, spikes, bound=True) for w, spikes in acts])
-    if geom.config.double_buffer:
-        p = np.concatenate([INPUTS(geom.network.input).cycles(geom, w) for w, _ in acts])
-        done = _overlap(p, cyc - p)[1][-1]
-    else:
-        done = cyc.sum()
+    done = _stream(geom, [w for w, _ in acts], cyc)[1][-1]
     return {
         # the dataset sent back to back (stream_cycles): 1 / throughput, in cycles
         "stream_cycles_per_image": float(done / len(px)),

@@ -414,7 +414,6 @@ class LIFLayer(wiring.Component):
             with m.If(s3.valid):
                 _shift_in(m, ring, total)
 
-
     def _update_issue(self, m):
         """Update issue: the registered start pulse, then one group per cycle.
 

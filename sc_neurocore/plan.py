@@ -357,8 +357,10 @@ class Build:
 
 def _double_buffered(network, double_buffer: bool) -> bool:
     """Whether the planner builds ``network`` with ``double_buffer``: asked for, and a network it serves
-    (direct pixels into a dense first layer; others are planned without it)."""
-    return bool(double_buffer) and network.encoding == "direct" and network.layers[0].kind == "dense"
+    (:func:`~sc_neurocore.hw.config.double_buffer_refusal`; others are planned without it)."""
+    from .hw.config import double_buffer_refusal
+
+    return bool(double_buffer) and double_buffer_refusal(network) is None
 
 
 def option_space(network, device=None, double_buffer: bool = False):
