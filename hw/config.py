@@ -276,10 +276,18 @@ class LayerGeometry:
         return self.lanes * self.weight_bits
 
     @property
+    def lane_terms(self) -> int:
+        """Most terms the adder tree of one lane sums: its ``E`` products, a product built from LUTs
+        (``lut_products``) as two registered halves (``hw.logic._product_halves``). The LUT-built products
+        are the last ones in product order (event fastest), so one lane holds ``min(E, lut_products)`` of
+        them at most."""
+        return self.events + min(self.events, self.lut_products)
+
+    @property
     def tree_stages(self) -> int:
-        """Register stages of the adder tree over a lane's ``E`` products: one per ``Timing.TREE_TERMS``-fold
-        reduction (1 for ``E <= 8``)."""
-        n, stages = self.events, 1
+        """Register stages of the adder tree over a lane's ``lane_terms``: one per ``Timing.TREE_TERMS``-fold
+        reduction (1 for up to 8 terms)."""
+        n, stages = self.lane_terms, 1
         while n > Timing.TREE_TERMS:
             n, stages = -(-n // Timing.TREE_TERMS), stages + 1
         return stages
@@ -391,6 +399,12 @@ class ConvGeometry(LayerGeometry):
     @property
     def segments(self) -> int:
         return 1
+
+    @property
+    def lane_terms(self) -> int:
+        """A conv layer multiplies in its tap pipeline (``hw.conv``) and has no per-lane adder tree whose
+        terms its LUT-built products would add to: as many as its events, as before."""
+        return self.events
 
     @property
     def accumulate_cycles(self) -> int:

@@ -106,6 +106,15 @@ def test_dsp_limit_is_checked(bad):
         CoreConfig(dsp_limit=bad)
 
 
+@pytest.mark.parametrize("limit, terms", [(None, 4), (16, 4), (14, 6), (12, 8), (0, 8)])
+def test_lut_products_add_their_halves_to_a_lane_tree(limit, terms):
+    # 4 lanes x 4 events of pixel products; those beyond the limit come last, event fastest, so the
+    # last lane holds up to 4 of them, each summed as two halves (4 products + 2 or 4 halves).
+    net = random_bundle((16, 8, 4), T=2, seed=0).network
+    lg = CoreConfig(lanes=(4, 4), events=(4, 4), dsp_limit=limit).geometry(net).layers[0]
+    assert lg.lane_terms == terms and lg.tree_stages == 1
+
+
 def test_dsp_limit_is_counted_over_the_pixel_layers_in_order():
     from sc_neurocore.bundle import random_bundle
 

@@ -413,6 +413,27 @@ def test_dsp_limit_builds_the_rest_from_luts_exactly(limit):
     _check(net, x, cfg)
 
 
+@pytest.mark.parametrize("input_bits, events, limit, terms, stages", [
+    (8, 8, 8, 16, 2),     # 8 of 16 products from LUTs, all in lane 2: 8 events + 8 halves -> two tree stages
+    (8, 8, 10, 14, 2),    # 6 of them: 8 + 6 terms
+    (3, 4, 0, 8, 1),      # odd input width: halves of 2 and 1 bits
+    (2, 2, 3, 3, 1),      # the smallest multi-bit input, one product from LUTs in a lane of two
+])
+def test_lut_products_are_summed_as_halves_in_the_adder_tree(input_bits, events, limit, terms, stages):
+    """A product built from LUTs is registered as two halves that the lane's adder tree adds
+    (``LayerGeometry.lane_terms``): scores and cycles equal the golden and latency models, also where the
+    halves push a lane past ``Timing.TREE_TERMS`` and cost a tree stage."""
+    net = random_bundle((24, 6, 3), T=2, seed=terms, membrane_bits=12, input_bits=input_bits).network
+    cfg = CoreConfig(lanes=(2, 3), events=(events, 2), pixels_per_beat=8, dsp_limit=limit)
+    lg = cfg.geometry(net).layers[0]
+    assert (lg.lane_terms, lg.tree_stages) == (terms, stages)
+    assert lg.accumulate_cycles == Timing.ACCUMULATE_BASE + stages - 1
+    # 8-bit pixels, of which layer 1 takes the top input_bits (spec §3.1): 255 is the all-max input
+    x = np.vstack([_images(24, 3, seed=input_bits, density=0.9), np.zeros((1, 24), np.int64),
+                   np.full((1, 24), 255)])
+    _check(net, x, cfg)
+
+
 @pytest.mark.parametrize("sizes, events, stages", [((16, 20, 4), (4, 16), 2), ((16, 20, 4), (16, 20), 2),
                                                    ((8, 70, 3), (8, 65), 3)])
 def test_wide_adder_trees_are_pipelined_exactly(sizes, events, stages):

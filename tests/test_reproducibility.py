@@ -28,9 +28,10 @@ DIGESTS = {
 }
 #: sha256 prefixes of the generated Verilog (the bytes `sc-neurocore verilog` writes).
 VERILOG = {
-    # re-pinned when the input chunker's end-of-image clear was removed (was 1ea090b5cfcafa47 / 3ad80bfa66151b06)
-    ("mnist-t4", (), ()): "99b7c2b65861087e",
-    ("mnist-t4-lite", (16, 10), (8, 8)): "b45baf6c6d3157cf",   # its ECP5-25F configuration
+    # re-pinned when the update start stopped clearing the group counter (was 99b7c2b65861087e / b45baf6c6d3157cf;
+    # before the input chunker's end-of-image clear was removed, 1ea090b5cfcafa47 / 3ad80bfa66151b06)
+    ("mnist-t4", (), ()): "adf81340c50b5ea9",
+    ("mnist-t4-lite", (16, 10), (8, 8)): "c89af6525583c490",   # its ECP5-25F configuration
 }
 
 
