@@ -223,6 +223,23 @@ def done() -> set:
     return {json.loads(line)["case_name"] for line in RUNS.read_text().splitlines() if line.strip()}
 
 
+def supersede(options) -> int:
+    """Move the records of the cases whose config sets any of ``options`` from ``runs.jsonl`` to
+    ``runs-superseded.jsonl`` (kept, not fitted), so that the grid runs them again."""
+    keep, old = [], []
+    for line in RUNS.read_text().splitlines():
+        if line.strip():
+            hit = any(k in json.loads(line)["case"].get("config", {}) for k in options)
+            (old if hit else keep).append(line)
+    with (OUT / "runs-superseded.jsonl").open("a") as f:
+        f.writelines(line + "\n" for line in old)
+    tmp = RUNS.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    tmp.replace(RUNS)
+    print(f"{len(old)} runs superseded (options {', '.join(options)})", flush=True)
+    return len(old)
+
+
 def run_case(case: dict) -> dict:
     from sc_neurocore.hw.export import generate_verilog
     from sc_neurocore.hw.synth import SynthError, synthesize
@@ -259,11 +276,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", action="store_true", help="fit the model to the runs so far and report its errors")
     ap.add_argument("--limit", type=int, default=0, help="run at most this many new cases")
+    ap.add_argument("--redo", metavar="OPTION", action="append", default=[],
+                    help="run again the cases whose generator options set OPTION (e.g. dsp_limit, after a change "
+                         "to what it builds); their old records move to runs-superseded.jsonl")
     args = ap.parse_args(argv)
     if args.fit:
         from sc_neurocore.hw.resources import fit_main
         return fit_main(RUNS, OUT / "fit.json")
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.redo:
+        supersede(args.redo)
     have = done()
     todo = [c for c in grid() if case_name(c) not in have]
     if args.limit:

@@ -365,7 +365,8 @@ def _double_buffered(network, double_buffer: bool) -> bool:
 
 def option_space(network, device=None, double_buffer: bool = False):
     """Every :class:`~sc_neurocore.hw.config.CoreConfig` the planner tries for ``network``: per dense layer
-    lanes of powers of two up to the layer and the layer itself, events 1 … 16 (a layer after a conv
+    lanes of powers of two up to the layer and the layer itself (on a ``device``, none wider than the widest
+    layer routed on its family, :func:`~sc_neurocore.hw.resources.routed_lanes`), events 1 … 16 (a layer after a conv
     layer takes one event; a conv layer computes all its channels at once), 8 or 16 pixels per beat.
     On a ``device`` with SPRAMs (the ``ice40-up5k``) each of them also with its weights there
     (``weight_port=True, weight_memory="single_port"``: loaded at run time, since SPRAM has no initial
@@ -377,6 +378,13 @@ def option_space(network, device=None, double_buffer: bool = False):
 
     memories = _weight_layouts(network, device)
     db = {"double_buffer": True} if _double_buffered(network, double_buffer) else {}
+    # on a device, no layer wider than the widest routed on its family (hw.resources.routed_lanes)
+    cap = None
+    if device is not None:
+        from .hw.devices import parse_device
+        from .hw.resources import routed_lanes
+
+        cap = routed_lanes((device if hasattr(device, "family") else parse_device(device)).family)
 
     L = len(network.layers)
     lanes, events = [], []
@@ -384,7 +392,8 @@ def option_space(network, device=None, double_buffer: bool = False):
         if lp.kind == "conv":
             lanes.append((None,))
         else:
-            lanes.append(tuple(sorted({v for v in _LANE_STEPS if v < lp.n_out} | {lp.n_out})))
+            steps = {v for v in _LANE_STEPS if v < lp.n_out} | {lp.n_out}
+            lanes.append(tuple(sorted(v for v in steps if cap is None or v <= cap)))
         if lp.kind == "conv" or (i and network.layers[i - 1].kind == "conv"):
             events.append((1,) if i else (None,))
         else:
