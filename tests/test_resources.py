@@ -241,3 +241,24 @@ def test_the_soft_multiplier_margin_covers_its_held_back_runs():
         for res in ("lut", "ff"):
             assert r["yosys"][res] <= getattr(est, res) / soft, (r["case_name"], res, getattr(est, res),
                                                                  r["yosys"][res])
+
+
+def test_calibration_redo_moves_the_matching_records_aside(tmp_path, monkeypatch):
+    """``resource_calibration.py --redo OPTION``: the records whose case config sets OPTION move to
+    ``runs-superseded.jsonl`` (appended, kept verbatim) and leave ``runs.jsonl``, so the grid runs them
+    again; the others stay in order."""
+    cal = _calibration()
+    runs = tmp_path / "runs.jsonl"
+    recs = [{"case_name": "a", "case": {"config": {"lanes": 2}}},
+            {"case_name": "b", "case": {"config": {"lanes": 2, "dsp_limit": 0}}},
+            {"case_name": "c", "case": {"conv": {}}},
+            {"case_name": "d", "case": {"config": {"dsp_limit": 4}}}]
+    runs.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "runs-superseded.jsonl").write_text('{"case_name": "old"}\n')
+    monkeypatch.setattr(cal, "RUNS", runs)
+    monkeypatch.setattr(cal, "OUT", tmp_path)
+    assert cal.supersede(["dsp_limit"]) == 2
+    assert [json.loads(x)["case_name"] for x in runs.read_text().splitlines()] == ["a", "c"]
+    assert [json.loads(x)["case_name"] for x in (tmp_path / "runs-superseded.jsonl").read_text().splitlines()] \
+        == ["old", "b", "d"]
+    assert cal.done() == {"a", "c"}
