@@ -239,6 +239,8 @@ def features(geom: CoreGeometry, family: str, spram: bool = False) -> dict[str, 
         f["pipeline_bits"] += P * A * partial
         if lg.kind != "conv" and lg.segments > 1:
             f["segment_bits"] += E * lg.memory_width * lg.segments
+        if lg.operand_registers:
+            f["pipeline_bits"] += E * (lg.memory_width + lg.x_bits)   # the words and values registered again
     for kind, n, mem in _mapped(geom, family, spram):
         if kind == "logic":
             f["rom_logic_bits" if mem.rom else "ram_logic_bits"] += mem.bits
