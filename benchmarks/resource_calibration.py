@@ -229,25 +229,13 @@ def done() -> set:
     return {json.loads(line)["case_name"] for line in RUNS.read_text().splitlines() if line.strip()}
 
 
-def _matches(case: dict, option: str) -> bool:
-    """Whether a case sets generator option ``option``, or, for the name of a layer-geometry property
-    (``operand_registers``), whether one of its layers has it."""
-    if option in case.get("config", {}):
-        return True
-    from sc_neurocore.hw.config import CoreGeometry, LayerGeometry
-
-    if not isinstance(getattr(LayerGeometry, option, None), property):
-        return False
-    return any(getattr(lg, option) for lg in CoreGeometry(case_network(case), case_config(case)).layers)
-
-
 def supersede(options) -> int:
-    """Move the records of the cases that :func:`_matches` any of ``options`` from ``runs.jsonl`` to
+    """Move the records of the cases whose config sets any of ``options`` from ``runs.jsonl`` to
     ``runs-superseded.jsonl`` (kept, not fitted), so that the grid runs them again."""
     keep, old = [], []
     for line in RUNS.read_text().splitlines():
         if line.strip():
-            hit = any(_matches(json.loads(line)["case"], k) for k in options)
+            hit = any(k in json.loads(line)["case"].get("config", {}) for k in options)
             (old if hit else keep).append(line)
     with (OUT / "runs-superseded.jsonl").open("a") as f:
         f.writelines(line + "\n" for line in old)
@@ -296,8 +284,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="run at most this many new cases")
     ap.add_argument("--redo", metavar="OPTION", action="append", default=[],
                     help="run again the cases whose generator options set OPTION (e.g. dsp_limit, after a change "
-                         "to what it builds), or with a layer that has the geometry property OPTION (e.g. "
-                         "operand_registers); their old records move to runs-superseded.jsonl")
+                         "to what it builds); their old records move to runs-superseded.jsonl")
     args = ap.parse_args(argv)
     if args.fit:
         from sc_neurocore.hw.resources import fit_main

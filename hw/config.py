@@ -50,12 +50,6 @@ class Timing:
     #: (``LayerGeometry.tree_stages``): 16 events in one stage were the critical path of a 64-lane
     #: ECP5-25F core (13 logic levels, 94.5 MHz).
     TREE_TERMS = 8
-    #: A layer with more pixel-by-weight products than this registers every product's operands once more,
-    #: right before its multiplier (``LayerGeometry.operand_registers``, one accumulate cycle more): so many
-    #: DSPs spread over the die, far from the block-RAM word registers that feed them. The 85F core with 128
-    #: (``--lanes 64,10 --events 2,16``) closed at 75.22 MHz, its critical path a word register -> DSP ->
-    #: product register (13.3 ns, 9.4 ns of it routing); the builds with 16 closed at 98.2-106.4 MHz.
-    OPERAND_REGISTER_PRODUCTS = 32
     #: Most words in one weight-memory segment (see ``LayerGeometry.segments``):
     #: an ECP5 DP16KD is 512 words deep in its widest (x36) mode, an iCE40
     #: SB_RAM40_4K 512 deep in x8 mode, so one segment is one row of block RAMs.
@@ -299,19 +293,12 @@ class LayerGeometry:
         return stages
 
     @property
-    def operand_registers(self) -> bool:
-        """Whether the products' operands (the weight words and the input values) are registered once more
-        before the multipliers: a multi-bit-input layer with more than ``Timing.OPERAND_REGISTER_PRODUCTS``
-        products (one accumulate cycle more)."""
-        return self.x_bits > 1 and self.multipliers > Timing.OPERAND_REGISTER_PRODUCTS
-
-    @property
     def accumulate_cycles(self) -> int:
         """Issue of the last event chunk -> earliest update start: ``ACCUMULATE_BASE``,
-        plus the segment-select stage when a bank has more than one segment, plus the operand registers
-        (``operand_registers``), plus the adder tree's stages beyond the first (``tree_stages``)."""
+        plus the segment-select stage when a bank has more than one segment, plus the adder tree's
+        stages beyond the first (``tree_stages``)."""
         return (Timing.ACCUMULATE_BASE + (Timing.SEGMENT_SELECT if self.segments > 1 else 0)
-                + int(self.operand_registers) + self.tree_stages - 1)
+                + self.tree_stages - 1)
 
     @property
     def scan_cycles(self) -> int:
@@ -412,11 +399,6 @@ class ConvGeometry(LayerGeometry):
     @property
     def segments(self) -> int:
         return 1
-
-    @property
-    def operand_registers(self) -> bool:
-        """A conv layer's products sit in its own tap pipeline (``hw.conv``): none."""
-        return False
 
     @property
     def lane_terms(self) -> int:

@@ -124,18 +124,17 @@ class LIFLayer(wiring.Component):
         ms = self._stage_memory(m, a, lo)
         r = self._stage_word_register(m, ms, ports)
         s1 = self._stage_segment_select(m, r)
-        s1o = self._stage_operands(m, s1)
-        s2 = self._stage_products(m, s1o)
+        s2 = self._stage_products(m, s1)
         tree = self._stage_adder_tree(m, s2)
         s3 = tree[-1]
         self._stage_accumulate(m, s3, staged)
         # Not s3_valid: the last accumulate is written at the end of that cycle,
         # and an update started in it reads the accumulators only a cycle later.
-        busy = a.valid | ms.valid | r.valid | s1.busy | s1o.busy | s2.valid
+        busy = a.valid | ms.valid | r.valid | s1.busy | s2.valid
         for st in tree[:-1]:      # the partial-sum stages of a tree over more than TREE_TERMS events
             busy = busy | st.valid
         m.d.comb += self.acc_busy.eq(busy)
-        stages = [a, ms, r] + [st for st in (s1, s1o) if st.registered] + [s2, *tree]
+        stages = [a, ms, r] + ([s1] if s1.registered else []) + [s2, *tree]
         _check_depth("accumulate path of " + self._name(), len(stages), self._geom.accumulate_cycles)
 
         u_active, u_issue, u_g = self._update_issue(m)
@@ -344,22 +343,6 @@ class LIFLayer(wiring.Component):
             st.busy = st.valid
             return st
         return _Stage(valid=r.valid, x=r.x, w=[r.w[b][0] for b in range(E)], registered=False, busy=Const(0))
-
-    def _stage_operands(self, m, s1):
-        """Stage 1o (``LayerGeometry.operand_registers``): the weight words and input values registered once
-        more, so each multiplier's operands start from a flip-flop the placer can put beside it; without it
-        a layer of many DSPs is limited by the route from the word registers (next to the block RAMs) to
-        DSPs across the die. Other layers pass stage 1 through."""
-        g = self._geom
-        E = g.events
-        if not g.operand_registers:
-            return _Stage(valid=s1.valid, x=s1.x, w=s1.w, registered=False, busy=Const(0))
-        st = _Stage(valid=Signal(name="s1o_valid"), x=Signal(data.ArrayLayout(unsigned(g.x_bits), E), name="s1o_x"),
-                    w=[Signal(g.memory_width, name=f"operand{b}") for b in range(E)], registered=True)
-        m.d.sync += [st.valid.eq(s1.valid), st.x.eq(s1.x)]
-        m.d.sync += [st.w[b].eq(s1.w[b]) for b in range(E)]
-        st.busy = st.valid
-        return st
 
     def _stage_products(self, m, s1):
         """Stage 2: multiply by the input values (pixels) or gate them (spikes).

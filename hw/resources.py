@@ -239,8 +239,6 @@ def features(geom: CoreGeometry, family: str, spram: bool = False) -> dict[str, 
         f["pipeline_bits"] += P * A * partial
         if lg.kind != "conv" and lg.segments > 1:
             f["segment_bits"] += E * lg.memory_width * lg.segments
-        if lg.operand_registers:
-            f["pipeline_bits"] += E * (lg.memory_width + lg.x_bits)   # the words and values registered again
     for kind, n, mem in _mapped(geom, family, spram):
         if kind == "logic":
             f["rom_logic_bits" if mem.rom else "ram_logic_bits"] += mem.bits
@@ -308,13 +306,17 @@ def lut_margin(target, soft: bool = False) -> float | None:
 
 
 def fmax_mhz(target, soft: bool = False) -> float | None:
-    """The clock a proposal of the planner may promise on a family, in MHz: the slowest measured
-    place-and-route result of that kind of build. ``soft``: a build with products made from LUTs
-    (``CoreConfig.dsp_limit``), whose LUT multipliers make longer paths than the DSPs' (the ECP5-85F's
-    routed ``--dsp-limit 156`` core: 70.8 MHz against 98.2 MHz for the all-DSP builds); None where no such
-    build was routed (then none is proposed)."""
+    """The clock a proposal of the planner may promise, in MHz: the slowest measured place-and-route
+    result of that kind of build on the device ``target`` names, or on its family where the device has
+    none (a family name: the family's). Per device, because one device's large builds say little about
+    another's small ones: the ECP5-85F core with 128 DSPs closed at 75.22 MHz, the ECP5-25F builds at
+    98.2-115 MHz. ``soft``: a build with products made from LUTs (``CoreConfig.dsp_limit``), whose LUT
+    multipliers make longer paths than the DSPs' (the ECP5-85F's routed ``--dsp-limit 156`` core: 70.8 MHz);
+    None where no such build was routed (then none is proposed)."""
     fam = model()["families"][_family(target)]
-    return fam.get("soft_fmax_mhz") if soft else fam["fmax_mhz"]
+    key = "soft_fmax_mhz" if soft else "fmax_mhz"
+    name = getattr(target, "name", target)
+    return fam.get("device_" + key, {}).get(name, fam.get(key))
 
 
 def routed_lanes(target) -> int | None:
@@ -548,6 +550,12 @@ def fit_main(runs_path, fit_path) -> int:
         soft = [r for r in runs if r["case"]["config"].get("dsp_limit") is not None]
         plain = [r for r in runs if r not in soft]
         keep["fmax_mhz"] = min(r["fmax_mhz"] for r in plain)
+        # ... and per device (fmax_mhz(device)): the slowest of each kind routed there
+        for key, kind in (("fmax_mhz", plain), ("soft_fmax_mhz", soft)):
+            per = {}
+            for r in kind:
+                per[r["case"]["device"]] = min(per.get(r["case"]["device"], r["fmax_mhz"]), r["fmax_mhz"])
+            keep["device_" + key] = dict(sorted(per.items()))
         # the widest layer routed (routed_lanes); a case's lanes are one value or one per layer
         keep["max_routed_lanes"] = max(max(_as_list(r["case"]["config"].get("lanes"))) for r in runs)
         keep["fmax_runs"] = len(plain)

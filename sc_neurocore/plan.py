@@ -457,7 +457,7 @@ def _clock_hz(device, config) -> float | None:
     from .hw.devices import parse_device
     from .hw.resources import fmax_mhz
 
-    mhz = fmax_mhz(parse_device(device).family, soft=config.dsp_limit is not None)
+    mhz = fmax_mhz(parse_device(device).name, soft=config.dsp_limit is not None)
     return None if mhz is None else mhz * 1e6
 
 
@@ -472,7 +472,7 @@ def _fitting(network, device, double_buffer: bool = False):
     dev = parse_device(device)
     margin, soft_margin = lut_margin(dev.family), lut_margin(dev.family, soft=True)
     # LUT-made products are proposed only where such a build was both held back (margin) and routed (clock)
-    soft_ok = soft_margin is not None and fmax_mhz(dev.family, soft=True) is not None
+    soft_ok = soft_margin is not None and fmax_mhz(dev.name, soft=True) is not None
     fitting = []
     for cfg in option_space(network, dev, double_buffer):
         try:
@@ -511,7 +511,7 @@ def _fitting(network, device, double_buffer: bool = False):
         return [], text
     # Shortest worst case at the build's clock; ties to weights in the bitstream (no run-time load), then to
     # products in DSPs only (the better-predicted build), then the smaller core (LUTs), then the options' order.
-    mhz = {soft: fmax_mhz(dev.family, soft=soft) for soft in (False, soft_ok)}
+    mhz = {soft: fmax_mhz(dev.name, soft=soft) for soft in (False, soft_ok)}
     fitting.sort(key=lambda t: (t[0] / mhz[t[1].dsp_limit is not None], t[1].weight_memory != "block",
                                 t[1].dsp_limit is not None, t[2].lut))
     return fitting, None

@@ -434,25 +434,6 @@ def test_lut_products_are_summed_as_halves_in_the_adder_tree(input_bits, events,
     _check(net, x, cfg)
 
 
-@pytest.mark.parametrize("lanes, events, limit, registered", [
-    (8, 4, None, False),   # 32 products: Timing.OPERAND_REGISTER_PRODUCTS, not more
-    (9, 4, None, True),    # 36 in DSPs
-    (12, 4, 20, True),     # 48, 28 of them from LUTs (as halves)
-])
-def test_many_products_register_their_operands_exactly(lanes, events, limit, registered):
-    """A layer with more than ``Timing.OPERAND_REGISTER_PRODUCTS`` pixel products registers the words and
-    values once more before them (``LayerGeometry.operand_registers``, one accumulate cycle more): scores
-    and cycles equal the golden and latency models, with saturating all-max and all-zero images."""
-    net = random_bundle((32, 12, 3), T=2, seed=lanes, membrane_bits=12).network
-    cfg = CoreConfig(lanes=(lanes, 3), events=(events, 2), pixels_per_beat=8, dsp_limit=limit)
-    lg = cfg.geometry(net).layers[0]
-    assert lg.operand_registers == registered and lg.segments == 1 and lg.tree_stages == 1
-    assert lg.accumulate_cycles == Timing.ACCUMULATE_BASE + registered
-    assert not cfg.geometry(net).layers[1].operand_registers        # spikes: no multipliers
-    x = np.vstack([_images(32, 3, seed=lanes, density=0.9), np.zeros((1, 32), np.int64), np.full((1, 32), 255)])
-    _check(net, x, cfg)
-
-
 @pytest.mark.parametrize("sizes, events, stages", [((16, 20, 4), (4, 16), 2), ((16, 20, 4), (16, 20), 2),
                                                    ((8, 70, 3), (8, 65), 3)])
 def test_wide_adder_trees_are_pipelined_exactly(sizes, events, stages):

@@ -314,15 +314,28 @@ def _all_dsp_cycles(net, dev) -> list[int]:
             if _valid(net, c) and estimate(net, c, dev.name).fits(dev, lut_margin(dev.family))]
 
 
-def _routed(soft: bool) -> list[float]:
-    """The ECP5 clocks of the routed builds stored in benchmarks/results/resources/pnr.jsonl, with or without
-    LUT-made products (dsp_limit): what the planner's clocks must come from."""
-    from pathlib import Path
-
+def _routed(soft: bool, device: str | None = None) -> list[float]:
+    """The ECP5 clocks (on ``device`` only, when given) of the routed builds stored in
+    benchmarks/results/resources/pnr.jsonl, with or without LUT-made products (dsp_limit): what the planner's
+    clocks must come from."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "resources" / "pnr.jsonl"
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r["fmax_mhz"] for r in runs if r.get("fmax_mhz") and DEVICES[r["case"]["device"]].family == "ecp5"
-            and (r["case"]["config"].get("dsp_limit") is not None) == soft]
+            and device in (None, r["case"]["device"]) and (r["case"]["config"].get("dsp_limit") is not None) == soft]
+
+
+def test_the_promised_clock_is_the_slowest_routed_on_the_device():
+    """Per device, then per family: the 85F's 128-DSP core (75.22 MHz) sets the 85F's clock, not the 25F's,
+    whose builds all closed at 98.2 MHz or more; a device with no build of a kind falls back to the family."""
+    from sc_neurocore.hw.resources import fmax_mhz
+
+    for dev in ("ecp5-25f", "ecp5-85f"):
+        assert fmax_mhz(dev) == min(_routed(False, dev))
+    assert fmax_mhz("ecp5-85f") < fmax_mhz("ecp5-25f") and fmax_mhz("ecp5") == min(_routed(False))
+    assert not _routed(True, "ecp5-25f") and fmax_mhz("ecp5-25f", soft=True) == fmax_mhz("ecp5", soft=True)
+    net = random_bundle((784, 128, 10), 4, seed=0, input_bits=1).network     # no multipliers: no dsp_limit
+    build, why = search_build(net, "ecp5-25f")
+    assert why is None and build.config.dsp_limit is None and build.clock_hz == 1e6 * min(_routed(False, "ecp5-25f"))
 
 
 def test_a_build_with_lut_products_promises_their_own_slower_clock():
@@ -350,6 +363,7 @@ def test_the_planner_ranks_builds_by_time_not_cycles(monkeypatch):
     dev = DEVICES["ecp5-85f"]
     fast, _ = search_build(net, "ecp5-85f")
     monkeypatch.setitem(model()["families"]["ecp5"], "soft_fmax_mhz", min(_routed(True)) / 10)
+    monkeypatch.setitem(model()["families"]["ecp5"], "device_soft_fmax_mhz", {"ecp5-85f": min(_routed(True)) / 10})
     build, why = search_build(net, "ecp5-85f")
     assert why is None and build.config.dsp_limit is None and build.resources.dsp <= dev.dsps
     assert build.worst_cycles > fast.worst_cycles and build.clock_hz == 1e6 * min(_routed(False))

@@ -262,10 +262,3 @@ def test_calibration_redo_moves_the_matching_records_aside(tmp_path, monkeypatch
     assert [json.loads(x)["case_name"] for x in (tmp_path / "runs-superseded.jsonl").read_text().splitlines()] \
         == ["old", "b", "d"]
     assert cal.done() == {"a", "c"}
-    # a geometry property: the cases with a layer that has it (48 pixel products > 32), not the others
-    net = {"sizes": [16, 12, 3], "weight_bits": 8, "input_bits": 8, "encoding": "direct", "readout": "membrane",
-           "T": 2, "seed": 0}
-    recs = [{"case_name": n, "case": {"device": "ecp5-25f", "net": net, "config": {"lanes": [p, 3], "events": [4, 2]}}}
-            for n, p in (("wide", 12), ("narrow", 4))]
-    runs.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert cal.supersede(["operand_registers"]) == 1 and cal.done() == {"narrow"}
