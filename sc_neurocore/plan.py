@@ -379,12 +379,9 @@ def option_space(network, device=None, double_buffer: bool = False):
     memories = _weight_layouts(network, device)
     db = {"double_buffer": True} if _double_buffered(network, double_buffer) else {}
     # on a device, no layer wider than the widest routed on its family (hw.resources.routed_lanes)
-    cap = None
-    if device is not None:
-        from .hw.devices import parse_device
-        from .hw.resources import routed_lanes
+    from .hw.resources import routed_lanes
 
-        cap = routed_lanes((device if hasattr(device, "family") else parse_device(device)).family)
+    cap = None if device is None else routed_lanes(device)   # a device name or a Device
 
     L = len(network.layers)
     lanes, events = [], []
