@@ -143,10 +143,12 @@ def step():
     opt.step()
 for _ in range(3):
     step()
-f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+faults = []
+for _ in range(9):
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 3)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+print(kept, sorted(faults)[len(faults) // 2])
 """
 
 
@@ -154,7 +156,11 @@ def test_training_steps_reuse_the_memory_they_free():
     """With :func:`keep_freed_memory` (what the trainer sets up) a conv training step allocates its tens of MB
     of temporaries from memory the previous step freed: almost no page faults, where glibc's default
     takes thousands per step (5 457 at batch 32 and 27 148 at batch 128 on the machine this was written on:
-    a third of the step's CPU time). On glibc the setting must take."""
+    a third of the step's CPU time). On glibc the setting must take.
+
+    The median step is what is compared: now and then a step grows the heap (its first touch of the new pages
+    costs up to a few thousand faults, once), which made a mean over 3 steps anything from 1 to 1 177 from
+    run to run, where the median was 1 in every run."""
     import platform
     import subprocess
     import sys
@@ -170,4 +176,4 @@ def test_training_steps_reuse_the_memory_they_free():
         assert took == "False"
         return
     assert took == "True"
-    assert kept < 1000, f"{kept:.0f} page faults per step with the setting ({default:.0f} without)"
+    assert kept < 100, f"{kept:.0f} page faults in the median step with the setting ({default:.0f} without)"
