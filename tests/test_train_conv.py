@@ -177,3 +177,47 @@ def test_ann_teacher_of_any_conv_arch_trains_reloads_and_teaches(tmp_path):
     out = tr.distill_model(cfg, dtc, data, tmp_path / "cnn.pt", tmp_path / "s.scnb", log=lambda s: None)
     assert load_bundle(tmp_path / "s.scnb").provenance["method"] == "distill-average"
     assert out["test_acc"] > 1 / 3
+
+
+@pytest.mark.parametrize("arch, shape, kw, wscale, lim_bits, x_grad", [
+    ("5C5-P2-4", (1, 12, 12), dict(), 1.0, None, False),                 # layer 1 on pixels: no input gradient
+    ("3C3S2-5", (2, 11, 11), dict(), 3.0, None, True),                   # stride 2, kernels past ±wmax
+    ("4C4P0-P3-6", (1, 9, 9), dict(), 1.0, 3, True),                     # even kernel, no padding, current clamp
+    ("3C5-P2-4", (1, 10, 10), dict(weight_bits=16, membrane_bits=24), 3.0, 5, True),  # float64 path, both clamps
+])
+def test_fused_conv_current_equals_the_autograd_path_bit_for_bit(arch, shape, kw, wscale, lim_bits, x_grad):
+    """_QuantConv (the training path of a conv layer) against ConvQAT's plain-autograd path: the same currents
+    and the same input and kernel gradients, ``torch.equal`` -- the fused node must not change what training
+    computes (and so the bundles it writes)."""
+    from sc_neurocore.train.model import QAT_LAYERS
+
+    cfg = SNNConfig.from_arch(arch, shape, T=2, **kw)
+    model = SpikingMLP(cfg, seed=3)
+    with torch.no_grad():
+        model.weights[0].mul_(wscale)
+    d = model.design[0]
+    lim = float(1 << (d.mbits if lim_bits is None else lim_bits))
+    gen = torch.Generator().manual_seed(5)
+    n_in = cfg.sizes[0]
+    x0 = (torch.randint(0, 256, (6, n_in), generator=gen) if not x_grad
+          else torch.randint(0, 5, (6, n_in), generator=gen)).to(torch.float32)
+    res = []
+    for fast in (True, False):
+        model.zero_grad(set_to_none=True)
+        x = x0.clone().requires_grad_(x_grad)
+        cur = QAT_LAYERS(d).current(model, 0, d, lim, torch.float32, fast)(x, d.exact64)
+        g = torch.randn(cur.shape, generator=torch.Generator().manual_seed(7))
+        cur.backward(g)
+        res.append((cur.detach(), model.weights[0].grad.clone(), x.grad))
+    (cf, wf, xf), (cr, wr, xr) = res
+    assert torch.equal(cf, cr)
+    assert torch.equal(wf, wr) and float(wr.abs().sum()) > 0
+    if x_grad:
+        assert torch.equal(xf, xr) and float(xr.abs().sum()) > 0
+    else:
+        assert xf is None and xr is None
+    q = model.int_weight(0).detach()
+    if wscale > 1:
+        assert float(q.abs().max()) == cfg.weight_format.max        # the kernel clamp was active
+    if lim_bits is not None:
+        assert float(cr.abs().max()) == lim                          # the current clamp was active

@@ -54,7 +54,7 @@ from ..fixedpoint import FixedFormat
 from ..kinds import Registry
 from ..params import ConvParams, LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
-from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantDense, _RoundSTE, _Spike, _SumPool
+from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantConv, _QuantDense, _RoundSTE, _Spike, _SumPool
 
 __all__ = ["QAT_LAYERS", "DenseQAT", "ConvQAT", "LayerDesign", "ConvDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
            "golden_accuracy"]
@@ -163,7 +163,8 @@ class ConvQAT:
     integer below 2^24 in float32 (``ConvDesign.exact64`` says when the bound ``K*K*C_in * x_max * wmax`` is
     not, and float64 is used); the CPU convolution sums products directly (no Winograd or FFT transform,
     whose rounding would break this; ``tests/test_train_conv.py`` checks it against the golden model).
-    Backward: autograd through the straight-through round and floor.
+    Backward: autograd through the straight-through round and floor (the reference path); the training path
+    computes the same integers and gradients in one node (:class:`~sc_neurocore.train.kernels._QuantConv`).
     """
 
     @staticmethod
@@ -171,6 +172,15 @@ class ConvQAT:
         g = d.geometry
         c, h, w = g.in_shape
         scale = 1.0 / (1 << d.shift)
+
+        if fast:  # kernel quantisation and the exact current in one autograd node
+            wmax = float(model.cfg.weight_format.max)
+
+            def fused(inp, exact64, nonneg=False):
+                cur = _QuantConv.apply(inp.reshape(-1, c, h, w), model.weights[li], d.alpha, wmax, d.shift, lim,
+                                       exact64, g.stride, g.padding)
+                return cur.to(sdt).reshape(inp.shape[0], -1)
+            return fused
 
         def current(inp, exact64, nonneg=False):
             q = model.int_weight(li)
