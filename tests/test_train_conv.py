@@ -4,6 +4,8 @@ distil (temporal, self), export and reload."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -184,6 +186,8 @@ def test_ann_teacher_of_any_conv_arch_trains_reloads_and_teaches(tmp_path):
     ("3C3S2-5", (2, 11, 11), dict(), 3.0, None, True),                   # stride 2, kernels past ±wmax
     ("4C4P0-P3-6", (1, 9, 9), dict(), 1.0, 3, True),                     # even kernel, no padding, current clamp
     ("3C5-P2-4", (1, 10, 10), dict(weight_bits=16, membrane_bits=24), 3.0, 5, True),  # float64 path, both clamps
+    # float64 membranes, no shift: currents past 2^24, which float32 would round
+    ("3C5-P2-4", (1, 10, 10), dict(weight_bits=16, membrane_bits=30), 3.0, "shift 0", False),
 ])
 def test_fused_conv_current_equals_the_autograd_path_bit_for_bit(arch, shape, kw, wscale, lim_bits, x_grad):
     """_QuantConv (the training path of a conv layer) against ConvQAT's plain-autograd path: the same currents
@@ -196,6 +200,9 @@ def test_fused_conv_current_equals_the_autograd_path_bit_for_bit(arch, shape, kw
     with torch.no_grad():
         model.weights[0].mul_(wscale)
     d = model.design[0]
+    if lim_bits == "shift 0":
+        d = dataclasses.replace(d, shift=0)
+        lim_bits = None
     lim = float(1 << (d.mbits if lim_bits is None else lim_bits))
     gen = torch.Generator().manual_seed(5)
     n_in = cfg.sizes[0]
@@ -205,7 +212,7 @@ def test_fused_conv_current_equals_the_autograd_path_bit_for_bit(arch, shape, kw
     for fast in (True, False):
         model.zero_grad(set_to_none=True)
         x = x0.clone().requires_grad_(x_grad)
-        cur = QAT_LAYERS(d).current(model, 0, d, lim, torch.float32, fast)(x, d.exact64)
+        cur = QAT_LAYERS(d).current(model, 0, d, lim, model._state_dtype(0), fast)(x, d.exact64)
         g = torch.randn(cur.shape, generator=torch.Generator().manual_seed(7))
         cur.backward(g)
         res.append((cur.detach(), model.weights[0].grad.clone(), x.grad))
@@ -221,3 +228,6 @@ def test_fused_conv_current_equals_the_autograd_path_bit_for_bit(arch, shape, kw
         assert float(q.abs().max()) == cfg.weight_format.max        # the kernel clamp was active
     if lim_bits is not None:
         assert float(cr.abs().max()) == lim                          # the current clamp was active
+    if d.mbits > 24:
+        assert cr.dtype == torch.float64 and bool((cr.abs() > (1 << 24)).any())
+        assert bool((cr.remainder(2) == 1).any())                    # odd values: not representable in float32

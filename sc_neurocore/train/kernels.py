@@ -128,7 +128,7 @@ class _QuantConv(torch.autograd.Function):
     and the backward is one multiply unless a clamp was active)."""
 
     @staticmethod
-    def forward(ctx, x, w, alpha, wmax, shift, lim, exact64, stride, padding):
+    def forward(ctx, x, w, alpha, wmax, shift, lim, exact64, out_dtype, stride, padding):
         r = torch.round(w * alpha)
         keep = None
         lo, hi = torch.aminmax(r)
@@ -146,7 +146,7 @@ class _QuantConv(torch.autograd.Function):
             cur.clamp_(-lim, lim)
         ctx.save_for_backward(xs, qs, keep, cmask)
         ctx.cfg = (1.0 / (1 << shift), alpha, stride, padding, wdt, w.dtype)
-        return cur.to(wdt)
+        return cur.to(out_dtype)  # float64 membranes (m > 23) get the float64 currents whole
 
     @staticmethod
     def backward(ctx, g):
@@ -164,7 +164,7 @@ class _QuantConv(torch.autograd.Function):
             if keep is not None:
                 gw.mul_(keep)
             gw.mul_(alpha)
-        return gx, gw, None, None, None, None, None, None, None
+        return gx, gw, None, None, None, None, None, None, None, None
 
 
 class _SumPool(torch.autograd.Function):

@@ -178,8 +178,8 @@ class ConvQAT:
 
             def fused(inp, exact64, nonneg=False):
                 cur = _QuantConv.apply(inp.reshape(-1, c, h, w), model.weights[li], d.alpha, wmax, d.shift, lim,
-                                       exact64, g.stride, g.padding)
-                return cur.to(sdt).reshape(inp.shape[0], -1)
+                                       exact64, sdt, g.stride, g.padding)
+                return cur.reshape(inp.shape[0], -1)
             return fused
 
         def current(inp, exact64, nonneg=False):
