@@ -121,16 +121,17 @@ def test_lut_and_ff_errors_on_the_held_back_runs():
 def test_ice40_logic_cells_on_the_held_back_runs():
     """On iCE40 a device's capacity is nextpnr's logic cells (one LUT4 + one FF each): the estimate
     (fitted LUT4 and FF, then packed by ``max + share * min``) on every held-back run that was placed or
-    packed is within 20 % of nextpnr's count, and never more than the model's recorded under-prediction
-    below it (which sets the planner's margin)."""
+    packed is within issue 18's ±15 % of nextpnr's count (8 runs: worst 9.3 % when this was written; 15.1 %
+    before six cores with many output-layer events joined the calibration), and never more than the model's
+    recorded under-prediction below it (which sets the planner's margin)."""
     cal = _calibration()
     fam = model()["calibration"]["ice40"]
     runs = [r for r in _runs() if r["held_back"] and r["case"]["device"] == "ice40-up5k" and r.get("pnr")]
-    assert len(runs) >= 4
+    assert len(runs) >= 8
     for r in runs:
         cells = r["pnr"]["utilisation"]["lut"]["used"]
         est = estimate(cal.case_network(r["case"]), cal.case_config(r["case"]), r["case"]["device"])
-        assert abs(est.lut / cells - 1) <= 0.20, (r["case_name"], est.lut, cells)
+        assert abs(est.lut / cells - 1) <= 0.15, (r["case_name"], est.lut, cells)
         assert cells / est.lut - 1 <= fam["cells_under"] + 1e-3, (r["case_name"], est.lut, cells)
     assert model()["families"]["ice40"]["lut_margin"] <= 1 / (1 + fam["cells_under"])
 
@@ -222,6 +223,22 @@ def test_estimate_grows_with_lanes_and_refuses_an_unknown_family():
     with pytest.raises(ValueError, match="family must be one of ecp5, ice40 or a device of ecp5-85f, ecp5-25f, "
                                          "ice40-up5k, not 'xc7'"):
         estimate(net, CoreConfig(), "xc7")
+
+
+def test_the_rate_encoder_is_a_feature_of_rate_cores_only():
+    """The rate encoder (an LFSR state and a compare per pixel of a beat) is counted for rate input only, per
+    pixel of the beat (16 LFSR + 8 pixel bits each); the fit gives it a positive LUT weight on both families (the
+    iCE40's rate cores were 9-13 % under-predicted without it)."""
+    from sc_neurocore.hw.resources import features
+
+    for ppb in (4, 16):
+        cfg = CoreConfig(lanes=(2, 2), events=(1, 1), pixels_per_beat=ppb)
+        for family in ("ecp5", "ice40"):
+            direct = features(CoreGeometry(small_network("direct"), cfg), family)
+            rate = features(CoreGeometry(small_network("rate"), cfg), family)
+            assert direct["encoder_bits"] == 0 and rate["encoder_bits"] == ppb * (16 + 8)
+    for family in ("ecp5", "ice40"):
+        assert model()["families"][family]["lut"]["encoder_bits"] > 0
 
 
 def test_the_soft_multiplier_margin_covers_its_held_back_runs():
