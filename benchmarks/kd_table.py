@@ -862,7 +862,12 @@ READING = [
     "+0.11 / −0.24 / +0.26 (`self` there: −0.23 / −0.08 / −24.55). One rule for every cell, alpha 0.1, "
     "is at or above from scratch in 7 of 12 cells and at most 0.24 below it in the other 5 (all inside "
     "the seed noise): self-distillation no longer costs anything measurable, but in direct + membrane, "
-    "where the T=4 student already equals the teacher, it has nothing to give either.",
+    "where the T=4 student already equals the teacher, it has nothing to give either. On Fashion-MNIST (18 "
+    "more runs) the same rule turns `mixed`'s losses in rate + spike_count into the best rows of the table: "
+    "+0.19 / +1.03 / +1.29 over from scratch at T=4 / 2 / 1 (`mixed` at alpha 0.5 and T=32: −0.49 / −0.80 / "
+    "−1.75; `temporal` from a separate teacher: +0.43 / +0.23 / −2.24), but direct + membrane stays below "
+    "from scratch at T=2 and T=1 (−0.44 / −0.70, was −1.42 / −4.55): self-distillation ≥ from scratch in "
+    "every cell is still not met.",
     "* **Event input has no gap to recover at this budget**: the T=32 teacher (92.60 ± 0.17) is *worse* "
     "than the students from scratch at T=8, 4 and 2 (96.02, 96.11, 95.28) and only T=1 (90.47) is below "
     "it: 32 bins of a ~300 ms recording hold < 1 event per pixel and bin, the leak (>>> 4 per step) "
