@@ -789,13 +789,14 @@ def _targets(S, g_small, small, teacher_small) -> list[str]:
                                                                   "the best of `self`, `mixed`, `mixed-4x` and "
                                                                   "`mixed-4x-lo` run there")):
         bad = []
-        for enc, ro in SETTINGS:
-            t = S("128", f"{enc}+{ro}", TEACHER_T, "teacher")
-            for T in STUDENT_TS:
-                sc = S("128", f"{enc}+{ro}", T, "none")
-                se = [c for c in (S("128", f"{enc}+{ro}", T, m) for m in methods) if c is not None]
-                if t is not None and sc is not None and se and t["mean"] > sc["mean"]:
-                    bad.append((f"{enc} + {ro}, T={T}", max(c["mean"] for c in se) - sc["mean"]))
+        for group, settings, where in (("128", SETTINGS, ""), ("fmnist", FASHION_SETTINGS, "Fashion-MNIST ")):
+            for enc, ro in settings:
+                t = S(group, f"{enc}+{ro}", TEACHER_T, "teacher")
+                for T in STUDENT_TS:
+                    sc = S(group, f"{enc}+{ro}", T, "none")
+                    se = [c for c in (S(group, f"{enc}+{ro}", T, m) for m in methods) if c is not None]
+                    if t is not None and sc is not None and se and t["mean"] > sc["mean"]:
+                        bad.append((f"{where}{enc} + {ro}, T={T}", max(c["mean"] for c in se) - sc["mean"]))
         if bad:
             worse = [f"{n} ({d:+.2f})" for n, d in bad if d < 0]
             out.append(f"* self-distillation ({label}) ≥ from scratch wherever the teacher beats the student: "
