@@ -480,6 +480,83 @@ def _infer_chunk(params: NetworkParams, stages: list, px: np.ndarray, out: Infer
             out.spikes[li][:, rows] = st.to_spec(trains[li])
 
 
+#: Chunks below which :func:`infer` runs in the calling thread only: a dense network's few large chunks are
+#: faster with the matrix library's own threads on each product than spread over workers.
+_MIN_PARALLEL_CHUNKS = 8
+
+
+def _cpus() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _blas_threads_local():
+    """OpenBLAS's ``openblas_set_num_threads_local`` (0.3.27+: the thread count of the *calling* thread's
+    products, returning the previous one) from the library NumPy has loaded, or None where there is none
+    (another BLAS, another OS): then :func:`infer` does not run chunks in parallel, since workers whose
+    every product also spreads over all cores would oversubscribe them."""
+    global _BLAS_LOCAL
+    if _BLAS_LOCAL is False:
+        import ctypes
+
+        _BLAS_LOCAL = None
+        try:
+            with open("/proc/self/maps") as f:
+                paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln.split()[-1]})
+        except OSError:
+            paths = []
+        for path in paths:
+            try:
+                fn = ctypes.CDLL(path).openblas_set_num_threads_local
+            except (OSError, AttributeError):
+                continue
+            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            _BLAS_LOCAL = fn
+            break
+    return _BLAS_LOCAL
+
+
+_BLAS_LOCAL = False  # not looked up yet
+
+
+def _workers(chunks: int) -> int:
+    """How many threads :func:`infer` runs its chunks on: one per CPU when there are enough chunks and the
+    matrix products of each thread can be kept to that thread (:func:`_blas_threads_local`), else 1."""
+    if chunks < _MIN_PARALLEL_CHUNKS or _cpus() < 2 or _blas_threads_local() is None:
+        return 1
+    return min(_cpus(), chunks)
+
+
+def _infer_parallel(params: NetworkParams, px: np.ndarray, out: "InferenceResult", rows: int, starts: list,
+                    workers: int) -> None:
+    """The chunks of :func:`infer` on ``workers`` threads, each with its own stages (their scratch arrays are
+    per thread) and single-threaded matrix products. NumPy releases the GIL in the products, copies and
+    ufuncs a chunk spends its time in; the chunks write disjoint rows of ``out``, and every value is exact
+    integer arithmetic, so the result is the same bytes as one thread's. On this 2-core machine the conv
+    bundles ran 1.3x faster on two matrix-library threads than on one; this uses both cores for the rest
+    of a chunk's work too (the im2col copies, LIF passes and pooling: half of it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = _blas_threads_local()
+
+    def run(mine: list) -> None:
+        stages = _stages(params)
+        before = local(1)
+        try:
+            for i in mine:
+                _infer_chunk(params, stages, px[i:i + rows], out, slice(i, i + rows))
+        finally:
+            local(before)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(run, starts[w::workers]) for w in range(workers)]:
+            f.result()
+
+
 def infer(params: NetworkParams, pixels, *, record: bool = False, batch_size: int = 4096) -> InferenceResult:
     """Run inferences on a batch of samples: images (B, n_0) of 8-bit pixels, or for the ``events`` input kind
     event rasters (B, T, n_0) of per-bin counts; see :class:`InferenceResult`."""
@@ -496,8 +573,13 @@ def infer(params: NetworkParams, pixels, *, record: bool = False, batch_size: in
         tuple(np.empty((N, layer.n_neurons), dtype=np.uint16) for layer in layers),
         tuple(np.empty((T, N, layer.n_neurons), dtype=np.uint8) for layer in layers) if record else None,
         np.empty((T, N, layers[-1].n_out), dtype=np.int64) if record else None)
-    for i in range(0, N, rows):
-        _infer_chunk(params, stages, px[i:i + rows], out, slice(i, i + rows))
+    starts = list(range(0, N, rows))
+    workers = _workers(len(starts))
+    if workers == 1:
+        for i in starts:
+            _infer_chunk(params, stages, px[i:i + rows], out, slice(i, i + rows))
+    else:
+        _infer_parallel(params, px, out, rows, starts, workers)
     # np.argmax returns the first maximum: ties go to the lowest class index (spec §5).
     out.classes[:] = np.argmax(out.scores, axis=1)
     return out

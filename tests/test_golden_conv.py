@@ -104,6 +104,45 @@ def test_chunks_and_reused_buffers_give_the_same_results(monkeypatch):
     assert res.spike_counts[1].sum() > 0 and res.spikes[0].dtype == np.uint8 and res.scores.dtype == np.int64
 
 
+def test_chunks_on_several_threads_give_the_same_results(monkeypatch):
+    """With enough chunks infer spreads them over one thread per CPU (each with its own stages and
+    single-threaded matrix products): the same results as one thread, bit for bit, every array of the
+    result; with too few chunks, one CPU or no per-thread BLAS control it stays on one thread."""
+    import threading
+
+    import sc_neurocore.golden as golden
+
+    rng = np.random.default_rng(12)
+    c1 = _conv(rng, (1, 10, 10), 4, 3, threshold=70, leak_shift=2, current_shift=2, padding=1, pool=2)
+    net = NetworkParams((c1, LayerParams(rng.integers(-127, 128, (c1.n_out, 4)), 8, 40, 1)), 3, readout="spike_count")
+    x = rng.integers(0, 256, (21 * 16 + 5, c1.n_in))
+    monkeypatch.setattr(golden, "_CHUNK_ELEMENTS", 1)  # chunks of 16 samples: 22 of them
+    one = infer(net, x, record=True)
+    seen = set()
+    chunk = golden._infer_chunk
+
+    def spy(*a):
+        seen.add(threading.get_ident())
+        return chunk(*a)
+
+    monkeypatch.setattr(golden, "_infer_chunk", spy)
+    monkeypatch.setattr(golden, "_cpus", lambda: 2)
+    monkeypatch.setattr(golden, "_blas_threads_local", lambda: (lambda n: 1))
+    assert golden._workers(22) == 2 and golden._workers(golden._MIN_PARALLEL_CHUNKS - 1) == 1
+    two = infer(net, x, record=True)
+    assert len(seen) == 2 and threading.get_ident() not in seen
+    for f in one._fields:
+        a, b = getattr(one, f), getattr(two, f)
+        for u, v in zip(a, b) if isinstance(a, tuple) else [(a, b)]:
+            assert u.dtype == v.dtype and np.array_equal(u, v), f
+    assert one.spike_counts[0].sum() > 0 and len(set(one.classes.tolist())) > 1
+    monkeypatch.setattr(golden, "_blas_threads_local", lambda: None)
+    assert golden._workers(22) == 1
+    monkeypatch.setattr(golden, "_blas_threads_local", lambda: (lambda n: 1))
+    monkeypatch.setattr(golden, "_cpus", lambda: 1)
+    assert golden._workers(22) == 1
+
+
 def _conv(rng, shape, c_out, k, wb=8, **kw):
     wmax = 2 ** (wb - 1) - 1
     return ConvParams(rng.integers(-wmax, wmax + 1, (c_out, shape[0], k, k)), shape, wb, **kw)
