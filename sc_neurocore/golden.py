@@ -539,22 +539,31 @@ def _infer_parallel(params: NetworkParams, px: np.ndarray, out: "InferenceResult
     integer arithmetic, so the result is the same bytes as one thread's. On this 2-core machine the conv
     bundles ran 1.3x faster on two matrix-library threads than on one; this uses both cores for the rest
     of a chunk's work too (the im2col copies, LIF passes and pooling: half of it)."""
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
     local = _blas_threads_local()
+    errors: list = []
 
     def run(mine: list) -> None:
-        stages = _stages(params)
-        before = local(1)
         try:
-            for i in mine:
-                _infer_chunk(params, stages, px[i:i + rows], out, slice(i, i + rows))
-        finally:
-            local(before)
+            stages = _stages(params)
+            before = local(1)
+            try:
+                for i in mine:
+                    _infer_chunk(params, stages, px[i:i + rows], out, slice(i, i + rows))
+            finally:
+                local(before)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread below
+            errors.append(e)
 
-    with ThreadPoolExecutor(workers) as pool:
-        for f in [pool.submit(run, starts[w::workers]) for w in range(workers)]:
-            f.result()
+    # one thread per share of the chunks (a pool could hand both shares to whichever thread is free first)
+    threads = [threading.Thread(target=run, args=(starts[w::workers],), daemon=True) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def infer(params: NetworkParams, pixels, *, record: bool = False, batch_size: int = 4096) -> InferenceResult:
