@@ -227,6 +227,16 @@ def _kd_steps(cfg_t: SNNConfig, cfg_s: SNNConfig, x: torch.Tensor, device) -> di
             "snntorch_hoisted": snntorch_kd(True)}, table_s
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``): the ratios depend on it (torch's MKL runs some shapes several
+    times slower on AMD than on Intel), so every result file says which CPU measured it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
 def _time(step, x, y, batch, warmup, batches, device):
     n = len(x)
     rng = np.random.default_rng(0)
@@ -338,7 +348,7 @@ def main(argv=None) -> int:
         "measure": "process CPU time (1 thread, CPU)" if (args.device == "cpu" and args.threads == 1) else "wall time",
         "snntorch_hoisted": "snnTorch with fc1(x) computed once per image and fused Adam (our two generic tricks)",
         "torch": torch.__version__, "snntorch": snntorch.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "cpu_count": __import__("os").cpu_count(), "rows": rows,
+        "machine": platform.machine(), "cpu": _cpu_model(), "cpu_count": __import__("os").cpu_count(), "rows": rows,
         "kd_rows": kd_rows,
         "allocator": ("glibc keeps freed memory for the next step (sc_neurocore.train.loop.keep_freed_memory, "
                       "what the trainer sets), for every variant of the run") if kept else "the platform's default",

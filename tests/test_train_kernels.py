@@ -77,6 +77,26 @@ def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, enc
     assert seen == paths
 
 
+@pytest.mark.parametrize("cols", [1, 10, 15, 16, 40])
+def test_narrow_products_run_transposed_with_the_same_integers(cols, monkeypatch):
+    """kernels._mm: ``a @ b`` (transposed below 16 columns) equals an int64 product exactly on integer
+    operands in float32, and hands on a contiguous result; the transposed form is the one taken."""
+    from sc_neurocore.train import kernels
+
+    gen = torch.Generator().manual_seed(cols)
+    a = torch.randint(0, 2, (37, 129), generator=gen).float()
+    b = torch.randint(-127, 128, (129, cols), generator=gen).float()
+    want = (a.to(torch.int64) @ b.to(torch.int64)).float()
+    taken = []
+    real_t = torch.Tensor.t
+    monkeypatch.setattr(torch.Tensor, "t", lambda self: (taken.append(self.shape), real_t(self))[1])
+    out = kernels._mm(a, b)
+    monkeypatch.undo()
+    assert torch.equal(out, want)
+    assert out.is_contiguous() and out.shape == (37, cols)
+    assert bool(taken) == (cols < kernels._NARROW)
+
+
 @pytest.mark.parametrize("q", [1, 2, 3])
 def test_sum_pool_equals_the_window_sums_and_their_gradient(q):
     """_SumPool (the conv layers' pooling in training): forward the window sums of 0/1 spikes, backward every
