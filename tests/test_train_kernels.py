@@ -117,3 +117,32 @@ def test_sum_pool_equals_the_window_sums_and_their_gradient(q):
     assert q == 1 or out.max() > 1  # windows that hold several spikes
     assert torch.equal(a.grad, b.grad)
     assert torch.equal(a.grad[:, :, :q, :q], g[:, :, :1, :1].expand(n, c, q, q))  # one window, by hand
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("peak,shortcut", [(31, True), (32, False)])
+def test_lif_skips_the_clamp_only_when_no_step_can_saturate(monkeypatch, reset, peak, shortcut):
+    """_LIFLayer with a constant current leaves out the clamp when T * max|I| fits the membrane (here T=4, an 8-bit
+    membrane: 4 * 31 = 124 <= 127 does, 4 * 32 = 128 does not): spikes equal to the plain-autograd loop in both
+    cases, gradients within float32 rounding, and the search for clamped values skipped exactly when it fits."""
+    from types import SimpleNamespace
+
+    from sc_neurocore.train import kernels
+
+    gen = torch.Generator().manual_seed(peak)
+    cur = torch.randint(-peak, peak + 1, (64, 40), generator=gen).float()
+    cur[0, 0], cur[1, 1] = peak, -peak
+    g = torch.randn(4, 64, 40, generator=gen)
+    searched = []
+    real = kernels._saturates
+    monkeypatch.setattr(kernels, "_saturates", lambda *a: searched.append(1) or real(*a))
+    a = cur.clone().requires_grad_()
+    out = kernels._LIFLayer.apply(a, 4, True, 20.0, 2, -128.0, 127.0, True, reset == "subtract", 5.0)
+    out.backward(g)
+    fake = SimpleNamespace(cfg=SimpleNamespace(reset=reset, surrogate_slope=5.0))
+    b = cur.clone().requires_grad_()
+    ref = tr.SpikingMLP._lif_reference(fake, b, 4, True, SimpleNamespace(leak=2, theta=20), True, -128.0, 127.0)
+    ref.backward(g)
+    assert torch.equal(out, ref) and out.sum() > 0
+    assert torch.allclose(a.grad, b.grad, rtol=0, atol=rel_tol(np.float32, 4 * 4) * float(b.grad.abs().max()))
+    assert bool(searched) != shortcut

@@ -227,6 +227,16 @@ def _mantissa_bits(dtype: torch.dtype) -> int:
     return 24 if dtype == torch.float32 else 53
 
 
+def _saturates(pre: torch.Tensor, mmin: float, mmax: float) -> bool:
+    """Whether any of the ``(T, B, n)`` pre-clamp membranes lies outside ``[mmin, mmax]``, one step at a time
+    (a step's values stay in the cache; see :meth:`_LIFLayer.backward`)."""
+    for p in pre:
+        lo, hi = torch.aminmax(p)
+        if bool(lo < mmin) or bool(hi > mmax):
+            return True
+    return False
+
+
 class _LIFLayer(torch.autograd.Function):
     """The whole LIF recurrence of one layer over T steps (spec §4 steps 3-6) with a hand-written BPTT.
 
@@ -255,6 +265,13 @@ class _LIFLayer(torch.autograd.Function):
         mbits = int(mmax + 1).bit_length()  # membrane width m: |I| <= 2^m, |v| < 2^(m-1)
         fma = leak > 0 and mbits + 1 + leak <= _mantissa_bits(dt)
         inv = 1.0 / (1 << leak)
+        # |v_t| <= t max|I| (the leak and both resets never grow |v|), so for a constant current with
+        # T max|I| inside the membrane range no step can clamp: one pass of (B, n) saves T clamps here and the
+        # backward's search for clamped values (all of a conv layer's first steps, in practice).
+        in_range = False
+        if constant and spiking:
+            lo, hi = torch.aminmax(cur)
+            in_range = T * max(-float(lo), float(hi), 0.0) <= min(mmax, -mmin)
         v = None
         for t in range(T):
             I = cur if constant else cur[t]
@@ -267,6 +284,10 @@ class _LIFLayer(torch.autograd.Function):
                 torch.add(I, v, alpha=lam, out=p).ceil_()
             else:
                 torch.sub(v, torch.floor(v * inv), out=p).add_(I)
+            if in_range:  # u = p (pre is kept for the backward: v is a new tensor)
+                z = torch.ge(p, theta, out=out[t])
+                v = torch.sub(p, z, alpha=theta) if subtract else p * (1.0 - z)
+                continue
             u = torch.clamp(p, mmin, mmax)
             if spiking:
                 z = torch.ge(u, theta, out=out[t])  # 0.0 / 1.0 straight into the float output, one pass
@@ -279,6 +300,7 @@ class _LIFLayer(torch.autograd.Function):
                 v = u
         ctx.save_for_backward(pre, out if (spiking and not subtract) else None)
         ctx.cfg = (T, constant, theta, leak, mmin, mmax, spiking, subtract, slope)
+        ctx.in_range = in_range
         return out
 
     @staticmethod
@@ -287,9 +309,8 @@ class _LIFLayer(torch.autograd.Function):
         T, constant, theta, leak, mmin, mmax, spiking, subtract, slope = ctx.cfg
         lam = 1.0 - 1.0 / (1 << leak) if leak else 1.0
         gout = gout.to(pre.dtype)
-        lo, hi = torch.aminmax(pre)
         mask = None  # the clamp's gradient: 1 where mmin <= pre <= mmax, else 0 (pre holds integers)
-        if bool(lo < mmin) or bool(hi > mmax):
+        if not ctx.in_range and _saturates(pre, mmin, mmax):
             mask = torch.rsub((pre - 0.5 * (mmin + mmax)).abs_(), 0.5 * (mmax - mmin) + 1.0).clamp_(0.0, 1.0)
         if not spiking:
             # g_t = mask_t (gout_t + gv_{t+1}), gv_t = lam g_t - gout_t
@@ -305,10 +326,6 @@ class _LIFLayer(torch.autograd.Function):
         # u = clamp(pre) only differs from pre where mask = 0, so y uses pre
         k = slope / theta
         coef = 1.0 / (theta * k * k)
-        y = (pre - theta).abs_().add_(1.0 / k)
-        A = torch.div(gout, y).div_(y)  # gout_t * surrogate_t / coef
-        if mask is not None:
-            A.mul_(mask)
         # g_t = mask_t (A_t + lam r_t g_{t+1}) with r = 1 (subtract reset) or 1 - z_t (zero reset): D_t = lam mask_t r_t
         D = None
         if not subtract:
@@ -316,17 +333,41 @@ class _LIFLayer(torch.autograd.Function):
             if mask is not None:
                 D.mul_(mask)
         elif mask is not None:
-            D = mask.mul_(lam)
-        if D is None and constant:
+            D = mask * lam  # not in place: A_t is masked below
+        closed = D is None and constant
+        if closed:
             # sum_t g_t = sum_s A_s (1 + lam + ... + lam^s): one weighted sum over the steps
-            c = torch.tensor([coef * ((1.0 - lam ** (s + 1)) / (1.0 - lam) if lam != 1.0 else s + 1.0)
-                              for s in range(T)], dtype=pre.dtype, device=pre.device)
-            return torch.tensordot(c, A, dims=1), None, None, None, None, None, None, None, None, None
-        G = A  # in place, from the last step back
-        for t in range(T - 2, -1, -1):
-            if D is None:
-                G[t].add_(G[t + 1], alpha=lam)
-            else:
-                G[t].addcmul_(D[t], G[t + 1])
-        gcur = G.sum(0).mul_(coef) if constant else G.mul_(coef)
+            c = [coef * ((1.0 - lam ** (s + 1)) / (1.0 - lam) if lam != 1.0 else s + 1.0) for s in range(T)]
+        # Step by step from the last, each step's (B, n) arrays reused while they are in the cache: a conv layer's
+        # (T, B, n) arrays are 25 MB, and one pass over all of them cost 7x a pass over one step's (4.7 vs 0.66 ms,
+        # T=4, 128 x 12 544 neurons) -- the same elementwise arithmetic as whole-array passes, a third faster.
+        G = None if constant else torch.empty_like(pre)
+        bufs = (torch.empty_like(pre[0]), torch.empty_like(pre[0])) if constant else None
+        y = torch.empty_like(pre[0])
+        acc = nxt = None
+        for t in range(T - 1, -1, -1):
+            torch.sub(pre[t], theta, out=y).abs_().add_(1.0 / k)
+            A = torch.div(gout[t], y, out=bufs[t % 2] if constant else G[t]).div_(y)  # gout_t * surrogate_t / coef
+            if mask is not None:
+                A.mul_(mask[t])
+            if closed:
+                acc = torch.mul(A, c[t]) if acc is None else acc.add_(A, alpha=c[t])
+                continue
+            if nxt is not None:
+                if D is None:
+                    A.add_(nxt, alpha=lam)
+                else:
+                    A.addcmul_(D[t], nxt)
+                if not constant:
+                    nxt.mul_(coef)  # g_{t+1} is final once g_t has used it
+            if constant:
+                acc = A.clone() if acc is None else acc.add_(A)
+            nxt = A
+        if closed:
+            gcur = acc
+        elif constant:
+            gcur = acc.mul_(coef)
+        else:
+            gcur = G
+            G[0].mul_(coef)
         return gcur, None, None, None, None, None, None, None, None, None
