@@ -70,8 +70,10 @@ def main():
                      "accuracy": float(np.mean(r.classes == cds.test_y)),
                      "hidden_spikes_per_image": float(r.spike_counts[0].sum(1).mean())})
         print(f"T={net.T:<3} {net.encoding:<7} {ips:>10,.0f} images/s  ({name})", flush=True)
-    meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "batch": len(x),
-            "numpy": np.__version__}
+    from bench_train import _cpu_model  # this folder is on sys.path when the script runs
+
+    meta = {"machine": platform.processor() or platform.machine(), "cpu": _cpu_model(), "cpus": os.cpu_count(),
+            "batch": len(x), "numpy": np.__version__}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     print("\n| T | encoding | network | images/s |\n|---|---|---|---|")

@@ -104,6 +104,29 @@ def test_chunks_and_reused_buffers_give_the_same_results(monkeypatch):
     assert res.spike_counts[1].sum() > 0 and res.spikes[0].dtype == np.uint8 and res.scores.dtype == np.int64
 
 
+def test_patch_blocks_give_the_same_results(monkeypatch):
+    """A conv layer builds its im2col patches in blocks of the chunk (at most _PATCH_ELEMENTS values, the last
+    block smaller): blocks of 5 samples in chunks of 16 give what one block per sample gives."""
+    import sc_neurocore.golden as golden
+
+    rng = np.random.default_rng(13)
+    c1 = _conv(rng, (2, 8, 8), 3, 3, threshold=50, leak_shift=2, current_shift=2, padding=1, pool=2)
+    c2 = _conv(rng, c1.out_shape, 3, 3, threshold=30, leak_shift=1, padding=1)
+    net = NetworkParams((c1, c2, LayerParams(rng.integers(-127, 128, (c2.n_out, 3)), 8, 40, 1)), 4)
+    x = rng.integers(0, 256, (37, c1.n_in))
+    monkeypatch.setattr(golden, "_CHUNK_ELEMENTS", 1)  # chunks of 16 samples
+    monkeypatch.setattr(golden, "_PATCH_ELEMENTS", 1)  # one sample per block
+    alone = infer(net, x, record=True)
+    work = max(st.work for st in golden._stages(net) if isinstance(st, golden._ConvStage))
+    monkeypatch.setattr(golden, "_PATCH_ELEMENTS", 5 * work)  # blocks of 5: 5, 5, 5, 1 in a chunk of 16
+    res = infer(net, x, record=True)
+    for f in res._fields:
+        a, b = getattr(alone, f), getattr(res, f)
+        for u, v in (zip(a, b) if isinstance(a, tuple) else [(a, b)]):
+            assert np.array_equal(u, v), f
+    assert res.spike_counts[1].sum() > 0
+
+
 def test_chunks_on_several_threads_give_the_same_results(monkeypatch):
     """With enough chunks infer spreads them over one thread per CPU (each with its own stages and
     single-threaded matrix products): the same results as one thread, bit for bit, every array of the
