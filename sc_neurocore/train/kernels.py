@@ -264,7 +264,9 @@ class _LIFLayer(torch.autograd.Function):
     with integer states, the leak-and-integrate ``v - floor(v / 2^k) + I`` is ``ceil(I + (1 - 2^-k) v)``
     (one fused multiply-add and a ceil, exact while the operands fit the mantissa), the spike
     ``u >= theta`` is written as 0.0 / 1.0 straight into the float output (one pass, no boolean tensor), and the
-    backward evaluates the surrogate for all steps at once; with subtract reset and no saturation
+    backward evaluates the surrogate for as many steps at once as fit the cache (:func:`_chunks`: all T for
+    small layers, one step at a time for a conv layer's); a constant current with ``T max|I|`` inside the
+    membrane range skips the clamps; with subtract reset and no saturation
     the backward recurrence is linear, ``g_t = A_t + lambda g_{t+1}``, and for a constant current
     its sum over ``t`` is one weighted sum of the ``A_t``.
     """
