@@ -68,6 +68,27 @@ def test_conv_float64_path_is_exact():
     _check_exact(cfg)
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+def test_conv_stays_exact_without_onednn():
+    """With oneDNN off, torch ran float32 convolutions through NNPACK's Winograd transform, off the integers by
+    3.7e-4 here: exact_conv2d keeps it out, so the convolution and the whole conv forward (fast and reference
+    paths) still equal integer arithmetic and the golden model."""
+    from sc_neurocore.train.kernels import exact_conv2d
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(0, 3, (64, 16, 14, 14), generator=g).float()
+    w = torch.randint(-50, 51, (32, 16, 5, 5), generator=g).float()
+    want = torch.nn.functional.conv2d(x.double(), w.double(), padding=2)  # exact: every sum far below 2^53
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert torch.equal(exact_conv2d(x, w, 1, 2).double(), want)
+        cfg = SNNConfig.from_arch("8C3-P2-16C5-12", (1, 16, 16), T=3, encoding="direct", readout="membrane")
+        _check_exact(cfg, n=40)
+        model = SpikingMLP(cfg, seed=1)
+        model.autograd_reference = True
+        x0 = _inputs(cfg, 40, 1)
+        assert np.array_equal(model(x0).scores.numpy().astype(np.int64), infer(to_network(model), x0.numpy()).scores)
+
+
 def test_conv_gradients_reach_every_layer():
     cfg = SNNConfig.from_arch("4C5-P2-6C3-P2-10", (1, 12, 12), T=3)
     model = SpikingMLP(cfg, seed=0)

@@ -132,6 +132,19 @@ class _QuantDense(torch.autograd.Function):
         return gx, gw, None, None, None, None, None, None, None
 
 
+def exact_conv2d(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """``conv2d(x, w)`` summed product by product, so that integer operands give exact integer sums (every partial
+    sum below the mantissa: ``ConvDesign.exact64`` picks float64 where float32 would not hold them). On the CPU
+    torch takes oneDNN, which sums directly; where oneDNN is off or missing it took NNPACK, a Winograd transform
+    whose float32 rounding was measured 3.7e-4 off the integers (64 x 16 x 14 x 14 spikes, 5x5 kernels), which a
+    floor turns into wrong currents. NNPACK is therefore switched off around the call; the fallback is then
+    torch's im2col and matrix product, exact like oneDNN."""
+    if x.device.type == "cpu":
+        with torch.backends.nnpack.flags(enabled=False):
+            return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)
+    return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)
+
+
 class _QuantConv(torch.autograd.Function):
     """Kernel quantisation and the exact current of one conv layer in one node (the conv kind's fast path).
 
@@ -153,7 +166,7 @@ class _QuantConv(torch.autograd.Function):
             r.clamp_(-wmax, wmax)
         wdt = x.dtype
         xs, qs = (x.to(torch.float64), r.to(torch.float64)) if exact64 else (x, r)
-        a = torch.nn.functional.conv2d(xs, qs, stride=stride, padding=padding)
+        a = exact_conv2d(xs, qs, stride, padding)
         cur = a.mul_(1.0 / (1 << shift)).floor_()
         lo, hi = torch.aminmax(cur)
         cmask = None

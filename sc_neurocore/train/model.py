@@ -54,7 +54,8 @@ from ..fixedpoint import FixedFormat
 from ..kinds import Registry
 from ..params import ConvParams, LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
-from .kernels import _ExactCurrent, _FloorSTE, _LIFLayer, _QuantConv, _QuantDense, _RoundSTE, _Spike, _SumPool
+from .kernels import (_ExactCurrent, _FloorSTE, _LIFLayer, _QuantConv, _QuantDense, _RoundSTE, _Spike, _SumPool,
+                      exact_conv2d)
 
 __all__ = ["QAT_LAYERS", "DenseQAT", "ConvQAT", "LayerDesign", "ConvDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
            "golden_accuracy"]
@@ -162,7 +163,8 @@ class ConvQAT:
     ``torch.nn.functional.conv2d`` is exact here for the reason the dense matmul is: every partial sum is an
     integer below 2^24 in float32 (``ConvDesign.exact64`` says when the bound ``K*K*C_in * x_max * wmax`` is
     not, and float64 is used); the CPU convolution sums products directly (no Winograd or FFT transform,
-    whose rounding would break this; ``tests/test_train_conv.py`` checks it against the golden model).
+    whose rounding would break this: :func:`~sc_neurocore.train.kernels.exact_conv2d` keeps NNPACK's Winograd
+    out where oneDNN is off; ``tests/test_train_conv.py`` checks it against the golden model).
     Backward: autograd through the straight-through round and floor (the reference path); the training path
     computes the same integers and gradients in one node (:class:`~sc_neurocore.train.kernels._QuantConv`).
     """
@@ -186,9 +188,9 @@ class ConvQAT:
             q = model.int_weight(li)
             x = inp.reshape(-1, c, h, w)
             if exact64:
-                a = F.conv2d(x.to(torch.float64), q.to(torch.float64), stride=g.stride, padding=g.padding)
+                a = exact_conv2d(x.to(torch.float64), q.to(torch.float64), g.stride, g.padding)
             else:
-                a = F.conv2d(x, q, stride=g.stride, padding=g.padding)
+                a = exact_conv2d(x, q, g.stride, g.padding)
             cur = torch.clamp(_FloorSTE.apply(a * scale), -lim, lim).to(sdt)
             return cur.reshape(inp.shape[0], -1)
         return current
