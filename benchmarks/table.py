@@ -272,7 +272,8 @@ def render(args, cache: Path) -> str:
         sp = json.loads(speed.read_text())
         lines += ["", "## Training speed", "",
                   f"`benchmarks/bench_train.py`, {'-'.join(map(str, sp['sizes']))}, batch {sp['batch_size']}, "
-                  f"{sp['threads']} thread(s), {sp['device']}" + (f" ({sp['cpu']})" if sp.get('cpu') else "") + f", measured as {sp.get('measure', 'wall time')} "
+                  f"{sp['threads']} thread(s), {sp['device']}{f' ({cpu})' if (cpu := sp.get('cpu')) else ''}, "
+                  f"measured as {sp.get('measure', 'wall time')} "
                   f"(torch {sp['torch']}, snnTorch {sp['snntorch']}; median of {sp.get('repeats', 1)} interleaved "
                   f"timings of {sp.get('timed_batches', '?')} steps each; the last column gives snnTorch fc1 hoisted out "
                   "of the time loop and fused Adam, our two generic tricks):", "",

@@ -391,11 +391,11 @@ class _LIFLayer(torch.autograd.Function):
                     if not constant and t == t1 - 1:
                         nxt.mul_(coef)  # the previous chunk's first step, final once this one has used it
                 nxt = A[t - t0]
-            if not constant:
-                A[1:].mul_(coef)  # final; A[0] is scaled after the next chunk's last step has read it
             if constant:
                 part = A.sum(0)
                 acc = part if acc is None else acc.add_(part)
+            else:
+                A[1:].mul_(coef)  # final; A[0] is scaled after the next chunk's last step has read it
         if closed:
             gcur = acc
         elif constant:
