@@ -89,6 +89,27 @@ def test_conv_stays_exact_without_onednn():
         assert np.array_equal(model(x0).scores.numpy().astype(np.int64), infer(to_network(model), x0.numpy()).scores)
 
 
+@pytest.mark.parametrize("device_type,backend", [("cpu", "nnpack"), ("cuda", "cudnn")])
+def test_exact_conv_switches_off_the_transforming_backend(device_type, backend):
+    """The conv currents run with the device's transforming backend off (NNPACK on the CPU, cuDNN on CUDA: their
+    Winograd / FFT algorithms round), and the flag is restored afterwards. The flags are what can be checked
+    without a GPU; the CUDA currents themselves were never run here."""
+    from sc_neurocore.train.kernels import _direct_conv_only
+
+    def enabled() -> bool:  # NNPACK's flag is read through set_flags (it returns the previous value)
+        if backend == "cudnn":
+            return torch.backends.cudnn.enabled
+        (on,) = torch.backends.nnpack.set_flags(True)
+        torch.backends.nnpack.set_flags(on)
+        return on
+
+    before = enabled()
+    assert before is True
+    with _direct_conv_only(device_type):
+        assert enabled() is False
+    assert enabled() is True
+
+
 def test_conv_gradients_reach_every_layer():
     cfg = SNNConfig.from_arch("4C5-P2-6C3-P2-10", (1, 12, 12), T=3)
     model = SpikingMLP(cfg, seed=0)

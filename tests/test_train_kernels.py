@@ -31,10 +31,12 @@ GRAD_CASES = [  # (encoding, reset, readout, membrane_bits, out_leak_shift, gain
 ]
 
 
+@pytest.mark.parametrize("tables", [True, False], ids=["tables", "no-tables"])
 @pytest.mark.parametrize("encoding,reset,readout,mbits,out_leak,gain,out_shift,paths", GRAD_CASES)
 def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, encoding, reset, readout, mbits,
-                                                         out_leak, gain, out_shift, paths):
-    """The fused training path (_QuantDense, _LIFLayer) against the plain-autograd reference loop."""
+                                                         out_leak, gain, out_shift, paths, tables):
+    """The fused training path (_QuantDense, _LIFLayer, _LIFTable) against the plain-autograd reference loop;
+    ``no-tables``: constant currents through the recurrence (_LIFLayer) as well, as for tables too large."""
     from sc_neurocore import train as tr
 
     cfg = SNNConfig(sizes=(784, 48, 24, 10), T=6, encoding=encoding, reset=reset, readout=readout, leak_shift=3,
@@ -43,8 +45,30 @@ def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, enc
     y = torch.as_tensor(mnist.test_y[:96])
     seen = set()
     backward = tr.kernels._LIFLayer.backward
+    table_backward = tr.kernels._LIFTable.backward
+    monkeypatch.setattr(tr.kernels, "_TABLES", {})  # built in this test, not by an earlier one
+    if not tables:
+        monkeypatch.setattr(tr.kernels, "_TABLE_ENTRIES", 0)
+    building = []
+    real_table = tr.kernels.lif_table
+
+    def table_spy(*args):  # the table's own evaluation of the recurrence is not a path the model takes
+        building.append(1)
+        try:
+            return real_table(*args)
+        finally:
+            building.pop()
+
+    def spy_table(ctx, g):
+        seen.add("spk const table")
+        return table_backward(ctx, g)
+
+    monkeypatch.setattr(tr.model, "lif_table", table_spy)
+    monkeypatch.setattr(tr.kernels._LIFTable, "backward", staticmethod(spy_table))
 
     def spy(ctx, g):  # which branch of the hand-written backward runs
+        if building:
+            return backward(ctx, g)
         pre = ctx.saved_tensors[0]
         _, constant, _, _, mmin, mmax, spiking, subtract, _ = ctx.cfg
         sat = bool(pre.min() < mmin) or bool(pre.max() > mmax)
@@ -74,6 +98,8 @@ def test_fast_forward_and_gradients_equal_plain_autograd(mnist, monkeypatch, enc
             float((a - b).abs().max())
     if readout == "membrane" and not any(p.startswith("out") for p in seen):
         seen.add("readout = currents")  # the non-spiking output skipped _LIFLayer (never saturated)
+    if tables:  # every spiking layer with a constant current is looked up
+        paths = {"spk const table" if p.startswith("spk const") else p for p in paths}
     assert seen == paths
 
 
@@ -146,3 +172,49 @@ def test_lif_skips_the_clamp_only_when_no_step_can_saturate(monkeypatch, reset, 
     assert torch.equal(out, ref) and out.sum() > 0
     assert torch.allclose(a.grad, b.grad, rtol=0, atol=rel_tol(np.float32, 4 * 4) * float(b.grad.abs().max()))
     assert bool(searched) != shortcut
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("T", [1, 4, 7])
+def test_lif_table_equals_the_recurrence_for_every_constant_current(monkeypatch, reset, T):
+    """_LIFTable (a constant current looked up in lif_table) against the plain-autograd loop, on every current of
+    the clamp range of an 8-bit membrane (|I| <= 2^8: saturating high and low, never firing, firing every step)
+    plus random ones: the same spikes bit for bit, gradients within float32 rounding of T-term sums."""
+    from types import SimpleNamespace
+
+    from sc_neurocore.train import kernels
+
+    monkeypatch.setattr(kernels, "_TABLES", {})
+    lim = 256.0
+    gen = torch.Generator().manual_seed(T)
+    every = torch.arange(-256, 257, dtype=torch.float32)
+    cur = torch.cat([every, torch.randint(-256, 257, (64 * 40 - len(every),), generator=gen).float()]).reshape(64, 40)
+    g = torch.randn(T, 64, 40, generator=gen)
+    Z, K = kernels.lif_table(T, 20.0, 2, -128.0, 127.0, reset == "subtract", 5.0, lim, torch.float32,
+                             torch.device("cpu"))
+    assert Z.shape == K.shape == (T, 513)
+    a = cur.clone().requires_grad_()
+    out = kernels._LIFTable.apply(a, Z, K, lim)
+    out.backward(g)
+    fake = SimpleNamespace(cfg=SimpleNamespace(reset=reset, surrogate_slope=5.0))
+    b = cur.clone().requires_grad_()
+    ref = tr.SpikingMLP._lif_reference(fake, b, T, True, SimpleNamespace(leak=2, theta=20), True, -128.0, 127.0)
+    ref.backward(g)
+    assert torch.equal(out, ref)
+    assert 0 < float(out.detach().mean()) < 1
+    assert torch.count_nonzero(b.grad) > 0 and torch.count_nonzero(b.grad == 0) > 0  # clamped currents get none
+    assert torch.allclose(a.grad, b.grad, rtol=0, atol=rel_tol(np.float32, 4 * T) * float(b.grad.abs().max()))
+
+
+def test_lif_table_only_up_to_its_size(monkeypatch):
+    """lif_table builds tables of at most _TABLE_ENTRIES entries (T x (2 lim + 1)) and returns None beyond, so
+    the model runs the recurrence instead (the no-tables cases above); a table is built once per configuration."""
+    from sc_neurocore.train import kernels
+
+    monkeypatch.setattr(kernels, "_TABLES", {})
+    monkeypatch.setattr(kernels, "_TABLE_ENTRIES", 4 * 513)
+    args = (20.0, 2, -128.0, 127.0, True, 5.0, 256.0, torch.float32, torch.device("cpu"))
+    first = kernels.lif_table(4, *args)
+    assert first is not None and kernels.lif_table(4, *args) is first
+    assert kernels.lif_table(5, *args) is None
+    assert len(kernels._TABLES) == 1

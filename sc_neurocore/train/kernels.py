@@ -132,17 +132,27 @@ class _QuantDense(torch.autograd.Function):
         return gx, gw, None, None, None, None, None, None, None
 
 
+def _direct_conv_only(device_type: str):
+    """The backend flags under which torch's ``conv2d`` on ``device_type`` sums products directly (no transform).
+
+    CPU: torch takes oneDNN, which sums directly; where oneDNN is off or missing it took NNPACK, a Winograd
+    transform whose float32 rounding was measured 3.7e-4 off the integers (64 x 16 x 14 x 14 spikes, 5x5 kernels),
+    so NNPACK is switched off and the fallback is torch's im2col and matrix product. CUDA: cuDNN chooses its
+    algorithm by heuristics, and its Winograd and FFT algorithms transform in floating point too (nothing in
+    torch's API excludes them, ``cudnn.deterministic`` included), so cuDNN is switched off for the currents and
+    torch's im2col and cuBLAS product run instead (exact: the trainer turns TF32 off on CUDA). Not measured on a
+    GPU (none was lent to the sessions that wrote this); the backward's convolutions keep cuDNN."""
+    if device_type == "cuda":
+        return torch.backends.cudnn.flags(enabled=False)
+    return torch.backends.nnpack.flags(enabled=False)
+
+
 def exact_conv2d(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
     """``conv2d(x, w)`` summed product by product, so that integer operands give exact integer sums (every partial
-    sum below the mantissa: ``ConvDesign.exact64`` picks float64 where float32 would not hold them). On the CPU
-    torch takes oneDNN, which sums directly; where oneDNN is off or missing it took NNPACK, a Winograd transform
-    whose float32 rounding was measured 3.7e-4 off the integers (64 x 16 x 14 x 14 spikes, 5x5 kernels), which a
-    floor turns into wrong currents. NNPACK is therefore switched off around the call; the fallback is then
-    torch's im2col and matrix product, exact like oneDNN."""
-    if x.device.type == "cpu":
-        with torch.backends.nnpack.flags(enabled=False):
-            return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)
-    return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)
+    sum below the mantissa: ``ConvDesign.exact64`` picks float64 where float32 would not hold them), on any device
+    (:func:`_direct_conv_only`: a transform's rounding, which a floor turns into wrong currents, is kept out)."""
+    with _direct_conv_only(x.device.type):
+        return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)
 
 
 class _QuantConv(torch.autograd.Function):
@@ -404,3 +414,67 @@ class _LIFLayer(torch.autograd.Function):
             gcur = G
             G[0].mul_(coef)
         return gcur, None, None, None, None, None, None, None, None, None
+
+
+#: Most entries (steps x distinct currents) of one table of :func:`lif_table` (8 MiB of float32): with 16-bit membranes
+#: (currents in [-2^16, 2^16]) every T up to 15.
+_TABLE_ENTRIES = 1 << 21
+
+#: :func:`lif_table`'s tables, by layer configuration (a training run uses one or two).
+_TABLES: dict = {}
+
+
+def lif_table(T: int, theta: float, leak: int, mmin: float, mmax: float, subtract: bool, slope: float, lim: float,
+              dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(Z, K)``, both ``(T, 2 lim + 1)``: the spikes ``Z[t, I + lim]`` of a spiking LIF layer whose current is the
+    integer ``I`` at every step, and the gradient ``K[t, I + lim]`` of ``I`` per unit gradient of spike ``t``, for
+    every ``I`` in ``[-lim, lim]`` (the range the currents are clamped to); None when that is more than
+    :data:`_TABLE_ENTRIES` entries. A constant current's whole trajectory is a function of that one integer, so
+    :class:`_LIFTable` can look it up instead of running the recurrence. The table is the recurrence itself, run
+    once per configuration: :class:`_LIFLayer`'s forward on all the currents at once (so ``Z`` holds exactly its
+    spikes) and its backward once per step with the gradient 1 on that step's spikes (so ``K`` holds its
+    gradients: they are linear in the output gradient)."""
+    R = 2 * int(lim) + 1
+    if T * R > _TABLE_ENTRIES:
+        return None
+    key = (T, theta, leak, mmin, mmax, subtract, slope, lim, dtype, device)
+    table = _TABLES.get(key)
+    if table is None:
+        with torch.inference_mode(False), torch.enable_grad():
+            cur = torch.arange(-int(lim), int(lim) + 1, dtype=dtype, device=device).reshape(1, R).requires_grad_()
+            out = _LIFLayer.apply(cur, T, True, theta, leak, mmin, mmax, True, subtract, slope)
+            K = torch.empty(T, R, dtype=dtype, device=device)
+            for t in range(T):
+                onehot = torch.zeros_like(out)
+                onehot[t] = 1.0
+                (g,) = torch.autograd.grad(out, cur, onehot, retain_graph=t < T - 1)
+                K[t] = g[0]
+        table = _TABLES[key] = (out.detach()[:, 0].contiguous(), K)
+    return table
+
+
+class _LIFTable(torch.autograd.Function):
+    """A spiking LIF layer with a constant current (layer 1 of a direct-encoded network), looked up in
+    :func:`lif_table`'s ``(Z, K)``: forward ``out[t] = Z[t, I + lim]``, bit for bit :class:`_LIFLayer`'s spikes;
+    backward ``dL/dI = sum_t gout[t] K[t, I + lim]``, its gradients up to float rounding (another summation order).
+
+    One gather per direction instead of a handful of passes per step: one thread, T=4, a conv layer of 128 x 12 544
+    neurons took 3.8 ms forward and 6.3 ms backward (about 13 and 15 ms through the recurrence), a 128 x 128 dense
+    layer about 30 and 45 us (about 180 and 330 us); nothing of size ``(T, B, n)`` is kept for the backward."""
+
+    @staticmethod
+    def forward(ctx, cur, Z, K, lim):
+        B, n = cur.shape
+        idx = torch.add(cur.reshape(-1), lim).to(torch.int32)  # cur holds integers in [-lim, lim]
+        ctx.save_for_backward(idx, K)
+        return Z.index_select(1, idx).view(Z.shape[0], B, n)
+
+    @staticmethod
+    def backward(ctx, gout):
+        idx, K = ctx.saved_tensors
+        g = gout.to(K.dtype).reshape(K.shape[0], -1)
+        acc = None
+        for t in range(K.shape[0]):
+            k = torch.index_select(K[t], 0, idx)
+            acc = k.mul_(g[t]) if acc is None else acc.addcmul_(k, g[t])
+        return acc.view(gout.shape[1:]), None, None, None

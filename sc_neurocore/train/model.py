@@ -54,8 +54,8 @@ from ..fixedpoint import FixedFormat
 from ..kinds import Registry
 from ..params import ConvParams, LayerParams, NetworkParams, check_T, lfsr_thresholds
 from .config import SNNConfig
-from .kernels import (_ExactCurrent, _FloorSTE, _LIFLayer, _QuantConv, _QuantDense, _RoundSTE, _Spike, _SumPool,
-                      exact_conv2d)
+from .kernels import (_ExactCurrent, _FloorSTE, _LIFLayer, _LIFTable, _QuantConv, _QuantDense, _RoundSTE, _Spike,
+                      _SumPool, exact_conv2d, lif_table)
 
 __all__ = ["QAT_LAYERS", "DenseQAT", "ConvQAT", "LayerDesign", "ConvDesign", "layer_design", "SNNOutput", "SpikingMLP", "ANNTeacher", "to_network", "to_bundle",
            "golden_accuracy"]
@@ -322,8 +322,14 @@ class SpikingMLP(nn.Module):
             return self._lif_reference(cur, T, constant, d, spiking, mmin, mmax)
         if not spiking and d.leak == 0 and not constant and self._never_saturates(cur, mmin, mmax):
             return cur  # v_t = v_{t-1} + I_t never clamped: the increments are the currents
-        return _LIFLayer.apply(cur, T, constant, float(d.theta), d.leak, mmin, mmax, spiking,
-                               cfg.reset == "subtract", cfg.surrogate_slope)
+        subtract = cfg.reset == "subtract"
+        if constant and spiking:  # the current's trajectory is a function of its one integer value: look it up
+            table = lif_table(T, float(d.theta), d.leak, mmin, mmax, subtract, cfg.surrogate_slope,
+                              float(1 << d.mbits), cur.dtype, cur.device)
+            if table is not None:
+                return _LIFTable.apply(cur, *table, float(1 << d.mbits))
+        return _LIFLayer.apply(cur, T, constant, float(d.theta), d.leak, mmin, mmax, spiking, subtract,
+                               cfg.surrogate_slope)
 
     def _readout_logits(self, out_seq: torch.Tensor) -> torch.Tensor:
         """Per-step real logits from the output layer's sequence (membrane units / gain, times the temperature)."""
